@@ -1,0 +1,13 @@
+//! Pieces every Strata binary shares: clap configuration blocks (each flag
+//! also read from a `STRATA_*` environment variable) and telemetry set-up.
+
+pub mod config;
+pub mod telemetry;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CoreError {
+    #[error("could not initialise logging: {0}")]
+    Telemetry(String),
+}

@@ -1,0 +1,253 @@
+//! Day chunks: the partitioning interface over TimescaleDB and native
+//! PostgreSQL partitions. This module is the only place that branches on
+//! the layout.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use crate::{HotError, HotStore};
+
+/// Advisory-lock class for partition DDL; the second key is the day number.
+/// The archiver takes the same lock around its drop.
+const PARTITION_LOCK_CLASS: i32 = 0x5354_4b01;
+const NATIVE_PREFIX: &str = "events_p";
+
+/// Which physical layout holds the hot events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// A TimescaleDB hypertable with 1-day chunks.
+    Timescale,
+    /// PostgreSQL declarative range partitions, one per UTC day.
+    Native,
+}
+
+impl Layout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timescale => "timescaledb-hypertable",
+            Self::Native => "native-partitions",
+        }
+    }
+}
+
+/// One hot chunk: the rows with `start <= ts < end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Qualified relation name, for logs and `COPY`.
+    pub name: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Chunk {
+    /// The UTC day a 1-day chunk covers.
+    pub fn day(&self) -> NaiveDate {
+        self.start.date_naive()
+    }
+}
+
+pub(crate) async fn detect_layout(pool: &PgPool) -> Result<Layout, HotError> {
+    let row: Option<(String, bool)> = sqlx::query_as(
+        "SELECT c.relkind::text,
+                EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
+           FROM pg_class c WHERE c.oid = to_regclass('events')",
+    )
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        Some((kind, _)) if kind == "p" => Ok(Layout::Native),
+        Some((kind, true)) if kind == "r" => {
+            let hyper: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables
+                                 WHERE hypertable_schema = current_schema()
+                                   AND hypertable_name = 'events')",
+            )
+            .fetch_one(pool)
+            .await?;
+            if hyper {
+                Ok(Layout::Timescale)
+            } else {
+                Err(HotError::UnknownLayout)
+            }
+        }
+        _ => Err(HotError::UnknownLayout),
+    }
+}
+
+fn day_start(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+fn day_number(day: NaiveDate) -> i32 {
+    // Days since 1970-01-01 fit an i32 for every date PostgreSQL can store.
+    (day - NaiveDate::default()).num_days() as i32
+}
+
+fn native_name(day: NaiveDate) -> String {
+    format!("{NATIVE_PREFIX}{}", day.format("%Y%m%d"))
+}
+
+fn parse_native_name(name: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(name.strip_prefix(NATIVE_PREFIX)?, "%Y%m%d").ok()
+}
+
+impl HotStore {
+    /// Makes sure every day in `days` has a chunk to receive rows. TimescaleDB
+    /// creates chunks itself; native partitions are created here, each in its
+    /// own short transaction under an advisory lock, so concurrent ingests
+    /// never race on DDL and no ingest transaction holds DDL locks.
+    pub(crate) async fn ensure_days(&self, days: &BTreeSet<NaiveDate>) -> Result<(), HotError> {
+        if self.layout == Layout::Timescale {
+            return Ok(());
+        }
+        let unknown: Vec<NaiveDate> = {
+            let known = self.known_days.lock().unwrap_or_else(|p| p.into_inner());
+            days.iter()
+                .filter(|d| !known.contains(d))
+                .copied()
+                .collect()
+        };
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = unknown.iter().map(|d| native_name(*d)).collect();
+        let missing: Vec<String> =
+            sqlx::query_scalar("SELECT n FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL")
+                .bind(&names)
+                .fetch_all(&self.pool)
+                .await?;
+        for day in &unknown {
+            if missing.contains(&native_name(*day)) {
+                self.create_native_partition(*day).await?;
+            }
+        }
+        self.known_days
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(unknown);
+        Ok(())
+    }
+
+    async fn create_native_partition(&self, day: NaiveDate) -> Result<(), HotError> {
+        let mut tx = self.pool.begin().await?;
+        lock_day(&mut tx, day).await?;
+        let start = day_start(day);
+        let end = start + chrono::Duration::days(1);
+        // Identifiers and bounds are generated from a date, never from input.
+        let ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ('{}') TO ('{}')",
+            native_name(day),
+            start.format("%Y-%m-%d %H:%M:%S+00"),
+            end.format("%Y-%m-%d %H:%M:%S+00"),
+        );
+        sqlx::query(&ddl).execute(&mut *tx).await?;
+        tx.commit().await?;
+        tracing::info!(%day, "created hot partition");
+        Ok(())
+    }
+
+    /// Forgets cached partition existence, after an insert found one missing.
+    pub(crate) fn forget_days(&self, days: &BTreeSet<NaiveDate>) {
+        let mut known = self.known_days.lock().unwrap_or_else(|p| p.into_inner());
+        for d in days {
+            known.remove(d);
+        }
+    }
+
+    /// Every hot chunk, oldest first.
+    pub async fn list_chunks(&self) -> Result<Vec<Chunk>, HotError> {
+        match self.layout {
+            Layout::Timescale => {
+                let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+                    "SELECT format('%I.%I', chunk_schema, chunk_name), range_start, range_end
+                       FROM timescaledb_information.chunks
+                      WHERE hypertable_schema = current_schema() AND hypertable_name = 'events'
+                      ORDER BY range_start",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(name, start, end)| Chunk { name, start, end })
+                    .collect())
+            }
+            Layout::Native => {
+                let names: Vec<String> = sqlx::query_scalar(
+                    "SELECT c.relname::text FROM pg_inherits i
+                       JOIN pg_class c ON c.oid = i.inhrelid
+                      WHERE i.inhparent = 'events'::regclass",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut chunks: Vec<Chunk> = names
+                    .into_iter()
+                    .filter_map(|name| {
+                        let start = day_start(parse_native_name(&name)?);
+                        Some(Chunk {
+                            name,
+                            start,
+                            end: start + chrono::Duration::days(1),
+                        })
+                    })
+                    .collect();
+                chunks.sort_by_key(|c| c.start);
+                Ok(chunks)
+            }
+        }
+    }
+
+    /// Drops one chunk inside the caller's transaction (the archiver's commit
+    /// point). Returns an error if the chunk no longer exists.
+    pub async fn drop_chunk(&self, conn: &mut PgConnection, chunk: &Chunk) -> Result<(), HotError> {
+        match self.layout {
+            Layout::Timescale => {
+                let dropped: Vec<String> = sqlx::query_scalar(
+                    "SELECT c::text FROM drop_chunks('events', older_than => $2, newer_than => $1) c",
+                )
+                .bind(chunk.start)
+                .bind(chunk.end)
+                .fetch_all(&mut *conn)
+                .await?;
+                if dropped.is_empty() {
+                    return Err(HotError::NotFound(format!("chunk {} is gone", chunk.name)));
+                }
+            }
+            Layout::Native => {
+                let day = parse_native_name(&chunk.name).ok_or_else(|| {
+                    HotError::Invalid(format!("{} is not a day partition", chunk.name))
+                })?;
+                lock_day(conn, day).await?;
+                sqlx::query(&format!("DROP TABLE {}", native_name(day)))
+                    .execute(&mut *conn)
+                    .await?;
+                self.forget_days(&BTreeSet::from([day]));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn lock_day(conn: &mut PgConnection, day: NaiveDate) -> Result<(), HotError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(PARTITION_LOCK_CLASS)
+        .bind(day_number(day))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_names_round_trip() {
+        let d = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        assert_eq!(native_name(d), "events_p20260105");
+        assert_eq!(parse_native_name("events_p20260105"), Some(d));
+        assert_eq!(parse_native_name("events_default"), None);
+        assert_eq!(day_number(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()), 1);
+    }
+}

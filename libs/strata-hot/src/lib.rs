@@ -1,0 +1,152 @@
+//! The hot tier: recent events in PostgreSQL, one chunk per UTC day.
+//!
+//! [`HotStore`] is the one interface over both physical layouts — a
+//! TimescaleDB hypertable with 1-day chunks, or native range partitions made
+//! on demand — and nothing above it knows which one is active.
+
+mod chunks;
+mod error;
+mod ingest;
+mod keys;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+pub use chunks::{Chunk, Layout};
+pub use error::HotError;
+pub use ingest::InsertOutcome;
+pub use keys::{AuthenticatedKey, KeyInfo};
+
+/// Embedded SQL migrations from `migrations/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens a pool without touching the database yet (so a server can start,
+/// report unready, and recover when PostgreSQL comes back).
+pub fn lazy_pool(url: &str, cfg: &PoolConfig) -> Result<PgPool, HotError> {
+    Ok(PgPoolOptions::new()
+        .max_connections(cfg.max_connections)
+        .acquire_timeout(cfg.acquire_timeout)
+        .connect_lazy(url)?)
+}
+
+/// Applies pending migrations (idempotent; concurrent callers serialise on
+/// sqlx's advisory lock).
+pub async fn migrate(pool: &PgPool) -> Result<(), HotError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Handle to the hot tier. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HotStore {
+    pool: PgPool,
+    layout: Layout,
+    /// Days whose native partition this process has seen exist. A stale entry
+    /// (the archiver dropped the day) is corrected by the insert's retry.
+    known_days: Arc<Mutex<HashSet<NaiveDate>>>,
+}
+
+impl HotStore {
+    /// Detects the layout of an already migrated database.
+    pub async fn open(pool: PgPool) -> Result<Self, HotError> {
+        let layout = chunks::detect_layout(&pool).await?;
+        tracing::info!(layout = layout.as_str(), "hot tier layout detected");
+        Ok(Self {
+            pool,
+            layout,
+            known_days: Arc::default(),
+        })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// True when PostgreSQL answers and every embedded migration is applied.
+    pub async fn is_ready(&self) -> Result<(), HotError> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?;
+        let missing = MIGRATOR
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .count();
+        if missing > 0 {
+            return Err(HotError::NotMigrated(missing));
+        }
+        Ok(())
+    }
+
+    /// Deletes idempotency records older than `window` (by first arrival),
+    /// in bounded batches. Returns how many were removed.
+    pub async fn prune_dedup(&self, window: Duration) -> Result<u64, HotError> {
+        const BATCH: i64 = 50_000;
+        let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        let cutoff = chrono::Utc::now()
+            .checked_sub_signed(window)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM event_ids WHERE ctid = ANY (ARRAY(
+                     SELECT ctid FROM event_ids WHERE received_at < $1 LIMIT $2))",
+            )
+            .bind(cutoff)
+            .bind(BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            total += n;
+            if n < BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// Prunes expired idempotency records every `interval` until the runtime
+/// stops. Failures are logged and retried on the next tick.
+pub fn spawn_dedup_pruner(
+    store: HotStore,
+    window: Duration,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match store.prune_dedup(window).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "pruned expired idempotency records"),
+                Err(e) => tracing::warn!(error = %e, "idempotency prune failed; will retry"),
+            }
+        }
+    })
+}

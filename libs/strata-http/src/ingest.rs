@@ -1,0 +1,191 @@
+//! `POST /v1/events`: the ingest contract of DESIGN.md §2.
+
+use std::io::Read;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use flate2::read::MultiGzDecoder;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Serialize;
+use strata_model::{IngestLimits, ParsedBatch, Rejection, Scope, parse_batch};
+
+use crate::{ApiError, AppState, Authenticated};
+
+/// The answer to every accepted request, even one whose events were all
+/// rejected: `accepted + duplicates + rejected.len()` = events sent.
+#[derive(Debug, Serialize)]
+pub struct IngestResponse {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: Vec<Rejection>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(()); // JSON is the only thing this route takes.
+    };
+    let ct = ct.to_str().unwrap_or_default();
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json")
+        || essence.to_ascii_lowercase().ends_with("+json")
+    {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type {ct:?} is not supported; send application/json"
+        )))
+    }
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(v) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(Encoding::Identity);
+    };
+    let v = v.to_str().unwrap_or_default().trim();
+    match v.to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(Encoding::Identity),
+        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding {v:?} is not supported; send gzip or none"
+        ))),
+    }
+}
+
+fn too_large(limit: usize, what: &str) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "request body {what} exceeds the limit of {limit} bytes"
+    ))
+}
+
+/// Reads at most `limit` bytes of body; more is a 413, not a bigger buffer.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit, "")),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "could not read request body: {e}"
+        ))),
+    }
+}
+
+/// Decompresses into a buffer that may not grow past `limit` + 1 bytes, so a
+/// gzip bomb costs at most `limit` bytes of memory before its 413.
+fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit + 1));
+    MultiGzDecoder::new(raw)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(too_large(limit, "after decompression"));
+    }
+    Ok(out)
+}
+
+fn decode_and_parse(
+    raw: Bytes,
+    encoding: Encoding,
+    limits: &IngestLimits,
+) -> Result<ParsedBatch, ApiError> {
+    let now = chrono::Utc::now();
+    let batch = match encoding {
+        Encoding::Identity => parse_batch(&raw, limits, now)?,
+        Encoding::Gzip => parse_batch(&gunzip(&raw, limits.max_body_bytes)?, limits, now)?,
+    };
+    Ok(batch)
+}
+
+pub async fn ingest(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let key = auth.require(Scope::Ingest)?;
+    check_content_type(&headers)?;
+    let encoding = content_encoding(&headers)?;
+    let limits = state.limits;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        && len > limits.max_body_bytes
+    {
+        return Err(too_large(limits.max_body_bytes, ""));
+    }
+    let raw = read_body(body, limits.max_body_bytes).await?;
+    // Decompression and JSON parsing are CPU work: keep them off the runtime.
+    let batch = tokio::task::spawn_blocking(move || decode_and_parse(raw, encoding, &limits))
+        .await
+        .map_err(|e| ApiError::Internal(format!("ingest parser task failed: {e}")))??;
+
+    let outcome = state
+        .hot
+        .insert_events(key.project_id, &batch.events)
+        .await?;
+    let response = IngestResponse {
+        accepted: outcome.stored,
+        duplicates: outcome.duplicates + batch.in_batch_duplicates as u64,
+        rejected: batch.rejected,
+    };
+    tracing::info!(
+        project = %key.project,
+        accepted = response.accepted,
+        duplicates = response.duplicates,
+        rejected = response.rejected.len(),
+        "ingested batch"
+    );
+    Ok(Json(response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gunzip_respects_limit() {
+        let data = vec![b'a'; 1000];
+        assert_eq!(gunzip(&gz(&data), 1000).unwrap().len(), 1000);
+        assert!(matches!(
+            gunzip(&gz(&data), 999),
+            Err(ApiError::PayloadTooLarge(_))
+        ));
+        assert!(matches!(
+            gunzip(b"not gzip", 999),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn content_types() {
+        let mut h = HeaderMap::new();
+        assert!(check_content_type(&h).is_ok());
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
+        assert!(check_content_type(&h).is_ok());
+        h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert!(check_content_type(&h).is_err());
+        h.insert(header::CONTENT_ENCODING, "br".parse().unwrap());
+        assert!(content_encoding(&h).is_err());
+        h.insert(header::CONTENT_ENCODING, "GZIP".parse().unwrap());
+        assert_eq!(content_encoding(&h).unwrap(), Encoding::Gzip);
+    }
+}

@@ -1,0 +1,48 @@
+use thiserror::Error;
+
+/// Why a value from outside was refused. The `Display` text is what the client
+/// sees, so it names the field and says what would have been accepted.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ModelError {
+    #[error("{field} is required")]
+    Missing { field: &'static str },
+    #[error("{field} must be {expected}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
+    #[error("{field} must not be empty")]
+    Empty { field: &'static str },
+    #[error("{field} is {len} bytes, over the limit of {max}")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{field} must not contain NUL characters")]
+    ContainsNul { field: &'static str },
+    #[error("event_id {value:?} is not a UUID")]
+    BadUuid { value: String },
+    #[error("timestamp {value:?} has no UTC offset; add 'Z' or '+hh:mm'")]
+    NoOffset { value: String },
+    #[error("timestamp {value:?} is not an RFC 3339 date-time (e.g. 2026-11-20T12:00:00Z)")]
+    BadTimestamp { value: String },
+    #[error("timestamp {value} is more than {limit} in the future")]
+    TooFarInFuture { value: String, limit: String },
+    #[error("timestamp {value} is older than the {limit} limit")]
+    TooFarInPast { value: String, limit: String },
+    #[error("properties must be a JSON object")]
+    PropertiesNotObject,
+    #[error("properties are {len} bytes, over the limit of {max}")]
+    PropertiesTooLarge { len: usize, max: usize },
+    #[error("event must be a JSON object")]
+    EventNotObject,
+    #[error("event is not valid: {0}")]
+    EventShape(String),
+    #[error(
+        "project name {0:?} must be 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit"
+    )]
+    BadProjectName(String),
+    #[error("unknown scope {0:?}; expected ingest, read or admin")]
+    BadScope(String),
+}

@@ -1,0 +1,16 @@
+//! Strata's event model: the domain types every other crate speaks, and the
+//! validation that turns an untrusted ingest body into them.
+//!
+//! Every value that crosses the API boundary is parsed exactly once, here, into
+//! a newtype whose constructor is the only way to build it (`EventId::parse`,
+//! `UserId::parse`, …). Code past this crate never re-checks a field.
+
+mod batch;
+mod error;
+mod event;
+mod key;
+
+pub use batch::{BatchError, IngestLimits, ParsedBatch, Rejection, parse_batch};
+pub use error::ModelError;
+pub use event::{EventId, EventTime, EventType, Properties, UserId, ValidEvent};
+pub use key::{ApiKey, KeyHash, ProjectId, ProjectName, Scope, Scopes};
