@@ -1,1 +1,7 @@
+//! Integration tests against real PostgreSQL (one database per test).
 
+mod auth;
+mod chunks;
+mod health;
+mod idempotency;
+mod ingest;

@@ -1,1 +1,267 @@
+//! Test harness: every test gets its own PostgreSQL database (so the suite
+//! runs in parallel and can be rerun) and, through [`spawn_app`], its own
+//! server on a random port — the same router the binary serves.
+//!
+//! The server under test is whatever `STRATA_TEST_DATABASE_URL` names
+//! (default: the local PostgreSQL on 127.0.0.1:5432); `make test` sets it.
 
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use strata_hot::{HotStore, PoolConfig};
+use strata_http::{AppState, ServerConfig};
+use strata_model::{IngestLimits, ProjectName, Scopes};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// A database on the server under test with full rights, used to create the
+/// per-test databases.
+pub fn admin_database_url() -> String {
+    std::env::var("STRATA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Prefix of every database the harness creates; `make test` drops leftovers.
+pub const TEST_DB_PREFIX: &str = "strata_t_";
+
+/// A fresh, migrated database, dropped when this value is dropped (also when
+/// the test panics).
+#[derive(Debug)]
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let mut u = reqwest::Url::parse(url).expect("STRATA_TEST_DATABASE_URL is not a URL");
+    u.set_path(db);
+    u.to_string()
+}
+
+impl TestDb {
+    /// Creates an empty database (not migrated).
+    pub async fn create_empty() -> Self {
+        let admin = admin_database_url();
+        let name = format!("{TEST_DB_PREFIX}{}", Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin}: {e}"));
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        let url = with_database(&admin, &name);
+        Self { name, url }
+    }
+
+    /// Creates a database and applies every migration.
+    pub async fn create() -> Self {
+        let db = Self::create_empty().await;
+        let pool = db.pool().await;
+        strata_hot::migrate(&pool).await.unwrap();
+        pool.close().await;
+        db
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        strata_hot::lazy_pool(&self.url, &PoolConfig::default()).unwrap()
+    }
+
+    pub async fn hot(&self) -> HotStore {
+        HotStore::open(self.pool().await).await.unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = admin_database_url();
+        let name = self.name.clone();
+        // Drop may run inside a runtime; use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                    let _ = conn
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running API server on a random port, with its own database.
+#[derive(Debug)]
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub hot: HotStore,
+    shutdown: Option<oneshot::Sender<()>>,
+    // Declared last: dropped after the server is told to stop.
+    pub db: TestDb,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(IngestLimits::default()).await
+}
+
+pub async fn spawn_app_with(limits: IngestLimits) -> TestApp {
+    let db = TestDb::create().await;
+    let hot = db.hot().await;
+    let state = AppState {
+        hot: hot.clone(),
+        limits,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        strata_http::serve(listener, state, &ServerConfig::default(), async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        hot,
+        shutdown: Some(tx),
+        db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Creates a key (and its project) and returns the secret.
+    pub async fn key(&self, project: &str, scopes: &str) -> String {
+        let (key, _) = self
+            .hot
+            .create_key(
+                &ProjectName::parse(project).unwrap(),
+                &Scopes::parse_list(scopes).unwrap(),
+            )
+            .await
+            .unwrap();
+        key.expose().to_owned()
+    }
+
+    pub async fn project_id(&self, project: &str) -> i64 {
+        sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
+            .bind(project)
+            .fetch_one(self.hot.pool())
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_events(&self, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/events"))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts and asserts a 200; returns the body, checked to add up.
+    pub async fn ingest_ok(&self, key: &str, events: &[Value]) -> IngestCounts {
+        let resp = self.post_events(key, &json!({ "events": events })).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let counts = IngestCounts::from_body(&body);
+        assert_eq!(
+            counts.accepted + counts.duplicates + counts.rejected,
+            events.len() as u64,
+            "counts do not add up: {body}"
+        );
+        counts
+    }
+
+    /// Every stored event of a project as (event_id, user_id, event_type,
+    /// ts in µs, properties).
+    pub async fn stored(&self, project: &str) -> Vec<StoredEvent> {
+        let id = self.project_id(project).await;
+        sqlx::query_as(
+            "SELECT event_id, user_id, event_type, ts, properties FROM events
+              WHERE project_id = $1 ORDER BY event_id",
+        )
+        .bind(id)
+        .fetch_all(self.hot.pool())
+        .await
+        .unwrap()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub event_id: Uuid,
+    pub user_id: String,
+    pub event_type: String,
+    pub ts: chrono::DateTime<chrono::Utc>,
+    pub properties: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestCounts {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+impl IngestCounts {
+    pub fn from_body(body: &Value) -> Self {
+        Self {
+            accepted: body["accepted"].as_u64().unwrap(),
+            duplicates: body["duplicates"].as_u64().unwrap(),
+            rejected: body["rejected"].as_array().unwrap().len() as u64,
+        }
+    }
+}
+
+/// A valid event JSON at `ts` (RFC 3339).
+pub fn event(id: Uuid, user: &str, event_type: &str, ts: &str) -> Value {
+    json!({
+        "event_id": id.to_string(),
+        "user_id": user,
+        "event_type": event_type,
+        "timestamp": ts,
+        "properties": {"path": "/pricing", "n": 1},
+    })
+}
+
+/// A valid event `hours_ago` hours before now.
+pub fn recent_event(id: Uuid, user: &str, hours_ago: i64) -> Value {
+    let ts = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
+    event(id, user, "page_view", &ts.to_rfc3339())
+}
+
+/// Whether the server under test can create the TimescaleDB extension.
+pub async fn timescaledb_available(pool: &PgPool) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+                AND current_setting('shared_preload_libraries') LIKE '%timescaledb%'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}

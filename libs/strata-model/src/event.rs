@@ -136,13 +136,13 @@ impl EventTime {
         {
             return Err(ModelError::TooFarInFuture {
                 value: value(),
-                limit: humantime::format_duration(max_future).to_string(),
+                limit: human_duration(max_future),
             });
         }
         if now.checked_sub_signed(past).is_some_and(|lim| self.0 < lim) {
             return Err(ModelError::TooFarInPast {
                 value: value(),
-                limit: humantime::format_duration(max_past).to_string(),
+                limit: human_duration(max_past),
             });
         }
         Ok(self)
@@ -150,6 +150,17 @@ impl EventTime {
 
     pub fn as_datetime(&self) -> DateTime<Utc> {
         self.0
+    }
+}
+
+/// `3650 days`, `24h`, `90m`, `45s`: how the limits are configured.
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s >= 2 * 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }
 
@@ -299,10 +310,17 @@ mod tests {
             Err(ModelError::TooFarInFuture { .. })
         ));
         let past = EventTime::parse("2026-11-18T23:59:59Z").unwrap();
-        assert!(matches!(
-            past.check_window(now, day, day),
-            Err(ModelError::TooFarInPast { .. })
-        ));
+        assert_eq!(
+            past.check_window(now, day, day).unwrap_err().to_string(),
+            "timestamp 2026-11-18T23:59:59Z is older than the 24h limit"
+        );
+        assert_eq!(
+            future
+                .check_window(now, Duration::from_secs(7200), day)
+                .unwrap_err()
+                .to_string(),
+            "timestamp 2026-11-21T00:00:01Z is more than 2h in the future"
+        );
     }
 
     #[test]

@@ -1,0 +1,162 @@
+use std::collections::BTreeSet;
+
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use serde_json::{Value, json};
+use strata_hot::Layout;
+use strata_tests::{event, spawn_app, timescaledb_available};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn hot_layout_is_the_hypertable_exactly_where_timescaledb_exists() {
+    let app = spawn_app().await;
+    let expected = if timescaledb_available(app.hot.pool()).await {
+        Layout::Timescale
+    } else {
+        Layout::Native
+    };
+    assert_eq!(app.hot.layout(), expected);
+}
+
+#[tokio::test]
+async fn events_over_seventy_days_land_in_their_utc_day_chunks() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let today = Utc::now().date_naive();
+    let mut events = Vec::new();
+    let mut days = BTreeSet::new();
+    for back in 1..=72 {
+        let day = today - Duration::days(back);
+        days.insert(day);
+        let midnight = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap());
+        // First and last microsecond of the UTC day, and a local time whose
+        // calendar date differs from its UTC date.
+        for ts in [
+            midnight.to_rfc3339(),
+            (midnight + Duration::days(1) - Duration::microseconds(1))
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string(),
+            (midnight + Duration::hours(22))
+                .with_timezone(&chrono::FixedOffset::east_opt(5 * 3600).unwrap())
+                .to_rfc3339(),
+        ] {
+            events.push(event(Uuid::new_v4(), "u", "view", &ts));
+        }
+    }
+    let c = app.ingest_ok(&key, &events).await;
+    assert_eq!(c.accepted, events.len() as u64);
+
+    // Each row sits in the chunk whose range holds its timestamp.
+    let chunks = app.hot.list_chunks().await.unwrap();
+    let listed: BTreeSet<NaiveDate> = chunks.iter().map(|c| c.day()).collect();
+    assert_eq!(listed, days);
+    for c in &chunks {
+        assert_eq!(c.end - c.start, Duration::days(1));
+        assert_eq!(
+            c.start,
+            Utc.from_utc_datetime(&c.day().and_hms_opt(0, 0, 0).unwrap())
+        );
+    }
+    let rows: Vec<(String, chrono::DateTime<Utc>)> =
+        sqlx::query_as("SELECT tableoid::regclass::text, ts FROM events")
+            .fetch_all(app.hot.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), events.len());
+    for (relation, ts) in rows {
+        let chunk = chunks
+            .iter()
+            .find(|c| c.name == relation || c.name.ends_with(&format!(".{relation}")))
+            .unwrap_or_else(|| panic!("row in unlisted relation {relation}"));
+        assert!(chunk.start <= ts && ts < chunk.end, "{ts} is in {relation}");
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_day_is_recreated_for_late_events() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let day_ts = (Utc::now() - Duration::days(45)).to_rfc3339();
+    app.ingest_ok(&key, &[event(Uuid::new_v4(), "u", "view", &day_ts)])
+        .await;
+    let chunk = app.hot.list_chunks().await.unwrap().remove(0);
+    let mut tx = app.hot.pool().begin().await.unwrap();
+    app.hot.drop_chunk(&mut tx, &chunk).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // Another server process (its own partition cache) still believes the day exists.
+    let other = strata_hot::HotStore::open(app.hot.pool().clone())
+        .await
+        .unwrap();
+    let late = strata_model::parse_batch(
+        json!({"events": [event(Uuid::new_v4(), "late", "view", &day_ts)]})
+            .to_string()
+            .as_bytes(),
+        &strata_model::IngestLimits::default(),
+        Utc::now(),
+    )
+    .unwrap();
+    // Warm its cache with the day, drop the day again behind its back, then insert.
+    let project = strata_model::ProjectId(app.project_id("acme").await);
+    other.insert_events(project, &late.events).await.unwrap();
+    let chunk = app.hot.list_chunks().await.unwrap().remove(0);
+    let mut tx = app.hot.pool().begin().await.unwrap();
+    app.hot.drop_chunk(&mut tx, &chunk).await.unwrap();
+    tx.commit().await.unwrap();
+    let later = strata_model::parse_batch(
+        json!({"events": [event(Uuid::new_v4(), "later", "view", &day_ts)]})
+            .to_string()
+            .as_bytes(),
+        &strata_model::IngestLimits::default(),
+        Utc::now(),
+    )
+    .unwrap();
+    let outcome = other.insert_events(project, &later.events).await.unwrap();
+    assert_eq!(outcome.stored, 1);
+    let users: Vec<String> = app
+        .stored("acme")
+        .await
+        .into_iter()
+        .map(|e| e.user_id)
+        .collect();
+    assert_eq!(users, vec!["later".to_owned()]);
+    assert_eq!(app.hot.list_chunks().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_requests_creating_the_same_new_days_all_succeed() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = app.url("/v1/events");
+            let key = key.clone();
+            let events: Vec<Value> = (1..=20)
+                .map(|d| {
+                    let ts = (Utc::now() - Duration::days(d)).to_rfc3339();
+                    event(Uuid::new_v4(), "u", "view", &ts)
+                })
+                .collect();
+            tokio::spawn(async move {
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&json!({ "events": events }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.json::<Value>().await.unwrap()["accepted"]
+                    .as_u64()
+                    .unwrap()
+            })
+        })
+        .collect();
+    let accepted: u64 = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .sum();
+    assert_eq!(accepted, 160);
+    assert_eq!(app.hot.list_chunks().await.unwrap().len(), 20);
+}

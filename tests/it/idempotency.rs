@@ -1,0 +1,177 @@
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use serde_json::{Value, json};
+use strata_tests::{IngestCounts, TestApp, recent_event, spawn_app};
+use uuid::Uuid;
+
+fn batch(n: usize, spread_days: i64) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            recent_event(
+                Uuid::new_v4(),
+                &format!("user{}", i % 17),
+                1 + (i as i64 % spread_days) * 24,
+            )
+        })
+        .collect()
+}
+
+async fn assert_each_stored_once(app: &TestApp, project: &str, events: &[Value]) {
+    let stored = app.stored(project).await;
+    let ids: HashSet<Uuid> = stored.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids.len(), stored.len(), "an event_id is stored twice");
+    let sent: HashSet<Uuid> = events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids, sent);
+}
+
+#[tokio::test]
+async fn a_batch_sent_twice_shuffled_and_split_is_stored_once() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let events = batch(300, 10);
+    let first = app.ingest_ok(&key, &events).await;
+    assert_eq!(first.accepted, 300);
+
+    let again = app.ingest_ok(&key, &events).await;
+    assert_eq!((again.accepted, again.duplicates), (0, 300));
+
+    let mut shuffled = events.clone();
+    shuffled.shuffle(&mut rand::rng());
+    for part in shuffled.chunks(70) {
+        let c = app.ingest_ok(&key, part).await;
+        assert_eq!((c.accepted, c.duplicates), (0, part.len() as u64));
+    }
+    // New events mixed with old ones: only the new ones are accepted.
+    let mut mixed = batch(20, 3);
+    mixed.extend_from_slice(&events[..40]);
+    mixed.shuffle(&mut rand::rng());
+    let c = app.ingest_ok(&key, &mixed).await;
+    assert_eq!((c.accepted, c.duplicates), (20, 40));
+
+    let mut all = events.clone();
+    all.extend(mixed);
+    assert_each_stored_once(&app, "acme", &all).await;
+}
+
+#[tokio::test]
+async fn duplicates_within_one_batch_are_counted() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let id = Uuid::new_v4();
+    let c = app
+        .ingest_ok(
+            &key,
+            &[
+                recent_event(id, "u", 1),
+                recent_event(id, "u", 2),
+                recent_event(id, "v", 3),
+            ],
+        )
+        .await;
+    assert_eq!((c.accepted, c.duplicates), (1, 2));
+    assert_eq!(app.stored("acme").await.len(), 1);
+}
+
+#[tokio::test]
+async fn same_id_with_another_timestamp_is_a_duplicate() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let id = Uuid::new_v4();
+    app.ingest_ok(&key, &[recent_event(id, "u", 1)]).await;
+    // Days apart: a different hot chunk, still the same event.
+    let c = app.ingest_ok(&key, &[recent_event(id, "u", 24 * 20)]).await;
+    assert_eq!((c.accepted, c.duplicates), (0, 1));
+    let stored = app.stored("acme").await;
+    assert_eq!(stored.len(), 1);
+    assert!(chrono::Utc::now() - stored[0].ts < chrono::Duration::hours(2));
+}
+
+#[tokio::test]
+async fn eight_concurrent_clients_with_overlapping_batches_store_each_id_once() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let events = batch(2_000, 12);
+    // Each client sends an overlapping, shuffled window of the same events, in parts.
+    let tasks: Vec<_> = (0..8)
+        .map(|c| {
+            let client = app.client.clone();
+            let url = app.url("/v1/events");
+            let key = key.clone();
+            let mut mine: Vec<Value> =
+                events[c * 150..(c * 150 + 1_000).min(events.len())].to_vec();
+            mine.extend_from_slice(&events[..200]);
+            mine.shuffle(&mut rand::rng());
+            tokio::spawn(async move {
+                let mut totals = Vec::new();
+                for part in mine.chunks(250) {
+                    let resp = client
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .json(&json!({ "events": part }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 200);
+                    let c = IngestCounts::from_body(&resp.json::<Value>().await.unwrap());
+                    assert_eq!(c.accepted + c.duplicates + c.rejected, part.len() as u64);
+                    assert_eq!(c.rejected, 0);
+                    totals.push(c);
+                }
+                totals
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for t in futures::future::join_all(tasks).await {
+        accepted += t.unwrap().iter().map(|c| c.accepted).sum::<u64>();
+    }
+    let covered: HashSet<usize> = (0..8)
+        .flat_map(|c| (c * 150..(c * 150 + 1_000).min(2_000)).chain(0..200))
+        .collect();
+    assert_eq!(
+        accepted,
+        covered.len() as u64,
+        "accepted counts must add up to the distinct ids"
+    );
+    let sent: Vec<Value> = covered.iter().map(|&i| events[i].clone()).collect();
+    assert_each_stored_once(&app, "acme", &sent).await;
+}
+
+#[tokio::test]
+async fn dedup_outlives_the_hot_chunk_and_expires_with_the_window() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let id = Uuid::new_v4();
+    let e = recent_event(id, "u", 24 * 40);
+    app.ingest_ok(&key, std::slice::from_ref(&e)).await;
+
+    // Drop the chunk the way the archiver's commit does.
+    let chunks = app.hot.list_chunks().await.unwrap();
+    assert_eq!(chunks.len(), 1);
+    let mut tx = app.hot.pool().begin().await.unwrap();
+    app.hot.drop_chunk(&mut tx, &chunks[0]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(app.hot.list_chunks().await.unwrap().is_empty());
+
+    // The event's id is still known: a retry is a duplicate and stores nothing.
+    let c = app.ingest_ok(&key, std::slice::from_ref(&e)).await;
+    assert_eq!((c.accepted, c.duplicates), (0, 1));
+    assert!(app.stored("acme").await.is_empty());
+
+    // A window longer than the record's age keeps it; a zero window prunes it.
+    assert_eq!(
+        app.hot
+            .prune_dedup(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(app.hot.prune_dedup(Duration::ZERO).await.unwrap(), 1);
+    let c = app.ingest_ok(&key, &[e]).await;
+    assert_eq!((c.accepted, c.duplicates), (1, 0));
+}

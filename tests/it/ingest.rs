@@ -1,0 +1,463 @@
+use std::io::Write;
+
+use chrono::{DateTime, Duration, Utc};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::{Value, json};
+use strata_model::IngestLimits;
+use strata_tests::{event, recent_event, spawn_app, spawn_app_with};
+use uuid::Uuid;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+async fn error_of(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn stores_events_with_every_field_intact() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let id = Uuid::new_v4();
+    let ts = (Utc::now() - Duration::hours(3)).format("%Y-%m-%dT%H:%M:%S%.9f+02:00");
+    let props = json!({"path": "/pricing", "nested": {"a": [1, 2.5, null, "é"]}, "flag": true});
+    let e = json!({"event_id": id.to_string().to_uppercase(), "user_id": "u_42",
+                   "event_type": "page_view", "timestamp": ts.to_string(), "properties": props});
+    let counts = app.ingest_ok(&key, &[e]).await;
+    assert_eq!(
+        (counts.accepted, counts.duplicates, counts.rejected),
+        (1, 0, 0)
+    );
+
+    let stored = app.stored("acme").await;
+    assert_eq!(stored.len(), 1);
+    let s = &stored[0];
+    assert_eq!(s.event_id, id);
+    assert_eq!(s.user_id, "u_42");
+    assert_eq!(s.event_type, "page_view");
+    assert_eq!(s.properties.as_ref(), Some(&props));
+    // +02:00 converted to UTC, nanoseconds truncated to microseconds.
+    let sent = DateTime::parse_from_rfc3339(&ts.to_string())
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(s.ts.timestamp_micros(), sent.timestamp_micros());
+    assert_eq!(s.ts.timestamp_subsec_nanos() % 1000, 0);
+}
+
+#[tokio::test]
+async fn every_validation_rule_rejects_its_event_and_keeps_the_rest() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let now = Utc::now();
+    let ok_ts = (now - Duration::hours(1)).to_rfc3339();
+    let base = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut e = event(Uuid::new_v4(), "u1", "click", &ok_ts);
+        f(e.as_object_mut().unwrap());
+        e
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            base(&|e| {
+                e.remove("event_id");
+            }),
+            "event_id is required",
+        ),
+        (
+            base(&|e| {
+                e.insert("event_id".into(), json!("nope"));
+            }),
+            "is not a UUID",
+        ),
+        (
+            base(&|e| {
+                e.insert("event_id".into(), json!(12));
+            }),
+            "event_id must be a UUID string",
+        ),
+        (
+            base(&|e| {
+                e.remove("user_id");
+            }),
+            "user_id is required",
+        ),
+        (
+            base(&|e| {
+                e.insert("user_id".into(), json!(""));
+            }),
+            "user_id must not be empty",
+        ),
+        (
+            base(&|e| {
+                e.insert("user_id".into(), json!("x".repeat(257)));
+            }),
+            "user_id is 257 bytes, over the limit of 256",
+        ),
+        (
+            base(&|e| {
+                e.insert("user_id".into(), json!(42));
+            }),
+            "user_id must be a string",
+        ),
+        (
+            base(&|e| {
+                e.insert("user_id".into(), json!("a\u{0}b"));
+            }),
+            "user_id must not contain NUL",
+        ),
+        (
+            base(&|e| {
+                e.remove("event_type");
+            }),
+            "event_type is required",
+        ),
+        (
+            base(&|e| {
+                e.insert("event_type".into(), json!(""));
+            }),
+            "event_type must not be empty",
+        ),
+        (
+            base(&|e| {
+                e.insert("event_type".into(), json!("t".repeat(129)));
+            }),
+            "event_type is 129 bytes, over the limit of 128",
+        ),
+        (
+            base(&|e| {
+                e.remove("timestamp");
+            }),
+            "timestamp is required",
+        ),
+        (
+            base(&|e| {
+                e.insert("timestamp".into(), json!("last tuesday"));
+            }),
+            "is not an RFC 3339 date-time",
+        ),
+        (
+            base(&|e| {
+                e.insert("timestamp".into(), json!("2026-11-20T12:00:00"));
+            }),
+            "has no UTC offset",
+        ),
+        (
+            base(&|e| {
+                e.insert("timestamp".into(), json!(1_700_000_000));
+            }),
+            "timestamp must be an RFC 3339 string",
+        ),
+        (
+            base(&|e| {
+                e.insert(
+                    "timestamp".into(),
+                    json!((now + Duration::hours(25)).to_rfc3339()),
+                );
+            }),
+            "more than 24h in the future",
+        ),
+        (
+            base(&|e| {
+                e.insert(
+                    "timestamp".into(),
+                    json!((now - Duration::days(3651)).to_rfc3339()),
+                );
+            }),
+            "older than the 3650 days limit",
+        ),
+        (
+            base(&|e| {
+                e.insert("properties".into(), json!([1, 2]));
+            }),
+            "properties must be a JSON object",
+        ),
+        (
+            base(&|e| {
+                e.insert("properties".into(), json!("text"));
+            }),
+            "properties must be a JSON object",
+        ),
+        (
+            base(&|e| {
+                e.insert("properties".into(), json!({"big": "x".repeat(33 * 1024)}));
+            }),
+            "over the limit of 32768",
+        ),
+        (
+            base(&|e| {
+                e.insert("properties".into(), json!({"k": "nul\u{0}"}));
+            }),
+            "properties must not contain NUL",
+        ),
+        (
+            base(&|e| {
+                e.insert("colour".into(), json!("red"));
+            }),
+            "unknown field `colour`",
+        ),
+        (json!("just a string"), "event must be a JSON object"),
+        (json!(null), "event must be a JSON object"),
+    ];
+    // Interleave a good event after every bad one.
+    let mut events = Vec::new();
+    let mut good_ids = Vec::new();
+    for (bad, _) in &cases {
+        events.push(bad.clone());
+        let id = Uuid::new_v4();
+        good_ids.push(id);
+        events.push(event(id, "good", "view", &ok_ts));
+    }
+    let resp = app.post_events(&key, &json!({ "events": events })).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["accepted"], cases.len());
+    assert_eq!(body["duplicates"], 0);
+    let rejected = body["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), cases.len(), "{body}");
+    for (i, (r, (_, expected))) in rejected.iter().zip(&cases).enumerate() {
+        assert_eq!(r["index"], 2 * i, "{r}");
+        let msg = r["error"].as_str().unwrap();
+        assert!(
+            msg.contains(expected),
+            "case {i}: {msg:?} lacks {expected:?}"
+        );
+    }
+    let mut stored: Vec<Uuid> = app
+        .stored("acme")
+        .await
+        .iter()
+        .map(|e| e.event_id)
+        .collect();
+    stored.sort();
+    good_ids.sort();
+    assert_eq!(stored, good_ids);
+}
+
+#[tokio::test]
+async fn all_rejected_is_still_200() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let resp = app
+        .post_events(&key, &json!({"events": [{"event_id": "x"}, 7]}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["accepted"], 0);
+    assert_eq!(body["rejected"].as_array().unwrap().len(), 2);
+    // An empty batch is fine too.
+    let resp = app.post_events(&key, &json!({"events": []})).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn malformed_or_misshapen_bodies_are_400() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    for (body, expected) in [
+        ("{\"events\": [", "not valid JSON"),
+        ("", "not valid JSON"),
+        ("[]", "must be a JSON object of the form"),
+        (
+            "{\"event\": []}",
+            "unknown field `event`, expected `events`",
+        ),
+        ("{}", "missing field `events`"),
+        ("{\"events\": {}}", "must be a JSON object of the form"),
+        ("{\"events\": [], \"more\": 1}", "unknown field `more`"),
+    ] {
+        let resp = app
+            .client
+            .post(app.url("/v1/events"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = error_of(resp).await;
+        assert_eq!(status, 400, "{body:?}");
+        assert!(error.contains(expected), "{body:?}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn unsupported_content_type_or_encoding_is_415() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let body = json!({"events": [recent_event(Uuid::new_v4(), "u", 1)]}).to_string();
+    for (name, value) in [("content-type", "text/plain"), ("content-encoding", "br")] {
+        let resp = app
+            .client
+            .post(app.url("/v1/events"))
+            .bearer_auth(&key)
+            .header(name, value)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = error_of(resp).await;
+        assert_eq!(status, 415, "{name}: {value}");
+        assert!(error.contains(value), "{error}");
+    }
+    assert!(app.stored("acme").await.is_empty());
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_accepted() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let events: Vec<Value> = (0..50)
+        .map(|i| recent_event(Uuid::new_v4(), &format!("u{i}"), 1))
+        .collect();
+    let body = gzip(json!({ "events": events }).to_string().as_bytes());
+    let resp = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["accepted"], 50);
+
+    let resp = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&key)
+        .header("content-encoding", "gzip")
+        .body("this is not gzip")
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(resp).await;
+    assert_eq!(status, 400);
+    assert!(error.contains("not valid gzip"), "{error}");
+}
+
+#[tokio::test]
+async fn limits_on_count_bytes_and_decompressed_bytes_are_413() {
+    let limits = IngestLimits {
+        max_batch_events: 5,
+        max_body_bytes: 64 * 1024,
+        ..IngestLimits::default()
+    };
+    let app = spawn_app_with(limits).await;
+    let key = app.key("acme", "ingest").await;
+
+    // Too many events.
+    let events: Vec<Value> = (0..6)
+        .map(|_| recent_event(Uuid::new_v4(), "u", 1))
+        .collect();
+    let (status, error) = error_of(app.post_events(&key, &json!({ "events": events })).await).await;
+    assert_eq!(status, 413);
+    assert!(error.contains("6 events, over the limit of 5"), "{error}");
+
+    // Too many bytes as sent.
+    let padding = "x".repeat(70 * 1024);
+    let big = json!({"events": [], "padding": padding}).to_string();
+    let resp = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&key)
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(resp).await;
+    assert_eq!(status, 413);
+    assert!(error.contains("65536 bytes"), "{error}");
+
+    // A gzip bomb: small on the wire, 20 MiB inflated.
+    let bomb = gzip(&vec![b' '; 20 * 1024 * 1024]);
+    assert!(bomb.len() < 64 * 1024);
+    let resp = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&key)
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(resp).await;
+    assert_eq!(status, 413);
+    assert!(error.contains("after decompression"), "{error}");
+
+    // Chunked upload without Content-Length is cut off at the limit too.
+    let stream =
+        futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![b' '; 8 * 1024])));
+    let resp = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&key)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+
+    // Within limits everything still works.
+    let events: Vec<Value> = (0..5)
+        .map(|_| recent_event(Uuid::new_v4(), "u", 1))
+        .collect();
+    assert_eq!(app.ingest_ok(&key, &events).await.accepted, 5);
+}
+
+#[tokio::test]
+async fn first_seen_keeps_each_users_earliest_event() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let project = app.project_id("acme").await;
+    app.ingest_ok(
+        &key,
+        &[
+            recent_event(Uuid::new_v4(), "ann", 10),
+            recent_event(Uuid::new_v4(), "bob", 5),
+        ],
+    )
+    .await;
+    // An earlier (late-arriving) event lowers ann's first time; a later one does not change bob's.
+    app.ingest_ok(
+        &key,
+        &[
+            recent_event(Uuid::new_v4(), "ann", 200),
+            recent_event(Uuid::new_v4(), "bob", 1),
+        ],
+    )
+    .await;
+    // A duplicate with an earlier timestamp is not an event and must not count.
+    let dup = Uuid::new_v4();
+    app.ingest_ok(&key, &[recent_event(dup, "cat", 3)]).await;
+    app.ingest_ok(&key, &[recent_event(dup, "cat", 300)]).await;
+
+    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT user_id, first_ts FROM user_first_seen WHERE project_id = $1 ORDER BY user_id",
+    )
+    .bind(project)
+    .fetch_all(app.hot.pool())
+    .await
+    .unwrap();
+    let expected: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT user_id, min(ts) FROM events WHERE project_id = $1 GROUP BY user_id ORDER BY user_id",
+    )
+    .bind(project)
+    .fetch_all(app.hot.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows, expected);
+    let ann = rows[0].1;
+    assert!(Utc::now() - ann > Duration::hours(199));
+}
