@@ -1,0 +1,41 @@
+# Strata. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Build products and tools live outside the clone and are reused between
+# runs (DuckDB's C++ alone takes ~40 minutes to build on 2 cores).
+STRATA_CACHE ?= $(HOME)/.cache/strata
+export STRATA_CACHE
+export CARGO_TARGET_DIR ?= $(STRATA_CACHE)/target
+export PATH := $(STRATA_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: help test run lint fmt services clean-test-dbs
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+test: ## Start/verify PostgreSQL and Redis, then fmt check, clippy and the whole suite (what CI runs)
+	@eval "$$(scripts/ensure-services.sh)"; \
+	scripts/ensure-tools.sh; \
+	cargo fmt --all --check; \
+	cargo clippy --workspace --all-targets -- -D warnings; \
+	cargo nextest run --workspace --no-fail-fast
+
+run: ## Serve on 127.0.0.1:8080 with a private PostgreSQL in ./.strata (or STRATA_DATABASE_URL) and print a demo key
+	@scripts/run.sh
+
+lint: ## cargo fmt --check and clippy only
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	cargo fmt --all
+
+services: ## Start/verify the test services and print their URLs
+	@scripts/ensure-services.sh
+
+clean-test-dbs: ## Drop databases left by killed test runs
+	@eval "$$(scripts/ensure-services.sh)"; \
+	psql "$$STRATA_TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'strata\_t\_%'" \
+	  | while read -r db; do psql "$$STRATA_TEST_DATABASE_URL" -qc "DROP DATABASE \"$$db\" WITH (FORCE)"; done

@@ -1,0 +1,158 @@
+//! The `strata-api` binary as an operator and a new user meet it: migrate,
+//! keys create/list/revoke, and serve answering a curl-style batch.
+
+#![allow(clippy::unwrap_used)]
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use strata_tests::{TestDb, recent_event};
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_strata-api");
+
+fn run(db: &TestDb, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("STRATA_DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn migrate_then_keys_create_list_revoke() {
+    let db = TestDb::create_empty().await;
+    let out = run(&db, &["migrate"]);
+    assert!(out.status.success(), "{out:?}");
+    // Migrating twice is harmless.
+    assert!(run(&db, &["migrate"]).status.success());
+
+    let out = run(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--project",
+            "demo",
+            "--scopes",
+            "ingest,admin",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    let key = text.lines().last().unwrap().to_owned();
+    assert!(key.starts_with("strata_") && key.len() == 47, "{text}");
+    assert!(!key.contains(' '));
+
+    // Only the hash is stored.
+    let pool = db.pool().await;
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key_hash FROM api_keys")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![strata_model::ApiKey::hash_presented(&key).0.to_vec()]
+    );
+
+    let list = stdout(&run(&db, &["keys", "list"]));
+    let prefix = &key[..15];
+    let row = list.lines().find(|l| l.contains(prefix)).unwrap();
+    assert!(
+        row.contains("demo") && row.contains("ingest,admin"),
+        "{row}"
+    );
+    assert!(!list.contains(&key), "keys list must never print a secret");
+
+    let out = run(&db, &["keys", "revoke", prefix]);
+    assert!(out.status.success(), "{out:?}");
+    let hot = db.hot().await;
+    let hash = strata_model::ApiKey::hash_presented(&key);
+    assert!(hot.authenticate(&hash).await.unwrap().is_none());
+
+    // Revoking an unknown key fails with a message, and a bad project name too.
+    let out = run(&db, &["keys", "revoke", "strata_nothing"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no active key"));
+    let out = run(&db, &["keys", "create", "--project", "Not Valid"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("project name"));
+    let out = run(
+        &db,
+        &["keys", "create", "--project", "demo", "--scopes", "write"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scope"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn serve_accepts_a_batch_and_stops_gracefully_on_sigterm() {
+    let db = TestDb::create_empty().await;
+    let key = {
+        let out = run(&db, &["keys", "create", "--project", "demo"]);
+        assert!(out.status.success(), "{out:?}");
+        stdout(&out).lines().last().unwrap().to_owned()
+    };
+    let port = free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .env("STRATA_DATABASE_URL", &db.url)
+        .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            ready = r.status() == 200;
+            if ready {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "strata-api did not become ready");
+
+    let body = json!({"events": [recent_event(Uuid::new_v4(), "u_42", 1), recent_event(Uuid::new_v4(), "u_43", 2)]});
+    let resp = client
+        .post(format!("{base}/v1/events"))
+        .header("authorization", format!("Bearer {key}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(
+        answer,
+        json!({"accepted": 2, "duplicates": 0, "rejected": []})
+    );
+
+    let pid = child.id().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("strata-api did not stop within 10s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
