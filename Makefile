@@ -17,6 +17,7 @@ help: ## List the targets
 
 test: ## Start/verify PostgreSQL and Redis, then fmt check, clippy and the whole suite (what CI runs)
 	@eval "$$(scripts/ensure-services.sh)"; \
+	eval "$$(scripts/ensure-s3.sh)"; \
 	scripts/ensure-tools.sh; \
 	cargo fmt --all --check; \
 	cargo clippy --workspace --all-targets -- -D warnings; \
@@ -32,8 +33,8 @@ lint: ## cargo fmt --check and clippy only
 fmt: ## Format the code
 	cargo fmt --all
 
-services: ## Start/verify the test services and print their URLs
-	@scripts/ensure-services.sh
+services: ## Start/verify the test services (PostgreSQL, Redis, S3) and print their URLs
+	@scripts/ensure-services.sh; scripts/ensure-s3.sh
 
 clean-test-dbs: ## Drop databases left by killed test runs
 	@eval "$$(scripts/ensure-services.sh)"; \

@@ -1,5 +1,6 @@
 //! Integration tests against real PostgreSQL (one database per test).
 
+mod archive;
 mod auth;
 mod chunks;
 mod health;

@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod archive;
+pub mod cold;
+
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};

@@ -38,6 +38,36 @@ pub struct TieringArgs {
     pub hot_retention: Duration,
 }
 
+/// S3 settings for `s3://` cold URLs. Unset values fall back to the
+/// standard `AWS_*` variables (AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID,
+/// AWS_SECRET_ACCESS_KEY).
+#[derive(Debug, Clone, Args)]
+pub struct S3Args {
+    /// S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO.
+    #[arg(long, env = "STRATA_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region.
+    #[arg(long, env = "STRATA_S3_REGION")]
+    pub s3_region: Option<String>,
+
+    /// S3 access key id.
+    #[arg(long, env = "STRATA_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// S3 secret access key.
+    #[arg(long, env = "STRATA_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Use virtual-hosted-style addressing (bucket.host) instead of path-style.
+    #[arg(long, env = "STRATA_S3_VIRTUAL_HOSTED_STYLE", default_value_t = false)]
+    pub s3_virtual_hosted_style: bool,
+
+    /// Timeout of one object-store request.
+    #[arg(long, env = "STRATA_S3_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub s3_request_timeout: Duration,
+}
+
 /// Bounds on one ingest request.
 #[derive(Debug, Clone, Args)]
 pub struct IngestLimitArgs {

@@ -2,7 +2,10 @@
 //! also read from a `STRATA_*` environment variable) and telemetry set-up.
 
 pub mod config;
+mod shutdown;
 pub mod telemetry;
+
+pub use shutdown::shutdown_signal;
 
 use thiserror::Error;
 

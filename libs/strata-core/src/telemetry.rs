@@ -7,7 +7,8 @@ use crate::CoreError;
 /// as a new API key). The level comes from `RUST_LOG`, `info` by default (sqlx notices
 /// such as "relation already exists, skipping" only at `warn`).
 pub fn init_logging() -> Result<(), CoreError> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

@@ -1,9 +1,17 @@
 //! `strata-archiver`: moves hot day chunks to Parquet in object storage.
-//! This version parses and validates its configuration only; the archive job
-//! itself is tracked as the archiver issue.
+//! `strata-archiver` runs as a daemon on a cron schedule;
+//! `strata-archiver run --once [--dry-run]` runs one pass. Wiring only.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use strata_core::config::{DatabaseArgs, TieringArgs};
+use strata_archive::{ArchiveConfig, Archiver, FAIL_POINTS, RunOutcome};
+use strata_cold::{ColdStore, S3Options};
+use strata_core::config::{DatabaseArgs, S3Args, TieringArgs};
+use strata_hot::{HotStore, PoolConfig};
+use tokio_cron_scheduler::{Job, JobScheduler};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,7 +24,9 @@ struct Cli {
     db: DatabaseArgs,
     #[command(flatten)]
     tiering: TieringArgs,
-    /// Cron schedule of the daemon (sec min hour day month weekday).
+    #[command(flatten)]
+    s3: S3Args,
+    /// Cron schedule of the daemon (sec min hour day-of-month month day-of-week).
     #[arg(long, env = "STRATA_ARCHIVE_SCHEDULE", default_value = "0 5 * * * *")]
     schedule: String,
     #[command(subcommand)]
@@ -25,24 +35,152 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run one archive pass.
+    /// Run one archive pass now and exit: 0 when every eligible chunk moved.
     Run {
+        /// Required, for clarity: this command never schedules.
         #[arg(long)]
         once: bool,
+        /// Print what would move, move nothing.
         #[arg(long)]
         dry_run: bool,
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// Test hook: `STRATA_ARCHIVER_FAILPOINT=<point>` kills the process there.
+fn failpoint_from_env() -> anyhow::Result<Option<strata_archive::FailPointHook>> {
+    let Ok(point) = std::env::var("STRATA_ARCHIVER_FAILPOINT") else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        FAIL_POINTS.contains(&point.as_str()),
+        "STRATA_ARCHIVER_FAILPOINT must be one of {FAIL_POINTS:?}"
+    );
+    Ok(Some(Arc::new(move |at: &'static str| {
+        if at == point {
+            tracing::error!(failpoint = at, "failpoint reached; exiting abruptly");
+            std::process::exit(86);
+        }
+    })))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     strata_core::telemetry::init_logging()?;
-    tracing::info!(
-        cold_url = %cli.tiering.cold_url,
-        hot_retention = ?cli.tiering.hot_retention,
-        schedule = %cli.schedule,
-        command = ?cli.command,
-        "configuration parsed"
+    let pool = strata_hot::lazy_pool(
+        &cli.db.database_url,
+        &PoolConfig {
+            max_connections: cli.db.database_max_connections,
+            acquire_timeout: cli.db.database_acquire_timeout,
+        },
+    )?;
+    strata_hot::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    let hot = HotStore::open(pool).await?;
+    let cold = ColdStore::from_url(
+        &cli.tiering.cold_url,
+        &S3Options {
+            endpoint: cli.s3.s3_endpoint.clone(),
+            region: cli.s3.s3_region.clone(),
+            access_key_id: cli.s3.s3_access_key_id.clone(),
+            secret_access_key: cli.s3.s3_secret_access_key.clone(),
+            virtual_hosted_style: cli.s3.s3_virtual_hosted_style,
+            request_timeout: Some(cli.s3.s3_request_timeout),
+        },
+    )?;
+    let config = ArchiveConfig {
+        hot_retention: cli.tiering.hot_retention,
+        failpoint: failpoint_from_env()?,
+        ..ArchiveConfig::default()
+    };
+    let archiver = Archiver::new(hot, cold, config);
+    match cli.command {
+        Some(Command::Run { once, dry_run }) => {
+            anyhow::ensure!(
+                once,
+                "use `strata-archiver run --once`, or no subcommand for the daemon"
+            );
+            if dry_run {
+                dry_run_report(&archiver).await
+            } else {
+                run_once(&archiver).await
+            }
+        }
+        None => daemon(archiver, &cli.schedule).await,
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn dry_run_report(archiver: &Archiver) -> anyhow::Result<()> {
+    let chunks = archiver.plan().await?;
+    println!(
+        "{} chunk(s) end before {} and would move:",
+        chunks.len(),
+        archiver.cutoff().to_rfc3339()
     );
-    anyhow::bail!("archiving is not implemented in this version of strata-archiver")
+    for c in chunks {
+        println!(
+            "{}\t{}\t{} .. {}",
+            c.day(),
+            c.name,
+            c.start.to_rfc3339(),
+            c.end.to_rfc3339()
+        );
+    }
+    Ok(())
+}
+
+async fn run_once(archiver: &Archiver) -> anyhow::Result<()> {
+    match archiver.run_once().await? {
+        RunOutcome::Skipped => anyhow::bail!("another archiver is running; nothing was done"),
+        RunOutcome::Completed(report) if report.succeeded() => Ok(()),
+        RunOutcome::Completed(report) => {
+            let failed: Vec<String> = report
+                .chunks
+                .iter()
+                .filter_map(|c| match &c.outcome {
+                    strata_archive::ChunkOutcome::Failed(e) => Some(format!("{}: {e}", c.day)),
+                    strata_archive::ChunkOutcome::Archived { .. } => None,
+                })
+                .collect();
+            anyhow::bail!(
+                "archive run {} incomplete: {} chunk(s) failed [{}], {} not attempted; they stay hot",
+                report.run_id,
+                failed.len(),
+                failed.join("; "),
+                report.not_attempted.len()
+            )
+        }
+    }
+}
+
+async fn daemon(archiver: Archiver, schedule: &str) -> anyhow::Result<()> {
+    let scheduler = JobScheduler::new().await?;
+    let job = Job::new_async(schedule, move |_id, _lock| {
+        let archiver = archiver.clone();
+        Box::pin(async move {
+            match archiver.run_once().await {
+                Ok(RunOutcome::Completed(r)) if !r.succeeded() => {
+                    tracing::warn!(
+                        run_id = r.run_id,
+                        "archive run incomplete; retried next schedule"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "archive run failed; retried next schedule"),
+            }
+        })
+    })
+    .with_context(|| format!("invalid STRATA_ARCHIVE_SCHEDULE {schedule:?}"))?;
+    scheduler.add(job).await?;
+    scheduler.start().await?;
+    tracing::info!(schedule, "strata-archiver daemon started");
+    strata_core::shutdown_signal().await;
+    tracing::info!("stopping; a run in progress is abandoned and its chunks stay hot");
+    let mut scheduler = scheduler;
+    tokio::time::timeout(Duration::from_secs(10), scheduler.shutdown())
+        .await
+        .ok();
+    Ok(())
 }

@@ -1,0 +1,25 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ArchiveError {
+    #[error(transparent)]
+    Hot(#[from] strata_hot::HotError),
+    #[error(transparent)]
+    Cold(#[from] strata_cold::ColdError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(
+        "chunk {chunk} changed while it was archived (late events arrived: {detail}); it stays hot and is retried"
+    )]
+    ChunkChanged { chunk: String, detail: String },
+    #[error("archive pipeline task failed: {0}")]
+    Pipeline(String),
+}
+
+impl ArchiveError {
+    /// True when the object store itself failed: later chunks of the same
+    /// run would fail the same way, so the run stops early.
+    pub fn is_object_store(&self) -> bool {
+        matches!(self, Self::Cold(e) if e.is_object_store())
+    }
+}

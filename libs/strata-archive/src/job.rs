@@ -1,0 +1,460 @@
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use sqlx::{Connection, Row};
+use strata_cold::layout::{self, EVENTS_PREFIX};
+use strata_cold::{Batch, BatchBuilder, FileStats, FileWriter, verify_file};
+use strata_hot::Chunk;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::runs::{self, RunTotals};
+use crate::{ArchiveError, Archiver};
+
+/// Advisory lock key held by the one running archiver ('STRA' 'ARCH').
+const ARCHIVER_LOCK: i64 = 0x5354_5241_4152_4348;
+
+/// What happened to one chunk.
+#[derive(Debug, Clone)]
+pub enum ChunkOutcome {
+    Archived {
+        files: Vec<FileStats>,
+        /// Most record batches alive at once between reader and writer.
+        max_batches_in_flight: usize,
+    },
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ChunkReport {
+    pub chunk: String,
+    pub day: chrono::NaiveDate,
+    pub seconds: f64,
+    pub outcome: ChunkOutcome,
+}
+
+impl ChunkReport {
+    pub fn rows(&self) -> u64 {
+        match &self.outcome {
+            ChunkOutcome::Archived { files, .. } => files.iter().map(|f| f.rows).sum(),
+            ChunkOutcome::Failed(_) => 0,
+        }
+    }
+
+    pub fn bytes(&self) -> u64 {
+        match &self.outcome {
+            ChunkOutcome::Archived { files, .. } => files.iter().map(|f| f.bytes).sum(),
+            ChunkOutcome::Failed(_) => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_id: i64,
+    pub cutoff: DateTime<Utc>,
+    pub orphans_removed: usize,
+    pub chunks: Vec<ChunkReport>,
+    /// Eligible chunks not attempted because the object store failed.
+    pub not_attempted: Vec<String>,
+}
+
+impl RunReport {
+    /// Every eligible chunk moved.
+    pub fn succeeded(&self) -> bool {
+        self.not_attempted.is_empty()
+            && self
+                .chunks
+                .iter()
+                .all(|c| matches!(c.outcome, ChunkOutcome::Archived { .. }))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum RunOutcome {
+    /// Another archiver holds the lock; nothing was done.
+    Skipped,
+    Completed(RunReport),
+}
+
+impl Archiver {
+    /// The cutoff of a run starting now: chunks ending at or before it move.
+    pub fn cutoff(&self) -> DateTime<Utc> {
+        let retention =
+            chrono::Duration::from_std(self.config.hot_retention).unwrap_or(chrono::Duration::MAX);
+        Utc::now()
+            .checked_sub_signed(retention)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// The chunks a run starting now would move (for `--dry-run`).
+    pub async fn plan(&self) -> Result<Vec<Chunk>, ArchiveError> {
+        let cutoff = self.cutoff();
+        Ok(self
+            .hot
+            .list_chunks()
+            .await?
+            .into_iter()
+            .filter(|c| c.end <= cutoff)
+            .collect())
+    }
+
+    /// One archive pass. Holds the archiver lock for its whole duration on a
+    /// dedicated connection, so a crashed process releases it.
+    pub async fn run_once(&self) -> Result<RunOutcome, ArchiveError> {
+        let mut lock_conn = self.hot.pool().acquire().await?.detach();
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(ARCHIVER_LOCK)
+            .fetch_one(&mut lock_conn)
+            .await?;
+        if !locked {
+            tracing::warn!("another archiver is running; skipping this run");
+            return Ok(RunOutcome::Skipped);
+        }
+        let result = self.run_locked().await;
+        // Closing the session releases the lock whatever happened.
+        let _ = lock_conn.close().await;
+        result.map(RunOutcome::Completed)
+    }
+
+    async fn run_locked(&self) -> Result<RunReport, ArchiveError> {
+        let pool = self.hot.pool();
+        let cutoff = self.cutoff();
+        let run_id = runs::start_run(pool, cutoff).await?;
+        let started = Instant::now();
+        let mut report = RunReport {
+            run_id,
+            cutoff,
+            orphans_removed: 0,
+            chunks: Vec::new(),
+            not_attempted: Vec::new(),
+        };
+        let mut run_error = None;
+        match self.remove_orphans().await {
+            Ok(n) => report.orphans_removed = n,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the cold tier for orphans");
+                run_error = Some(e.to_string());
+            }
+        }
+        let chunks = if run_error.is_none() {
+            self.plan().await?
+        } else {
+            Vec::new()
+        };
+        tracing::info!(run_id, %cutoff, eligible = chunks.len(), "archive run started");
+
+        let mut store_down = false;
+        for (i, chunk) in chunks.iter().enumerate() {
+            if store_down {
+                report.not_attempted.push(chunk.name.clone());
+                continue;
+            }
+            if i > 0 {
+                self.failpoint("between_chunks");
+            }
+            let t0 = Instant::now();
+            let outcome = match self.archive_chunk(chunk, run_id).await {
+                Ok((files, max_batches_in_flight)) => ChunkOutcome::Archived {
+                    files,
+                    max_batches_in_flight,
+                },
+                Err(e) => {
+                    store_down = e.is_object_store();
+                    tracing::error!(chunk = %chunk.name, day = %chunk.day(), error = %e,
+                        "chunk not archived; it stays hot and is retried on the next run");
+                    ChunkOutcome::Failed(e.to_string())
+                }
+            };
+            let chunk_report = ChunkReport {
+                chunk: chunk.name.clone(),
+                day: chunk.day(),
+                seconds: t0.elapsed().as_secs_f64(),
+                outcome,
+            };
+            if let ChunkOutcome::Archived { files, .. } = &chunk_report.outcome {
+                let rows = chunk_report.rows();
+                tracing::info!(
+                    chunk = %chunk.name,
+                    day = %chunk.day(),
+                    files = files.len(),
+                    rows,
+                    bytes = chunk_report.bytes(),
+                    seconds = chunk_report.seconds,
+                    rows_per_sec = (rows as f64 / chunk_report.seconds.max(1e-9)).round(),
+                    "chunk archived"
+                );
+            }
+            runs::record_chunk(pool, run_id, chunk.day(), &chunk_report).await?;
+            report.chunks.push(chunk_report);
+        }
+        if store_down {
+            run_error = Some(format!(
+                "object store failed; {} chunk(s) left for the next run",
+                report.not_attempted.len()
+            ));
+        }
+        let moved = report
+            .chunks
+            .iter()
+            .filter(|c| matches!(c.outcome, ChunkOutcome::Archived { .. }))
+            .count();
+        let totals = RunTotals {
+            chunks_total: chunks.len() as i32,
+            chunks_moved: moved as i32,
+            chunks_failed: (chunks.len() - moved) as i32,
+            rows: report.chunks.iter().map(|c| c.rows() as i64).sum(),
+            bytes: report.chunks.iter().map(|c| c.bytes() as i64).sum(),
+            orphans_removed: report.orphans_removed as i32,
+            error: run_error,
+        };
+        runs::finish_run(pool, run_id, &totals).await?;
+        tracing::info!(
+            run_id,
+            chunks_moved = totals.chunks_moved,
+            chunks_failed = totals.chunks_failed,
+            rows = totals.rows,
+            bytes = totals.bytes,
+            orphans_removed = totals.orphans_removed,
+            seconds = started.elapsed().as_secs_f64(),
+            "archive run finished"
+        );
+        Ok(report)
+    }
+
+    /// Deletes event objects that no manifest row lists: leftovers of runs
+    /// that died between writing and committing. Runs under the archiver
+    /// lock, so nothing is being written meanwhile.
+    async fn remove_orphans(&self) -> Result<usize, ArchiveError> {
+        let committed: HashSet<String> = sqlx::query_scalar("SELECT object_key FROM cold_files")
+            .fetch_all(self.hot.pool())
+            .await?
+            .into_iter()
+            .collect();
+        let store = self.cold.object_store();
+        let prefix = object_store::path::Path::from(EVENTS_PREFIX);
+        let objects: Vec<_> = store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(strata_cold::ColdError::from)?;
+        let mut removed = 0;
+        for o in objects {
+            if layout::parse_file_key(&o.location).is_some()
+                && !committed.contains(o.location.as_ref())
+            {
+                tracing::warn!(key = %o.location, "removing uncommitted object left by a crashed run");
+                store
+                    .delete(&o.location)
+                    .await
+                    .map_err(strata_cold::ColdError::from)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Writes, verifies and commits one chunk. Returns the files and the
+    /// most record batches that were alive at once.
+    async fn archive_chunk(
+        &self,
+        chunk: &Chunk,
+        run_id: i64,
+    ) -> Result<(Vec<FileStats>, usize), ArchiveError> {
+        let day = chunk.day();
+        let seqs: BTreeMap<i64, i32> = sqlx::query_as(
+            "SELECT project_id, count(*)::int FROM cold_files WHERE day = $1 GROUP BY project_id",
+        )
+        .bind(day)
+        .fetch_all(self.hot.pool())
+        .await?
+        .into_iter()
+        .collect();
+
+        let (files, max_in_flight) = self.write_chunk(chunk, &seqs).await?;
+        self.failpoint("after_write");
+        for f in &files {
+            verify_file(&self.cold, f).await?;
+        }
+        self.failpoint("after_verify");
+        self.commit_chunk(chunk, run_id, &files, &seqs).await?;
+        Ok((files, max_in_flight))
+    }
+
+    /// Streams the chunk's rows (ordered by project, then time, straight off
+    /// the `(project_id, ts)` index) through a bounded channel into one
+    /// Parquet writer per project.
+    async fn write_chunk(
+        &self,
+        chunk: &Chunk,
+        seqs: &BTreeMap<i64, i32>,
+    ) -> Result<(Vec<FileStats>, usize), ArchiveError> {
+        let opts = self.config.writer;
+        let (tx, mut rx) = mpsc::channel::<(i64, Batch)>(self.config.channel_batches);
+        let alive = Arc::new(AtomicUsize::new(0));
+        let max_alive = Arc::new(AtomicUsize::new(0));
+
+        let pool = self.hot.pool().clone();
+        let (start, end) = (chunk.start, chunk.end);
+        let producer_alive = Arc::clone(&alive);
+        let producer_max = Arc::clone(&max_alive);
+        let producer = async move {
+            let mut conn = pool.acquire().await?;
+            let mut rows = sqlx::query(
+                "SELECT project_id, event_id, user_id, event_type, ts, properties::text, received_at
+                   FROM events WHERE ts >= $1 AND ts < $2
+                  ORDER BY project_id, ts",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch(&mut *conn);
+            let mut builder = BatchBuilder::with_capacity(opts.batch_rows);
+            let mut current: Option<i64> = None;
+            let send = |project: i64, builder: &mut BatchBuilder| {
+                let batch = builder.finish();
+                let tx = tx.clone();
+                let alive = Arc::clone(&producer_alive);
+                let max = Arc::clone(&producer_max);
+                async move {
+                    let batch = batch?;
+                    let now = alive.fetch_add(1, Ordering::SeqCst) + 1;
+                    max.fetch_max(now, Ordering::SeqCst);
+                    tx.send((project, batch))
+                        .await
+                        .map_err(|_| ArchiveError::Pipeline("writer stopped".into()))
+                }
+            };
+            while let Some(row) = rows.try_next().await? {
+                let project: i64 = row.try_get(0)?;
+                if let Some(p) = current.filter(|p| *p != project && !builder.is_empty()) {
+                    send(p, &mut builder).await?;
+                }
+                current = Some(project);
+                let ts: DateTime<Utc> = row.try_get(4)?;
+                let received: DateTime<Utc> = row.try_get(6)?;
+                builder.push(
+                    row.try_get::<Uuid, _>(1)?,
+                    row.try_get::<&str, _>(2)?,
+                    row.try_get::<&str, _>(3)?,
+                    ts.timestamp_micros(),
+                    row.try_get::<Option<&str>, _>(5)?,
+                    received.timestamp_micros(),
+                );
+                if builder.len() >= opts.batch_rows {
+                    send(project, &mut builder).await?;
+                }
+            }
+            if let Some(p) = current.filter(|_| !builder.is_empty()) {
+                send(p, &mut builder).await?;
+            }
+            Ok::<(), ArchiveError>(())
+        };
+
+        let cold = self.cold.clone();
+        let day = chunk.day();
+        let consumer = async move {
+            let mut files = Vec::new();
+            let mut open: Option<(i64, FileWriter)> = None;
+            while let Some((project, b)) = rx.recv().await {
+                if open.as_ref().is_some_and(|(p, _)| *p != project)
+                    && let Some((_, w)) = open.take()
+                {
+                    files.push(w.close().await?);
+                }
+                if open.is_none() {
+                    let seq = seqs.get(&project).copied().unwrap_or(0) as u32;
+                    let key = layout::file_key(project, day, seq);
+                    open = Some((project, FileWriter::create(&cold, key, &opts)?));
+                }
+                if let Some((_, w)) = open.as_mut() {
+                    w.write(&b).await?;
+                }
+                drop(b);
+                alive.fetch_sub(1, Ordering::SeqCst);
+            }
+            if let Some((_, w)) = open.take() {
+                files.push(w.close().await?);
+            }
+            Ok::<Vec<FileStats>, ArchiveError>(files)
+        };
+        let ((), files) = tokio::try_join!(producer, consumer)?;
+        Ok((files, max_alive.load(Ordering::SeqCst)))
+    }
+
+    /// The commit point: under an exclusive lock on `events` (taken first,
+    /// so it cannot deadlock with an ingest holding the parent and waiting
+    /// for the chunk), check that the chunk still holds exactly the rows
+    /// written, record the files, drop the chunk, commit.
+    async fn commit_chunk(
+        &self,
+        chunk: &Chunk,
+        run_id: i64,
+        files: &[FileStats],
+        seqs: &BTreeMap<i64, i32>,
+    ) -> Result<(), ArchiveError> {
+        let mut tx = self.hot.pool().begin().await?;
+        sqlx::query(&format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            self.config.commit_lock_timeout.as_millis()
+        ))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let now_rows: BTreeMap<i64, i64> = sqlx::query_as(
+            "SELECT project_id, count(*) FROM events WHERE ts >= $1 AND ts < $2 GROUP BY project_id",
+        )
+        .bind(chunk.start)
+        .bind(chunk.end)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let written: BTreeMap<i64, i64> = files
+            .iter()
+            .filter_map(|f| Some((layout::parse_file_key(&f.key)?.0, f.rows as i64)))
+            .collect();
+        if now_rows != written {
+            return Err(ArchiveError::ChunkChanged {
+                chunk: chunk.name.clone(),
+                detail: format!("rows per project now {now_rows:?}, written {written:?}"),
+            });
+        }
+        for f in files {
+            let (project, day) = layout::parse_file_key(&f.key).ok_or_else(|| {
+                ArchiveError::Pipeline(format!("unexpected object key {}", f.key))
+            })?;
+            sqlx::query(
+                "INSERT INTO cold_files (project_id, day, seq, object_key, rows, bytes, min_ts, max_ts, checksum, run_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(project)
+            .bind(day)
+            .bind(seqs.get(&project).copied().unwrap_or(0))
+            .bind(f.key.as_ref())
+            .bind(f.rows as i64)
+            .bind(f.bytes as i64)
+            .bind(micros(f.min_ts))
+            .bind(micros(f.max_ts))
+            .bind(f.checksum.to_hex())
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        self.failpoint("before_drop");
+        self.hot.drop_chunk(&mut tx, chunk).await?;
+        self.failpoint("after_drop");
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}

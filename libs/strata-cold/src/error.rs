@@ -1,0 +1,32 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ColdError {
+    #[error("invalid cold tier URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("verification of {key} failed: {reason}")]
+    Verification { key: String, reason: String },
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ColdError {
+    /// True when the object store failed (unreachable, erroring, timing
+    /// out), as opposed to a bad file: also when the failure surfaced
+    /// through the Parquet writer's upload.
+    pub fn is_object_store(&self) -> bool {
+        match self {
+            Self::ObjectStore(_) => true,
+            Self::Parquet(parquet::errors::ParquetError::External(inner)) => {
+                inner.downcast_ref::<object_store::Error>().is_some()
+            }
+            _ => false,
+        }
+    }
+}

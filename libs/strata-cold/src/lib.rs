@@ -1,0 +1,22 @@
+//! The cold tier: Strata's public Parquet layout, the object stores it lives
+//! in, and the write/verify halves of moving a chunk there.
+//!
+//! Layout (a public contract, see `docs/cold-tier.md`):
+//! `events/project_id=<id>/date=YYYY-MM-DD/part-NNNNN.parquet`, ZSTD, schema
+//! in [`schema`].
+
+mod checksum;
+mod error;
+pub mod layout;
+mod reader;
+pub mod schema;
+mod store;
+mod verify;
+mod writer;
+
+pub use checksum::IdChecksum;
+pub use error::ColdError;
+pub use reader::ObjectStoreReader;
+pub use store::{ColdStore, S3Options};
+pub use verify::verify_file;
+pub use writer::{Batch, BatchBuilder, BatchStats, FileStats, FileWriter, WriterOptions};

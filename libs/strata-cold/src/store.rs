@@ -1,0 +1,122 @@
+//! Object stores selected by `STRATA_COLD_URL`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+
+use crate::ColdError;
+
+/// S3 settings beyond the URL. Unset fields fall back to the standard
+/// `AWS_*` environment variables (`AWS_ENDPOINT`, `AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, …).
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// `bucket.host` addressing instead of path-style `host/bucket`.
+    pub virtual_hosted_style: bool,
+    /// Per-request timeout; a slow store fails the chunk, which stays hot.
+    pub request_timeout: Option<Duration>,
+}
+
+/// Handle to the cold tier. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ColdStore {
+    store: Arc<dyn ObjectStore>,
+    url: String,
+    local_root: Option<PathBuf>,
+}
+
+impl ColdStore {
+    /// `file:///abs/path`, `file://./relative/path` or `s3://bucket[/prefix]`.
+    pub fn from_url(url: &str, s3: &S3Options) -> Result<Self, ColdError> {
+        let bad = |reason: &str| ColdError::BadUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let Some(path) = url.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(bad("file:// needs a path"));
+            }
+            let root = PathBuf::from(path);
+            std::fs::create_dir_all(&root)?;
+            let root = root.canonicalize()?;
+            let store = LocalFileSystem::new_with_prefix(&root)?;
+            return Ok(Self {
+                store: Arc::new(store),
+                url: url.to_owned(),
+                local_root: Some(root),
+            });
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("s3:// needs a bucket"));
+            }
+            let timeout = s3.request_timeout.unwrap_or(Duration::from_secs(30));
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_virtual_hosted_style_request(s3.virtual_hosted_style)
+                .with_client_options(
+                    ClientOptions::new()
+                        .with_timeout(timeout)
+                        .with_connect_timeout(Duration::from_secs(5))
+                        .with_allow_http(true),
+                )
+                .with_retry(RetryConfig {
+                    backoff: BackoffConfig::default(),
+                    max_retries: 3,
+                    retry_timeout: timeout * 2,
+                });
+            if let Some(e) = &s3.endpoint {
+                b = b.with_endpoint(e);
+            }
+            if let Some(r) = &s3.region {
+                b = b.with_region(r);
+            }
+            if let Some(k) = &s3.access_key_id {
+                b = b.with_access_key_id(k);
+            }
+            if let Some(k) = &s3.secret_access_key {
+                b = b.with_secret_access_key(k);
+            }
+            let s3_store = b.build()?;
+            let prefix = prefix.trim_matches('/');
+            let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                Arc::new(s3_store)
+            } else {
+                Arc::new(PrefixStore::new(s3_store, Path::from(prefix)))
+            };
+            return Ok(Self {
+                store,
+                url: url.to_owned(),
+                local_root: None,
+            });
+        }
+        Err(bad("expected file:///path or s3://bucket/prefix"))
+    }
+
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// For `file://` stores, the local path of a key (read in place).
+    pub fn local_path(&self, key: &Path) -> Option<PathBuf> {
+        self.local_root.as_ref().map(|root| {
+            key.parts()
+                .fold(root.clone(), |p, part| p.join(part.as_ref()))
+        })
+    }
+}

@@ -1,0 +1,316 @@
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use chrono::Utc;
+use strata_archive::{ArchiveConfig, Archiver, ChunkOutcome, RunOutcome, RunReport};
+use strata_cold::WriterOptions;
+use strata_tests::archive::{Sent, hot_plus_cold, seed_days};
+use strata_tests::cold::TestCold;
+use strata_tests::{TestApp, event, spawn_app};
+use uuid::Uuid;
+
+fn archiver(app: &TestApp, cold: &TestCold) -> Archiver {
+    Archiver::new(
+        app.hot.clone(),
+        cold.store.clone(),
+        ArchiveConfig::default(),
+    )
+}
+
+async fn run(a: &Archiver) -> RunReport {
+    match a.run_once().await.unwrap() {
+        RunOutcome::Completed(r) => r,
+        RunOutcome::Skipped => panic!("run skipped"),
+    }
+}
+
+async fn manifest(app: &TestApp) -> Vec<(i64, chrono::NaiveDate, i32, String, i64)> {
+    sqlx::query_as("SELECT project_id, day, seq, object_key, rows FROM cold_files ORDER BY 1, 2, 3")
+        .fetch_all(app.hot.pool())
+        .await
+        .unwrap()
+}
+
+async fn archive_many_days_across_projects(cold: TestCold) {
+    let app = spawn_app().await;
+    let keys = [
+        ("alpha", app.key("alpha", "ingest").await),
+        ("beta", app.key("beta", "ingest").await),
+    ];
+    let projects: Vec<(&str, &str)> = keys.iter().map(|(p, k)| (*p, k.as_str())).collect();
+    let mut sent = Sent::default();
+    // Days 25..45 ago: 14 of them are older than the 30-day retention.
+    seed_days(&app, &projects, 25, 20, 30, &mut sent).await;
+    let cutoff_day = (Utc::now() - chrono::Duration::days(30)).date_naive();
+
+    let report = run(&archiver(&app, &cold)).await;
+    assert!(report.succeeded(), "{report:?}");
+    let moved: Vec<_> = report.chunks.iter().map(|c| c.day).collect();
+    assert!(moved.iter().all(|d| *d < cutoff_day));
+    assert!(moved.len() >= 14, "{moved:?}");
+
+    // Archived chunks are gone from the hot tier, younger ones are not.
+    let hot_days: Vec<_> = app
+        .hot
+        .list_chunks()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.day())
+        .collect();
+    assert!(hot_days.iter().all(|d| *d >= cutoff_day), "{hot_days:?}");
+    assert!(hot_days.iter().all(|d| !moved.contains(d)));
+
+    // One manifest row and one object per project and archived day, rows right.
+    let m = manifest(&app).await;
+    assert_eq!(m.len(), 2 * moved.len());
+    let keys_in_bucket: Vec<String> = cold.keys().await;
+    let mut listed: Vec<String> = m.iter().map(|r| r.3.clone()).collect();
+    listed.sort();
+    assert_eq!(keys_in_bucket, listed);
+    for (project, day, seq, key, rows) in &m {
+        assert_eq!(*seq, 0);
+        assert_eq!(
+            key,
+            &format!("events/project_id={project}/date={day}/part-00000.parquet")
+        );
+        let expected = sent
+            .rows
+            .iter()
+            .filter(|r| {
+                r.project_id == *project
+                    && chrono::DateTime::from_timestamp_micros(r.ts_micros)
+                        .unwrap()
+                        .date_naive()
+                        == *day
+            })
+            .count();
+        assert_eq!(*rows as usize, expected);
+    }
+    // Hot + cold (read back with DuckDB) is exactly what was ingested.
+    assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
+
+    // A second run has nothing to do.
+    let again = run(&archiver(&app, &cold)).await;
+    assert!(again.chunks.is_empty() && again.succeeded());
+    let runs: Vec<(String, i32)> =
+        sqlx::query_as("SELECT status, chunks_moved FROM archive_runs ORDER BY id")
+            .fetch_all(app.hot.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        runs,
+        vec![
+            ("succeeded".into(), moved.len() as i32),
+            ("succeeded".into(), 0)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn archives_many_days_across_projects_to_s3() {
+    archive_many_days_across_projects(TestCold::s3()).await;
+}
+
+#[tokio::test]
+async fn archives_many_days_across_projects_to_a_local_folder() {
+    archive_many_days_across_projects(TestCold::file()).await;
+}
+
+#[tokio::test]
+async fn a_late_event_becomes_a_second_file_and_is_counted_once() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest").await;
+    let cold = TestCold::s3();
+    let mut sent = Sent::default();
+    seed_days(&app, &[("alpha", key.as_str())], 40, 2, 10, &mut sent).await;
+    assert!(run(&archiver(&app, &cold)).await.succeeded());
+    assert!(app.hot.list_chunks().await.unwrap().is_empty());
+
+    // A late event for an archived day lands hot, in a new chunk for that day.
+    let day = (Utc::now() - chrono::Duration::days(40)).date_naive();
+    let late_id = Uuid::new_v4();
+    let ts = format!("{day}T12:34:56.000001Z");
+    assert_eq!(
+        app.ingest_ok(&key, &[event(late_id, "late-user", "view", &ts)])
+            .await
+            .accepted,
+        1
+    );
+    // Retrying an archived event is still a duplicate.
+    let archived = &sent.rows[0];
+    let retry = event(
+        archived.event_id.parse().unwrap(),
+        &archived.user_id,
+        "view",
+        &ts,
+    );
+    assert_eq!(app.ingest_ok(&key, &[retry]).await.duplicates, 1);
+    assert_eq!(app.hot.list_chunks().await.unwrap().len(), 1);
+
+    let report = run(&archiver(&app, &cold)).await;
+    assert!(report.succeeded());
+    let files: Vec<String> = cold
+        .keys()
+        .await
+        .into_iter()
+        .filter(|k| k.contains(&format!("date={day}")))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[0].ends_with("part-00000.parquet") && files[1].ends_with("part-00001.parquet"));
+
+    let all = hot_plus_cold(&app, &cold).await;
+    let ids: Vec<&str> = all.iter().map(|r| r.event_id.as_str()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "an event is counted twice");
+    assert_eq!(all.len(), sent.rows.len() + 1);
+    assert!(unique.contains(late_id.to_string().as_str()));
+}
+
+#[tokio::test]
+async fn an_unreachable_object_store_loses_nothing_and_the_next_run_succeeds() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest").await;
+    let mut sent = Sent::default();
+    seed_days(&app, &[("alpha", key.as_str())], 35, 3, 10, &mut sent).await;
+    let before = app.hot.list_chunks().await.unwrap();
+
+    let down = TestCold::unreachable();
+    let report = run(&archiver(&app, &down)).await;
+    assert!(!report.succeeded());
+    // The first chunk failed on the store; the rest were not attempted.
+    assert!(matches!(report.chunks[0].outcome, ChunkOutcome::Failed(_)));
+    assert_eq!(report.chunks.len() + report.not_attempted.len(), 3);
+    assert_eq!(app.hot.list_chunks().await.unwrap(), before);
+    assert!(manifest(&app).await.is_empty());
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM archive_runs ORDER BY id DESC LIMIT 1")
+            .fetch_one(app.hot.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(error.unwrap().contains("object store"));
+
+    let cold = TestCold::s3();
+    assert!(run(&archiver(&app, &cold)).await.succeeded());
+    assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
+}
+
+#[tokio::test]
+async fn two_archivers_started_together_move_each_chunk_once() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest").await;
+    let mut sent = Sent::default();
+    seed_days(&app, &[("alpha", key.as_str())], 31, 6, 200, &mut sent).await;
+    let cold = TestCold::s3();
+    let (a, b) = (archiver(&app, &cold), archiver(&app, &cold));
+    let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
+    let moved: usize = [ra.unwrap(), rb.unwrap()]
+        .iter()
+        .map(|o| match o {
+            RunOutcome::Completed(r) => {
+                assert!(r.succeeded());
+                r.chunks.len()
+            }
+            RunOutcome::Skipped => 0,
+        })
+        .sum();
+    assert_eq!(moved, 6);
+    let m = manifest(&app).await;
+    assert_eq!(m.len(), 6);
+    assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
+}
+
+#[tokio::test]
+async fn a_two_million_row_chunk_streams_with_a_fixed_number_of_batches() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest").await;
+    let project = app.project_id("alpha").await;
+    let day = (Utc::now() - chrono::Duration::days(60)).date_naive();
+    // One event through the API creates the day's chunk; the bulk goes in with SQL.
+    app.ingest_ok(
+        &key,
+        &[event(
+            Uuid::new_v4(),
+            "u",
+            "view",
+            &format!("{day}T00:00:00Z"),
+        )],
+    )
+    .await;
+    let rows: u64 = sqlx::query(
+        "INSERT INTO events (project_id, event_id, user_id, event_type, ts, properties, received_at)
+         SELECT $1, gen_random_uuid(), 'user' || (g % 5000), 'type' || (g % 20),
+                $2::date + make_interval(secs => (g % 86400)::double precision),
+                CASE WHEN g % 2 = 0 THEN jsonb_build_object('g', g) END, now()
+           FROM generate_series(1, 2000000) g",
+    )
+    .bind(project)
+    .bind(day)
+    .execute(app.hot.pool())
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(rows, 2_000_000);
+
+    let cold = TestCold::file();
+    let config = ArchiveConfig {
+        channel_batches: 2,
+        writer: WriterOptions::default(),
+        ..ArchiveConfig::default()
+    };
+    let report = run(&Archiver::new(app.hot.clone(), cold.store.clone(), config)).await;
+    assert!(report.succeeded());
+    let ChunkOutcome::Archived {
+        files,
+        max_batches_in_flight,
+    } = &report.chunks[0].outcome
+    else {
+        panic!("not archived");
+    };
+    assert_eq!(files[0].rows, 2_000_001);
+    // 2,000,001 rows / 8,192 per batch = 245 batches, yet never more than
+    // the channel's 2 plus one being built and one being written.
+    assert!(
+        *max_batches_in_flight <= 4,
+        "{max_batches_in_flight} batches alive at once"
+    );
+    let counted: BTreeMap<String, i64> = {
+        let dir = cold.url.trim_start_matches("file://").to_owned();
+        tokio::task::spawn_blocking(move || {
+            let conn = duckdb::Connection::open_in_memory().unwrap();
+            let n: i64 = conn
+                .query_row(
+                    &format!("SELECT count(DISTINCT event_id) FROM read_parquet('{dir}/events/**/*.parquet', hive_partitioning = true)"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            BTreeMap::from([("distinct".to_owned(), n)])
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(counted["distinct"], 2_000_001);
+}
+
+#[tokio::test]
+async fn dry_run_plans_only_chunks_past_retention() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest").await;
+    let mut sent = Sent::default();
+    seed_days(&app, &[("alpha", key.as_str())], 28, 5, 1, &mut sent).await;
+    let a = Archiver::new(
+        app.hot.clone(),
+        TestCold::file().store.clone(),
+        ArchiveConfig {
+            hot_retention: Duration::from_secs(30 * 86_400),
+            ..ArchiveConfig::default()
+        },
+    );
+    let planned = a.plan().await.unwrap();
+    // Days 28..32 ago: the chunks of days 31 and 32 ago end before the cutoff
+    // (day 30 ago ends 29-30 days ago, so it waits).
+    assert_eq!(planned.len(), 2, "{planned:?}");
+    assert!(planned.iter().all(|c| c.end <= a.cutoff()));
+}

@@ -1,0 +1,184 @@
+//! Cold-tier fixtures: a per-test prefix on the real S3 server that
+//! `make test` starts (Garage, or whatever `STRATA_TEST_S3_*` names), or a
+//! temporary `file://` directory; and DuckDB over what is in the bucket.
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use strata_cold::{ColdStore, S3Options};
+
+/// A cold store for one test.
+#[derive(Debug)]
+pub struct TestCold {
+    pub url: String,
+    pub s3: S3Options,
+    pub store: ColdStore,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite with `make test`, which starts an S3 server")
+    })
+}
+
+/// One row as a data engineer's DuckDB glob over the bucket sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ColdRow {
+    pub project_id: i64,
+    pub date: String,
+    pub event_id: String,
+    pub user_id: String,
+    pub event_type: String,
+    pub ts_micros: i64,
+    pub properties: Option<String>,
+}
+
+impl TestCold {
+    /// A temporary local directory (the embedded default's code path).
+    pub fn file() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        let store = ColdStore::from_url(&url, &S3Options::default()).unwrap();
+        Self {
+            url,
+            s3: S3Options::default(),
+            store,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh prefix in the test bucket of the real S3 server.
+    pub fn s3() -> Self {
+        let s3 = S3Options {
+            endpoint: Some(env("STRATA_TEST_S3_ENDPOINT")),
+            region: Some(
+                std::env::var("STRATA_TEST_S3_REGION").unwrap_or_else(|_| "garage".into()),
+            ),
+            access_key_id: Some(env("STRATA_TEST_S3_ACCESS_KEY_ID")),
+            secret_access_key: Some(env("STRATA_TEST_S3_SECRET_ACCESS_KEY")),
+            virtual_hosted_style: false,
+            request_timeout: Some(Duration::from_secs(30)),
+        };
+        let url = format!(
+            "s3://{}/t-{}",
+            env("STRATA_TEST_S3_BUCKET"),
+            uuid::Uuid::new_v4().simple()
+        );
+        let store = ColdStore::from_url(&url, &s3).unwrap();
+        Self {
+            url,
+            s3,
+            store,
+            _dir: None,
+        }
+    }
+
+    /// An S3 endpoint where nothing listens.
+    pub fn unreachable() -> Self {
+        let s3 = S3Options {
+            endpoint: Some("http://127.0.0.1:9".into()),
+            region: Some("garage".into()),
+            access_key_id: Some("GK000000000000000000000000".into()),
+            secret_access_key: Some("0".repeat(64)),
+            virtual_hosted_style: false,
+            request_timeout: Some(Duration::from_secs(2)),
+        };
+        let url = "s3://nowhere/strata".to_owned();
+        let store = ColdStore::from_url(&url, &s3).unwrap();
+        Self {
+            url,
+            s3,
+            store,
+            _dir: None,
+        }
+    }
+
+    /// Environment for a `strata-archiver` process using this store.
+    pub fn env_vars(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![("STRATA_COLD_URL", self.url.clone())];
+        let opt = |name, value: &Option<String>| value.clone().map(|x| (name, x));
+        v.extend(opt("STRATA_S3_ENDPOINT", &self.s3.endpoint));
+        v.extend(opt("STRATA_S3_REGION", &self.s3.region));
+        v.extend(opt("STRATA_S3_ACCESS_KEY_ID", &self.s3.access_key_id));
+        v.extend(opt(
+            "STRATA_S3_SECRET_ACCESS_KEY",
+            &self.s3.secret_access_key,
+        ));
+        v
+    }
+
+    /// Every object key under `events/`, sorted.
+    pub async fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .store
+            .object_store()
+            .list(Some(&Path::from("events")))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        keys.sort();
+        keys
+    }
+
+    /// `read_parquet('…/events/**/*.parquet', hive_partitioning = true)` over
+    /// everything in the bucket (S3 objects are first copied to a local
+    /// directory: there is no httpfs extension offline).
+    pub async fn glob(&self) -> Vec<ColdRow> {
+        self.glob_keys(&self.keys().await).await
+    }
+
+    /// The same glob over a copy of only `keys` (e.g. those the manifest lists).
+    pub async fn glob_keys(&self, keys: &[String]) -> Vec<ColdRow> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = self.store.object_store();
+        for key in keys {
+            let bytes = store
+                .get(&Path::from(key.as_str()))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let path = dir.path().join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        let root = dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let _keep = dir;
+            let conn = duckdb::Connection::open_in_memory().unwrap();
+            let sql = format!(
+                "SELECT project_id, CAST(date AS VARCHAR), event_id, user_id, event_type,
+                        epoch_us(ts), properties
+                   FROM read_parquet('{}/events/**/*.parquet', hive_partitioning = true)",
+                root.display()
+            );
+            let mut stmt = conn.prepare(&sql).unwrap();
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(ColdRow {
+                        project_id: r.get(0)?,
+                        date: r.get(1)?,
+                        event_id: r.get(2)?,
+                        user_id: r.get(3)?,
+                        event_type: r.get(4)?,
+                        ts_micros: r.get(5)?,
+                        properties: r.get(6)?,
+                    })
+                })
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            rows
+        })
+        .await
+        .unwrap()
+    }
+}
