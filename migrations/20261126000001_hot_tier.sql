@@ -47,6 +47,14 @@ CREATE TABLE user_first_seen (
 DO $$
 DECLARE
     timescale boolean := false;
+    columns constant text := '
+        project_id  bigint NOT NULL,
+        event_id    uuid NOT NULL,
+        user_id     text NOT NULL,
+        event_type  text NOT NULL,
+        ts          timestamptz NOT NULL,
+        properties  jsonb,
+        received_at timestamptz NOT NULL';
 BEGIN
     BEGIN
         CREATE EXTENSION IF NOT EXISTS timescaledb;
@@ -56,28 +64,12 @@ BEGIN
     END;
 
     IF timescale THEN
-        CREATE TABLE events (
-            project_id  bigint NOT NULL,
-            event_id    uuid NOT NULL,
-            user_id     text NOT NULL,
-            event_type  text NOT NULL,
-            ts          timestamptz NOT NULL,
-            properties  jsonb,
-            received_at timestamptz NOT NULL
-        );
+        EXECUTE format('CREATE TABLE events (%s)', columns);
         PERFORM create_hypertable('events', 'ts',
                                   chunk_time_interval => INTERVAL '1 day',
                                   create_default_indexes => false);
     ELSE
-        CREATE TABLE events (
-            project_id  bigint NOT NULL,
-            event_id    uuid NOT NULL,
-            user_id     text NOT NULL,
-            event_type  text NOT NULL,
-            ts          timestamptz NOT NULL,
-            properties  jsonb,
-            received_at timestamptz NOT NULL
-        ) PARTITION BY RANGE (ts);
+        EXECUTE format('CREATE TABLE events (%s) PARTITION BY RANGE (ts)', columns);
     END IF;
 
     CREATE INDEX events_project_ts ON events (project_id, ts);

@@ -71,6 +71,17 @@ async fn events_over_seventy_days_land_in_their_utc_day_chunks() {
     }
 }
 
+fn one_event_batch(user: &str, ts: &str) -> strata_model::ParsedBatch {
+    strata_model::parse_batch(
+        json!({"events": [event(Uuid::new_v4(), user, "view", ts)]})
+            .to_string()
+            .as_bytes(),
+        &strata_model::IngestLimits::default(),
+        Utc::now(),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_dropped_day_is_recreated_for_late_events() {
     let app = spawn_app().await;

@@ -178,15 +178,28 @@ impl Archiver {
                 outcome,
             };
             if let ChunkOutcome::Archived { files, .. } = &chunk_report.outcome {
-                let rows = chunk_report.rows();
+                let seconds = chunk_report.seconds;
+                for f in files {
+                    let project = layout::parse_file_key(&f.key).map(|(p, _)| p);
+                    tracing::info!(
+                        project,
+                        day = %chunk.day(),
+                        rows = f.rows,
+                        bytes = f.bytes,
+                        seconds,
+                        rows_per_sec = (f.rows as f64 / seconds.max(1e-9)).round(),
+                        key = %f.key,
+                        "archived"
+                    );
+                }
                 tracing::info!(
                     chunk = %chunk.name,
                     day = %chunk.day(),
                     files = files.len(),
-                    rows,
+                    rows = chunk_report.rows(),
                     bytes = chunk_report.bytes(),
-                    seconds = chunk_report.seconds,
-                    rows_per_sec = (rows as f64 / chunk_report.seconds.max(1e-9)).round(),
+                    seconds,
+                    rows_per_sec = (chunk_report.rows() as f64 / seconds.max(1e-9)).round(),
                     "chunk archived"
                 );
             }

@@ -75,3 +75,98 @@ pub async fn verify_file(store: &ColdStore, expected: &FileStats) -> Result<(), 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::file_key;
+    use crate::{BatchBuilder, FileWriter, S3Options, WriterOptions};
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    async fn write(store: &ColdStore, seq: u32, rows: u32) -> FileStats {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        let opts = WriterOptions {
+            batch_rows: 100,
+            row_group_rows: 250,
+            zstd_level: 3,
+        };
+        let mut w = FileWriter::create(store, file_key(1, day, seq), &opts).unwrap();
+        let mut b = BatchBuilder::with_capacity(100);
+        for i in 0..rows {
+            let props = (i % 2 == 0).then(|| format!("{{\"i\":{i}}}"));
+            b.push(
+                Uuid::from_u128(i as u128 + 1),
+                "u",
+                "view",
+                1_000 + i as i64,
+                props.as_deref(),
+                5,
+            );
+            if b.len() == 100 {
+                w.write(&b.finish().unwrap()).await.unwrap();
+            }
+        }
+        if !b.is_empty() {
+            w.write(&b.finish().unwrap()).await.unwrap();
+        }
+        w.close().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn written_files_verify_and_tampered_ones_do_not() {
+        let dir = std::env::temp_dir().join(format!("strata-cold-{}", Uuid::new_v4()));
+        let store =
+            ColdStore::from_url(&format!("file://{}", dir.display()), &S3Options::default())
+                .unwrap();
+        let stats = write(&store, 0, 1_001).await;
+        assert_eq!(stats.rows, 1_001);
+        assert_eq!((stats.min_ts, stats.max_ts), (1_000, 2_000));
+        verify_file(&store, &stats).await.unwrap();
+        assert!(store.local_path(&stats.key).unwrap().exists());
+
+        // Claiming a different content fails.
+        let mut wrong = stats.clone();
+        wrong.rows = 1_000;
+        assert!(matches!(
+            verify_file(&store, &wrong).await,
+            Err(ColdError::Verification { .. })
+        ));
+        let mut wrong = stats.clone();
+        wrong.max_ts += 1;
+        assert!(verify_file(&store, &wrong).await.is_err());
+
+        // Same row count, other ids: the checksum catches it.
+        let other = write(&store, 1, 1_001).await;
+        let mut swapped = other.clone();
+        swapped.checksum = {
+            let mut c = IdChecksum::default();
+            (2..=1_002u128).for_each(|i| c.add(Uuid::from_u128(i)));
+            c
+        };
+        assert!(verify_file(&store, &swapped).await.is_err());
+
+        // A truncated object fails.
+        let bytes = store
+            .object_store()
+            .get(&stats.key)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        store
+            .object_store()
+            .put(&stats.key, PutPayload::from(bytes.slice(..bytes.len() / 2)))
+            .await
+            .unwrap();
+        assert!(verify_file(&store, &stats).await.is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn urls() {
+        assert!(ColdStore::from_url("ftp://x", &S3Options::default()).is_err());
+        assert!(ColdStore::from_url("s3://", &S3Options::default()).is_err());
+        assert!(ColdStore::from_url("file://", &S3Options::default()).is_err());
+    }
+}
