@@ -10,12 +10,12 @@ export STRATA_CACHE
 export CARGO_TARGET_DIR ?= $(STRATA_CACHE)/target
 export PATH := $(STRATA_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help test run lint fmt services clean-test-dbs
+.PHONY: help test run archive lint fmt services clean-test-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-test: ## Start/verify PostgreSQL and Redis, then fmt check, clippy and the whole suite (what CI runs)
+test: ## Start/verify PostgreSQL, Redis and an S3 server, then fmt check, clippy and the whole suite (what CI runs)
 	@eval "$$(scripts/ensure-services.sh)"; \
 	eval "$$(scripts/ensure-s3.sh)"; \
 	scripts/ensure-tools.sh; \
@@ -25,6 +25,9 @@ test: ## Start/verify PostgreSQL and Redis, then fmt check, clippy and the whole
 
 run: ## Serve on 127.0.0.1:8080 with a private PostgreSQL in ./.strata (or STRATA_DATABASE_URL) and print a demo key
 	@scripts/run.sh
+
+archive: ## Run one archiver pass over the `make run` database (ARGS=--dry-run to preview)
+	@scripts/archive.sh $(ARGS)
 
 lint: ## cargo fmt --check and clippy only
 	cargo fmt --all --check

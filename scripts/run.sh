@@ -1,24 +1,10 @@
 #!/usr/bin/env bash
 # `make run`: a working Strata on this machine with no configuration.
-# Without STRATA_DATABASE_URL, a private PostgreSQL lives in ./.strata/pg.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
-root=$(pwd)
-state=$root/.strata
-mkdir -p "$state"
+. "$(dirname "$0")/dev-env.sh"
 
-if [ -z "${STRATA_DATABASE_URL:-}" ]; then
-  port=${STRATA_DEV_PG_PORT:-54329}
-  start_private_pg "$state/pg" "$port"
-  psql "postgres://postgres@127.0.0.1:$port/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'strata'" | grep -q 1 \
-    || psql "postgres://postgres@127.0.0.1:$port/postgres" -qc "CREATE DATABASE strata"
-  export STRATA_DATABASE_URL="postgres://postgres@127.0.0.1:$port/strata"
-fi
-export STRATA_COLD_URL=${STRATA_COLD_URL:-file://$state/cold}
-mkdir -p "$state/cold"
-
-cargo build --quiet -p strata-api
-bin=${CARGO_TARGET_DIR:-$root/target}/debug/strata-api
+cargo build --quiet -p strata-api -p strata-archiver
+bin=$bindir/strata-api
 "$bin" migrate
 
 # One demo key, kept in .strata/demo.key while it stays valid.
@@ -31,7 +17,7 @@ cat >&2 <<MSG
 
   Strata is starting on http://${STRATA_LISTEN:-127.0.0.1:8080}
   project: demo      key: $key
-  (also in .strata/demo.key; cold tier: $STRATA_COLD_URL)
+  (also in .strata/demo.key; cold tier: $STRATA_COLD_URL; archive with 'make archive')
 
 MSG
 exec "$bin" serve

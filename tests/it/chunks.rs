@@ -98,14 +98,7 @@ async fn a_dropped_day_is_recreated_for_late_events() {
     let other = strata_hot::HotStore::open(app.hot.pool().clone())
         .await
         .unwrap();
-    let late = strata_model::parse_batch(
-        json!({"events": [event(Uuid::new_v4(), "late", "view", &day_ts)]})
-            .to_string()
-            .as_bytes(),
-        &strata_model::IngestLimits::default(),
-        Utc::now(),
-    )
-    .unwrap();
+    let late = one_event_batch("late", &day_ts);
     // Warm its cache with the day, drop the day again behind its back, then insert.
     let project = strata_model::ProjectId(app.project_id("acme").await);
     other.insert_events(project, &late.events).await.unwrap();
@@ -113,14 +106,7 @@ async fn a_dropped_day_is_recreated_for_late_events() {
     let mut tx = app.hot.pool().begin().await.unwrap();
     app.hot.drop_chunk(&mut tx, &chunk).await.unwrap();
     tx.commit().await.unwrap();
-    let later = strata_model::parse_batch(
-        json!({"events": [event(Uuid::new_v4(), "later", "view", &day_ts)]})
-            .to_string()
-            .as_bytes(),
-        &strata_model::IngestLimits::default(),
-        Utc::now(),
-    )
-    .unwrap();
+    let later = one_event_batch("later", &day_ts);
     let outcome = other.insert_events(project, &later.events).await.unwrap();
     assert_eq!(outcome.stored, 1);
     let users: Vec<String> = app

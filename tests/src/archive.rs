@@ -91,10 +91,12 @@ pub async fn seed_days(
     }
 }
 
+type HotRow = (i64, Uuid, String, String, DateTime<Utc>, Option<Value>);
+
 /// Every row in the hot tier plus every row of the cold files the manifest
 /// lists (read with DuckDB), sorted: the union a query must see.
 pub async fn hot_plus_cold(app: &TestApp, cold: &TestCold) -> Vec<Row> {
-    let hot: Vec<(i64, Uuid, String, String, DateTime<Utc>, Option<Value>)> = sqlx::query_as(
+    let hot: Vec<HotRow> = sqlx::query_as(
         "SELECT project_id, event_id, user_id, event_type, ts, properties FROM events",
     )
     .fetch_all(app.hot.pool())

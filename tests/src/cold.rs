@@ -136,6 +136,46 @@ impl TestCold {
         if keys.is_empty() {
             return Vec::new();
         }
+        self.query(
+            keys,
+            "SELECT project_id, CAST(date AS VARCHAR), event_id, user_id, event_type,
+                    epoch_us(ts), properties FROM {events}",
+            |r| {
+                Ok(ColdRow {
+                    project_id: r.get(0)?,
+                    date: r.get(1)?,
+                    event_id: r.get(2)?,
+                    user_id: r.get(3)?,
+                    event_type: r.get(4)?,
+                    ts_micros: r.get(5)?,
+                    properties: r.get(6)?,
+                })
+            },
+        )
+        .await
+    }
+
+    /// (rows, distinct event_ids) of a glob over the whole bucket.
+    pub async fn count_rows_and_ids(&self) -> (i64, i64) {
+        let keys = self.keys().await;
+        self.query(
+            &keys,
+            "SELECT count(*), count(DISTINCT event_id) FROM {events}",
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .await
+        .remove(0)
+    }
+
+    /// Copies `keys` to a local directory and runs `sql` with DuckDB, where
+    /// `{events}` stands for `read_parquet('…/events/**/*.parquet',
+    /// hive_partitioning = true)` over that copy.
+    pub async fn query<T: Send + 'static>(
+        &self,
+        keys: &[String],
+        sql: &str,
+        row: fn(&duckdb::Row<'_>) -> duckdb::Result<T>,
+    ) -> Vec<T> {
         let dir = tempfile::tempdir().unwrap();
         let store = self.store.object_store();
         for key in keys {
@@ -150,33 +190,21 @@ impl TestCold {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, bytes).unwrap();
         }
-        let root = dir.path().to_owned();
+        let sql = sql.replace(
+            "{events}",
+            &format!(
+                "read_parquet('{}/events/**/*.parquet', hive_partitioning = true)",
+                dir.path().display()
+            ),
+        );
         tokio::task::spawn_blocking(move || {
             let _keep = dir;
             let conn = duckdb::Connection::open_in_memory().unwrap();
-            let sql = format!(
-                "SELECT project_id, CAST(date AS VARCHAR), event_id, user_id, event_type,
-                        epoch_us(ts), properties
-                   FROM read_parquet('{}/events/**/*.parquet', hive_partitioning = true)",
-                root.display()
-            );
             let mut stmt = conn.prepare(&sql).unwrap();
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(ColdRow {
-                        project_id: r.get(0)?,
-                        date: r.get(1)?,
-                        event_id: r.get(2)?,
-                        user_id: r.get(3)?,
-                        event_type: r.get(4)?,
-                        ts_micros: r.get(5)?,
-                        properties: r.get(6)?,
-                    })
-                })
+            stmt.query_map([], row)
                 .unwrap()
                 .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            rows
+                .unwrap()
         })
         .await
         .unwrap()

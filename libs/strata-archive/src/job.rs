@@ -62,12 +62,15 @@ pub struct RunReport {
     pub chunks: Vec<ChunkReport>,
     /// Eligible chunks not attempted because the object store failed.
     pub not_attempted: Vec<String>,
+    /// What stopped the run early, if anything.
+    pub error: Option<String>,
 }
 
 impl RunReport {
     /// Every eligible chunk moved.
     pub fn succeeded(&self) -> bool {
-        self.not_attempted.is_empty()
+        self.error.is_none()
+            && self.not_attempted.is_empty()
             && self
                 .chunks
                 .iter()
@@ -133,23 +136,22 @@ impl Archiver {
             orphans_removed: 0,
             chunks: Vec::new(),
             not_attempted: Vec::new(),
+            error: None,
         };
-        let mut run_error = None;
-        match self.remove_orphans().await {
-            Ok(n) => report.orphans_removed = n,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list the cold tier for orphans");
-                run_error = Some(e.to_string());
-            }
-        }
-        let chunks = if run_error.is_none() {
-            self.plan().await?
-        } else {
-            Vec::new()
-        };
+        let chunks = self.plan().await?;
         tracing::info!(run_id, %cutoff, eligible = chunks.len(), "archive run started");
-
-        let mut store_down = false;
+        // Orphans must be gone before keys are reused; a store that cannot
+        // even be listed would fail every chunk, so nothing is attempted.
+        let mut store_down = match self.remove_orphans().await {
+            Ok(n) => {
+                report.orphans_removed = n;
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the cold tier; no chunk is attempted");
+                true
+            }
+        };
         for (i, chunk) in chunks.iter().enumerate() {
             if store_down {
                 report.not_attempted.push(chunk.name.clone());
@@ -207,7 +209,7 @@ impl Archiver {
             report.chunks.push(chunk_report);
         }
         if store_down {
-            run_error = Some(format!(
+            report.error = Some(format!(
                 "object store failed; {} chunk(s) left for the next run",
                 report.not_attempted.len()
             ));
@@ -224,7 +226,7 @@ impl Archiver {
             rows: report.chunks.iter().map(|c| c.rows() as i64).sum(),
             bytes: report.chunks.iter().map(|c| c.bytes() as i64).sum(),
             orphans_removed: report.orphans_removed as i32,
-            error: run_error,
+            error: report.error.clone(),
         };
         runs::finish_run(pool, run_id, &totals).await?;
         tracing::info!(

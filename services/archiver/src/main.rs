@@ -145,11 +145,12 @@ async fn run_once(archiver: &Archiver) -> anyhow::Result<()> {
                 })
                 .collect();
             anyhow::bail!(
-                "archive run {} incomplete: {} chunk(s) failed [{}], {} not attempted; they stay hot",
+                "archive run {} incomplete: {} chunk(s) failed [{}], {} not attempted{}; they stay hot",
                 report.run_id,
                 failed.len(),
                 failed.join("; "),
-                report.not_attempted.len()
+                report.not_attempted.len(),
+                report.error.map(|e| format!(" ({e})")).unwrap_or_default()
             )
         }
     }

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# `make archive`: one archiver pass over the `make run` database.
+set -euo pipefail
+. "$(dirname "$0")/dev-env.sh"
+cargo build --quiet -p strata-archiver
+exec "$bindir/strata-archiver" run --once "$@"
