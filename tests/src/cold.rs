@@ -67,6 +67,10 @@ impl TestCold {
             env("STRATA_TEST_S3_BUCKET"),
             uuid::Uuid::new_v4().simple()
         );
+        Self::remote(url, s3)
+    }
+
+    fn remote(url: String, s3: S3Options) -> Self {
         let store = ColdStore::from_url(&url, &s3).unwrap();
         Self {
             url,
@@ -86,14 +90,7 @@ impl TestCold {
             virtual_hosted_style: false,
             request_timeout: Some(Duration::from_secs(2)),
         };
-        let url = "s3://nowhere/strata".to_owned();
-        let store = ColdStore::from_url(&url, &s3).unwrap();
-        Self {
-            url,
-            s3,
-            store,
-            _dir: None,
-        }
+        Self::remote("s3://nowhere/strata".to_owned(), s3)
     }
 
     /// Environment for a `strata-archiver` process using this store.

@@ -127,3 +127,43 @@ async fn run_once_moves_a_real_chunk_and_dry_run_moves_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("stay hot"));
     assert_eq!(app.hot.list_chunks().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_daemon_archives_on_its_schedule_and_stops_on_sigterm() {
+    let app = spawn_app().await;
+    let a = app.key("alpha", "ingest").await;
+    let mut sent = Sent::default();
+    seed_days(&app, &[("alpha", a.as_str())], 35, 2, 10, &mut sent).await;
+    let cold = TestCold::file();
+    let mut child = tokio::process::Command::new(BIN)
+        .env("STRATA_DATABASE_URL", &app.db.url)
+        .env("STRATA_ARCHIVE_SCHEDULE", "*/1 * * * * *")
+        .env("RUST_LOG", "warn")
+        .envs(cold.env_vars())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut moved = false;
+    for _ in 0..100 {
+        if app.hot.list_chunks().await.unwrap().is_empty() {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(moved, "the daemon did not archive within 10 s");
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(std::time::Duration::from_secs(15), child.wait())
+        .await
+        .expect("the daemon did not stop within 15 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_exactly_once(&app, &cold, &sent).await;
+}
