@@ -97,7 +97,10 @@ impl Archiver {
 
     /// The chunks a run starting now would move (for `--dry-run`).
     pub async fn plan(&self) -> Result<Vec<Chunk>, ArchiveError> {
-        let cutoff = self.cutoff();
+        self.eligible(self.cutoff()).await
+    }
+
+    async fn eligible(&self, cutoff: DateTime<Utc>) -> Result<Vec<Chunk>, ArchiveError> {
         Ok(self
             .hot
             .list_chunks()
@@ -138,7 +141,7 @@ impl Archiver {
             not_attempted: Vec::new(),
             error: None,
         };
-        let chunks = self.plan().await?;
+        let chunks = self.eligible(cutoff).await?;
         tracing::info!(run_id, %cutoff, eligible = chunks.len(), "archive run started");
         // Orphans must be gone before keys are reused; a store that cannot
         // even be listed would fail every chunk, so nothing is attempted.

@@ -9,8 +9,8 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::{HotError, HotStore};
 
-/// Advisory-lock class for partition DDL; the second key is the day number.
-/// The archiver takes the same lock around its drop.
+/// Advisory-lock class for partition creation; the second key is the day
+/// number.
 const PARTITION_LOCK_CLASS: i32 = 0x5354_4b01;
 const NATIVE_PREFIX: &str = "events_p";
 
@@ -98,7 +98,7 @@ impl HotStore {
     /// creates chunks itself; native partitions are created here, each in its
     /// own short transaction under an advisory lock, so concurrent ingests
     /// never race on DDL and no ingest transaction holds DDL locks.
-    pub(crate) async fn ensure_days(&self, days: &BTreeSet<NaiveDate>) -> Result<(), HotError> {
+    pub(crate) async fn ensure_days(&self, days: &BTreeSet<NaiveDate>) -> Result<(), sqlx::Error> {
         if self.layout == Layout::Timescale {
             return Ok(());
         }
@@ -130,7 +130,7 @@ impl HotStore {
         Ok(())
     }
 
-    async fn create_native_partition(&self, day: NaiveDate) -> Result<(), HotError> {
+    async fn create_native_partition(&self, day: NaiveDate) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         lock_day(&mut tx, day).await?;
         let start = day_start(day);
@@ -218,7 +218,10 @@ impl HotStore {
                 let day = parse_native_name(&chunk.name).ok_or_else(|| {
                     HotError::Invalid(format!("{} is not a day partition", chunk.name))
                 })?;
-                lock_day(conn, day).await?;
+                // No advisory lock here: DROP locks the parent, which already
+                // serialises it with partition creation, and the archiver
+                // calls this holding `events` exclusively — taking the day
+                // lock after that would invert the creator's lock order.
                 sqlx::query(&format!("DROP TABLE {}", native_name(day)))
                     .execute(&mut *conn)
                     .await?;
@@ -229,7 +232,7 @@ impl HotStore {
     }
 }
 
-async fn lock_day(conn: &mut PgConnection, day: NaiveDate) -> Result<(), HotError> {
+async fn lock_day(conn: &mut PgConnection, day: NaiveDate) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
         .bind(PARTITION_LOCK_CLASS)
         .bind(day_number(day))

@@ -53,8 +53,11 @@ impl HotStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.ensure_days(&days).await?;
-            match self.try_insert(project, &order).await {
+            let attempt_result = match self.ensure_days(&days).await {
+                Ok(()) => self.try_insert(project, &order).await,
+                Err(e) => Err(e),
+            };
+            match attempt_result {
                 Ok(outcome) => return Ok(outcome),
                 Err(e) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
                     if is_missing_partition(&e) {
