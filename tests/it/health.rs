@@ -32,3 +32,20 @@ async fn readyz_is_503_when_migrations_are_missing() {
     assert_eq!(body["status"], "unready");
     assert!(body["postgres"].as_str().unwrap().contains("not applied"));
 }
+
+#[tokio::test]
+async fn a_database_outage_is_503_with_retry_after_not_500() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    // Every connection of the server's pool is gone, as when PostgreSQL is down.
+    app.hot.pool().close().await;
+    let body =
+        serde_json::json!({"events": [strata_tests::recent_event(uuid::Uuid::new_v4(), "u", 1)]});
+    let resp = app.post_events(&key, &body).await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "the database is unavailable; retry later");
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+}

@@ -9,13 +9,44 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use strata_cold::{ColdStore, S3Options};
 
-/// A cold store for one test.
+/// A cold store for one test. An S3 prefix is emptied when this is dropped.
 #[derive(Debug)]
 pub struct TestCold {
     pub url: String,
     pub s3: S3Options,
     pub store: ColdStore,
     _dir: Option<tempfile::TempDir>,
+    empty_on_drop: bool,
+}
+
+impl Drop for TestCold {
+    fn drop(&mut self) {
+        if !self.empty_on_drop {
+            return;
+        }
+        let (url, s3) = (self.url.clone(), self.s3.clone());
+        // Drop may run inside a runtime; use a thread with its own, and a
+        // client of its own (a client's connections belong to its runtime).
+        let _ = std::thread::spawn(move || {
+            let store = ColdStore::from_url(&url, &s3).unwrap().object_store();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let keys: Vec<_> = store
+                    .list(None)
+                    .map_ok(|m| m.location)
+                    .try_collect()
+                    .await
+                    .unwrap_or_default();
+                for k in keys {
+                    let _ = store.delete(&k).await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 fn env(name: &str) -> String {
@@ -47,6 +78,7 @@ impl TestCold {
             s3: S3Options::default(),
             store,
             _dir: Some(dir),
+            empty_on_drop: false,
         }
     }
 
@@ -67,16 +99,17 @@ impl TestCold {
             env("STRATA_TEST_S3_BUCKET"),
             uuid::Uuid::new_v4().simple()
         );
-        Self::remote(url, s3)
+        Self::remote(url, s3, true)
     }
 
-    fn remote(url: String, s3: S3Options) -> Self {
+    fn remote(url: String, s3: S3Options, empty_on_drop: bool) -> Self {
         let store = ColdStore::from_url(&url, &s3).unwrap();
         Self {
             url,
             s3,
             store,
             _dir: None,
+            empty_on_drop,
         }
     }
 
@@ -90,7 +123,7 @@ impl TestCold {
             virtual_hosted_style: false,
             request_timeout: Some(Duration::from_secs(2)),
         };
-        Self::remote("s3://nowhere/strata".to_owned(), s3)
+        Self::remote("s3://nowhere/strata".to_owned(), s3, false)
     }
 
     /// Environment for a `strata-archiver` process using this store.
