@@ -25,27 +25,18 @@ impl Drop for TestCold {
             return;
         }
         let (url, s3) = (self.url.clone(), self.s3.clone());
-        // Drop may run inside a runtime; use a thread with its own, and a
-        // client of its own (a client's connections belong to its runtime).
-        let _ = std::thread::spawn(move || {
+        crate::block_on_own_runtime(async move {
             let store = ColdStore::from_url(&url, &s3).unwrap().object_store();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let keys: Vec<_> = store
-                    .list(None)
-                    .map_ok(|m| m.location)
-                    .try_collect()
-                    .await
-                    .unwrap_or_default();
-                for k in keys {
-                    let _ = store.delete(&k).await;
-                }
-            });
-        })
-        .join();
+            let keys: Vec<_> = store
+                .list(None)
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .unwrap_or_default();
+            for k in keys {
+                let _ = store.delete(&k).await;
+            }
+        });
     }
 }
 

@@ -82,22 +82,28 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let admin = admin_database_url();
         let name = self.name.clone();
-        // Drop may run inside a runtime; use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                    let _ = conn
-                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                        .await;
-                }
-            });
-        })
-        .join();
+        block_on_own_runtime(async move {
+            if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                let _ = conn
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await;
+            }
+        });
     }
+}
+
+/// Runs cleanup from `Drop`, which may itself run inside a runtime: on a
+/// thread with a runtime of its own, waiting for it to finish. Clients the
+/// future uses must be created inside it (connections belong to a runtime).
+pub(crate) fn block_on_own_runtime(fut: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(fut);
+    })
+    .join();
 }
 
 /// A running API server on a random port, with its own database.

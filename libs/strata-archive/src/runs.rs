@@ -31,16 +31,11 @@ pub(crate) async fn record_chunk(
     day: NaiveDate,
     report: &ChunkReport,
 ) -> Result<(), ArchiveError> {
-    let (status, files, rows, bytes, error) = match &report.outcome {
-        ChunkOutcome::Archived { files, .. } => (
-            "archived",
-            files.len() as i32,
-            files.iter().map(|f| f.rows as i64).sum::<i64>(),
-            files.iter().map(|f| f.bytes as i64).sum::<i64>(),
-            None,
-        ),
-        ChunkOutcome::Failed(e) => ("failed", 0, 0, 0, Some(e.clone())),
+    let (status, files, error) = match &report.outcome {
+        ChunkOutcome::Archived { files, .. } => ("archived", files.len() as i32, None),
+        ChunkOutcome::Failed(e) => ("failed", 0, Some(e.clone())),
     };
+    let (rows, bytes) = (report.rows() as i64, report.bytes() as i64);
     sqlx::query(
         "INSERT INTO archive_chunk_results (run_id, chunk, day, status, files, rows, bytes, seconds, error)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
