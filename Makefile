@@ -10,7 +10,7 @@ export STRATA_CACHE
 export CARGO_TARGET_DIR ?= $(STRATA_CACHE)/target
 export PATH := $(STRATA_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help test run archive lint fmt services clean-test-dbs
+.PHONY: help test run demo archive lint fmt services clean-test-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ test: ## Start/verify PostgreSQL, Redis and an S3 server, then fmt check, clippy
 
 run: ## Serve on 127.0.0.1:8080 with a private PostgreSQL in ./.strata (or STRATA_DATABASE_URL) and print a demo key
 	@scripts/run.sh
+
+demo: ## Load ~4 months of generated events into the `make run` database and archive the old days (ARGS=--days 60 …)
+	@scripts/demo.sh $(ARGS)
 
 archive: ## Run one archiver pass over the `make run` database (ARGS=--dry-run to preview)
 	@scripts/archive.sh $(ARGS)

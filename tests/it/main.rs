@@ -6,3 +6,4 @@ mod chunks;
 mod health;
 mod idempotency;
 mod ingest;
+mod stats;

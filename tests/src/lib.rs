@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod cold;
+pub mod oracle;
 
 use std::net::SocketAddr;
 
@@ -17,6 +18,9 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 use strata_hot::{HotStore, PoolConfig};
 use strata_http::{AppState, ServerConfig};
 use strata_model::{IngestLimits, ProjectName, Scopes};
+use strata_query::{DuckConfig, Planner, QueryConfig};
+
+use crate::cold::TestCold;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -112,6 +116,11 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub hot: HotStore,
+    /// The cold tier the server reads (a temporary `file://` directory
+    /// unless the test chose one).
+    pub cold: TestCold,
+    /// The planner's cache of remote cold files.
+    pub cache_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     // Declared last: dropped after the server is told to stop.
     pub db: TestDb,
@@ -130,11 +139,41 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(limits: IngestLimits) -> TestApp {
+    spawn_app_full(limits, TestCold::file(), QueryConfig::default()).await
+}
+
+/// A server reading `cold` (e.g. [`TestCold::s3`]).
+pub async fn spawn_app_with_cold(cold: TestCold) -> TestApp {
+    spawn_app_full(IngestLimits::default(), cold, QueryConfig::default()).await
+}
+
+/// Planner settings for tests: small DuckDB, a private cache directory.
+pub fn test_query_config(cache_dir: &std::path::Path, base: QueryConfig) -> QueryConfig {
+    QueryConfig {
+        duckdb: DuckConfig {
+            memory_limit: "512MB".into(),
+            threads: 1,
+            temp_dir: Some(cache_dir.join("duckdb-tmp")),
+        },
+        cache_dir: cache_dir.to_path_buf(),
+        ..base
+    }
+}
+
+pub async fn spawn_app_full(limits: IngestLimits, cold: TestCold, query: QueryConfig) -> TestApp {
     let db = TestDb::create().await;
     let hot = db.hot().await;
+    let cache_dir = tempfile::tempdir().unwrap();
+    let planner = Planner::new(
+        hot.clone(),
+        cold.store.clone(),
+        test_query_config(cache_dir.path(), query),
+    )
+    .unwrap();
     let state = AppState {
         hot: hot.clone(),
         limits,
+        planner,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -150,6 +189,8 @@ pub async fn spawn_app_with(limits: IngestLimits) -> TestApp {
         addr,
         client: reqwest::Client::new(),
         hot,
+        cold,
+        cache_dir,
         shutdown: Some(tx),
         db,
     }
@@ -179,6 +220,40 @@ impl TestApp {
             .fetch_one(self.hot.pool())
             .await
             .unwrap()
+    }
+
+    /// An archiver over this app's database and cold tier.
+    pub fn archiver(&self, hot_retention_days: u64) -> strata_archive::Archiver {
+        strata_archive::Archiver::new(
+            self.hot.clone(),
+            self.cold.store.clone(),
+            strata_archive::ArchiveConfig {
+                hot_retention: std::time::Duration::from_secs(hot_retention_days * 86_400),
+                ..strata_archive::ArchiveConfig::default()
+            },
+        )
+    }
+
+    /// Runs one archive pass and asserts it moved every eligible chunk.
+    pub async fn archive(&self, hot_retention_days: u64) {
+        match self.archiver(hot_retention_days).run_once().await.unwrap() {
+            strata_archive::RunOutcome::Completed(r) => assert!(r.succeeded(), "{r:?}"),
+            strata_archive::RunOutcome::Skipped => panic!("archive run skipped"),
+        }
+    }
+
+    /// `GET path` with `key`; returns (status, JSON body).
+    pub async fn get_json(&self, key: &str, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body)
     }
 
     pub async fn post_events(&self, key: &str, body: &Value) -> reqwest::Response {

@@ -10,6 +10,7 @@
 //! (orphans of crashed runs). One archiver runs at a time, under a
 //! PostgreSQL advisory lock.
 
+mod demo;
 mod error;
 mod job;
 mod runs;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use strata_cold::{ColdStore, WriterOptions};
 use strata_hot::HotStore;
 
+pub use demo::{DemoReport, load_demo};
 pub use error::ArchiveError;
 pub use job::{ChunkOutcome, ChunkReport, RunOutcome, RunReport};
 

@@ -1,3 +1,6 @@
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -14,6 +17,18 @@ pub enum ColdError {
     Verification { key: String, reason: String },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("could not read the cold files of {} day(s) ({}): {reason}", days.len(), days_list(days))]
+    Unreadable {
+        days: BTreeSet<NaiveDate>,
+        reason: String,
+    },
+}
+
+fn days_list(days: &BTreeSet<NaiveDate>) -> String {
+    days.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl ColdError {

@@ -5,6 +5,7 @@
 //! `events/project_id=<id>/date=YYYY-MM-DD/part-NNNNN.parquet`, ZSTD, schema
 //! in [`schema`].
 
+mod cache;
 mod checksum;
 mod error;
 pub mod layout;
@@ -14,6 +15,7 @@ mod store;
 mod verify;
 mod writer;
 
+pub use cache::{ColdFiles, FileRef, Lease};
 pub use checksum::IdChecksum;
 pub use error::ColdError;
 pub use reader::ObjectStoreReader;

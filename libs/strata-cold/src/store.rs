@@ -112,6 +112,11 @@ impl ColdStore {
         &self.url
     }
 
+    /// True for `file://` stores (read in place, never cached).
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
     /// For `file://` stores, the local path of a key (read in place).
     pub fn local_path(&self, key: &Path) -> Option<PathBuf> {
         self.local_root.as_ref().map(|root| {

@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use clap::Args;
+use strata_cold::S3Options;
 use strata_model::IngestLimits;
+use strata_query::{DuckConfig, QueryConfig};
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30d, 24h, 90s)"))
@@ -68,6 +72,67 @@ pub struct S3Args {
     pub s3_request_timeout: Duration,
 }
 
+impl From<&S3Args> for S3Options {
+    fn from(a: &S3Args) -> Self {
+        Self {
+            endpoint: a.s3_endpoint.clone(),
+            region: a.s3_region.clone(),
+            access_key_id: a.s3_access_key_id.clone(),
+            secret_access_key: a.s3_secret_access_key.clone(),
+            virtual_hosted_style: a.s3_virtual_hosted_style,
+            request_timeout: Some(a.s3_request_timeout),
+        }
+    }
+}
+
+/// How stats queries run.
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// Longest from..to range a stats request may span, in days (more: 400).
+    #[arg(long, env = "STRATA_MAX_QUERY_DAYS", default_value_t = 3660)]
+    pub max_query_days: u32,
+
+    /// Local cache of cold Parquet files fetched from S3 (unused for file:// stores).
+    #[arg(
+        long,
+        env = "STRATA_COLD_CACHE_DIR",
+        default_value = "./.strata/cold-cache"
+    )]
+    pub cold_cache_dir: PathBuf,
+
+    /// Size bound of the cold cache in bytes; least recently used files are evicted.
+    #[arg(long, env = "STRATA_COLD_CACHE_BYTES", default_value_t = 2 << 30)]
+    pub cold_cache_bytes: u64,
+
+    /// DuckDB memory limit for cold queries (DuckDB syntax, e.g. 512MB, 2GB).
+    #[arg(long, env = "STRATA_DUCKDB_MEMORY_LIMIT", default_value = "1GB")]
+    pub duckdb_memory_limit: String,
+
+    /// DuckDB worker threads for cold queries.
+    #[arg(long, env = "STRATA_DUCKDB_THREADS", default_value_t = 2)]
+    pub duckdb_threads: u32,
+
+    /// Longest wait of a stats request for an archive commit to finish (then 503).
+    #[arg(long, env = "STRATA_STATS_LOCK_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub stats_lock_timeout: Duration,
+}
+
+impl From<&QueryArgs> for QueryConfig {
+    fn from(a: &QueryArgs) -> Self {
+        Self {
+            max_query_days: a.max_query_days,
+            lock_timeout: a.stats_lock_timeout,
+            duckdb: DuckConfig {
+                memory_limit: a.duckdb_memory_limit.clone(),
+                threads: a.duckdb_threads,
+                temp_dir: Some(a.cold_cache_dir.join("duckdb-tmp")),
+            },
+            cache_dir: a.cold_cache_dir.clone(),
+            cache_bytes: a.cold_cache_bytes,
+        }
+    }
+}
+
 /// Bounds on one ingest request.
 #[derive(Debug, Clone, Args)]
 pub struct IngestLimitArgs {
@@ -120,6 +185,12 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub tiering: TieringArgs,
+
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    #[command(flatten)]
+    pub query: QueryArgs,
 
     #[command(flatten)]
     pub limits: IngestLimitArgs,

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgPool};
+use strata_model::day_number;
 
 use crate::{HotError, HotStore};
 
@@ -78,11 +79,6 @@ pub(crate) async fn detect_layout(pool: &PgPool) -> Result<Layout, HotError> {
 
 fn day_start(day: NaiveDate) -> DateTime<Utc> {
     day.and_time(chrono::NaiveTime::MIN).and_utc()
-}
-
-fn day_number(day: NaiveDate) -> i32 {
-    // Days since 1970-01-01 fit an i32 for every date PostgreSQL can store.
-    (day - NaiveDate::default()).num_days() as i32
 }
 
 fn native_name(day: NaiveDate) -> String {
@@ -158,44 +154,8 @@ impl HotStore {
 
     /// Every hot chunk, oldest first.
     pub async fn list_chunks(&self) -> Result<Vec<Chunk>, HotError> {
-        match self.layout {
-            Layout::Timescale => {
-                let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-                    "SELECT format('%I.%I', chunk_schema, chunk_name), range_start, range_end
-                       FROM timescaledb_information.chunks
-                      WHERE hypertable_schema = current_schema() AND hypertable_name = 'events'
-                      ORDER BY range_start",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(name, start, end)| Chunk { name, start, end })
-                    .collect())
-            }
-            Layout::Native => {
-                let names: Vec<String> = sqlx::query_scalar(
-                    "SELECT c.relname::text FROM pg_inherits i
-                       JOIN pg_class c ON c.oid = i.inhrelid
-                      WHERE i.inhparent = 'events'::regclass",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                let mut chunks: Vec<Chunk> = names
-                    .into_iter()
-                    .filter_map(|name| {
-                        let start = day_start(parse_native_name(&name)?);
-                        Some(Chunk {
-                            name,
-                            start,
-                            end: start + chrono::Duration::days(1),
-                        })
-                    })
-                    .collect();
-                chunks.sort_by_key(|c| c.start);
-                Ok(chunks)
-            }
-        }
+        let mut conn = self.pool.acquire().await?;
+        list_chunks_on(&mut conn, self.layout).await
     }
 
     /// Drops one chunk inside the caller's transaction (the archiver's commit
@@ -229,6 +189,52 @@ impl HotStore {
             }
         }
         Ok(())
+    }
+}
+
+/// Every hot chunk, oldest first, as `conn` sees the catalog (inside a
+/// REPEATABLE READ transaction: as of its snapshot).
+pub(crate) async fn list_chunks_on(
+    conn: &mut PgConnection,
+    layout: Layout,
+) -> Result<Vec<Chunk>, HotError> {
+    match layout {
+        Layout::Timescale => {
+            let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+                "SELECT format('%I.%I', chunk_schema, chunk_name), range_start, range_end
+                   FROM timescaledb_information.chunks
+                  WHERE hypertable_schema = current_schema() AND hypertable_name = 'events'
+                  ORDER BY range_start",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(name, start, end)| Chunk { name, start, end })
+                .collect())
+        }
+        Layout::Native => {
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT c.relname::text FROM pg_inherits i
+                   JOIN pg_class c ON c.oid = i.inhrelid
+                  WHERE i.inhparent = 'events'::regclass",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut chunks: Vec<Chunk> = names
+                .into_iter()
+                .filter_map(|name| {
+                    let start = day_start(parse_native_name(&name)?);
+                    Some(Chunk {
+                        name,
+                        start,
+                        end: start + chrono::Duration::days(1),
+                    })
+                })
+                .collect();
+            chunks.sort_by_key(|c| c.start);
+            Ok(chunks)
+        }
     }
 }
 

@@ -30,8 +30,9 @@ impl From<sqlx::Error> for HotError {
             sqlx::Error::Database(ref db)
                 if db.code().is_some_and(|c| {
                     // 57P01-03: admin shutdown, crash shutdown, cannot connect now;
-                    // 53300: too many connections.
-                    matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
+                    // 53300: too many connections; 55P03: lock_timeout expired
+                    // (an archive commit held the table too long).
+                    matches!(&*c, "57P01" | "57P02" | "57P03" | "53300" | "55P03")
                 }) =>
             {
                 Self::Unavailable(e.to_string())

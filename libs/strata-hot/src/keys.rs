@@ -57,7 +57,28 @@ fn key_info(row: KeyRow) -> Result<KeyInfo, HotError> {
 
 const KEY_COLUMNS: &str = "k.id, p.name, k.prefix, k.scopes, k.created_at, k.revoked_at";
 
+async fn upsert_project(
+    conn: &mut sqlx::PgConnection,
+    project: &ProjectName,
+) -> Result<ProjectId, HotError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO projects (name) VALUES ($1)
+         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+         RETURNING id",
+    )
+    .bind(project.as_str())
+    .fetch_one(conn)
+    .await?;
+    Ok(ProjectId(id))
+}
+
 impl HotStore {
+    /// The id of `project`, created if new.
+    pub async fn ensure_project(&self, project: &ProjectName) -> Result<ProjectId, HotError> {
+        let mut conn = self.pool.acquire().await?;
+        upsert_project(&mut conn, project).await
+    }
+
     /// Creates `project` if it is new, then a fresh key for it. The returned
     /// [`ApiKey`] is the only copy of the secret.
     pub async fn create_key(
@@ -67,14 +88,7 @@ impl HotStore {
     ) -> Result<(ApiKey, KeyInfo), HotError> {
         let key = ApiKey::generate();
         let mut tx = self.pool.begin().await?;
-        let project_id: i64 = sqlx::query_scalar(
-            "INSERT INTO projects (name) VALUES ($1)
-             ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
-             RETURNING id",
-        )
-        .bind(project.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
+        let project_id = upsert_project(&mut tx, project).await?.0;
         let (id, created_at): (Uuid, DateTime<Utc>) = sqlx::query_as(
             "INSERT INTO api_keys (id, project_id, prefix, key_hash, scopes)
              VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at",

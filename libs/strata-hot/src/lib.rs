@@ -8,6 +8,7 @@ mod chunks;
 mod error;
 mod ingest;
 mod keys;
+mod stats;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ pub use chunks::{Chunk, Layout};
 pub use error::HotError;
 pub use ingest::InsertOutcome;
 pub use keys::{AuthenticatedKey, KeyInfo};
+pub use stats::{ColdFile, DayCount, ReadSnapshot, TypeCount};
 
 /// Embedded SQL migrations from `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

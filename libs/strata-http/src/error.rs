@@ -5,7 +5,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use strata_hot::HotError;
-use strata_model::BatchError;
+use strata_model::{BatchError, ModelError};
+use strata_query::QueryError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -24,6 +25,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error(transparent)]
     Hot(#[from] HotError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -37,6 +40,12 @@ impl From<BatchError> for ApiError {
     }
 }
 
+impl From<ModelError> for ApiError {
+    fn from(e: ModelError) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -47,7 +56,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Hot(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Hot(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Query(QueryError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            Self::Query(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Hot(_) | Self::Query(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -55,6 +66,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let Self::Query(QueryError::ColdUnavailable { days, .. }) = &self {
+            tracing::warn!(error = %self, "cold tier unavailable");
+            let body = serde_json::json!({ "error": self.to_string(), "days": days });
+            let mut response = (status, Json(body)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
+        }
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "request failed");
             "internal error; see the server log".to_owned()

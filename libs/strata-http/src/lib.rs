@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod health;
 mod ingest;
+mod stats;
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use strata_hot::HotStore;
 use strata_model::IngestLimits;
+use strata_query::Planner;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -31,6 +33,7 @@ pub use ingest::IngestResponse;
 pub struct AppState {
     pub hot: HotStore,
     pub limits: IngestLimits,
+    pub planner: Planner,
 }
 
 /// Server-wide settings that are not per-route state.
@@ -67,6 +70,9 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
     });
     Router::new()
         .route("/v1/events", post(ingest::ingest))
+        .route("/v1/stats/dau", get(stats::dau))
+        .route("/v1/stats/top-events", get(stats::top_events))
+        .route("/v1/stats/retention", get(stats::retention))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)

@@ -45,4 +45,19 @@ pub enum ModelError {
     BadProjectName(String),
     #[error("unknown scope {0:?}; expected ingest, read or admin")]
     BadScope(String),
+    #[error("{field} {value:?} is not a date; expected YYYY-MM-DD")]
+    BadDate { field: &'static str, value: String },
+    #[error("from {from} is after to {to}")]
+    RangeReversed { from: String, to: String },
+    #[error("the range spans {days} days, over the limit of {max_days}")]
+    RangeTooLong { days: i64, max_days: u32 },
+    #[error("period {0:?} is not known; expected day or week")]
+    BadPeriod(String),
+    #[error("{field} {value:?} must be an integer between {min} and {max}")]
+    OutOfRange {
+        field: &'static str,
+        value: String,
+        min: u32,
+        max: u32,
+    },
 }

@@ -8,9 +8,13 @@
 mod batch;
 mod error;
 mod event;
+mod generate;
 mod key;
+mod query;
 
 pub use batch::{BatchError, IngestLimits, ParsedBatch, Rejection, parse_batch};
 pub use error::ModelError;
 pub use event::{EventId, EventTime, EventType, Properties, UserId, ValidEvent};
+pub use generate::{Generator, GeneratorSpec};
 pub use key::{ApiKey, KeyHash, ProjectId, ProjectName, Scope, Scopes};
+pub use query::{DayRange, Period, day_number, from_day_number, parse_bounded};

@@ -3,10 +3,13 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use strata_core::config::{DatabaseArgs, ServeArgs};
+use strata_archive::{ArchiveConfig, Archiver};
+use strata_cold::{ColdStore, S3Options};
+use strata_core::config::{DatabaseArgs, S3Args, ServeArgs, TieringArgs};
 use strata_hot::{HotStore, PoolConfig};
 use strata_http::{AppState, ServerConfig};
-use strata_model::{IngestLimits, ProjectName, Scopes};
+use strata_model::{GeneratorSpec, IngestLimits, ProjectName, Scopes};
+use strata_query::{Planner, QueryConfig};
 
 #[derive(Debug, Parser)]
 #[command(name = "strata-api", version, about = "Strata event analytics API")]
@@ -36,6 +39,33 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Load generated demo history (months of events) and archive what is
+    /// past the hot retention, so that both tiers answer.
+    DemoData(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(flatten)]
+    tiering: TieringArgs,
+    #[command(flatten)]
+    s3: S3Args,
+    /// Project to load into (created if new).
+    #[arg(long, default_value = "demo")]
+    project: String,
+    /// Days of history, ending today.
+    #[arg(long, default_value_t = 120)]
+    days: u32,
+    /// Distinct users over the whole period.
+    #[arg(long, default_value_t = 5_000)]
+    users: u32,
+    #[arg(long, default_value_t = 2_000)]
+    events_per_day: u32,
+    /// Same seed, same events.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,7 +113,40 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Keys { db, command }) => keys(&db, command).await,
+        Some(Command::DemoData(args)) => demo_data(args).await,
     }
+}
+
+#[allow(clippy::print_stdout)]
+async fn demo_data(args: DemoArgs) -> anyhow::Result<()> {
+    let hot = open_migrated(&args.db).await?;
+    let cold = ColdStore::from_url(&args.tiering.cold_url, &S3Options::from(&args.s3))?;
+    let archiver = Archiver::new(
+        hot.clone(),
+        cold,
+        ArchiveConfig {
+            hot_retention: args.tiering.hot_retention,
+            ..ArchiveConfig::default()
+        },
+    );
+    let spec = GeneratorSpec {
+        days: args.days,
+        last_day: chrono::Utc::now().date_naive(),
+        users: args.users,
+        events_per_day: args.events_per_day,
+        seed: args.seed,
+    };
+    let project = ProjectName::parse(&args.project)?;
+    let r = strata_archive::load_demo(&hot, &archiver, &project, spec).await?;
+    println!(
+        "project {} (id {}): {} events stored ({} late, in an archived day), {} day chunk(s) archived",
+        project.as_str(),
+        r.project_id,
+        r.events,
+        r.late_events,
+        r.chunks_archived
+    );
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)]
@@ -132,9 +195,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("STRATA_REDIS_URL is set; Redis is not used by this version yet");
     }
     strata_hot::spawn_dedup_pruner(hot.clone(), args.dedup_window, args.dedup_prune_interval);
+    let cold = ColdStore::from_url(&args.tiering.cold_url, &S3Options::from(&args.s3))?;
+    let planner = Planner::new(hot.clone(), cold, QueryConfig::from(&args.query))?;
     let state = AppState {
         hot,
         limits: IngestLimits::from(&args.limits),
+        planner,
     };
     let config = ServerConfig {
         request_timeout: args.request_timeout,

@@ -78,17 +78,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("applying migrations")?;
     let hot = HotStore::open(pool).await?;
-    let cold = ColdStore::from_url(
-        &cli.tiering.cold_url,
-        &S3Options {
-            endpoint: cli.s3.s3_endpoint.clone(),
-            region: cli.s3.s3_region.clone(),
-            access_key_id: cli.s3.s3_access_key_id.clone(),
-            secret_access_key: cli.s3.s3_secret_access_key.clone(),
-            virtual_hosted_style: cli.s3.s3_virtual_hosted_style,
-            request_timeout: Some(cli.s3.s3_request_timeout),
-        },
-    )?;
+    let cold = ColdStore::from_url(&cli.tiering.cold_url, &S3Options::from(&cli.s3))?;
     let config = ArchiveConfig {
         hot_retention: cli.tiering.hot_retention,
         failpoint: failpoint_from_env()?,

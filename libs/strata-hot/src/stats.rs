@@ -1,0 +1,276 @@
+//! Reads for the stats planner, all from one PostgreSQL snapshot.
+//!
+//! [`HotStore::read_snapshot`] opens a READ ONLY, REPEATABLE READ
+//! transaction and, *before* its snapshot is taken, locks `events` in ACCESS
+//! SHARE mode. The archiver's commit (manifest insert + chunk drop) holds
+//! `events` in ACCESS EXCLUSIVE mode, so a snapshot is taken either wholly
+//! before or wholly after each commit, and no chunk can be dropped while the
+//! snapshot reads it: the manifest and the hot rows it returns never both hold
+//! a row, and never both miss one. (Catalog lookups that expand partitions
+//! are not MVCC-safe; the lock is what makes the hot half trustworthy.)
+//!
+//! Day arithmetic is done on day numbers (days since 1970-01-01) of
+//! `ts AT TIME ZONE 'UTC'`, the same integers the cold tier's SQL computes.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{Postgres, Transaction};
+use strata_model::{Period, ProjectId};
+
+use crate::chunks::{Layout, list_chunks_on};
+use crate::{HotError, HotStore};
+
+/// The day number of an event, in SQL.
+const DAY_SQL: &str = "(((ts AT TIME ZONE 'UTC')::date - DATE '1970-01-01'))";
+
+fn day_start(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+fn day_end(day: NaiveDate) -> DateTime<Utc> {
+    day_start(day) + chrono::Duration::days(1)
+}
+
+/// One committed cold file, as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ColdFile {
+    pub day: NaiveDate,
+    pub object_key: String,
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// Distinct users and events of one day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayCount {
+    pub day: NaiveDate,
+    pub users: i64,
+    pub rows: i64,
+}
+
+/// Events and distinct users of one event type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeCount {
+    pub event_type: String,
+    pub count: i64,
+    pub users: i64,
+}
+
+/// A consistent read of the manifest and the hot tier (see the module docs).
+#[derive(Debug)]
+pub struct ReadSnapshot {
+    tx: Transaction<'static, Postgres>,
+    layout: Layout,
+}
+
+impl HotStore {
+    /// Opens a snapshot. Waits at most `lock_timeout` for an archive commit
+    /// in progress to finish.
+    pub async fn read_snapshot(&self, lock_timeout: Duration) -> Result<ReadSnapshot, HotError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            lock_timeout.as_millis().max(1)
+        ))
+        .execute(&mut *tx)
+        .await?;
+        // LOCK takes no snapshot: the first SELECT after it does.
+        sqlx::query("LOCK TABLE events IN ACCESS SHARE MODE")
+            .execute(&mut *tx)
+            .await?;
+        Ok(ReadSnapshot {
+            tx,
+            layout: self.layout,
+        })
+    }
+}
+
+impl ReadSnapshot {
+    /// Ends the (read-only) transaction.
+    pub async fn finish(self) -> Result<(), HotError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The project's committed cold files for days in `[from, to]`.
+    pub async fn manifest(
+        &mut self,
+        project: ProjectId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<ColdFile>, HotError> {
+        Ok(sqlx::query_as(
+            "SELECT day, object_key, rows, bytes FROM cold_files
+              WHERE project_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day, seq",
+        )
+        .bind(project.0)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    /// Days in `[from, to]` that have a hot chunk.
+    pub async fn hot_days(
+        &mut self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<BTreeSet<NaiveDate>, HotError> {
+        Ok(list_chunks_on(&mut self.tx, self.layout)
+            .await?
+            .iter()
+            .map(|c| c.day())
+            .filter(|d| (from..=to).contains(d))
+            .collect())
+    }
+
+    /// Per day with events in `[from, to]`: distinct users and events.
+    pub async fn dau(
+        &mut self,
+        project: ProjectId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DayCount>, HotError> {
+        let rows: Vec<(i32, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT {DAY_SQL}::int4 AS d, count(DISTINCT user_id), count(*) FROM events
+              WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY d"
+        ))
+        .bind(project.0)
+        .bind(day_start(from))
+        .bind(day_end(to))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(d, users, rows)| DayCount {
+                day: strata_model::from_day_number(d),
+                users,
+                rows,
+            })
+            .collect())
+    }
+
+    /// The distinct (day, user) pairs of `days`.
+    pub async fn day_users(
+        &mut self,
+        project: ProjectId,
+        days: &BTreeSet<NaiveDate>,
+    ) -> Result<Vec<(NaiveDate, String)>, HotError> {
+        let (Some(first), Some(last)) = (days.first(), days.last()) else {
+            return Ok(Vec::new());
+        };
+        let numbers: Vec<i32> = days.iter().map(|d| strata_model::day_number(*d)).collect();
+        let rows: Vec<(i32, String)> = sqlx::query_as(&format!(
+            "SELECT DISTINCT {DAY_SQL}::int4 AS d, user_id FROM events
+              WHERE project_id = $1 AND ts >= $2 AND ts < $3 AND {DAY_SQL} = ANY($4)"
+        ))
+        .bind(project.0)
+        .bind(day_start(*first))
+        .bind(day_end(*last))
+        .bind(numbers)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(d, u)| (strata_model::from_day_number(d), u))
+            .collect())
+    }
+
+    /// Events and distinct users per event type in `[from, to]`.
+    pub async fn top_events(
+        &mut self,
+        project: ProjectId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<TypeCount>, HotError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT event_type, count(*), count(DISTINCT user_id) FROM events
+              WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY event_type",
+        )
+        .bind(project.0)
+        .bind(day_start(from))
+        .bind(day_end(to))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(event_type, count, users)| TypeCount {
+                event_type,
+                count,
+                users,
+            })
+            .collect())
+    }
+
+    /// Distinct (event_type, user_id) pairs in `[from, to]` with their
+    /// event counts: the mergeable form of [`ReadSnapshot::top_events`].
+    pub async fn type_users(
+        &mut self,
+        project: ProjectId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, String, i64)>, HotError> {
+        Ok(sqlx::query_as(
+            "SELECT event_type, user_id, count(*) FROM events
+              WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY event_type, user_id",
+        )
+        .bind(project.0)
+        .bind(day_start(from))
+        .bind(day_end(to))
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    /// Users whose first event ever falls in `[first_from, first_to]` (days),
+    /// with the start (day number) of the period holding it.
+    pub async fn cohort_users(
+        &mut self,
+        project: ProjectId,
+        period: Period,
+        first_from: NaiveDate,
+        first_to: NaiveDate,
+    ) -> Result<Vec<(String, i32)>, HotError> {
+        let cohort = period.start_sql("((first_ts AT TIME ZONE 'UTC')::date - DATE '1970-01-01')");
+        Ok(sqlx::query_as(&format!(
+            "SELECT user_id, {cohort}::int4 FROM user_first_seen
+              WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3"
+        ))
+        .bind(project.0)
+        .bind(day_start(first_from))
+        .bind(day_end(first_to))
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    /// Distinct (user, period start) pairs of events in `[from, to]` (days)
+    /// by users whose first event falls in `[first_from, first_to]`, with
+    /// how many events each pair covers.
+    pub async fn cohort_activity(
+        &mut self,
+        project: ProjectId,
+        period: Period,
+        (first_from, first_to): (NaiveDate, NaiveDate),
+        (from, to): (NaiveDate, NaiveDate),
+    ) -> Result<Vec<(String, i32, i64)>, HotError> {
+        let p = period.start_sql(DAY_SQL);
+        Ok(sqlx::query_as(&format!(
+            "SELECT e.user_id, {p}::int4 AS p, count(*) FROM events e
+               JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
+              WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3
+                AND f.first_ts >= $4 AND f.first_ts < $5
+              GROUP BY e.user_id, p"
+        ))
+        .bind(project.0)
+        .bind(day_start(from))
+        .bind(day_end(to))
+        .bind(day_start(first_from))
+        .bind(day_end(first_to))
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+}

@@ -1,0 +1,96 @@
+//! The `meta` block of every stats response: which tier answered which days,
+//! what each read and how long it took.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+/// An inclusive run of consecutive days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DayRangeMeta {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+/// Consecutive days of `days` folded into ranges.
+pub(crate) fn ranges(days: &BTreeSet<NaiveDate>) -> Vec<DayRangeMeta> {
+    let mut out: Vec<DayRangeMeta> = Vec::new();
+    for &d in days {
+        match out.last_mut() {
+            Some(r) if r.to.succ_opt() == Some(d) => r.to = d,
+            _ => out.push(DayRangeMeta { from: d, to: d }),
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HotMeta {
+    /// Days of the request that have a hot chunk.
+    pub days: usize,
+    pub day_ranges: Vec<DayRangeMeta>,
+    /// Hot events the answer covers.
+    pub rows: u64,
+    pub ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CacheMeta {
+    /// `file://` stores are read in place, without the cache.
+    pub in_place: bool,
+    pub hits: u64,
+    pub misses: u64,
+    pub fetched_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ColdMeta {
+    /// Days of the request that have cold files.
+    pub days: usize,
+    pub day_ranges: Vec<DayRangeMeta>,
+    pub files: u64,
+    /// Rows in the files read.
+    pub rows: u64,
+    pub bytes: u64,
+    pub ms: u64,
+    pub cache: CacheMeta,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Meta {
+    pub hot: HotMeta,
+    pub cold: ColdMeta,
+    /// Days both tiers hold (late events), merged without double counting.
+    pub both_days: Vec<NaiveDate>,
+    /// Whole request, including planning.
+    pub ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_consecutive_days() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let days: BTreeSet<_> = ["2026-02-27", "2026-02-28", "2026-03-01", "2026-03-05"]
+            .into_iter()
+            .map(d)
+            .collect();
+        assert_eq!(
+            ranges(&days),
+            vec![
+                DayRangeMeta {
+                    from: d("2026-02-27"),
+                    to: d("2026-03-01")
+                },
+                DayRangeMeta {
+                    from: d("2026-03-05"),
+                    to: d("2026-03-05")
+                },
+            ]
+        );
+        assert!(ranges(&BTreeSet::new()).is_empty());
+    }
+}

@@ -1,0 +1,550 @@
+//! The three stats, planned over both tiers and merged exactly.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{NaiveDate, Utc};
+use duckdb::Connection;
+use serde::Serialize;
+use strata_cold::FileRef;
+use strata_hot::{ColdFile, ReadSnapshot};
+use strata_model::{DayRange, Period, ProjectId, day_number, from_day_number};
+
+use crate::duck::{rows, source};
+use crate::meta::{CacheMeta, ColdMeta, HotMeta, Meta, ranges};
+use crate::{Planner, QueryError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DauPoint {
+    pub date: NaiveDate,
+    pub users: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DauResponse {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub days: Vec<DauPoint>,
+    pub meta: Meta,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopEvent {
+    pub event_type: String,
+    pub count: u64,
+    pub users: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopEventsResponse {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub events: Vec<TopEvent>,
+    pub meta: Meta,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cohort {
+    /// First day of the cohort's period (a Monday for weeks).
+    pub cohort: NaiveDate,
+    pub size: u64,
+    /// `retained[k]`: cohort users active in period cohort+k; periods that
+    /// have not started yet are left out.
+    pub retained: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RetentionResponse {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub period: &'static str,
+    pub periods: u32,
+    pub cohorts: Vec<Cohort>,
+    pub meta: Meta,
+}
+
+/// What one snapshot says about the days of a request.
+struct Plan {
+    snap: ReadSnapshot,
+    files: Vec<ColdFile>,
+    hot_days: BTreeSet<NaiveDate>,
+    both: BTreeSet<NaiveDate>,
+    started: Instant,
+}
+
+/// A cold query's output and what it cost.
+struct ColdPart<T> {
+    value: T,
+    meta: ColdMeta,
+}
+
+fn ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+/// Rows of DuckDB's `count(*)` etc. as unsigned.
+fn u(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+impl Planner {
+    async fn plan(
+        &self,
+        project: ProjectId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Plan, QueryError> {
+        let started = Instant::now();
+        let mut snap = self.hot.read_snapshot(self.config.lock_timeout).await?;
+        let files = snap.manifest(project, from, to).await?;
+        let hot_days = snap.hot_days(from, to).await?;
+        let cold_days: BTreeSet<NaiveDate> = files.iter().map(|f| f.day).collect();
+        let both = hot_days.intersection(&cold_days).copied().collect();
+        Ok(Plan {
+            snap,
+            files,
+            hot_days,
+            both,
+            started,
+        })
+    }
+
+    /// Fetches `files` (through the cache when remote) and runs `work` over
+    /// their local paths, each with its day. `None` when there are no files.
+    /// The future owns everything it uses, so it can run beside the hot half.
+    fn cold<T: Send + 'static>(
+        &self,
+        files: &[ColdFile],
+        work: impl FnOnce(&Connection, Vec<(NaiveDate, PathBuf)>) -> Result<T, QueryError>
+        + Send
+        + 'static,
+    ) -> impl Future<Output = Result<Option<ColdPart<T>>, QueryError>> + Send + 'static {
+        let files = files.to_vec();
+        let cache = self.files.clone();
+        let duck = Arc::clone(&self.duck);
+        async move {
+            if files.is_empty() {
+                return Ok(None);
+            }
+            let started = Instant::now();
+            let refs: Vec<FileRef> = files
+                .iter()
+                .map(|f| FileRef {
+                    day: f.day,
+                    key: f.object_key.clone(),
+                    bytes: u(f.bytes),
+                })
+                .collect();
+            let lease = cache.materialize(&refs).await?;
+            let days: Vec<NaiveDate> = files.iter().map(|f| f.day).collect();
+            let located: Vec<(NaiveDate, PathBuf)> = days
+                .iter()
+                .copied()
+                .zip(lease.paths.iter().cloned())
+                .collect();
+            let value = match duck.run(move |conn| work(conn, located)).await {
+                Ok(v) => v,
+                Err(QueryError::Engine(e)) if is_file_error(&e) => {
+                    // A cached file passed the size and magic checks but does
+                    // not read: discard it so the next request fetches it again.
+                    lease.invalidate();
+                    return Err(QueryError::ColdUnavailable {
+                        days: days.into_iter().collect(),
+                        reason: format!("a cold file could not be read and was discarded: {e}"),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            let cold_days: BTreeSet<NaiveDate> = days.into_iter().collect();
+            let meta = ColdMeta {
+                days: cold_days.len(),
+                day_ranges: ranges(&cold_days),
+                files: files.len() as u64,
+                rows: files.iter().map(|f| u(f.rows)).sum(),
+                bytes: files.iter().map(|f| u(f.bytes)).sum(),
+                ms: ms(started),
+                cache: CacheMeta {
+                    in_place: !lease.cached,
+                    hits: lease.hits,
+                    misses: lease.misses,
+                    fetched_bytes: lease.fetched_bytes,
+                },
+            };
+            drop(lease);
+            Ok(Some(ColdPart { value, meta }))
+        }
+    }
+
+    fn meta(&self, plan: &Plan, hot_rows: u64, hot_ms: u64, cold: Option<ColdMeta>) -> Meta {
+        Meta {
+            hot: HotMeta {
+                days: plan.hot_days.len(),
+                day_ranges: ranges(&plan.hot_days),
+                rows: hot_rows,
+                ms: hot_ms,
+            },
+            cold: cold.unwrap_or_else(|| ColdMeta {
+                cache: CacheMeta {
+                    in_place: self.files.is_local(),
+                    ..CacheMeta::default()
+                },
+                ..ColdMeta::default()
+            }),
+            both_days: plan.both.iter().copied().collect(),
+            ms: ms(plan.started),
+        }
+    }
+
+    /// Distinct users per day of `range`, zero-filled.
+    pub async fn dau(
+        &self,
+        project: ProjectId,
+        range: DayRange,
+    ) -> Result<DauResponse, QueryError> {
+        let (from, to) = (range.from(), range.to());
+        let mut plan = self.plan(project, from, to).await?;
+        let both = plan.both.clone();
+        let both_cold = both.clone();
+        let snap = &mut plan.snap;
+        let hot = async move {
+            let started = Instant::now();
+            let counts = snap.dau(project, from, to).await?;
+            let pairs = snap.day_users(project, &both).await?;
+            Ok::<_, QueryError>((counts, pairs, ms(started)))
+        };
+        let cold = self.cold(&plan.files, move |conn, files| {
+            let (shared, alone): (Vec<_>, Vec<_>) =
+                files.into_iter().partition(|(d, _)| both_cold.contains(d));
+            let paths = |v: Vec<(NaiveDate, PathBuf)>| -> Vec<PathBuf> {
+                v.into_iter().map(|(_, p)| p).collect()
+            };
+            let counts: Vec<(i32, i64)> = if alone.is_empty() {
+                Vec::new()
+            } else {
+                rows(
+                    conn,
+                    &format!(
+                        "SELECT day_n, count(DISTINCT user_id) FROM {} GROUP BY day_n",
+                        source(&paths(alone))
+                    ),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
+            };
+            let pairs: Vec<(i32, String)> = if shared.is_empty() {
+                Vec::new()
+            } else {
+                rows(
+                    conn,
+                    &format!(
+                        "SELECT DISTINCT day_n, user_id FROM {}",
+                        source(&paths(shared))
+                    ),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
+            };
+            Ok((counts, pairs))
+        });
+        let ((hot_counts, hot_pairs, hot_ms), cold) = tokio::try_join!(hot, cold)?;
+
+        let mut users: HashMap<NaiveDate, u64> = HashMap::new();
+        let mut hot_rows = 0;
+        for c in &hot_counts {
+            hot_rows += u(c.rows);
+            if !plan.both.contains(&c.day) {
+                users.insert(c.day, u(c.users));
+            }
+        }
+        let mut union: HashMap<NaiveDate, HashSet<String>> = HashMap::new();
+        for (d, user) in hot_pairs {
+            union.entry(d).or_default().insert(user);
+        }
+        let cold_meta = cold.map(|part| {
+            let (counts, pairs) = part.value;
+            for (d, n) in counts {
+                users.insert(from_day_number(d), u(n));
+            }
+            for (d, user) in pairs {
+                union.entry(from_day_number(d)).or_default().insert(user);
+            }
+            part.meta
+        });
+        for (d, set) in union {
+            users.insert(d, set.len() as u64);
+        }
+        let days = range
+            .days()
+            .map(|date| DauPoint {
+                date,
+                users: users.get(&date).copied().unwrap_or(0),
+            })
+            .collect();
+        let meta = self.meta(&plan, hot_rows, hot_ms, cold_meta);
+        plan.snap.finish().await?;
+        Ok(DauResponse {
+            from,
+            to,
+            days,
+            meta,
+        })
+    }
+
+    /// Event types by count (descending, ties by name), with distinct users.
+    pub async fn top_events(
+        &self,
+        project: ProjectId,
+        range: DayRange,
+        limit: u32,
+    ) -> Result<TopEventsResponse, QueryError> {
+        let (from, to) = (range.from(), range.to());
+        let mut plan = self.plan(project, from, to).await?;
+        let hot_started = Instant::now();
+        let (mut events, hot_rows, hot_ms, cold_meta) = if plan.files.is_empty() {
+            // Hot only: PostgreSQL's answer is final.
+            let hot = plan.snap.top_events(project, from, to).await?;
+            let rows = hot.iter().map(|t| u(t.count)).sum();
+            let events = hot
+                .into_iter()
+                .map(|t| TopEvent {
+                    event_type: t.event_type,
+                    count: u(t.count),
+                    users: u(t.users),
+                })
+                .collect();
+            (events, rows, ms(hot_started), None)
+        } else if plan.hot_days.is_empty() {
+            // Cold only: DuckDB's answer is final.
+            let part = self
+                .cold(&plan.files, |conn, files| {
+                    let paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
+                    rows(
+                        conn,
+                        &format!(
+                            "SELECT event_type, count(*), count(DISTINCT user_id) FROM {}
+                              GROUP BY event_type",
+                            source(&paths)
+                        ),
+                        |r| Ok(top_event(r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                })
+                .await?
+                .ok_or_else(|| QueryError::Internal("cold files vanished".into()))?;
+            (part.value, 0, 0, Some(part.meta))
+        } else {
+            // Both: DuckDB groups the cold (event_type, user) pairs while
+            // PostgreSQL groups the hot ones; the hot pairs are then appended
+            // to DuckDB and distinct users counted over the union.
+            let (tx, rx) = tokio::sync::oneshot::channel::<Vec<(String, String, i64)>>();
+            let snap = &mut plan.snap;
+            let hot = async move {
+                let started = Instant::now();
+                let pairs = snap.type_users(project, from, to).await?;
+                let rows: u64 = pairs.iter().map(|p| u(p.2)).sum();
+                // The receiver only disappears when the cold half failed,
+                // and then its error is the one reported.
+                let _ = tx.send(pairs);
+                Ok::<_, QueryError>((rows, ms(started)))
+            };
+            let cold = self.cold(&plan.files, move |conn, files| {
+                let paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
+                conn.execute_batch(&format!(
+                    "CREATE TEMP TABLE cold_pairs AS
+                       SELECT event_type, user_id, count(*) AS n FROM {}
+                        GROUP BY event_type, user_id;
+                     CREATE TEMP TABLE hot_pairs (event_type VARCHAR, user_id VARCHAR, n BIGINT);",
+                    source(&paths)
+                ))?;
+                let hot_pairs = rx.blocking_recv().map_err(|_| {
+                    QueryError::Internal("the hot half of the query ended early".into())
+                })?;
+                {
+                    let mut app = conn.appender("hot_pairs")?;
+                    for (t, user, n) in &hot_pairs {
+                        app.append_row(duckdb::params![t, user, n])?;
+                    }
+                    app.flush()?;
+                }
+                rows(
+                    conn,
+                    "SELECT event_type, CAST(sum(n) AS BIGINT), count(DISTINCT user_id)
+                       FROM (SELECT * FROM cold_pairs UNION ALL SELECT * FROM hot_pairs)
+                      GROUP BY event_type",
+                    |r| Ok(top_event(r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+            });
+            let ((hot_rows, hot_ms), part) = tokio::try_join!(hot, cold)?;
+            let part = part.ok_or_else(|| QueryError::Internal("cold files vanished".into()))?;
+            (part.value, hot_rows, hot_ms, Some(part.meta))
+        };
+        events.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.event_type.cmp(&b.event_type))
+        });
+        events.truncate(limit as usize);
+        let meta = self.meta(&plan, hot_rows, hot_ms, cold_meta);
+        plan.snap.finish().await?;
+        Ok(TopEventsResponse {
+            from,
+            to,
+            events,
+            meta,
+        })
+    }
+
+    /// Cohorts by the period of each user's first event, and how many of
+    /// them were active in each following period.
+    pub async fn retention(
+        &self,
+        project: ProjectId,
+        range: DayRange,
+        period: Period,
+        periods: u32,
+    ) -> Result<RetentionResponse, QueryError> {
+        let (from, to) = (range.from(), range.to());
+        let len = period.days();
+        let today = day_number(Utc::now().date_naive());
+        let first_cohort = period.start_of_number(day_number(from));
+        let last_cohort = period.start_of_number(day_number(to));
+        let n = periods as i32;
+        // Activity that can count: from the first cohort to the last
+        // cohort's last tracked period, never past today.
+        let activity_to = (last_cohort + n * len - 1).min(today);
+        let cohort_days = (
+            from_day_number(first_cohort),
+            from_day_number(last_cohort + len - 1),
+        );
+        let activity = (
+            from_day_number(first_cohort),
+            from_day_number(activity_to.max(first_cohort)),
+        );
+
+        let mut plan = self.plan(project, activity.0, activity.1).await?;
+        if activity_to < first_cohort {
+            plan.files.clear();
+        }
+        let hot_started = Instant::now();
+        let cohort_users = plan
+            .snap
+            .cohort_users(project, period, cohort_days.0, cohort_days.1)
+            .await?;
+        let cohort_users = Arc::new(cohort_users);
+        let for_cold = Arc::clone(&cohort_users);
+        let snap = &mut plan.snap;
+        let hot_users = Arc::clone(&cohort_users);
+        let hot = async move {
+            if activity_to < first_cohort || hot_users.is_empty() {
+                return Ok::<_, QueryError>((Vec::new(), 0));
+            }
+            let act = snap
+                .cohort_activity(project, period, cohort_days, activity)
+                .await?;
+            Ok((act, ms(hot_started)))
+        };
+        let files = if cohort_users.is_empty() {
+            Vec::new()
+        } else {
+            plan.files.clone()
+        };
+        let cold = self.cold(&files, move |conn, files| {
+            let paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
+            conn.execute_batch("CREATE TEMP TABLE cohort (user_id VARCHAR PRIMARY KEY)")?;
+            {
+                let mut app = conn.appender("cohort")?;
+                for (user, _) in for_cold.iter() {
+                    app.append_row(duckdb::params![user])?;
+                }
+                app.flush()?;
+            }
+            let p = period.start_sql("day_n");
+            rows(
+                conn,
+                &format!(
+                    "SELECT DISTINCT user_id, CAST({p} AS INTEGER) FROM {}
+                      WHERE user_id IN (SELECT user_id FROM cohort)",
+                    source(&paths)
+                ),
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i32>(1)?)),
+            )
+        });
+        let ((hot_act, hot_ms), cold) = tokio::try_join!(hot, cold)?;
+
+        // Each cohort user's active periods, as bits k = 0..periods.
+        let mut active: HashMap<&str, (i32, u128)> = cohort_users
+            .iter()
+            .map(|(user, c)| (user.as_str(), (*c, 0u128)))
+            .collect();
+        let mut mark = |user: &str, p: i32| {
+            if let Some((c, bits)) = active.get_mut(user) {
+                let k = (p - *c).div_euclid(len);
+                if (0..n).contains(&k) && p >= *c {
+                    *bits |= 1u128 << k;
+                }
+            }
+        };
+        let mut hot_rows = 0;
+        for (user, p, events) in &hot_act {
+            hot_rows += u(*events);
+            mark(user, *p);
+        }
+        let cold_meta = cold.map(|part| {
+            for (user, p) in &part.value {
+                mark(user, *p);
+            }
+            part.meta
+        });
+        let mut by_cohort: HashMap<i32, (u64, Vec<u64>)> = HashMap::new();
+        for (c, bits) in active.values() {
+            let (size, retained) = by_cohort
+                .entry(*c)
+                .or_insert_with(|| (0, vec![0; periods as usize]));
+            *size += 1;
+            for (k, slot) in retained.iter_mut().enumerate() {
+                if bits & (1u128 << k) != 0 {
+                    *slot += 1;
+                }
+            }
+        }
+        let cohorts = (0..)
+            .map(|i| first_cohort + i * len)
+            .take_while(|c| *c <= last_cohort)
+            .map(|c| {
+                let (size, mut retained) = by_cohort
+                    .remove(&c)
+                    .unwrap_or_else(|| (0, vec![0; periods as usize]));
+                let started = (0..n).take_while(|k| c + k * len <= today).count();
+                retained.truncate(started);
+                Cohort {
+                    cohort: from_day_number(c),
+                    size,
+                    retained,
+                }
+            })
+            .collect();
+        let meta = self.meta(&plan, hot_rows, hot_ms, cold_meta);
+        plan.snap.finish().await?;
+        Ok(RetentionResponse {
+            from,
+            to,
+            period: period.as_str(),
+            periods,
+            cohorts,
+            meta,
+        })
+    }
+}
+
+fn top_event(event_type: String, count: i64, users: i64) -> TopEvent {
+    TopEvent {
+        event_type,
+        count: u(count),
+        users: u(users),
+    }
+}
+
+/// DuckDB errors that come from reading a file rather than from our SQL.
+fn is_file_error(e: &duckdb::Error) -> bool {
+    let msg = e.to_string();
+    msg.contains(".parquet") || msg.contains("IO Error")
+}

@@ -1,0 +1,890 @@
+//! Stats through the tier-aware planner, checked against an independent
+//! computation over the events each project stored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use strata_archive::{ArchiveConfig, Archiver, RunOutcome};
+use strata_model::IngestLimits;
+use strata_query::QueryConfig;
+use strata_tests::cold::TestCold;
+use strata_tests::oracle::{self, Ev};
+use strata_tests::{TestApp, event, spawn_app, spawn_app_full, spawn_app_with_cold};
+use uuid::Uuid;
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+fn day_ago(age: i64) -> NaiveDate {
+    today() - chrono::Duration::days(age)
+}
+
+fn at(day: NaiveDate, secs: u32) -> DateTime<Utc> {
+    day.and_time(NaiveTime::MIN).and_utc() + chrono::Duration::seconds(i64::from(secs))
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// What the server must count for each project: the first copy of each
+/// event_id it was sent.
+#[derive(Default)]
+struct World {
+    stored: HashMap<String, Vec<Ev>>,
+    /// (project, event_id) → the JSON first sent, for resending.
+    sent: Vec<(String, Value)>,
+}
+
+impl World {
+    async fn send(&mut self, app: &TestApp, project: &str, key: &str, batch: Vec<(Value, Ev)>) {
+        let expected_new = batch.len() as u64;
+        let events: Vec<Value> = batch.iter().map(|(v, _)| v.clone()).collect();
+        let counts = app.ingest_ok(key, &events).await;
+        assert_eq!(counts.accepted, expected_new);
+        for (v, e) in batch {
+            self.stored.entry(project.to_owned()).or_default().push(e);
+            self.sent.push((project.to_owned(), v));
+        }
+    }
+
+    fn events(&self, project: &str) -> &[Ev] {
+        self.stored.get(project).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn random_event(rng: &mut StdRng, ages: std::ops::Range<i64>) -> (Value, Ev) {
+    // Skewed: low user numbers and the first event types dominate.
+    let x: f64 = rng.random();
+    let user = format!("u{}", (60.0 * x * x) as u32);
+    let y: f64 = rng.random();
+    let event_type = ["view", "click", "buy", "share", "signup", "zz_rare"][(6.0 * y * y) as usize];
+    let t = at(day_ago(rng.random_range(ages)), rng.random_range(0..86_400));
+    let t = t.min(Utc::now());
+    let id = Uuid::from_u128(rng.random());
+    (
+        event(id, &user, event_type, &ts(t)),
+        Ev {
+            user,
+            event_type: event_type.to_owned(),
+            ts: DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap(),
+        },
+    )
+}
+
+fn dau_of(body: &Value) -> Vec<(NaiveDate, u64)> {
+    body["days"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no days: {body}"))
+        .iter()
+        .map(|p| {
+            (
+                p["date"].as_str().unwrap().parse().unwrap(),
+                p["users"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn top_of(body: &Value) -> Vec<(String, u64, u64)> {
+    body["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events: {body}"))
+        .iter()
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap().to_owned(),
+                e["count"].as_u64().unwrap(),
+                e["users"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn retention_of(body: &Value) -> Vec<(NaiveDate, u64, Vec<u64>)> {
+    body["cohorts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no cohorts: {body}"))
+        .iter()
+        .map(|c| {
+            (
+                c["cohort"].as_str().unwrap().parse().unwrap(),
+                c["size"].as_u64().unwrap(),
+                c["retained"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_u64().unwrap())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+async fn ok(app: &TestApp, key: &str, path: &str) -> Value {
+    let (status, body) = app.get_json(key, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+/// Every endpoint over `from..=to` equals the oracle. Returns the DAU meta.
+async fn check_all(
+    app: &TestApp,
+    key: &str,
+    events: &[Ev],
+    (from, to): (NaiveDate, NaiveDate),
+    limit: usize,
+    (week, periods): (bool, usize),
+    context: &str,
+) -> Value {
+    let body = ok(app, key, &format!("/v1/stats/dau?from={from}&to={to}")).await;
+    assert_eq!(
+        dau_of(&body),
+        oracle::dau(events, from, to),
+        "DAU {from}..{to} ({context}); meta {}",
+        body["meta"]
+    );
+    let meta = body["meta"].clone();
+    let body = ok(
+        app,
+        key,
+        &format!("/v1/stats/top-events?from={from}&to={to}&limit={limit}"),
+    )
+    .await;
+    assert_eq!(
+        top_of(&body),
+        oracle::top_events(events, from, to, limit),
+        "top events {from}..{to} limit {limit} ({context}); meta {}",
+        body["meta"]
+    );
+    let period = if week { "week" } else { "day" };
+    let before = today();
+    let body = ok(
+        app,
+        key,
+        &format!("/v1/stats/retention?from={from}&to={to}&period={period}&periods={periods}"),
+    )
+    .await;
+    if today() == before {
+        assert_eq!(
+            retention_of(&body),
+            oracle::retention(events, from, to, week, periods, before),
+            "retention {from}..{to} {period} x{periods} ({context}); meta {}",
+            body["meta"]
+        );
+    }
+    meta
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stat_equals_an_independent_computation_on_random_events_across_tiers() {
+    let seed: u64 = std::env::var("STRATA_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let context = format!("seed {seed}; rerun with STRATA_TEST_SEED={seed}");
+    eprintln!("{context}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let app = spawn_app_with_cold(TestCold::s3()).await;
+    let projects = ["alpha", "beta", "gamma"];
+    let mut keys = Vec::new();
+    for p in projects {
+        keys.push(app.key(p, "ingest,read").await);
+    }
+    let mut world = World::default();
+
+    // History over 70 days, sent in batches.
+    for round in 0..6 {
+        for (p, key) in projects.iter().zip(&keys) {
+            let n = [300, 120, 40][round % 3];
+            let batch = (0..n).map(|_| random_event(&mut rng, 0..70)).collect();
+            world.send(&app, p, key, batch).await;
+        }
+    }
+    // Duplicates: resent as is, and the same ids with another time, user and
+    // type (the first copy wins; these change nothing).
+    let resend = |world: &World, rng: &mut StdRng, project: &str| -> Vec<Value> {
+        let mine: Vec<&Value> = world
+            .sent
+            .iter()
+            .filter(|(p, _)| p == project)
+            .map(|(_, v)| v)
+            .collect();
+        (0..60)
+            .map(|i| {
+                let mut v = mine[rng.random_range(0..mine.len())].clone();
+                if i % 2 == 0 {
+                    v["user_id"] = json!("someone_else");
+                    v["event_type"] = json!("changed");
+                    v["timestamp"] = json!(ts(Utc::now() - chrono::Duration::hours(1)));
+                }
+                v
+            })
+            .collect()
+    };
+    for (p, key) in projects.iter().zip(&keys) {
+        let mut dupes = resend(&world, &mut rng, p);
+        dupes.sort_by_key(|v| v["event_id"].as_str().unwrap().to_owned());
+        dupes.dedup_by_key(|v| v["event_id"].as_str().unwrap().to_owned());
+        let c = app.ingest_ok(key, &dupes).await;
+        assert_eq!((c.accepted, c.duplicates), (0, dupes.len() as u64));
+    }
+
+    // Days older than ~20 days go cold; then late events land in archived
+    // days (hot again: those days are held by both tiers); a second archive
+    // pass moves part of them as second files; more late events follow.
+    app.archive(20).await;
+    for (p, key) in projects.iter().zip(&keys) {
+        let batch = (0..80).map(|_| random_event(&mut rng, 22..70)).collect();
+        world.send(&app, p, key, batch).await;
+    }
+    app.archive(45).await;
+    for (p, key) in projects.iter().zip(&keys) {
+        let batch = (0..40).map(|_| random_event(&mut rng, 47..70)).collect();
+        world.send(&app, p, key, batch).await;
+        let c = app.ingest_ok(key, &resend(&world, &mut rng, p)[..1]).await;
+        assert_eq!(c.accepted, 0);
+    }
+
+    // Fixed ranges (all hot, all cold, straddling, beyond the data), then
+    // random ones.
+    let mut ranges = vec![
+        (day_ago(10), today()),
+        (day_ago(69), day_ago(30)),
+        (day_ago(75), today()),
+        (day_ago(40), day_ago(5)),
+        (day_ago(200), day_ago(150)),
+    ];
+    for _ in 0..14 {
+        let a = rng.random_range(0..80);
+        let b = rng.random_range(0..80);
+        ranges.push((day_ago(a.max(b)), day_ago(a.min(b))));
+    }
+    let (mut saw_both, mut saw_mixed) = (false, false);
+    for (i, range) in ranges.into_iter().enumerate() {
+        let p = projects[i % projects.len()];
+        let key = &keys[i % projects.len()];
+        let limit = rng.random_range(1..8);
+        let retention = (rng.random_bool(0.5), rng.random_range(1..12));
+        let meta = check_all(
+            &app,
+            key,
+            world.events(p),
+            range,
+            limit,
+            retention,
+            &context,
+        )
+        .await;
+        saw_both |= !meta["both_days"].as_array().unwrap().is_empty();
+        saw_mixed |=
+            meta["hot"]["days"].as_u64() > Some(0) && meta["cold"]["days"].as_u64() > Some(0);
+    }
+    assert!(saw_both, "no range covered a day held by both tiers");
+    assert!(saw_mixed, "no range straddled the tiers");
+}
+
+/// Sends `events` (user, type, time) for a project and returns them as the
+/// oracle sees them.
+async fn send(app: &TestApp, key: &str, events: &[(&str, &str, DateTime<Utc>)]) -> Vec<Ev> {
+    let body: Vec<Value> = events
+        .iter()
+        .map(|(u, t, at)| event(Uuid::new_v4(), u, t, &ts(*at)))
+        .collect();
+    assert_eq!(
+        app.ingest_ok(key, &body).await.accepted,
+        events.len() as u64
+    );
+    events
+        .iter()
+        .map(|(u, t, at)| Ev {
+            user: (*u).to_owned(),
+            event_type: (*t).to_owned(),
+            ts: *at,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_day_split_across_tiers_counts_each_user_once() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let d = day_ago(40);
+    let mut all = send(
+        &app,
+        &key,
+        &[
+            ("ann", "view", at(d, 100)),
+            ("bob", "view", at(d, 200)),
+            ("bob", "buy", at(d, 300)),
+        ],
+    )
+    .await;
+    app.archive(30).await;
+    // Late: bob again (already counted cold) and carl (new), same day.
+    all.extend(
+        send(
+            &app,
+            &key,
+            &[("bob", "view", at(d, 400)), ("carl", "buy", at(d, 500))],
+        )
+        .await,
+    );
+    let body = ok(&app, &key, &format!("/v1/stats/dau?from={d}&to={d}")).await;
+    assert_eq!(dau_of(&body), vec![(d, 3)], "{body}");
+    assert_eq!(body["meta"]["both_days"], json!([d.to_string()]));
+    assert_eq!(body["meta"]["cold"]["days"], 1);
+    assert_eq!(body["meta"]["hot"]["days"], 1);
+    let body = ok(&app, &key, &format!("/v1/stats/top-events?from={d}&to={d}")).await;
+    assert_eq!(
+        top_of(&body),
+        vec![("view".into(), 3, 2), ("buy".into(), 2, 2)],
+        "{body}"
+    );
+    check_all(&app, &key, &all, (d, d), 10, (false, 3), "split day").await;
+}
+
+#[tokio::test]
+async fn a_cold_first_event_and_hot_activity_make_one_retained_user() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let first = day_ago(40);
+    let mut all = send(
+        &app,
+        &key,
+        &[
+            ("dana", "signup", at(first, 10)),
+            ("eve", "signup", at(first, 20)),
+        ],
+    )
+    .await;
+    app.archive(30).await;
+    let later = day_ago(5);
+    all.extend(send(&app, &key, &[("dana", "view", at(later, 10))]).await);
+    // Weekly: dana is retained in the week of `later`, eve in no later week.
+    let weeks = ((strata_model::Period::Week.start_of(later)
+        - strata_model::Period::Week.start_of(first))
+    .num_days()
+        / 7) as usize;
+    let body = ok(
+        &app,
+        &key,
+        &format!("/v1/stats/retention?from={first}&to={first}&period=week&periods=12"),
+    )
+    .await;
+    let cohorts = retention_of(&body);
+    assert_eq!(cohorts.len(), 1);
+    let (_, size, retained) = &cohorts[0];
+    assert_eq!(*size, 2);
+    assert_eq!(retained[0], 2);
+    assert_eq!(retained[weeks], 1, "{body}");
+    assert_eq!(retained.iter().sum::<u64>(), 3, "{body}");
+    check_all(
+        &app,
+        &key,
+        &all,
+        (first, today()),
+        5,
+        (true, 12),
+        "cold first",
+    )
+    .await;
+    check_all(
+        &app,
+        &key,
+        &all,
+        (first, today()),
+        5,
+        (false, 50),
+        "cold first",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_user_seen_only_in_a_late_event_is_counted_everywhere() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let d = day_ago(50);
+    let mut all = send(&app, &key, &[("old", "view", at(d, 10))]).await;
+    app.archive(30).await;
+    all.extend(
+        send(
+            &app,
+            &key,
+            &[("late_only", "click", at(d - chrono::Duration::days(1), 10))],
+        )
+        .await,
+    );
+    let from = d - chrono::Duration::days(3);
+    let body = ok(&app, &key, &format!("/v1/stats/dau?from={from}&to={d}")).await;
+    assert_eq!(
+        dau_of(&body).iter().map(|(_, n)| n).sum::<u64>(),
+        2,
+        "{body}"
+    );
+    check_all(
+        &app,
+        &key,
+        &all,
+        (from, today()),
+        3,
+        (false, 5),
+        "late only",
+    )
+    .await;
+    check_all(&app, &key, &all, (from, d), 3, (true, 9), "late only").await;
+}
+
+#[tokio::test]
+async fn empty_ranges_are_zero_filled_and_cohorts_listed_empty() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let (from, to) = (day_ago(9), day_ago(7));
+    let body = ok(&app, &key, &format!("/v1/stats/dau?from={from}&to={to}")).await;
+    assert_eq!(dau_of(&body), vec![(from, 0), (day_ago(8), 0), (to, 0)]);
+    assert_eq!(body["from"], from.to_string());
+    assert_eq!(body["meta"]["cold"]["files"], 0);
+    let body = ok(
+        &app,
+        &key,
+        &format!("/v1/stats/top-events?from={from}&to={to}"),
+    )
+    .await;
+    assert_eq!(body["events"], json!([]));
+    let body = ok(
+        &app,
+        &key,
+        &format!("/v1/stats/retention?from={from}&to={to}&periods=3"),
+    )
+    .await;
+    assert_eq!(
+        retention_of(&body),
+        vec![
+            (from, 0, vec![0, 0, 0]),
+            (day_ago(8), 0, vec![0, 0, 0]),
+            (to, 0, vec![0, 0, 0])
+        ]
+    );
+    assert_eq!(body["period"], "day");
+    // Cohorts in the future: listed, nothing retained yet.
+    let tomorrow = today() + chrono::Duration::days(1);
+    let body = ok(
+        &app,
+        &key,
+        &format!(
+            "/v1/stats/retention?from={}&to={tomorrow}&periods=4",
+            today()
+        ),
+    )
+    .await;
+    assert_eq!(
+        retention_of(&body),
+        vec![(today(), 0, vec![0]), (tomorrow, 0, vec![])]
+    );
+}
+
+#[tokio::test]
+async fn hot_cold_and_straddling_ranges_say_which_tier_answered() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let mut events = Vec::new();
+    for age in 0..45 {
+        events.push(("u1", "view", at(day_ago(age), 3600)));
+        events.push((
+            ["u2", "u3", "u4"][age as usize % 3],
+            "click",
+            at(day_ago(age), 7200),
+        ));
+    }
+    let all = send(&app, &key, &events).await;
+    app.archive(30).await;
+    let cases = [
+        ((day_ago(10), day_ago(1)), true, false),
+        ((day_ago(44), day_ago(35)), false, true),
+        ((day_ago(44), today()), true, true),
+    ];
+    for ((from, to), hot, cold) in cases {
+        let meta = check_all(&app, &key, &all, (from, to), 10, (true, 8), "tiers").await;
+        assert_eq!(meta["hot"]["days"].as_u64().unwrap() > 0, hot, "{meta}");
+        assert_eq!(meta["cold"]["days"].as_u64().unwrap() > 0, cold, "{meta}");
+        assert_eq!(meta["cold"]["cache"]["in_place"], true, "{meta}");
+        if hot {
+            assert!(meta["hot"]["rows"].as_u64().unwrap() > 0, "{meta}");
+        }
+        if cold {
+            assert!(meta["cold"]["files"].as_u64().unwrap() > 0, "{meta}");
+            assert!(meta["cold"]["rows"].as_u64().unwrap() > 0, "{meta}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn week_cohorts_follow_iso_weeks_across_year_ends() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+    // ISO week 1 of 2026 starts Monday 2025-12-29; week 1 of 2025 on
+    // Monday 2024-12-30.
+    let all = send(
+        &app,
+        &key,
+        &[
+            ("a", "view", at(d("2024-12-31"), 10)),
+            ("a", "view", at(d("2025-01-06"), 10)),
+            ("b", "view", at(d("2025-12-28"), 10)),
+            ("c", "view", at(d("2025-12-29"), 10)),
+            ("d", "view", at(d("2026-01-04"), 86_399)),
+            ("c", "view", at(d("2026-01-05"), 0)),
+            ("b", "view", at(d("2026-01-01"), 10)),
+        ],
+    )
+    .await;
+    app.archive(30).await;
+    let body = ok(
+        &app,
+        &key,
+        "/v1/stats/retention?from=2025-12-31&to=2026-01-02&period=week&periods=3",
+    )
+    .await;
+    assert_eq!(
+        retention_of(&body),
+        vec![(d("2025-12-29"), 2, vec![2, 1, 0])],
+        "{body}"
+    );
+    let body = ok(
+        &app,
+        &key,
+        "/v1/stats/retention?from=2024-12-30&to=2025-01-05&period=week&periods=2",
+    )
+    .await;
+    assert_eq!(retention_of(&body), vec![(d("2024-12-30"), 1, vec![1, 1])]);
+    for (from, to) in [("2024-12-25", "2025-01-10"), ("2025-12-20", "2026-01-12")] {
+        check_all(&app, &key, &all, (d(from), d(to)), 5, (true, 6), "iso").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stats_during_an_archive_commit_count_every_row_once() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let mut events = Vec::new();
+    for age in 28..38 {
+        for (i, user) in ["p", "q", "r", "s"].iter().enumerate() {
+            events.push((
+                *user,
+                ["view", "click"][i % 2],
+                at(day_ago(age), 60 * i as u32),
+            ));
+        }
+    }
+    let all = send(&app, &key, &events).await;
+    let (from, to) = (day_ago(40), today());
+    let paths = [
+        format!("/v1/stats/dau?from={from}&to={to}"),
+        format!("/v1/stats/top-events?from={from}&to={to}"),
+        format!("/v1/stats/retention?from={from}&to={to}&periods=10"),
+    ];
+    let mut before = Vec::new();
+    for p in &paths {
+        let mut b = ok(&app, &key, p).await;
+        b.as_object_mut().unwrap().remove("meta");
+        before.push(b);
+    }
+    // Hold each commit open (manifest written, chunk not yet dropped) while
+    // stats requests arrive.
+    let in_commit = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&in_commit);
+    let archiver = Archiver::new(
+        app.hot.clone(),
+        app.cold.store.clone(),
+        ArchiveConfig {
+            hot_retention: Duration::from_secs(30 * 86_400),
+            failpoint: Some(Arc::new(move |at| {
+                if at == "before_drop" {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(400));
+                }
+            })),
+            ..ArchiveConfig::default()
+        },
+    );
+    let run = tokio::spawn(async move { archiver.run_once().await.unwrap() });
+    let mut during = 0;
+    while !run.is_finished() {
+        for (p, expected) in paths.iter().zip(&before) {
+            let mut b = ok(&app, &key, p).await;
+            b.as_object_mut().unwrap().remove("meta");
+            assert_eq!(&b, expected, "{p} changed during an archive commit");
+            during += 1;
+        }
+    }
+    let RunOutcome::Completed(report) = run.await.unwrap() else {
+        panic!("skipped")
+    };
+    assert!(report.succeeded(), "{report:?}");
+    assert!(in_commit.load(std::sync::atomic::Ordering::SeqCst) >= 5);
+    assert!(during >= 3, "only {during} requests ran during the run");
+    for (p, expected) in paths.iter().zip(&before) {
+        let mut b = ok(&app, &key, p).await;
+        let meta = b.as_object_mut().unwrap().remove("meta").unwrap();
+        assert_eq!(&b, expected, "{p} changed after the archive run");
+        assert!(meta["cold"]["days"].as_u64().unwrap() >= 5, "{meta}");
+    }
+    check_all(
+        &app,
+        &key,
+        &all,
+        (from, to),
+        10,
+        (false, 10),
+        "after commit",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_object_store_is_503_naming_the_cold_days_only_when_needed() {
+    let app = spawn_app_with_cold(TestCold::unreachable()).await;
+    let key = app.key("acme", "ingest,read").await;
+    let (old, recent) = (day_ago(40), day_ago(2));
+    send(
+        &app,
+        &key,
+        &[("a", "view", at(old, 10)), ("a", "view", at(recent, 10))],
+    )
+    .await;
+    // Archived through a reachable store; the server's store is not.
+    let s3 = TestCold::s3();
+    let r = Archiver::new(app.hot.clone(), s3.store.clone(), ArchiveConfig::default())
+        .run_once()
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, RunOutcome::Completed(ref r) if r.succeeded()),
+        "{r:?}"
+    );
+
+    let resp = app
+        .client
+        .get(app.url(&format!("/v1/stats/dau?from={old}&to={recent}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["days"], json!([old.to_string()]), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains(&old.to_string()),
+        "{body}"
+    );
+    for path in [
+        format!("/v1/stats/top-events?from={old}&to={recent}"),
+        format!("/v1/stats/retention?from={old}&to={recent}"),
+    ] {
+        let (status, body) = app.get_json(&key, &path).await;
+        assert_eq!(status, 503, "{path}: {body}");
+    }
+    // Only hot days needed: answered.
+    let body = ok(
+        &app,
+        &key,
+        &format!("/v1/stats/dau?from={recent}&to={recent}"),
+    )
+    .await;
+    assert_eq!(dau_of(&body), vec![(recent, 1)]);
+}
+
+#[tokio::test]
+async fn the_cold_cache_hits_refetches_damaged_files_and_stays_bounded() {
+    let s3 = TestCold::s3();
+    let app = spawn_app_full(
+        IngestLimits::default(),
+        s3,
+        QueryConfig {
+            cache_bytes: 1,
+            ..QueryConfig::default()
+        },
+    )
+    .await;
+    let key = app.key("acme", "ingest,read").await;
+    let mut events = Vec::new();
+    for age in 31..35 {
+        events.push(("u", "view", at(day_ago(age), 10)));
+    }
+    let all = send(&app, &key, &events).await;
+    app.archive(30).await;
+    let (from, to) = (day_ago(34), day_ago(31));
+    let path = format!("/v1/stats/dau?from={from}&to={to}");
+    let cache = &app.cache_dir;
+    let cached_files = || {
+        let mut n = 0;
+        for e in walk(cache.path()) {
+            if e.extension().is_some_and(|x| x == "parquet") {
+                n += 1;
+            }
+        }
+        n
+    };
+    let body = ok(&app, &key, &path).await;
+    assert_eq!(body["meta"]["cold"]["cache"]["misses"], 4, "{body}");
+    assert_eq!(body["meta"]["cold"]["cache"]["in_place"], false);
+    // A 1-byte budget: nothing stays once the query is done.
+    assert_eq!(cached_files(), 0);
+    check_all(&app, &key, &all, (from, to), 3, (false, 3), "cache").await;
+}
+
+#[tokio::test]
+async fn cached_files_are_reused_and_a_damaged_one_is_fetched_again() {
+    let app = spawn_app_with_cold(TestCold::s3()).await;
+    let key = app.key("acme", "ingest,read").await;
+    let all = send(
+        &app,
+        &key,
+        &[
+            ("u", "view", at(day_ago(33), 10)),
+            ("v", "view", at(day_ago(32), 10)),
+        ],
+    )
+    .await;
+    app.archive(30).await;
+    let (from, to) = (day_ago(33), day_ago(32));
+    let path = format!("/v1/stats/dau?from={from}&to={to}");
+    let first = ok(&app, &key, &path).await;
+    assert_eq!(first["meta"]["cold"]["cache"]["misses"], 2, "{first}");
+    let second = ok(&app, &key, &path).await;
+    assert_eq!(second["meta"]["cold"]["cache"]["hits"], 2, "{second}");
+    assert_eq!(second["meta"]["cold"]["cache"]["misses"], 0, "{second}");
+    // Truncate one cached file (a partial download or a damaged disk).
+    let file = walk(app.cache_dir.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .unwrap();
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let third = ok(&app, &key, &path).await;
+    assert_eq!(third["meta"]["cold"]["cache"]["misses"], 1, "{third}");
+    assert_eq!(dau_of(&third), dau_of(&first));
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), len);
+    check_all(&app, &key, &all, (from, to), 3, (false, 3), "cache").await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400_with_a_clear_message() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let cases = [
+        ("/v1/stats/dau?to=2026-01-01", "from is required"),
+        ("/v1/stats/dau?from=2026-01-01", "to is required"),
+        ("/v1/stats/dau?from=yesterday&to=2026-01-01", "YYYY-MM-DD"),
+        ("/v1/stats/dau?from=2026-02-30&to=2026-03-01", "2026-02-30"),
+        ("/v1/stats/dau?from=2026-02-02&to=2026-02-01", "after"),
+        (
+            "/v1/stats/dau?from=2000-01-01&to=2026-01-01",
+            "over the limit of 3660",
+        ),
+        (
+            "/v1/stats/dau?from=2026-01-01&to=2026-01-02&limit=3",
+            "unknown parameter",
+        ),
+        (
+            "/v1/stats/dau?from=2026-01-01&from=2026-01-02&to=2026-01-03",
+            "repeated",
+        ),
+        (
+            "/v1/stats/top-events?from=2026-01-01&to=2026-01-02&limit=0",
+            "between 1 and 1000",
+        ),
+        (
+            "/v1/stats/top-events?from=2026-01-01&to=2026-01-02&limit=1001",
+            "between 1 and 1000",
+        ),
+        (
+            "/v1/stats/top-events?from=2026-01-01&to=2026-01-02&limit=ten",
+            "limit",
+        ),
+        (
+            "/v1/stats/retention?from=2026-01-01&to=2026-01-02&period=month",
+            "day or week",
+        ),
+        (
+            "/v1/stats/retention?from=2026-01-01&to=2026-01-02&periods=101",
+            "between 1 and 100",
+        ),
+        (
+            "/v1/stats/retention?from=2026-01-01&to=2026-01-02&periods=-1",
+            "periods",
+        ),
+        ("/v1/stats/dau?from=%FF&to=2026-01-01", "from"),
+    ];
+    for (path, needle) in cases {
+        let (status, body) = app.get_json(&key, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let msg = body["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{path}: {msg:?} lacks {needle:?}");
+    }
+}
+
+#[tokio::test]
+async fn stats_need_the_read_scope_and_see_only_their_project() {
+    let app = spawn_app().await;
+    let ingest_only = app.key("acme", "ingest").await;
+    let reader = app.key("acme", "read").await;
+    let other = app.key("other", "ingest,read").await;
+    let d = day_ago(1);
+    send(&app, &other, &[("x", "view", at(d, 10))]).await;
+    let path = format!("/v1/stats/dau?from={d}&to={d}");
+    let (status, _) = app.get_json(&ingest_only, &path).await;
+    assert_eq!(status, 403);
+    let resp = app.client.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(dau_of(&ok(&app, &reader, &path).await), vec![(d, 0)]);
+    assert_eq!(dau_of(&ok(&app, &other, &path).await), vec![(d, 1)]);
+}
+
+#[tokio::test]
+async fn a_database_outage_is_a_quick_503_for_stats() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "read").await;
+    app.hot.pool().close().await;
+    let d = day_ago(1);
+    let resp = tokio::time::timeout(
+        Duration::from_secs(20),
+        app.client
+            .get(app.url(&format!("/v1/stats/dau?from={d}&to={d}")))
+            .bearer_auth(&key)
+            .send(),
+    )
+    .await
+    .expect("the request hung")
+    .unwrap();
+    assert_eq!(resp.status(), 503);
+}
