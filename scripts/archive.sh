@@ -2,5 +2,5 @@
 # `make archive`: one archiver pass over the `make run` database.
 set -euo pipefail
 . "$(dirname "$0")/dev-env.sh"
-cargo build --quiet -p strata-archiver
+cargo build --quiet --workspace --bins
 exec "$bindir/strata-archiver" run --once "$@"

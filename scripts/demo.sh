@@ -4,6 +4,6 @@
 # tiers answer. Extra arguments go to `strata-api demo-data`.
 set -euo pipefail
 . "$(dirname "$0")/dev-env.sh"
-cargo build --quiet -p strata-api
+cargo build --quiet --workspace --bins
 "$bindir/strata-api" migrate
 exec "$bindir/strata-api" demo-data "$@"

@@ -13,3 +13,6 @@ if [ -z "${STRATA_DATABASE_URL:-}" ]; then
 fi
 export STRATA_COLD_URL=${STRATA_COLD_URL:-file://$state/cold}
 bindir=${CARGO_TARGET_DIR:-$root/target}/debug
+# Build with the whole workspace's features (`--workspace`), as `make test`
+# does: building single packages would unify features differently and
+# recompile dependencies (DuckDB's C++ among them) into the shared target.

@@ -3,7 +3,7 @@
 set -euo pipefail
 . "$(dirname "$0")/dev-env.sh"
 
-cargo build --quiet -p strata-api -p strata-archiver
+cargo build --quiet --workspace --bins
 bin=$bindir/strata-api
 "$bin" migrate
 

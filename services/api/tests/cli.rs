@@ -98,6 +98,111 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `strata-api serve` on a free port with a `file://` cold tier in `cold`,
+/// once it answers ready.
+async fn spawn_serve(db: &TestDb, cold: &std::path::Path) -> (tokio::process::Child, String) {
+    let port = free_port();
+    let child = tokio::process::Command::new(BIN)
+        .env("STRATA_DATABASE_URL", &db.url)
+        .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
+        .env("STRATA_COLD_URL", format!("file://{}", cold.display()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            return (child, base);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("strata-api did not become ready");
+}
+
+#[tokio::test]
+async fn demo_data_fills_both_tiers_and_the_stats_add_up() {
+    let db = TestDb::create_empty().await;
+    let cold = tempfile::tempdir().unwrap();
+    let cold_url = format!("file://{}", cold.path().display());
+    let out = Command::new(BIN)
+        .args([
+            "demo-data",
+            "--days",
+            "40",
+            "--users",
+            "300",
+            "--events-per-day",
+            "100",
+        ])
+        .env("STRATA_DATABASE_URL", &db.url)
+        .env("STRATA_COLD_URL", &cold_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains("4050 events stored (50 late"), "{text}");
+    let key = stdout(&run(
+        &db,
+        &["keys", "create", "--project", "demo", "--scopes", "read"],
+    ))
+    .lines()
+    .last()
+    .unwrap()
+    .to_owned();
+    let (_child, base) = spawn_serve(&db, cold.path()).await;
+    let today = chrono::Utc::now().date_naive();
+    let first = today - chrono::Duration::days(39);
+    let get = |path: String| {
+        let (client, key) = (reqwest::Client::new(), key.clone());
+        async move {
+            let resp = client.get(path).bearer_auth(key).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let top = get(format!(
+        "{base}/v1/stats/top-events?from={first}&to={today}&limit=1000"
+    ))
+    .await;
+    let total: u64 = top["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 4050, "{top}");
+    assert_eq!(
+        top["meta"]["both_days"],
+        json!([first.to_string()]),
+        "{top}"
+    );
+    assert!(top["meta"]["cold"]["days"].as_u64().unwrap() >= 9, "{top}");
+    let dau = get(format!("{base}/v1/stats/dau?from={first}&to={today}")).await;
+    let days = dau["days"].as_array().unwrap();
+    assert_eq!(days.len(), 40);
+    assert!(
+        days.iter().all(|d| d["users"].as_u64().unwrap() > 0),
+        "{dau}"
+    );
+    let retention = get(format!(
+        "{base}/v1/stats/retention?from={first}&to={today}&period=week&periods=4"
+    ))
+    .await;
+    let cohorts = retention["cohorts"].as_array().unwrap();
+    assert!(
+        cohorts
+            .iter()
+            .all(|c| c["size"].as_u64() == c["retained"][0].as_u64()),
+        "{retention}"
+    );
+}
+
 #[tokio::test]
 async fn serve_accepts_a_batch_and_stops_gracefully_on_sigterm() {
     let db = TestDb::create_empty().await;
@@ -106,28 +211,9 @@ async fn serve_accepts_a_batch_and_stops_gracefully_on_sigterm() {
         assert!(out.status.success(), "{out:?}");
         stdout(&out).lines().last().unwrap().to_owned()
     };
-    let port = free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .env("STRATA_DATABASE_URL", &db.url)
-        .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let cold = tempfile::tempdir().unwrap();
+    let (mut child, base) = spawn_serve(&db, cold.path()).await;
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..100 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            ready = r.status() == 200;
-            if ready {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "strata-api did not become ready");
 
     let body = json!({"events": [recent_event(Uuid::new_v4(), "u_42", 1), recent_event(Uuid::new_v4(), "u_43", 2)]});
     let resp = client
