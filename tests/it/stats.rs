@@ -888,3 +888,50 @@ async fn a_database_outage_is_a_quick_503_for_stats() {
     .unwrap();
     assert_eq!(resp.status(), 503);
 }
+
+#[tokio::test]
+async fn the_cold_cache_evicts_the_least_recently_used_file_first() {
+    let app = spawn_app_with_cold(TestCold::s3()).await;
+    let key = app.key("acme", "ingest,read").await;
+    let days = [day_ago(33), day_ago(32), day_ago(31)];
+    let events: Vec<_> = days.iter().map(|d| ("u", "view", at(*d, 10))).collect();
+    send(&app, &key, &events).await;
+    app.archive(30).await;
+    let total: i64 = sqlx::query_scalar("SELECT sum(bytes)::int8 FROM cold_files")
+        .fetch_one(app.hot.pool())
+        .await
+        .unwrap();
+    // Room for any two of the three files, not all three.
+    let dir = tempfile::tempdir().unwrap();
+    let planner = strata_query::Planner::new(
+        app.hot.clone(),
+        app.cold.store.clone(),
+        strata_tests::test_query_config(
+            dir.path(),
+            QueryConfig {
+                cache_bytes: total as u64 - 1,
+                ..QueryConfig::default()
+            },
+        ),
+    )
+    .unwrap();
+    let project = strata_model::ProjectId(app.project_id("acme").await);
+    let misses = |day: NaiveDate| {
+        let planner = planner.clone();
+        async move {
+            let range = strata_model::DayRange::new(day, day, 10).unwrap();
+            let r = planner.dau(project, range).await.unwrap();
+            assert_eq!(r.days[0].users, 1);
+            r.meta.cold.cache.misses
+        }
+    };
+    let [a, b, c] = days;
+    assert_eq!(misses(a).await, 1);
+    assert_eq!(misses(b).await, 1);
+    assert_eq!(misses(c).await, 1); // evicts a
+    assert_eq!(misses(b).await, 0);
+    assert_eq!(misses(a).await, 1); // evicts c, the least recently used
+    assert_eq!(misses(b).await, 0);
+    assert_eq!(misses(c).await, 1);
+    assert!(planner.cached_bytes() < total as u64);
+}
