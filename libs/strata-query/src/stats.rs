@@ -67,7 +67,6 @@ pub struct RetentionResponse {
 
 /// What one snapshot says about the days of a request.
 struct Plan {
-    snap: ReadSnapshot,
     files: Vec<ColdFile>,
     hot_days: BTreeSet<NaiveDate>,
     both: BTreeSet<NaiveDate>,
@@ -95,20 +94,22 @@ impl Planner {
         project: ProjectId,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Plan, QueryError> {
+    ) -> Result<(ReadSnapshot, Plan), QueryError> {
         let started = Instant::now();
         let mut snap = self.hot.read_snapshot(self.config.lock_timeout).await?;
         let files = snap.manifest(project, from, to).await?;
         let hot_days = snap.hot_days(from, to).await?;
         let cold_days: BTreeSet<NaiveDate> = files.iter().map(|f| f.day).collect();
         let both = hot_days.intersection(&cold_days).copied().collect();
-        Ok(Plan {
+        Ok((
             snap,
-            files,
-            hot_days,
-            both,
-            started,
-        })
+            Plan {
+                files,
+                hot_days,
+                both,
+                started,
+            },
+        ))
     }
 
     /// Fetches `files` (through the cache when remote) and runs `work` over
@@ -204,14 +205,16 @@ impl Planner {
         range: DayRange,
     ) -> Result<DauResponse, QueryError> {
         let (from, to) = (range.from(), range.to());
-        let mut plan = self.plan(project, from, to).await?;
+        let (mut snap, plan) = self.plan(project, from, to).await?;
         let both = plan.both.clone();
         let both_cold = both.clone();
-        let snap = &mut plan.snap;
+        // The hot half ends the snapshot as soon as it is done: the cold
+        // files it listed are immutable, so the lock need not outlive it.
         let hot = async move {
             let started = Instant::now();
             let counts = snap.dau(project, from, to).await?;
             let pairs = snap.day_users(project, &both).await?;
+            snap.finish().await?;
             Ok::<_, QueryError>((counts, pairs, ms(started)))
         };
         let cold = self.cold(&plan.files, move |conn, files| {
@@ -281,7 +284,6 @@ impl Planner {
             })
             .collect();
         let meta = self.meta(&plan, hot_rows, hot_ms, cold_meta);
-        plan.snap.finish().await?;
         Ok(DauResponse {
             from,
             to,
@@ -298,11 +300,12 @@ impl Planner {
         limit: u32,
     ) -> Result<TopEventsResponse, QueryError> {
         let (from, to) = (range.from(), range.to());
-        let mut plan = self.plan(project, from, to).await?;
+        let (mut snap, plan) = self.plan(project, from, to).await?;
         let hot_started = Instant::now();
         let (mut events, hot_rows, hot_ms, cold_meta) = if plan.files.is_empty() {
             // Hot only: PostgreSQL's answer is final.
-            let hot = plan.snap.top_events(project, from, to).await?;
+            let hot = snap.top_events(project, from, to).await?;
+            snap.finish().await?;
             let rows = hot.iter().map(|t| u(t.count)).sum();
             let events = hot
                 .into_iter()
@@ -315,6 +318,7 @@ impl Planner {
             (events, rows, ms(hot_started), None)
         } else if plan.hot_days.is_empty() {
             // Cold only: DuckDB's answer is final.
+            snap.finish().await?;
             let part = self
                 .cold(&plan.files, |conn, files| {
                     let paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
@@ -336,10 +340,10 @@ impl Planner {
             // PostgreSQL groups the hot ones; the hot pairs are then appended
             // to DuckDB and distinct users counted over the union.
             let (tx, rx) = tokio::sync::oneshot::channel::<Vec<(String, String, i64)>>();
-            let snap = &mut plan.snap;
             let hot = async move {
                 let started = Instant::now();
                 let pairs = snap.type_users(project, from, to).await?;
+                snap.finish().await?;
                 let rows: u64 = pairs.iter().map(|p| u(p.2)).sum();
                 // The receiver only disappears when the cold half failed,
                 // and then its error is the one reported.
@@ -384,7 +388,6 @@ impl Planner {
         });
         events.truncate(limit as usize);
         let meta = self.meta(&plan, hot_rows, hot_ms, cold_meta);
-        plan.snap.finish().await?;
         Ok(TopEventsResponse {
             from,
             to,
@@ -420,26 +423,26 @@ impl Planner {
             from_day_number(activity_to.max(first_cohort)),
         );
 
-        let mut plan = self.plan(project, activity.0, activity.1).await?;
+        let (mut snap, mut plan) = self.plan(project, activity.0, activity.1).await?;
         if activity_to < first_cohort {
             plan.files.clear();
         }
         let hot_started = Instant::now();
-        let cohort_users = plan
-            .snap
+        let cohort_users = snap
             .cohort_users(project, period, cohort_days.0, cohort_days.1)
             .await?;
         let cohort_users = Arc::new(cohort_users);
         let for_cold = Arc::clone(&cohort_users);
-        let snap = &mut plan.snap;
         let hot_users = Arc::clone(&cohort_users);
         let hot = async move {
             if activity_to < first_cohort || hot_users.is_empty() {
+                snap.finish().await?;
                 return Ok::<_, QueryError>((Vec::new(), 0));
             }
             let act = snap
                 .cohort_activity(project, period, cohort_days, activity)
                 .await?;
+            snap.finish().await?;
             Ok((act, ms(hot_started)))
         };
         let files = if cohort_users.is_empty() {
@@ -523,7 +526,6 @@ impl Planner {
             })
             .collect();
         let meta = self.meta(&plan, hot_rows, hot_ms, cold_meta);
-        plan.snap.finish().await?;
         Ok(RetentionResponse {
             from,
             to,
