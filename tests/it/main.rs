@@ -6,4 +6,5 @@ mod chunks;
 mod health;
 mod idempotency;
 mod ingest;
+mod ratelimit;
 mod stats;

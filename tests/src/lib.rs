@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use strata_hot::{HotStore, PoolConfig};
+use strata_http::ratelimit::{RateLimitConfig, RateLimiter};
 use strata_http::{AppState, ServerConfig};
 use strata_model::{IngestLimits, ProjectName, Scopes};
 use strata_query::{DuckConfig, Planner, QueryConfig};
@@ -121,6 +122,7 @@ pub struct TestApp {
     pub cold: TestCold,
     /// The planner's cache of remote cold files.
     pub cache_dir: tempfile::TempDir,
+    state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     // Declared last: dropped after the server is told to stop.
     pub db: TestDb,
@@ -161,20 +163,43 @@ pub fn test_query_config(cache_dir: &std::path::Path, base: QueryConfig) -> Quer
 }
 
 pub async fn spawn_app_full(limits: IngestLimits, cold: TestCold, query: QueryConfig) -> TestApp {
-    let db = TestDb::create().await;
-    let hot = db.hot().await;
-    let cache_dir = tempfile::tempdir().unwrap();
-    let planner = Planner::new(
-        hot.clone(),
-        cold.store.clone(),
-        test_query_config(cache_dir.path(), query),
-    )
-    .unwrap();
-    let state = AppState {
-        hot: hot.clone(),
+    spawn_app_opts(AppOptions {
         limits,
-        planner,
-    };
+        cold,
+        query,
+        rate_limit: None,
+    })
+    .await
+}
+
+/// Everything a test server can be given.
+#[derive(Debug)]
+pub struct AppOptions {
+    pub limits: IngestLimits,
+    pub cold: TestCold,
+    pub query: QueryConfig,
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            limits: IngestLimits::default(),
+            cold: TestCold::file(),
+            query: QueryConfig::default(),
+            rate_limit: None,
+        }
+    }
+}
+
+/// Redis of the test machine (`make test` sets `STRATA_TEST_REDIS_URL`).
+pub fn test_redis_url() -> String {
+    std::env::var("STRATA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Starts a server over `state` on a random port; it stops when the sender
+/// is dropped or used.
+async fn start_server(state: AppState) -> (SocketAddr, oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
@@ -185,20 +210,69 @@ pub async fn spawn_app_full(limits: IngestLimits, cold: TestCold, query: QueryCo
         .await
         .unwrap();
     });
+    (addr, tx)
+}
+
+pub async fn spawn_app_opts(opts: AppOptions) -> TestApp {
+    let db = TestDb::create().await;
+    let hot = db.hot().await;
+    let cache_dir = tempfile::tempdir().unwrap();
+    let planner = Planner::new(
+        hot.clone(),
+        opts.cold.store.clone(),
+        test_query_config(cache_dir.path(), opts.query),
+    )
+    .unwrap();
+    let state = AppState {
+        hot: hot.clone(),
+        limits: opts.limits,
+        planner,
+        limiter: opts
+            .rate_limit
+            .clone()
+            .map(|c| RateLimiter::new(c).unwrap()),
+    };
+    let (addr, tx) = start_server(state.clone()).await;
     TestApp {
         addr,
         client: reqwest::Client::new(),
         hot,
-        cold,
+        cold: opts.cold,
         cache_dir,
+        state,
         shutdown: Some(tx),
         db,
+    }
+}
+
+/// A second server over the same database and Redis (another replica).
+#[derive(Debug)]
+pub struct Replica {
+    pub addr: SocketAddr,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl Replica {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
     }
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Another server process-equivalent on the same database, with its own
+    /// rate limiter instance talking to the same Redis.
+    pub async fn spawn_replica(&self, rate_limit: Option<RateLimitConfig>) -> Replica {
+        let mut state = self.state.clone();
+        state.limiter = rate_limit.map(|c| RateLimiter::new(c).unwrap());
+        let (addr, tx) = start_server(state).await;
+        Replica {
+            addr,
+            _shutdown: tx,
+        }
     }
 
     /// Creates a key (and its project) and returns the secret.
@@ -208,6 +282,7 @@ impl TestApp {
             .create_key(
                 &ProjectName::parse(project).unwrap(),
                 &Scopes::parse_list(scopes).unwrap(),
+                None,
             )
             .await
             .unwrap();

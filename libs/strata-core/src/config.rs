@@ -169,6 +169,33 @@ impl From<&IngestLimitArgs> for IngestLimits {
     }
 }
 
+fn on_redis_error(s: &str) -> Result<String, String> {
+    match s {
+        "open" | "closed" => Ok(s.to_owned()),
+        _ => Err("expected open or closed".into()),
+    }
+}
+
+/// Per-key token buckets (with `STRATA_REDIS_URL`).
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitArgs {
+    /// Default refill of a key's bucket, requests per second (a key may have its own).
+    #[arg(long, env = "STRATA_RATE_LIMIT_RATE", default_value_t = 50.0)]
+    pub rate_limit_rate: f64,
+
+    /// Default bucket size: requests a key may send at once.
+    #[arg(long, env = "STRATA_RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
+
+    /// When Redis fails: `open` lets requests through, `closed` answers 503.
+    #[arg(long, env = "STRATA_RATE_LIMIT_ON_REDIS_ERROR", default_value = "open", value_parser = on_redis_error)]
+    pub rate_limit_on_redis_error: String,
+
+    /// Longest wait for Redis per request before applying the on-error rule.
+    #[arg(long, env = "STRATA_REDIS_TIMEOUT", default_value = "250ms", value_parser = duration)]
+    pub redis_timeout: Duration,
+}
+
 /// `strata-api serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -179,9 +206,12 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Redis URL (rate limits, caches). Optional.
+    /// Redis URL for per-key rate limits, shared by every replica. Unset: no rate limiting.
     #[arg(long, env = "STRATA_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    #[command(flatten)]
+    pub rate_limit: RateLimitArgs,
 
     #[command(flatten)]
     pub tiering: TieringArgs,

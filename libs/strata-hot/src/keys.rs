@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::{HotError, HotStore};
 
 /// A key as listed by `keys list` (never the secret itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyInfo {
     pub id: Uuid,
     pub project: String,
@@ -15,15 +15,52 @@ pub struct KeyInfo {
     pub scopes: Scopes,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The key's own rate limit; `None`: the server's default.
+    pub limit: Option<KeyLimit>,
+}
+
+/// A key's token bucket: `rate_per_sec` refill, `burst` size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyLimit {
+    pub rate_per_sec: f64,
+    pub burst: u32,
+}
+
+impl KeyLimit {
+    /// Both positive (and finite), or an error naming the bad one.
+    pub fn new(rate_per_sec: f64, burst: u32) -> Result<Self, HotError> {
+        if !(rate_per_sec.is_finite() && rate_per_sec > 0.0) {
+            return Err(HotError::Invalid(format!(
+                "rate {rate_per_sec} must be a positive number of requests per second"
+            )));
+        }
+        if burst == 0 || burst > i32::MAX as u32 {
+            return Err(HotError::Invalid(format!(
+                "burst {burst} must be a positive number of requests"
+            )));
+        }
+        Ok(Self {
+            rate_per_sec,
+            burst,
+        })
+    }
+
+    fn from_db(rate: Option<f64>, burst: Option<i32>) -> Option<Self> {
+        Some(Self {
+            rate_per_sec: rate?,
+            burst: u32::try_from(burst?).ok()?,
+        })
+    }
 }
 
 /// The identity behind an accepted key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuthenticatedKey {
     pub key_id: Uuid,
     pub project_id: ProjectId,
     pub project: String,
     pub scopes: Scopes,
+    pub limit: Option<KeyLimit>,
 }
 
 fn scopes_from_db(raw: Vec<String>) -> Result<Scopes, HotError> {
@@ -41,10 +78,12 @@ type KeyRow = (
     Vec<String>,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
+    Option<f64>,
+    Option<i32>,
 );
 
 fn key_info(row: KeyRow) -> Result<KeyInfo, HotError> {
-    let (id, project, prefix, scopes, created_at, revoked_at) = row;
+    let (id, project, prefix, scopes, created_at, revoked_at, rate, burst) = row;
     Ok(KeyInfo {
         id,
         project,
@@ -52,10 +91,12 @@ fn key_info(row: KeyRow) -> Result<KeyInfo, HotError> {
         scopes: scopes_from_db(scopes)?,
         created_at,
         revoked_at,
+        limit: KeyLimit::from_db(rate, burst),
     })
 }
 
-const KEY_COLUMNS: &str = "k.id, p.name, k.prefix, k.scopes, k.created_at, k.revoked_at";
+const KEY_COLUMNS: &str =
+    "k.id, p.name, k.prefix, k.scopes, k.created_at, k.revoked_at, k.rate_per_sec, k.burst";
 
 async fn upsert_project(
     conn: &mut sqlx::PgConnection,
@@ -85,19 +126,22 @@ impl HotStore {
         &self,
         project: &ProjectName,
         scopes: &Scopes,
+        limit: Option<KeyLimit>,
     ) -> Result<(ApiKey, KeyInfo), HotError> {
         let key = ApiKey::generate();
         let mut tx = self.pool.begin().await?;
         let project_id = upsert_project(&mut tx, project).await?.0;
         let (id, created_at): (Uuid, DateTime<Utc>) = sqlx::query_as(
-            "INSERT INTO api_keys (id, project_id, prefix, key_hash, scopes)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at",
+            "INSERT INTO api_keys (id, project_id, prefix, key_hash, scopes, rate_per_sec, burst)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at",
         )
         .bind(Uuid::new_v4())
         .bind(project_id)
         .bind(key.display_prefix())
         .bind(key.hash().0.as_slice())
         .bind(scopes.to_strings())
+        .bind(limit.map(|l| l.rate_per_sec))
+        .bind(limit.map(|l| l.burst as i32))
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -108,8 +152,35 @@ impl HotStore {
             scopes: scopes.clone(),
             created_at,
             revoked_at: None,
+            limit,
         };
         Ok((key, info))
+    }
+
+    /// Sets (or with `None`, clears) the rate limit of the active key whose
+    /// id or prefix is `prefix_or_id`.
+    pub async fn set_key_limit(
+        &self,
+        prefix_or_id: &str,
+        limit: Option<KeyLimit>,
+    ) -> Result<KeyInfo, HotError> {
+        let row: Option<KeyRow> = sqlx::query_as(&format!(
+            "UPDATE api_keys k SET rate_per_sec = $2, burst = $3
+               FROM projects p
+              WHERE p.id = k.project_id AND k.revoked_at IS NULL
+                AND (k.id::text = $1 OR starts_with($1, k.prefix))
+              RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(prefix_or_id.trim())
+        .bind(limit.map(|l| l.rate_per_sec))
+        .bind(limit.map(|l| l.burst as i32))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(key_info).transpose()?.ok_or_else(|| {
+            HotError::NotFound(format!(
+                "no active key has id or prefix {prefix_or_id:?} (see `strata-api keys list`)"
+            ))
+        })
     }
 
     /// Revokes the active key whose id is `prefix_or_id`, or whose displayed
@@ -145,20 +216,22 @@ impl HotStore {
 
     /// Looks a presented key up by its hash. `None` for unknown and revoked keys.
     pub async fn authenticate(&self, hash: &KeyHash) -> Result<Option<AuthenticatedKey>, HotError> {
-        let row: Option<(Uuid, i64, String, Vec<String>)> = sqlx::query_as(
-            "SELECT k.id, k.project_id, p.name, k.scopes
+        type Row = (Uuid, i64, String, Vec<String>, Option<f64>, Option<i32>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT k.id, k.project_id, p.name, k.scopes, k.rate_per_sec, k.burst
                FROM api_keys k JOIN projects p ON p.id = k.project_id
               WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
         )
         .bind(hash.0.as_slice())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|(key_id, project_id, project, scopes)| {
+        row.map(|(key_id, project_id, project, scopes, rate, burst)| {
             Ok(AuthenticatedKey {
                 key_id,
                 project_id: ProjectId(project_id),
                 project,
                 scopes: scopes_from_db(scopes)?,
+                limit: KeyLimit::from_db(rate, burst),
             })
         })
         .transpose()

@@ -21,7 +21,7 @@ use sqlx::postgres::PgPoolOptions;
 pub use chunks::{Chunk, Layout};
 pub use error::HotError;
 pub use ingest::InsertOutcome;
-pub use keys::{AuthenticatedKey, KeyInfo};
+pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit};
 pub use stats::{ColdFile, DayCount, ReadSnapshot, TypeCount};
 
 /// Embedded SQL migrations from `migrations/`.

@@ -1,11 +1,14 @@
 //! API-key authentication: `Authorization: Bearer <key>` or `X-API-Key`.
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use strata_hot::AuthenticatedKey;
 use strata_model::{ApiKey, Scope};
 
+use crate::ratelimit::{Decision, Limit};
 use crate::{ApiError, AppState};
 
 /// The caller's key, checked against PostgreSQL (unknown and revoked: 401).
@@ -54,6 +57,10 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Already checked by the rate-limit middleware of this request.
+        if let Some(done) = parts.extensions.get::<Self>() {
+            return Ok(done.clone());
+        }
         let hash = ApiKey::hash_presented(presented_key(parts)?);
         state
             .hot
@@ -62,4 +69,61 @@ impl FromRequestParts<AppState> for Authenticated {
             .map(Self)
             .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))
     }
+}
+
+/// Authenticates `/v1` requests once and applies the key's rate limit:
+/// `RateLimit-Limit/Remaining/Reset` on every checked answer, 429 with
+/// `Retry-After` over the limit.
+pub(crate) async fn authenticate_and_limit(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let own = auth.0.limit.map(|l| Limit {
+        rate: l.rate_per_sec,
+        burst: l.burst,
+    });
+    let key_id = auth.0.key_id;
+    req.extensions_mut().insert(auth);
+    let Some(limiter) = &state.limiter else {
+        return next.run(req).await;
+    };
+    match limiter.check(key_id, own).await {
+        Decision::Allowed {
+            limit,
+            remaining,
+            reset_secs,
+        } => {
+            let mut resp = next.run(req).await;
+            rate_headers(resp.headers_mut(), limit, remaining, reset_secs);
+            resp
+        }
+        Decision::Limited {
+            limit,
+            retry_after_secs,
+            reset_secs,
+        } => {
+            let mut resp = ApiError::TooManyRequests(format!(
+                "rate limit of {} requests per second (burst {}) exceeded; retry in {retry_after_secs} s",
+                limit.rate, limit.burst
+            ))
+            .into_response();
+            let h = resp.headers_mut();
+            rate_headers(h, limit, 0, reset_secs);
+            h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            resp
+        }
+        Decision::Unchecked => next.run(req).await,
+        Decision::Unavailable => {
+            ApiError::Unavailable("rate limiting is unavailable (Redis); retry later".into())
+                .into_response()
+        }
+    }
+}
+
+fn rate_headers(h: &mut HeaderMap, limit: Limit, remaining: u64, reset_secs: u64) {
+    h.insert("ratelimit-limit", HeaderValue::from(limit.burst));
+    h.insert("ratelimit-remaining", HeaderValue::from(remaining));
+    h.insert("ratelimit-reset", HeaderValue::from(reset_secs));
 }

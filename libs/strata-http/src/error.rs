@@ -23,6 +23,11 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// A dependency other than PostgreSQL is down (503 with this message).
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Hot(#[from] HotError),
     #[error(transparent)]
@@ -55,6 +60,8 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Hot(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Query(QueryError::Invalid(_)) => StatusCode::BAD_REQUEST,
             Self::Query(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -78,6 +85,9 @@ impl IntoResponse for ApiError {
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "request failed");
             "internal error; see the server log".to_owned()
+        } else if let Self::Unavailable(m) = &self {
+            tracing::warn!(error = %m, "dependency unavailable");
+            m.clone()
         } else if status == StatusCode::SERVICE_UNAVAILABLE {
             tracing::warn!(error = %self, "dependency unavailable");
             "the database is unavailable; retry later".to_owned()

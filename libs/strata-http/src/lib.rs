@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod health;
 mod ingest;
+pub mod ratelimit;
 mod stats;
 
 use std::future::Future;
@@ -17,6 +18,8 @@ use axum::routing::{get, post};
 use strata_hot::HotStore;
 use strata_model::IngestLimits;
 use strata_query::Planner;
+
+use crate::ratelimit::RateLimiter;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -34,6 +37,8 @@ pub struct AppState {
     pub hot: HotStore,
     pub limits: IngestLimits,
     pub planner: Planner,
+    /// Per-key token buckets; `None` when no Redis is configured.
+    pub limiter: Option<RateLimiter>,
 }
 
 /// Server-wide settings that are not per-route state.
@@ -68,11 +73,17 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
             .unwrap_or_default();
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
     });
-    Router::new()
+    let v1 = Router::new()
         .route("/v1/events", post(ingest::ingest))
         .route("/v1/stats/dau", get(stats::dau))
         .route("/v1/stats/top-events", get(stats::top_events))
         .route("/v1/stats/retention", get(stats::retention))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate_and_limit,
+        ));
+    Router::new()
+        .merge(v1)
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)

@@ -6,7 +6,8 @@ use clap::{Parser, Subcommand};
 use strata_archive::{ArchiveConfig, Archiver};
 use strata_cold::{ColdStore, S3Options};
 use strata_core::config::{DatabaseArgs, S3Args, ServeArgs, TieringArgs};
-use strata_hot::{HotStore, PoolConfig};
+use strata_hot::{HotStore, KeyLimit, PoolConfig};
+use strata_http::ratelimit::{Limit, OnRedisError, RateLimitConfig, RateLimiter};
 use strata_http::{AppState, ServerConfig};
 use strata_model::{GeneratorSpec, IngestLimits, ProjectName, Scopes};
 use strata_query::{Planner, QueryConfig};
@@ -68,6 +69,32 @@ struct DemoArgs {
     seed: u64,
 }
 
+#[derive(Debug, clap::Args)]
+struct LimitArgs {
+    /// Requests per second refilled into this key's bucket.
+    #[arg(long, requires = "burst")]
+    rate: Option<f64>,
+    /// Requests this key may send at once.
+    #[arg(long, requires = "rate")]
+    burst: Option<u32>,
+}
+
+impl LimitArgs {
+    fn parse(&self) -> anyhow::Result<Option<KeyLimit>> {
+        Ok(match (self.rate, self.burst) {
+            (Some(rate), Some(burst)) => Some(KeyLimit::new(rate, burst)?),
+            _ => None,
+        })
+    }
+}
+
+fn limit_text(limit: Option<KeyLimit>) -> String {
+    limit.map_or_else(
+        || "default".to_owned(),
+        |l| format!("{}/s burst {}", l.rate_per_sec, l.burst),
+    )
+}
+
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Create a key (and the project, if new). The key is printed once, alone
@@ -78,6 +105,18 @@ enum KeysCommand {
         /// Comma-separated: ingest, read, admin.
         #[arg(long, default_value = "ingest,read")]
         scopes: String,
+        #[command(flatten)]
+        limit: LimitArgs,
+    },
+    /// Set a key's own rate limit (`--rate` and `--burst`), or return it to
+    /// the server's defaults (`--default`).
+    SetLimit {
+        key_prefix_or_id: String,
+        #[command(flatten)]
+        limit: LimitArgs,
+        /// Use the server's default limit again.
+        #[arg(long, conflicts_with_all = ["rate", "burst"])]
+        default: bool,
     },
     /// Revoke a key by its id, its listed prefix, or the key itself.
     Revoke { key_prefix_or_id: String },
@@ -153,13 +192,21 @@ async fn demo_data(args: DemoArgs) -> anyhow::Result<()> {
 async fn keys(db: &DatabaseArgs, command: KeysCommand) -> anyhow::Result<()> {
     let hot = open_migrated(db).await?;
     match command {
-        KeysCommand::Create { project, scopes } => {
+        KeysCommand::Create {
+            project,
+            scopes,
+            limit,
+        } => {
             let project = ProjectName::parse(&project)?;
             let scopes = Scopes::parse_list(&scopes)?;
-            let (key, info) = hot.create_key(&project, &scopes).await?;
+            let (key, info) = hot.create_key(&project, &scopes, limit.parse()?).await?;
             println!(
-                "created key {} ({}) for project {} with scopes {}; it is shown only once:",
-                info.id, info.prefix, info.project, info.scopes
+                "created key {} ({}) for project {} with scopes {}, rate limit {}; it is shown only once:",
+                info.id,
+                info.prefix,
+                info.project,
+                info.scopes,
+                limit_text(info.limit)
             );
             println!("{}", key.expose());
         }
@@ -170,18 +217,38 @@ async fn keys(db: &DatabaseArgs, command: KeysCommand) -> anyhow::Result<()> {
                 info.id, info.prefix, info.project
             );
         }
+        KeysCommand::SetLimit {
+            key_prefix_or_id,
+            limit,
+            default,
+        } => {
+            let limit = limit.parse()?;
+            anyhow::ensure!(
+                default || limit.is_some(),
+                "give --rate and --burst, or --default"
+            );
+            let info = hot.set_key_limit(&key_prefix_or_id, limit).await?;
+            println!(
+                "key {} ({}) of project {}: rate limit {}",
+                info.id,
+                info.prefix,
+                info.project,
+                limit_text(info.limit)
+            );
+        }
         KeysCommand::List => {
-            println!("id\tproject\tprefix\tscopes\tcreated_at\trevoked_at");
+            println!("id\tproject\tprefix\tscopes\tcreated_at\trevoked_at\trate_limit");
             for k in hot.list_keys().await? {
                 let revoked = k.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default();
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     k.id,
                     k.project,
                     k.prefix,
                     k.scopes,
                     k.created_at.to_rfc3339(),
-                    revoked
+                    revoked,
+                    limit_text(k.limit)
                 );
             }
         }
@@ -191,9 +258,27 @@ async fn keys(db: &DatabaseArgs, command: KeysCommand) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let hot = open_migrated(&args.db).await?;
-    if args.redis_url.is_some() {
-        tracing::info!("STRATA_REDIS_URL is set; Redis is not used by this version yet");
-    }
+    let limiter = match &args.redis_url {
+        Some(url) => {
+            let r = &args.rate_limit;
+            let default = Limit {
+                rate: r.rate_limit_rate,
+                burst: r.rate_limit_burst,
+            };
+            KeyLimit::new(default.rate, default.burst).context("default rate limit")?;
+            Some(RateLimiter::new(RateLimitConfig {
+                redis_url: url.clone(),
+                default,
+                on_error: OnRedisError::parse(&r.rate_limit_on_redis_error)
+                    .unwrap_or(OnRedisError::Open),
+                timeout: r.redis_timeout,
+            })?)
+        }
+        None => {
+            tracing::info!("STRATA_REDIS_URL is not set; requests are not rate limited");
+            None
+        }
+    };
     strata_hot::spawn_dedup_pruner(hot.clone(), args.dedup_window, args.dedup_prune_interval);
     let cold = ColdStore::from_url(&args.tiering.cold_url, &S3Options::from(&args.s3))?;
     let planner = Planner::new(hot.clone(), cold, QueryConfig::from(&args.query))?;
@@ -201,6 +286,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         hot,
         limits: IngestLimits::from(&args.limits),
         planner,
+        limiter,
     };
     let config = ServerConfig {
         request_timeout: args.request_timeout,

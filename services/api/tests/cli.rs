@@ -69,6 +69,41 @@ async fn migrate_then_keys_create_list_revoke() {
     );
     assert!(!list.contains(&key), "keys list must never print a secret");
 
+    // Rate limits: per key, changeable, back to the default.
+    assert!(row.ends_with("\tdefault"), "{row}");
+    let out = run(
+        &db,
+        &["keys", "set-limit", prefix, "--rate", "5", "--burst", "10"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("rate limit 5/s burst 10"), "{out:?}");
+    let list = stdout(&run(&db, &["keys", "list"]));
+    assert!(list.contains("5/s burst 10"), "{list}");
+    let out = run(
+        &db,
+        &["keys", "set-limit", prefix, "--rate", "0", "--burst", "10"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("positive"));
+    let out = run(&db, &["keys", "set-limit", prefix, "--rate", "5"]);
+    assert!(!out.status.success(), "--rate needs --burst");
+    let out = run(&db, &["keys", "set-limit", prefix, "--default"]);
+    assert!(stdout(&out).contains("rate limit default"), "{out:?}");
+    let out = run(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--project",
+            "demo",
+            "--rate",
+            "2.5",
+            "--burst",
+            "4",
+        ],
+    );
+    assert!(stdout(&out).contains("rate limit 2.5/s burst 4"), "{out:?}");
+
     let out = run(&db, &["keys", "revoke", prefix]);
     assert!(out.status.success(), "{out:?}");
     let hot = db.hot().await;

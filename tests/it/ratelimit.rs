@@ -1,0 +1,127 @@
+//! Per-key token buckets in the real Redis.
+
+use std::time::Duration;
+
+use strata_hot::KeyLimit;
+use strata_http::ratelimit::{Limit, OnRedisError, RateLimitConfig};
+use strata_model::{ProjectName, Scopes};
+use strata_tests::{AppOptions, TestApp, spawn_app_opts, test_redis_url};
+
+fn config(redis_url: String, burst: u32, on_error: OnRedisError) -> RateLimitConfig {
+    RateLimitConfig {
+        redis_url,
+        // Slow refill: a test's requests never earn a token back.
+        default: Limit { rate: 0.01, burst },
+        on_error,
+        timeout: Duration::from_millis(300),
+    }
+}
+
+async fn limited_app(cfg: RateLimitConfig) -> TestApp {
+    spawn_app_opts(AppOptions {
+        rate_limit: Some(cfg),
+        ..AppOptions::default()
+    })
+    .await
+}
+
+async fn get(app: &TestApp, url: String, key: &str) -> reqwest::Response {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        app.client.get(url).bearer_auth(key).send(),
+    )
+    .await
+    .expect("request hung")
+    .unwrap()
+}
+
+fn header(r: &reqwest::Response, name: &str) -> Option<u64> {
+    r.headers().get(name)?.to_str().ok()?.parse().ok()
+}
+
+const DAU: &str = "/v1/stats/dau?from=2026-01-01&to=2026-01-01";
+
+#[tokio::test]
+async fn a_burst_is_served_then_429_with_retry_after_and_ratelimit_headers() {
+    let app = limited_app(config(test_redis_url(), 3, OnRedisError::Open)).await;
+    let key = app.key("acme", "ingest,read").await;
+    for remaining in [2, 1, 0] {
+        let r = get(&app, app.url(DAU), &key).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "ratelimit-limit"), Some(3));
+        assert_eq!(header(&r, "ratelimit-remaining"), Some(remaining));
+        assert!(header(&r, "ratelimit-reset").unwrap() >= 1);
+    }
+    let r = get(&app, app.url(DAU), &key).await;
+    assert_eq!(r.status(), 429);
+    assert!(header(&r, "retry-after").unwrap() >= 1);
+    assert_eq!(header(&r, "ratelimit-remaining"), Some(0));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("rate limit"),
+        "{body}"
+    );
+    // Ingest shares the key's bucket; health checks are never limited.
+    let r = app
+        .post_events(&key, &serde_json::json!({"events": []}))
+        .await;
+    assert_eq!(r.status(), 429);
+    let r = app.client.get(app.url("/livez")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Another key has its own bucket.
+    let other = app.key("acme", "read").await;
+    assert_eq!(get(&app, app.url(DAU), &other).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_key_with_its_own_limit_uses_it() {
+    let app = limited_app(config(test_redis_url(), 50, OnRedisError::Open)).await;
+    let (key, _) = app
+        .hot
+        .create_key(
+            &ProjectName::parse("acme").unwrap(),
+            &Scopes::parse_list("read").unwrap(),
+            Some(KeyLimit::new(0.01, 1).unwrap()),
+        )
+        .await
+        .unwrap();
+    let key = key.expose().to_owned();
+    let r = get(&app, app.url(DAU), &key).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "ratelimit-limit"), Some(1));
+    assert_eq!(get(&app, app.url(DAU), &key).await.status(), 429);
+}
+
+#[tokio::test]
+async fn two_api_replicas_share_one_bucket() {
+    let cfg = config(test_redis_url(), 3, OnRedisError::Open);
+    let app = limited_app(cfg.clone()).await;
+    let replica = app.spawn_replica(Some(cfg)).await;
+    let key = app.key("acme", "read").await;
+    let statuses = [
+        get(&app, app.url(DAU), &key).await.status(),
+        get(&app, replica.url(DAU), &key).await.status(),
+        get(&app, app.url(DAU), &key).await.status(),
+        get(&app, replica.url(DAU), &key).await.status(),
+    ];
+    assert_eq!(statuses.map(|s| s.as_u16()), [200, 200, 200, 429]);
+}
+
+#[tokio::test]
+async fn redis_down_lets_requests_through_when_open_and_refuses_them_when_closed() {
+    let down = "redis://127.0.0.1:1".to_owned();
+    let open = limited_app(config(down.clone(), 1, OnRedisError::Open)).await;
+    let key = open.key("acme", "read").await;
+    for _ in 0..3 {
+        let r = get(&open, open.url(DAU), &key).await;
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("ratelimit-limit").is_none());
+    }
+    let closed = open
+        .spawn_replica(Some(config(down, 1, OnRedisError::Closed)))
+        .await;
+    let r = get(&open, closed.url(DAU), &key).await;
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("Redis"), "{body}");
+}
