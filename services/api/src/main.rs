@@ -30,7 +30,7 @@ struct ServeFromEnv {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP server (the default). Applies migrations first.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Manage API keys.
@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
     strata_core::telemetry::init_logging()?;
     match cli.command {
         None => serve(ServeFromEnv::parse().args).await,
-        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Migrate(db)) => {
             open_migrated(&db).await?;
             tracing::info!("migrations applied");
