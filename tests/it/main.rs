@@ -1,5 +1,6 @@
 //! Integration tests against real PostgreSQL (one database per test).
 
+mod admin;
 mod archive;
 mod auth;
 mod chunks;

@@ -231,6 +231,11 @@ pub async fn spawn_app_opts(opts: AppOptions) -> TestApp {
             .rate_limit
             .clone()
             .map(|c| RateLimiter::new(c).unwrap()),
+        archiver: Some(strata_archive::Archiver::new(
+            hot.clone(),
+            opts.cold.store.clone(),
+            strata_archive::ArchiveConfig::default(),
+        )),
     };
     let (addr, tx) = start_server(state.clone()).await;
     TestApp {

@@ -113,6 +113,37 @@ impl Archiver {
     /// One archive pass. Holds the archiver lock for its whole duration on a
     /// dedicated connection, so a crashed process releases it.
     pub async fn run_once(&self) -> Result<RunOutcome, ArchiveError> {
+        let Some((lock_conn, cutoff, run_id)) = self.begin_run().await? else {
+            return Ok(RunOutcome::Skipped);
+        };
+        let result = self.run_locked(cutoff, run_id).await;
+        // Closing the session releases the lock whatever happened.
+        let _ = lock_conn.close().await;
+        result.map(RunOutcome::Completed)
+    }
+
+    /// Starts a run in the background and returns its id at once (`None`
+    /// when another archiver is running). The outcome lands in the run
+    /// history.
+    pub async fn start_in_background(&self) -> Result<Option<i64>, ArchiveError> {
+        let Some((lock_conn, cutoff, run_id)) = self.begin_run().await? else {
+            return Ok(None);
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.run_locked(cutoff, run_id).await {
+                tracing::error!(run_id, error = %e, "archive run failed");
+            }
+            let _ = lock_conn.close().await;
+        });
+        Ok(Some(run_id))
+    }
+
+    /// Takes the archiver lock on a dedicated session (a crashed process
+    /// releases it) and records a new run.
+    async fn begin_run(
+        &self,
+    ) -> Result<Option<(sqlx::PgConnection, DateTime<Utc>, i64)>, ArchiveError> {
         let mut lock_conn = self.hot.pool().acquire().await?.detach();
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(ARCHIVER_LOCK)
@@ -120,18 +151,19 @@ impl Archiver {
             .await?;
         if !locked {
             tracing::warn!("another archiver is running; skipping this run");
-            return Ok(RunOutcome::Skipped);
+            return Ok(None);
         }
-        let result = self.run_locked().await;
-        // Closing the session releases the lock whatever happened.
-        let _ = lock_conn.close().await;
-        result.map(RunOutcome::Completed)
+        let cutoff = self.cutoff();
+        let run_id = runs::start_run(self.hot.pool(), cutoff).await?;
+        Ok(Some((lock_conn, cutoff, run_id)))
     }
 
-    async fn run_locked(&self) -> Result<RunReport, ArchiveError> {
+    async fn run_locked(
+        &self,
+        cutoff: DateTime<Utc>,
+        run_id: i64,
+    ) -> Result<RunReport, ArchiveError> {
         let pool = self.hot.pool();
-        let cutoff = self.cutoff();
-        let run_id = runs::start_run(pool, cutoff).await?;
         let started = Instant::now();
         let mut report = RunReport {
             run_id,

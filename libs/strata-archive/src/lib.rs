@@ -15,6 +15,8 @@ mod error;
 mod job;
 mod runs;
 
+pub use runs::{ChunkRecord, RunRecord, list_runs};
+
 use std::sync::Arc;
 use std::time::Duration;
 

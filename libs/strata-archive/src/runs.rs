@@ -93,3 +93,68 @@ pub(crate) async fn finish_run(
     .await?;
     Ok(())
 }
+
+/// One archive run as the history records it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RunRecord {
+    pub id: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: String,
+    pub cutoff: DateTime<Utc>,
+    pub chunks_total: i32,
+    pub chunks_moved: i32,
+    pub chunks_failed: i32,
+    pub rows_moved: i64,
+    pub bytes_written: i64,
+    pub orphans_removed: i32,
+    pub error: Option<String>,
+}
+
+/// One chunk's outcome within a run.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ChunkRecord {
+    pub run_id: i64,
+    pub chunk: String,
+    pub day: NaiveDate,
+    pub status: String,
+    pub files: i32,
+    pub rows: i64,
+    pub bytes: i64,
+    pub seconds: f64,
+    pub error: Option<String>,
+}
+
+/// The newest `limit` runs, newest first, each with its chunk outcomes.
+pub async fn list_runs(
+    pool: &PgPool,
+    limit: i64,
+) -> Result<Vec<(RunRecord, Vec<ChunkRecord>)>, ArchiveError> {
+    let runs: Vec<RunRecord> = sqlx::query_as(
+        "SELECT id, started_at, finished_at, status, cutoff, chunks_total, chunks_moved,
+                chunks_failed, rows_moved, bytes_written, orphans_removed, error
+           FROM archive_runs ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let chunks: Vec<ChunkRecord> = sqlx::query_as(
+        "SELECT run_id, chunk, day, status, files, rows, bytes, seconds, error
+           FROM archive_chunk_results WHERE run_id = ANY($1) ORDER BY run_id, day",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(runs
+        .into_iter()
+        .map(|r| {
+            let mine = chunks
+                .iter()
+                .filter(|c| c.run_id == r.id)
+                .cloned()
+                .collect();
+            (r, mine)
+        })
+        .collect())
+}

@@ -4,6 +4,7 @@
 //! TimescaleDB hypertable with 1-day chunks, or native range partitions made
 //! on demand — and nothing above it knows which one is active.
 
+mod admin;
 mod chunks;
 mod error;
 mod ingest;
@@ -18,6 +19,7 @@ use chrono::NaiveDate;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+pub use admin::ProjectTiers;
 pub use chunks::{Chunk, Layout};
 pub use error::HotError;
 pub use ingest::InsertOutcome;

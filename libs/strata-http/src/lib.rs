@@ -1,6 +1,7 @@
 //! Strata's HTTP API. The binary only wires configuration into [`AppState`]
 //! and calls [`serve`]; every route, limit and status mapping lives here.
 
+mod admin;
 mod auth;
 mod error;
 mod health;
@@ -15,6 +16,7 @@ use axum::Router;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use strata_archive::Archiver;
 use strata_hot::HotStore;
 use strata_model::IngestLimits;
 use strata_query::Planner;
@@ -39,6 +41,8 @@ pub struct AppState {
     pub planner: Planner,
     /// Per-key token buckets; `None` when no Redis is configured.
     pub limiter: Option<RateLimiter>,
+    /// For `POST /v1/admin/archive/run`; `None`: not offered.
+    pub archiver: Option<Archiver>,
 }
 
 /// Server-wide settings that are not per-route state.
@@ -78,6 +82,9 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         .route("/v1/stats/dau", get(stats::dau))
         .route("/v1/stats/top-events", get(stats::top_events))
         .route("/v1/stats/retention", get(stats::retention))
+        .route("/v1/admin/tiers", get(admin::tiers))
+        .route("/v1/admin/archive/runs", get(admin::runs))
+        .route("/v1/admin/archive/run", post(admin::start_run))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate_and_limit,

@@ -281,12 +281,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     strata_hot::spawn_dedup_pruner(hot.clone(), args.dedup_window, args.dedup_prune_interval);
     let cold = ColdStore::from_url(&args.tiering.cold_url, &S3Options::from(&args.s3))?;
+    let archiver = Archiver::new(
+        hot.clone(),
+        cold.clone(),
+        ArchiveConfig {
+            hot_retention: args.tiering.hot_retention,
+            ..ArchiveConfig::default()
+        },
+    );
     let planner = Planner::new(hot.clone(), cold, QueryConfig::from(&args.query))?;
     let state = AppState {
         hot,
         limits: IngestLimits::from(&args.limits),
         planner,
         limiter,
+        archiver: Some(archiver),
     };
     let config = ServerConfig {
         request_timeout: args.request_timeout,

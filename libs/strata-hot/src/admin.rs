@@ -1,0 +1,105 @@
+//! Operator views: what each project holds in each tier.
+
+use std::collections::BTreeMap;
+
+use crate::chunks::Layout;
+use crate::{HotError, HotStore};
+
+/// One project's footprint in both tiers. Hot bytes are the project's share
+/// (by rows) of the events table with its indexes, plus its share of the
+/// idempotency records: the tables are shared, so this is an estimate.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProjectTiers {
+    pub project_id: i64,
+    pub project: String,
+    pub hot_days: i64,
+    pub hot_rows: i64,
+    pub hot_bytes: i64,
+    pub cold_days: i64,
+    pub cold_files: i64,
+    pub cold_rows: i64,
+    pub cold_bytes: i64,
+}
+
+impl HotStore {
+    /// Every project's tiers, by project id.
+    pub async fn tier_summary(&self) -> Result<Vec<ProjectTiers>, HotError> {
+        let pool = &self.pool;
+        let mut out: BTreeMap<i64, ProjectTiers> = BTreeMap::new();
+        let projects: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM projects")
+            .fetch_all(pool)
+            .await?;
+        for (id, name) in projects {
+            out.insert(
+                id,
+                ProjectTiers {
+                    project_id: id,
+                    project: name,
+                    ..ProjectTiers::default()
+                },
+            );
+        }
+        let hot: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT project_id, count(DISTINCT (ts AT TIME ZONE 'UTC')::date), count(*)
+               FROM events GROUP BY project_id",
+        )
+        .fetch_all(pool)
+        .await?;
+        let ids: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT project_id, count(*) FROM event_ids GROUP BY project_id")
+                .fetch_all(pool)
+                .await?;
+        let events_bytes: i64 = match self.layout {
+            Layout::Timescale => {
+                sqlx::query_scalar("SELECT coalesce(hypertable_size('events'), 0)::int8")
+                    .fetch_one(pool)
+                    .await?
+            }
+            Layout::Native => {
+                sqlx::query_scalar(
+                    "SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0)::int8
+                       FROM pg_inherits i WHERE i.inhparent = 'events'::regclass",
+                )
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        let ids_bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('event_ids')")
+            .fetch_one(pool)
+            .await?;
+        let share = |part: i64, total: i64, bytes: i64| -> i64 {
+            if total == 0 {
+                0
+            } else {
+                (bytes as f64 * part as f64 / total as f64).round() as i64
+            }
+        };
+        let hot_total: i64 = hot.iter().map(|h| h.2).sum();
+        let ids_total: i64 = ids.iter().map(|i| i.1).sum();
+        for (id, days, rows) in hot {
+            let p = out.entry(id).or_default();
+            p.project_id = id;
+            p.hot_days = days;
+            p.hot_rows = rows;
+            p.hot_bytes += share(rows, hot_total, events_bytes);
+        }
+        for (id, n) in ids {
+            let p = out.entry(id).or_default();
+            p.hot_bytes += share(n, ids_total, ids_bytes);
+        }
+        let cold: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT project_id, count(DISTINCT day), count(*), sum(rows)::int8, sum(bytes)::int8
+               FROM cold_files GROUP BY project_id",
+        )
+        .fetch_all(pool)
+        .await?;
+        for (id, days, files, rows, bytes) in cold {
+            let p = out.entry(id).or_default();
+            p.cold_days = days;
+            p.cold_files = files;
+            p.cold_rows = rows;
+            p.cold_bytes = bytes;
+        }
+        Ok(out.into_values().collect())
+    }
+}

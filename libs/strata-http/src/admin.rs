@@ -1,0 +1,200 @@
+//! `/v1/admin/*`: operator views and actions (admin scope). An admin key is
+//! an operator credential: it sees every project.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use strata_model::{Scope, parse_bounded};
+
+use crate::{ApiError, AppState, Authenticated};
+
+#[derive(Debug, Serialize)]
+pub struct TierFootprint {
+    pub days: i64,
+    pub rows: i64,
+    pub bytes: i64,
+    pub bytes_per_event: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProjectTiersView {
+    pub project_id: i64,
+    pub project: String,
+    pub hot: TierFootprint,
+    pub cold: TierFootprint,
+    pub cold_files: i64,
+    /// Hot bytes per event divided by cold bytes per event.
+    pub hot_to_cold_bytes_per_event: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TiersResponse {
+    pub projects: Vec<ProjectTiersView>,
+    /// Hot bytes are each project's share of shared tables (by rows).
+    pub hot_bytes_estimated: bool,
+}
+
+fn per_event(bytes: i64, rows: i64) -> Option<f64> {
+    (rows > 0).then(|| bytes as f64 / rows as f64)
+}
+
+pub async fn tiers(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<TiersResponse>, ApiError> {
+    auth.require(Scope::Admin)?;
+    let projects = state
+        .hot
+        .tier_summary()
+        .await?
+        .into_iter()
+        .map(|p| {
+            let hot = per_event(p.hot_bytes, p.hot_rows);
+            let cold = per_event(p.cold_bytes, p.cold_rows);
+            ProjectTiersView {
+                project_id: p.project_id,
+                project: p.project,
+                hot: TierFootprint {
+                    days: p.hot_days,
+                    rows: p.hot_rows,
+                    bytes: p.hot_bytes,
+                    bytes_per_event: hot,
+                },
+                cold: TierFootprint {
+                    days: p.cold_days,
+                    rows: p.cold_rows,
+                    bytes: p.cold_bytes,
+                    bytes_per_event: cold,
+                },
+                cold_files: p.cold_files,
+                hot_to_cold_bytes_per_event: hot.zip(cold).map(|(h, c)| h / c),
+            }
+        })
+        .collect();
+    Ok(Json(TiersResponse {
+        projects,
+        hot_bytes_estimated: true,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChunkView {
+    pub chunk: String,
+    pub day: NaiveDate,
+    pub status: String,
+    pub files: i32,
+    pub rows: i64,
+    pub bytes: i64,
+    pub seconds: f64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    pub id: i64,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub cutoff: DateTime<Utc>,
+    pub chunks_total: i32,
+    pub chunks_moved: i32,
+    pub chunks_failed: i32,
+    pub rows_moved: i64,
+    pub bytes_written: i64,
+    pub orphans_removed: i32,
+    pub error: Option<String>,
+    pub chunks: Vec<ChunkView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunsResponse {
+    pub runs: Vec<RunView>,
+}
+
+pub async fn runs(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    raw: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<RunsResponse>, ApiError> {
+    auth.require(Scope::Admin)?;
+    let Query(p) = raw.map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+    if let Some(k) = p.keys().find(|k| k.as_str() != "limit") {
+        return Err(ApiError::BadRequest(format!(
+            "unknown parameter {k:?}; this endpoint takes limit"
+        )));
+    }
+    let limit = parse_bounded("limit", p.get("limit").map(String::as_str), 20, 1, 500)?;
+    let runs = strata_archive::list_runs(state.hot.pool(), i64::from(limit))
+        .await
+        .map_err(archive_error)?
+        .into_iter()
+        .map(|(r, chunks)| RunView {
+            id: r.id,
+            status: r.status,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            cutoff: r.cutoff,
+            chunks_total: r.chunks_total,
+            chunks_moved: r.chunks_moved,
+            chunks_failed: r.chunks_failed,
+            rows_moved: r.rows_moved,
+            bytes_written: r.bytes_written,
+            orphans_removed: r.orphans_removed,
+            error: r.error,
+            chunks: chunks
+                .into_iter()
+                .map(|c| ChunkView {
+                    chunk: c.chunk,
+                    day: c.day,
+                    status: c.status,
+                    files: c.files,
+                    rows: c.rows,
+                    bytes: c.bytes,
+                    seconds: c.seconds,
+                    error: c.error,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(RunsResponse { runs }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct StartedRun {
+    pub run_id: i64,
+}
+
+/// Starts an archive run now: 202 with its id, 409 while one runs.
+pub async fn start_run(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<(StatusCode, Json<StartedRun>), ApiError> {
+    auth.require(Scope::Admin)?;
+    let archiver = state
+        .archiver
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("this server has no archiver configured".into()))?;
+    match archiver
+        .start_in_background()
+        .await
+        .map_err(archive_error)?
+    {
+        Some(run_id) => Ok((StatusCode::ACCEPTED, Json(StartedRun { run_id }))),
+        None => Err(ApiError::Conflict(
+            "an archive run is in progress; see GET /v1/admin/archive/runs".into(),
+        )),
+    }
+}
+
+fn archive_error(e: strata_archive::ArchiveError) -> ApiError {
+    match e {
+        strata_archive::ArchiveError::Hot(h) => ApiError::Hot(h),
+        strata_archive::ArchiveError::Database(d) => ApiError::Hot(d.into()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
