@@ -7,5 +7,6 @@ mod chunks;
 mod health;
 mod idempotency;
 mod ingest;
+mod metrics;
 mod ratelimit;
 mod stats;

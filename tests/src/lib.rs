@@ -236,6 +236,7 @@ pub async fn spawn_app_opts(opts: AppOptions) -> TestApp {
             opts.cold.store.clone(),
             strata_archive::ArchiveConfig::default(),
         )),
+        metrics: strata_http::metrics::Metrics::new(),
     };
     let (addr, tx) = start_server(state.clone()).await;
     TestApp {

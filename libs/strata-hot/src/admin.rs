@@ -22,6 +22,25 @@ pub struct ProjectTiers {
 }
 
 impl HotStore {
+    /// (rows, bytes) of the hot tier: planner row estimates and on-disk
+    /// size of the events chunks with their indexes, plus the idempotency
+    /// records. Cheap enough for every metrics scrape.
+    pub async fn hot_size_estimate(&self) -> Result<(i64, i64), HotError> {
+        let chunks =
+            crate::chunks::list_chunks_on(&mut *self.pool.acquire().await?, self.layout).await?;
+        let names: Vec<String> = chunks.into_iter().map(|c| c.name).collect();
+        let (rows, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::int8,
+                    (coalesce(sum(pg_total_relation_size(c.oid)), 0)
+                     + pg_total_relation_size('event_ids'))::int8
+               FROM unnest($1::text[]) n JOIN pg_class c ON c.oid = to_regclass(n)",
+        )
+        .bind(&names)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((rows, bytes))
+    }
+
     /// Every project's tiers, by project id.
     pub async fn tier_summary(&self) -> Result<Vec<ProjectTiers>, HotError> {
         let pool = &self.pool;

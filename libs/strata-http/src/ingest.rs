@@ -135,6 +135,11 @@ pub async fn ingest(
         duplicates: outcome.duplicates + batch.in_batch_duplicates as u64,
         rejected: batch.rejected,
     };
+    state.metrics.ingested(
+        response.accepted,
+        response.duplicates,
+        response.rejected.len() as u64,
+    );
     tracing::info!(
         project = %key.project,
         accepted = response.accepted,

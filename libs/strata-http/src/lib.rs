@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod health;
 mod ingest;
+pub mod metrics;
 pub mod ratelimit;
 mod stats;
 
@@ -21,6 +22,7 @@ use strata_hot::HotStore;
 use strata_model::IngestLimits;
 use strata_query::Planner;
 
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -43,6 +45,7 @@ pub struct AppState {
     pub limiter: Option<RateLimiter>,
     /// For `POST /v1/admin/archive/run`; `None`: not offered.
     pub archiver: Option<Archiver>,
+    pub metrics: Metrics,
 }
 
 /// Server-wide settings that are not per-route state.
@@ -92,8 +95,13 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
     Router::new()
         .merge(v1)
         .route("/livez", get(health::livez))
+        .route("/metrics", get(metrics::render))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
         .layer(
             ServiceBuilder::new()

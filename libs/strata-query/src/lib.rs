@@ -24,6 +24,7 @@ mod stats;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use strata_cold::ColdFiles;
@@ -59,6 +60,41 @@ impl Default for QueryConfig {
     }
 }
 
+/// Totals since start, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlannerCounters {
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub fetched_bytes: u64,
+    pub hot_rows: u64,
+    pub cold_rows: u64,
+    pub cold_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct AtomicCounters {
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    fetched_bytes: AtomicU64,
+    hot_rows: AtomicU64,
+    cold_rows: AtomicU64,
+    cold_bytes: AtomicU64,
+}
+
+impl AtomicCounters {
+    pub(crate) fn add(&self, meta: &Meta) {
+        let add = |a: &AtomicU64, v: u64| {
+            a.fetch_add(v, Ordering::Relaxed);
+        };
+        add(&self.cache_hits, meta.cold.cache.hits);
+        add(&self.cache_misses, meta.cold.cache.misses);
+        add(&self.fetched_bytes, meta.cold.cache.fetched_bytes);
+        add(&self.hot_rows, meta.hot.rows);
+        add(&self.cold_rows, meta.cold.rows);
+        add(&self.cold_bytes, meta.cold.bytes);
+    }
+}
+
 /// Answers stats requests from both tiers. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Planner {
@@ -66,6 +102,7 @@ pub struct Planner {
     files: ColdFiles,
     duck: Arc<DuckEngine>,
     config: QueryConfig,
+    counters: Arc<AtomicCounters>,
 }
 
 impl Planner {
@@ -81,7 +118,22 @@ impl Planner {
             files,
             duck,
             config,
+            counters: Arc::default(),
         })
+    }
+
+    /// What the planner has read and fetched since it started.
+    pub fn counters(&self) -> PlannerCounters {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PlannerCounters {
+            cache_hits: get(&c.cache_hits),
+            cache_misses: get(&c.cache_misses),
+            fetched_bytes: get(&c.fetched_bytes),
+            hot_rows: get(&c.hot_rows),
+            cold_rows: get(&c.cold_rows),
+            cold_bytes: get(&c.cold_bytes),
+        }
     }
 
     pub fn config(&self) -> &QueryConfig {

@@ -179,7 +179,7 @@ impl Planner {
     }
 
     fn meta(&self, plan: &Plan, hot_rows: u64, hot_ms: u64, cold: Option<ColdMeta>) -> Meta {
-        Meta {
+        let meta = Meta {
             hot: HotMeta {
                 days: plan.hot_days.len(),
                 day_ranges: ranges(&plan.hot_days),
@@ -195,7 +195,9 @@ impl Planner {
             }),
             both_days: plan.both.iter().copied().collect(),
             ms: ms(plan.started),
-        }
+        };
+        self.counters.add(&meta);
+        meta
     }
 
     /// Distinct users per day of `range`, zero-filled.

@@ -296,6 +296,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         planner,
         limiter,
         archiver: Some(archiver),
+        metrics: strata_http::metrics::Metrics::new(),
     };
     let config = ServerConfig {
         request_timeout: args.request_timeout,

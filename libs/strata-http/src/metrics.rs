@@ -1,0 +1,309 @@
+//! Prometheus text at `/metrics`.
+//!
+//! Request and ingest counters are kept in process. What PostgreSQL knows
+//! (archive runs, rows and bytes moved, archive lag, rows and bytes per tier)
+//! is read at scrape time, so every replica reports the same totals whichever
+//! process archived; the planner's cold-cache and per-tier read counters come
+//! from the planner.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+
+type Labels = Vec<(&'static str, String)>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms .. ~33 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Values read from PostgreSQL and the planner at each scrape.
+#[derive(Debug, Default, Clone)]
+struct Scraped {
+    archive_runs: Vec<(String, u64)>,
+    archive_rows: u64,
+    archive_bytes: u64,
+    archive_lag_seconds: f64,
+    tier_rows: [(&'static str, i64); 2],
+    tier_bytes: [(&'static str, i64); 2],
+    counters: Vec<(&'static str, &'static str, u64)>,
+}
+
+#[derive(Debug, Default)]
+struct ScrapedCollector(Mutex<Scraped>);
+
+impl prometheus_client::collector::Collector for ScrapedCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let counter = |enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64| {
+            let c = ConstCounter::new(v);
+            c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
+        };
+        {
+            let c = ConstCounter::new(0u64);
+            let mut family = encoder.encode_descriptor(
+                "strata_archive_runs",
+                "Archive runs recorded, by final status",
+                None,
+                c.metric_type(),
+            )?;
+            for (status, n) in &s.archive_runs {
+                let labels = vec![("status", status.clone())];
+                ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        counter(
+            &mut encoder,
+            "strata_archive_rows",
+            "Rows moved to the cold tier",
+            s.archive_rows,
+        )?;
+        counter(
+            &mut encoder,
+            "strata_archive_bytes",
+            "Parquet bytes written to the cold tier",
+            s.archive_bytes,
+        )?;
+        let lag = ConstGauge::new(s.archive_lag_seconds);
+        lag.encode(encoder.encode_descriptor(
+            "strata_archive_lag_seconds",
+            "How long the oldest hot chunk has been past the hot retention (0: none)",
+            None,
+            lag.metric_type(),
+        )?)?;
+        for (name, help, values) in [
+            (
+                "strata_tier_rows",
+                "Rows held per tier (hot: estimate)",
+                &s.tier_rows,
+            ),
+            ("strata_tier_bytes", "Bytes held per tier", &s.tier_bytes),
+        ] {
+            let g = ConstGauge::new(0i64);
+            let mut family = encoder.encode_descriptor(name, help, None, g.metric_type())?;
+            for (tier, v) in values.iter() {
+                let labels = vec![("tier", (*tier).to_owned())];
+                ConstGauge::new(*v).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        for (name, help, v) in &s.counters {
+            counter(&mut encoder, name, help, *v)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every metric of the api process.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    requests: Family<Labels, Counter>,
+    latency: HistogramFamily,
+    events: Family<Labels, Counter>,
+    rate_limited: Counter,
+    scraped: Arc<ScrapedCollector>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<Labels, Counter>::default();
+        let latency = HistogramFamily::new_with_constructor(latency_histogram);
+        let events = Family::<Labels, Counter>::default();
+        let rate_limited = Counter::default();
+        let scraped = Arc::new(ScrapedCollector::default());
+        registry.register(
+            "strata_http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "strata_http_request_duration_seconds",
+            "HTTP request latency by route, method and status",
+            latency.clone(),
+        );
+        registry.register(
+            "strata_ingest_events",
+            "Events sent to /v1/events, by result (accepted, duplicate, rejected)",
+            events.clone(),
+        );
+        registry.register(
+            "strata_rate_limited_requests",
+            "Requests refused with 429",
+            rate_limited.clone(),
+        );
+        registry.register_collector(Box::new(Arc::clone(&scraped)));
+        Self {
+            registry: Arc::new(registry),
+            requests,
+            latency,
+            events,
+            rate_limited,
+            scraped,
+        }
+    }
+
+    /// Counts one ingest request's events.
+    pub fn ingested(&self, accepted: u64, duplicates: u64, rejected: u64) {
+        for (result, n) in [
+            ("accepted", accepted),
+            ("duplicate", duplicates),
+            ("rejected", rejected),
+        ] {
+            self.events
+                .get_or_create(&vec![("result", result.to_owned())])
+                .inc_by(n);
+        }
+    }
+
+    fn observe(&self, route: &str, method: &str, status: StatusCode, seconds: f64) {
+        let labels = vec![
+            ("route", route.to_owned()),
+            ("method", method.to_owned()),
+            ("status", status.as_u16().to_string()),
+        ];
+        self.requests.get_or_create(&labels).inc();
+        self.latency.get_or_create(&labels).observe(seconds);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.rate_limited.inc();
+        }
+    }
+}
+
+/// Times every request, labelled by its route template (not the raw path).
+pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state.metrics.observe(
+        &route,
+        &method,
+        resp.status(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// `GET /metrics`.
+pub(crate) async fn render(State(state): State<AppState>) -> Response {
+    match scrape(&state).await {
+        Ok(s) => {
+            *state
+                .metrics
+                .scraped
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = s
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: PostgreSQL values not refreshed"),
+    }
+    let mut body = String::new();
+    if prometheus_client::encoding::prometheus_text::encode(&mut body, &state.metrics.registry)
+        .is_err()
+    {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
+async fn scrape(state: &AppState) -> Result<Scraped, strata_hot::HotError> {
+    let pool = state.hot.pool();
+    let runs: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT status, count(*), coalesce(sum(rows_moved), 0)::int8,
+                coalesce(sum(bytes_written), 0)::int8
+           FROM archive_runs GROUP BY status",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(strata_hot::HotError::from)?;
+    let cutoff = state.archiver.as_ref().map_or_else(
+        || chrono::Utc::now() - chrono::Duration::days(30),
+        strata_archive::Archiver::cutoff,
+    );
+    let oldest_end = state.hot.list_chunks().await?.first().map(|c| c.end);
+    let lag = oldest_end.map_or(0.0, |end| {
+        ((cutoff - end).num_milliseconds().max(0) as f64) / 1000.0
+    });
+    let (hot_rows, hot_bytes) = state.hot.hot_size_estimate().await?;
+    let (cold_rows, cold_bytes): (i64, i64) = sqlx::query_as(
+        "SELECT coalesce(sum(rows), 0)::int8, coalesce(sum(bytes), 0)::int8 FROM cold_files",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(strata_hot::HotError::from)?;
+    let p = state.planner.counters();
+    let redis_errors = state.limiter.as_ref().map_or(0, |l| l.redis_errors());
+    Ok(Scraped {
+        archive_rows: runs.iter().map(|r| r.2.max(0) as u64).sum(),
+        archive_bytes: runs.iter().map(|r| r.3.max(0) as u64).sum(),
+        archive_runs: runs.into_iter().map(|r| (r.0, r.1.max(0) as u64)).collect(),
+        archive_lag_seconds: lag,
+        tier_rows: [("hot", hot_rows), ("cold", cold_rows)],
+        tier_bytes: [("hot", hot_bytes), ("cold", cold_bytes)],
+        counters: vec![
+            (
+                "strata_cold_cache_hits",
+                "Cold files served from the local cache",
+                p.cache_hits,
+            ),
+            (
+                "strata_cold_cache_misses",
+                "Cold files fetched from the object store",
+                p.cache_misses,
+            ),
+            (
+                "strata_cold_cache_fetched_bytes",
+                "Bytes fetched into the cold cache",
+                p.fetched_bytes,
+            ),
+            (
+                "strata_query_hot_rows",
+                "Hot events covered by stats answers",
+                p.hot_rows,
+            ),
+            (
+                "strata_query_cold_rows",
+                "Rows in the cold files read by stats",
+                p.cold_rows,
+            ),
+            (
+                "strata_query_cold_bytes",
+                "Bytes of the cold files read by stats",
+                p.cold_bytes,
+            ),
+            (
+                "strata_rate_limit_redis_errors",
+                "Rate-limit checks that Redis failed",
+                redis_errors,
+            ),
+        ],
+    })
+}
