@@ -49,3 +49,41 @@ async fn a_database_outage_is_503_with_retry_after_not_500() {
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
 }
+
+#[tokio::test]
+async fn readyz_follows_postgresql_down_and_back_without_a_restart() {
+    let app = strata_tests::spawn_app_opts(strata_tests::AppOptions {
+        pg_proxy: true,
+        ..strata_tests::AppOptions::default()
+    })
+    .await;
+    let ready = |app: &strata_tests::TestApp| {
+        let req = app.client.get(app.url("/readyz")).send();
+        async move {
+            let r = tokio::time::timeout(std::time::Duration::from_secs(15), req)
+                .await
+                .expect("readyz hung")
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = ready(&app).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["redis"], "not configured");
+    assert_eq!(body["cold_store"], "ok");
+    let proxy = app.pg_proxy.as_ref().unwrap();
+    proxy.cut().await;
+    let (status, body) = ready(&app).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unready");
+    proxy.restore();
+    let mut last = (0, Value::Null);
+    for _ in 0..50 {
+        last = ready(&app).await;
+        if last.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(last.0, 200, "not ready again: {}", last.1);
+}

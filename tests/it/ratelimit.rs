@@ -45,6 +45,16 @@ const DAU: &str = "/v1/stats/dau?from=2026-01-01&to=2026-01-01";
 async fn a_burst_is_served_then_429_with_retry_after_and_ratelimit_headers() {
     let app = limited_app(config(test_redis_url(), 3, OnRedisError::Open)).await;
     let key = app.key("acme", "ingest,read").await;
+    let ready: serde_json::Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["redis"], "ok", "{ready}");
     for remaining in [2, 1, 0] {
         let r = get(&app, app.url(DAU), &key).await;
         assert_eq!(r.status(), 200);

@@ -10,6 +10,7 @@
 pub mod archive;
 pub mod cold;
 pub mod oracle;
+pub mod proxy;
 
 use std::net::SocketAddr;
 
@@ -123,6 +124,8 @@ pub struct TestApp {
     /// The planner's cache of remote cold files.
     pub cache_dir: tempfile::TempDir,
     state: AppState,
+    /// With [`AppOptions::pg_proxy`]: the server's way to PostgreSQL.
+    pub pg_proxy: Option<proxy::TcpProxy>,
     shutdown: Option<oneshot::Sender<()>>,
     // Declared last: dropped after the server is told to stop.
     pub db: TestDb,
@@ -168,6 +171,7 @@ pub async fn spawn_app_full(limits: IngestLimits, cold: TestCold, query: QueryCo
         cold,
         query,
         rate_limit: None,
+        pg_proxy: false,
     })
     .await
 }
@@ -179,6 +183,8 @@ pub struct AppOptions {
     pub cold: TestCold,
     pub query: QueryConfig,
     pub rate_limit: Option<RateLimitConfig>,
+    /// Reach PostgreSQL through a [`proxy::TcpProxy`] the test can cut.
+    pub pg_proxy: bool,
 }
 
 impl Default for AppOptions {
@@ -188,6 +194,7 @@ impl Default for AppOptions {
             cold: TestCold::file(),
             query: QueryConfig::default(),
             rate_limit: None,
+            pg_proxy: false,
         }
     }
 }
@@ -215,7 +222,32 @@ async fn start_server(state: AppState) -> (SocketAddr, oneshot::Sender<()>) {
 
 pub async fn spawn_app_opts(opts: AppOptions) -> TestApp {
     let db = TestDb::create().await;
-    let hot = db.hot().await;
+    let (hot, proxy) = if opts.pg_proxy {
+        let mut url = reqwest::Url::parse(&db.url).unwrap();
+        let target = (
+            url.host_str().unwrap().to_owned(),
+            url.port().unwrap_or(5432),
+        );
+        let target = tokio::net::lookup_host(target)
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = proxy::TcpProxy::start(target).await;
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(proxy.addr.port())).unwrap();
+        let pool = strata_hot::lazy_pool(
+            url.as_str(),
+            &PoolConfig {
+                max_connections: 4,
+                acquire_timeout: std::time::Duration::from_secs(2),
+            },
+        )
+        .unwrap();
+        (HotStore::open(pool).await.unwrap(), Some(proxy))
+    } else {
+        (db.hot().await, None)
+    };
     let cache_dir = tempfile::tempdir().unwrap();
     let planner = Planner::new(
         hot.clone(),
@@ -246,6 +278,7 @@ pub async fn spawn_app_opts(opts: AppOptions) -> TestApp {
         cold: opts.cold,
         cache_dir,
         state,
+        pg_proxy: proxy,
         shutdown: Some(tx),
         db,
     }

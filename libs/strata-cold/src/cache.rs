@@ -132,6 +132,10 @@ impl ColdFiles {
         })
     }
 
+    pub fn store(&self) -> &ColdStore {
+        &self.store
+    }
+
     /// True when files are read in place (`file://`).
     pub fn is_local(&self) -> bool {
         self.cache.is_none()

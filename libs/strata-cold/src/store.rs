@@ -112,6 +112,22 @@ impl ColdStore {
         &self.url
     }
 
+    /// Lists at most one object under `events/`, as a reachability check.
+    pub async fn check(&self, timeout: Duration) -> Result<(), ColdError> {
+        use futures::StreamExt;
+        let mut list = self
+            .store
+            .list(Some(&Path::from(crate::layout::EVENTS_PREFIX)));
+        match tokio::time::timeout(timeout, list.next()).await {
+            Ok(Some(Err(e))) => Err(e.into()),
+            Ok(_) => Ok(()),
+            Err(_) => Err(ColdError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {timeout:?}"),
+            ))),
+        }
+    }
+
     /// True for `file://` stores (read in place, never cached).
     pub fn is_local(&self) -> bool {
         self.local_root.is_some()

@@ -1,5 +1,9 @@
 //! `/livez` (the process answers) and `/readyz` (it can serve: PostgreSQL
-//! reachable, migrations applied).
+//! reachable, migrations applied; Redis and the cold store are reported in
+//! the body but do not make the server unready: without them ingest and hot
+//! queries still work).
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -13,16 +17,37 @@ pub async fn livez() -> Json<Value> {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.hot.is_ready().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(
-                json!({ "status": "ready", "postgres": "ok", "hot_layout": state.hot.layout().as_str() }),
-            ),
-        ),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unready", "postgres": e.to_string() })),
-        ),
-    }
+    let (pg, redis, cold) = tokio::join!(
+        state.hot.is_ready(),
+        async {
+            match &state.limiter {
+                None => "not configured".to_owned(),
+                Some(l) => l
+                    .ping()
+                    .await
+                    .map_or_else(|e| format!("unavailable: {e}"), |()| "ok".into()),
+            }
+        },
+        async {
+            state
+                .planner
+                .check_cold(Duration::from_secs(2))
+                .await
+                .map_or_else(|e| format!("unavailable: {e}"), |()| "ok".into())
+        },
+    );
+    let (status, code, postgres) = match pg {
+        Ok(()) => ("ready", StatusCode::OK, "ok".to_owned()),
+        Err(e) => ("unready", StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    (
+        code,
+        Json(json!({
+            "status": status,
+            "postgres": postgres,
+            "hot_layout": state.hot.layout().as_str(),
+            "redis": redis,
+            "cold_store": cold,
+        })),
+    )
 }

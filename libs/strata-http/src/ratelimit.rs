@@ -139,6 +139,18 @@ impl RateLimiter {
         })
     }
 
+    /// `PING` within the timeout (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        match tokio::time::timeout(self.config.timeout, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.config.timeout)),
+        }
+    }
+
     /// Redis failures seen so far (for `/metrics`).
     pub fn redis_errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)

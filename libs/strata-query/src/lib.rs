@@ -140,6 +140,11 @@ impl Planner {
         &self.config
     }
 
+    /// Whether the cold store answers (for `/readyz`).
+    pub async fn check_cold(&self, timeout: Duration) -> Result<(), QueryError> {
+        Ok(self.files.store().check(timeout).await?)
+    }
+
     /// Bytes held by the cold-file cache.
     pub fn cached_bytes(&self) -> u64 {
         self.files.cached_bytes()
