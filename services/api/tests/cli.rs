@@ -136,11 +136,21 @@ fn free_port() -> u16 {
 /// `strata-api serve` on a free port with a `file://` cold tier in `cold`,
 /// once it answers ready.
 async fn spawn_serve(db: &TestDb, cold: &std::path::Path) -> (tokio::process::Child, String) {
+    let url = format!("file://{}", cold.display());
+    spawn_serve_env(db, &[("STRATA_COLD_URL", url)]).await
+}
+
+async fn spawn_serve_env(
+    db: &TestDb,
+    env: &[(&'static str, String)],
+) -> (tokio::process::Child, String) {
     let port = free_port();
+    let cache = std::env::temp_dir().join(format!("strata-cache-{}", Uuid::new_v4().simple()));
     let child = tokio::process::Command::new(BIN)
         .env("STRATA_DATABASE_URL", &db.url)
         .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
-        .env("STRATA_COLD_URL", format!("file://{}", cold.display()))
+        .env("STRATA_COLD_CACHE_DIR", cache)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -276,4 +286,117 @@ async fn serve_accepts_a_batch_and_stops_gracefully_on_sigterm() {
         .expect("strata-api did not stop within 10s of SIGTERM")
         .unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// The deployed topology with the real binaries: two api replicas sharing
+/// Redis (one rate-limit bucket) and an S3 cold tier, and the archiver.
+#[tokio::test]
+async fn two_api_replicas_and_the_archiver_against_postgres_redis_and_s3() {
+    let db = TestDb::create_empty().await;
+    let cold = strata_tests::cold::TestCold::s3();
+    assert!(run(&db, &["migrate"]).status.success());
+    let create = |args: &[&str]| {
+        let mut all = vec!["keys", "create", "--project", "demo"];
+        all.extend_from_slice(args);
+        stdout(&run(&db, &all)).lines().last().unwrap().to_owned()
+    };
+    let busy = create(&[
+        "--scopes",
+        "ingest,read,admin",
+        "--rate",
+        "1000",
+        "--burst",
+        "1000",
+    ]);
+    let small = create(&["--scopes", "read"]);
+    let mut env = cold.env_vars();
+    env.push(("STRATA_REDIS_URL", strata_tests::test_redis_url()));
+    env.push(("STRATA_RATE_LIMIT_RATE", "0.01".into()));
+    env.push(("STRATA_RATE_LIMIT_BURST", "3".into()));
+    let (_a, a) = spawn_serve_env(&db, &env).await;
+    let (_b, b) = spawn_serve_env(&db, &env).await;
+    let client = reqwest::Client::new();
+
+    let events: Vec<Value> = (0..30)
+        .map(|i| {
+            recent_event(
+                Uuid::new_v4(),
+                &format!("u{}", i % 7),
+                (i % 3) * 24 * 20 + 1,
+            )
+        })
+        .collect();
+    let resp = client
+        .post(format!("{a}/v1/events"))
+        .bearer_auth(&busy)
+        .json(&json!({ "events": events }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // The archiver binary moves the 40-day-old events to S3.
+    let archiver = std::path::Path::new(BIN).with_file_name("strata-archiver");
+    let out = Command::new(&archiver)
+        .args(["run", "--once"])
+        .env("STRATA_DATABASE_URL", &db.url)
+        .envs(cold.env_vars())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!cold.keys().await.is_empty());
+
+    // Replica b answers across both tiers, with cold files fetched from S3.
+    let today = chrono::Utc::now().date_naive();
+    let from = today - chrono::Duration::days(45);
+    let top: Value = client
+        .get(format!("{b}/v1/stats/top-events?from={from}&to={today}"))
+        .bearer_auth(&busy)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(top["events"][0]["count"], 30, "{top}");
+    assert!(
+        top["meta"]["cold"]["cache"]["misses"].as_u64().unwrap() > 0,
+        "{top}"
+    );
+    let runs: Value = client
+        .get(format!("{a}/v1/admin/archive/runs"))
+        .bearer_auth(&busy)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs["runs"][0]["status"], "succeeded", "{runs}");
+
+    // One bucket across both replicas: burst 3, then 429.
+    let mut statuses = Vec::new();
+    for base in [&a, &b, &a, &b] {
+        let r = client
+            .get(format!("{base}/v1/stats/dau?from={today}&to={today}"))
+            .bearer_auth(&small)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    let metrics = client
+        .get(format!("{b}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("strata_archive_runs_total{status=\"succeeded\"} 1"),
+        "{metrics}"
+    );
 }
