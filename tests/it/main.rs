@@ -8,5 +8,6 @@ mod health;
 mod idempotency;
 mod ingest;
 mod metrics;
+mod openapi;
 mod ratelimit;
 mod stats;

@@ -13,7 +13,7 @@ use strata_model::{Scope, parse_bounded};
 
 use crate::{ApiError, AppState, Authenticated};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TierFootprint {
     pub days: i64,
     pub rows: i64,
@@ -21,7 +21,7 @@ pub struct TierFootprint {
     pub bytes_per_event: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProjectTiersView {
     pub project_id: i64,
     pub project: String,
@@ -32,7 +32,7 @@ pub struct ProjectTiersView {
     pub hot_to_cold_bytes_per_event: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TiersResponse {
     pub projects: Vec<ProjectTiersView>,
     /// Hot bytes are each project's share of shared tables (by rows).
@@ -43,6 +43,12 @@ fn per_event(bytes: i64, rows: i64) -> Option<f64> {
     (rows > 0).then(|| bytes as f64 / rows as f64)
 }
 
+#[utoipa::path(get, path = "/v1/admin/tiers", tag = "admin",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Every project's footprint in both tiers", body = TiersResponse),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+    ))]
 pub async fn tiers(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -82,7 +88,7 @@ pub async fn tiers(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChunkView {
     pub chunk: String,
     pub day: NaiveDate,
@@ -94,7 +100,7 @@ pub struct ChunkView {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunView {
     pub id: i64,
     pub status: String,
@@ -111,11 +117,18 @@ pub struct RunView {
     pub chunks: Vec<ChunkView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunsResponse {
     pub runs: Vec<RunView>,
 }
 
+#[utoipa::path(get, path = "/v1/admin/archive/runs", tag = "admin",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("limit" = Option<u32>, Query, description = "Newest runs to list, 1-500 (default 20)")),
+    responses(
+        (status = 200, description = "Archive runs, newest first, with chunk outcomes", body = RunsResponse),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+    ))]
 pub async fn runs(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -164,12 +177,19 @@ pub async fn runs(
     Ok(Json(RunsResponse { runs }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StartedRun {
     pub run_id: i64,
 }
 
 /// Starts an archive run now: 202 with its id, 409 while one runs.
+#[utoipa::path(post, path = "/v1/admin/archive/run", tag = "admin",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 202, description = "Run started", body = StartedRun),
+        (status = 403, body = crate::openapi::ErrorBody),
+        (status = 409, description = "A run is in progress", body = crate::openapi::ErrorBody),
+    ))]
 pub async fn start_run(
     State(state): State<AppState>,
     auth: Authenticated,

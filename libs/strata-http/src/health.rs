@@ -12,10 +12,17 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 
+#[utoipa::path(get, path = "/livez", tag = "health",
+    responses((status = 200, description = "The process answers", body = Object)))]
 pub async fn livez() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "PostgreSQL reachable and migrated; Redis and cold store reported", body = Object),
+        (status = 503, description = "Not ready", body = Object),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let (pg, redis, cold) = tokio::join!(
         state.hot.is_ready(),

@@ -15,7 +15,7 @@ use crate::{ApiError, AppState, Authenticated};
 
 /// The answer to every accepted request, even one whose events were all
 /// rejected: `accepted + duplicates + rejected.len()` = events sent.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestResponse {
     pub accepted: u64,
     pub duplicates: u64,
@@ -103,6 +103,17 @@ fn decode_and_parse(
     Ok(batch)
 }
 
+#[utoipa::path(post, path = "/v1/events", tag = "ingest",
+    security(("bearer" = []), ("api_key" = [])),
+    request_body(content = crate::openapi::IngestRequest,
+                 description = "JSON, optionally Content-Encoding: gzip"),
+    responses(
+        (status = 200, description = "Accepted events are committed", body = IngestResponse),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody),
+        (status = 415, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody),
+        (status = 503, body = crate::openapi::ErrorBody),
+    ))]
 pub async fn ingest(
     State(state): State<AppState>,
     auth: Authenticated,

@@ -7,6 +7,7 @@ mod error;
 mod health;
 mod ingest;
 pub mod metrics;
+pub mod openapi;
 pub mod ratelimit;
 mod stats;
 
@@ -62,6 +63,14 @@ impl Default for ServerConfig {
     }
 }
 
+async fn openapi_json() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        openapi::document(),
+    )
+        .into_response()
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
@@ -96,6 +105,14 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         .merge(v1)
         .route("/livez", get(health::livez))
         .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(openapi_json))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs").url("/docs/openapi.json", {
+                let mut doc = <openapi::ApiDoc as utoipa::OpenApi>::openapi();
+                doc.info.version = "1".into();
+                doc
+            }),
+        )
         .route("/readyz", get(health::readyz))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

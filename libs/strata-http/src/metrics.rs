@@ -208,6 +208,8 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String)))]
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
     match scrape(&state).await {
         Ok(s) => {

@@ -40,6 +40,19 @@ fn range(state: &AppState, p: &HashMap<String, String>) -> Result<DayRange, ApiE
     )?)
 }
 
+#[utoipa::path(get, path = "/v1/stats/dau", tag = "stats",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("from" = String, Query, description = "First day, YYYY-MM-DD (UTC)"),
+        ("to" = String, Query, description = "Last day, YYYY-MM-DD (UTC), inclusive"),
+    ),
+    responses(
+        (status = 200, description = "Distinct users per day, zero-filled", body = DauResponse),
+        (status = 400, description = "Bad parameters", body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 429, body = crate::openapi::ErrorBody),
+        (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::openapi::ErrorBody),
+    ))]
 pub async fn dau(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -51,6 +64,20 @@ pub async fn dau(
     Ok(Json(state.planner.dau(key.project_id, range).await?))
 }
 
+#[utoipa::path(get, path = "/v1/stats/top-events", tag = "stats",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("from" = String, Query, description = "First day, YYYY-MM-DD (UTC)"),
+        ("to" = String, Query, description = "Last day, YYYY-MM-DD (UTC), inclusive"),
+        ("limit" = Option<u32>, Query, description = "1-1000, default 10"),
+    ),
+    responses(
+        (status = 200, description = "Event types by count, with distinct users", body = TopEventsResponse),
+        (status = 400, description = "Bad parameters", body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 429, body = crate::openapi::ErrorBody),
+        (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::openapi::ErrorBody),
+    ))]
 pub async fn top_events(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -68,6 +95,21 @@ pub async fn top_events(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/stats/retention", tag = "stats",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("from" = String, Query, description = "First day, YYYY-MM-DD (UTC)"),
+        ("to" = String, Query, description = "Last day, YYYY-MM-DD (UTC), inclusive"),
+        ("period" = Option<String>, Query, description = "day (default) or week (ISO, from Monday)"),
+        ("periods" = Option<u32>, Query, description = "1-100, default 8"),
+    ),
+    responses(
+        (status = 200, description = "Cohorts by first-event period", body = RetentionResponse),
+        (status = 400, description = "Bad parameters", body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 429, body = crate::openapi::ErrorBody),
+        (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::openapi::ErrorBody),
+    ))]
 pub async fn retention(
     State(state): State<AppState>,
     auth: Authenticated,

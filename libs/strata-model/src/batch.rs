@@ -43,7 +43,7 @@ pub enum BatchError {
 }
 
 /// One refused event: its position in the request and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Rejection {
     pub index: usize,
     pub error: String,

@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An inclusive run of consecutive days.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct DayRangeMeta {
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -25,7 +26,7 @@ pub(crate) fn ranges(days: &BTreeSet<NaiveDate>) -> Vec<DayRangeMeta> {
     out
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct HotMeta {
     /// Days of the request that have a hot chunk.
     pub days: usize,
@@ -35,7 +36,7 @@ pub struct HotMeta {
     pub ms: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CacheMeta {
     /// `file://` stores are read in place, without the cache.
     pub in_place: bool,
@@ -44,7 +45,7 @@ pub struct CacheMeta {
     pub fetched_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ColdMeta {
     /// Days of the request that have cold files.
     pub days: usize,
@@ -57,7 +58,7 @@ pub struct ColdMeta {
     pub cache: CacheMeta,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Meta {
     pub hot: HotMeta,
     pub cold: ColdMeta,

@@ -11,18 +11,19 @@ use serde::Serialize;
 use strata_cold::FileRef;
 use strata_hot::{ColdFile, ReadSnapshot};
 use strata_model::{DayRange, Period, ProjectId, day_number, from_day_number};
+use utoipa::ToSchema;
 
 use crate::duck::{rows, source};
 use crate::meta::{CacheMeta, ColdMeta, HotMeta, Meta, ranges};
 use crate::{Planner, QueryError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct DauPoint {
     pub date: NaiveDate,
     pub users: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DauResponse {
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -30,14 +31,14 @@ pub struct DauResponse {
     pub meta: Meta,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct TopEvent {
     pub event_type: String,
     pub count: u64,
     pub users: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TopEventsResponse {
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -45,7 +46,7 @@ pub struct TopEventsResponse {
     pub meta: Meta,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Cohort {
     /// First day of the cohort's period (a Monday for weeks).
     pub cohort: NaiveDate,
@@ -55,7 +56,7 @@ pub struct Cohort {
     pub retained: Vec<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RetentionResponse {
     pub from: NaiveDate,
     pub to: NaiveDate,

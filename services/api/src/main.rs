@@ -43,6 +43,8 @@ enum Command {
     /// Load generated demo history (months of events) and archive what is
     /// past the hot retention, so that both tiers answer.
     DemoData(DemoArgs),
+    /// Print the OpenAPI document (what `/openapi.json` serves).
+    Openapi,
 }
 
 #[derive(Debug, clap::Args)]
@@ -153,6 +155,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Keys { db, command }) => keys(&db, command).await,
         Some(Command::DemoData(args)) => demo_data(args).await,
+        Some(Command::Openapi) => {
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{}", strata_http::openapi::document());
+            }
+            Ok(())
+        }
     }
 }
 
