@@ -11,6 +11,7 @@ use strata_cold::layout::{self, EVENTS_PREFIX};
 use strata_cold::{Batch, BatchBuilder, FileStats, FileWriter, verify_file};
 use strata_hot::Chunk;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::runs::{self, RunTotals};
@@ -196,7 +197,8 @@ impl Archiver {
                 self.failpoint("between_chunks");
             }
             let t0 = Instant::now();
-            let outcome = match self.archive_chunk(chunk, run_id).await {
+            let span = tracing::info_span!("archive_chunk", run_id, chunk = %chunk.name, day = %chunk.day());
+            let outcome = match self.archive_chunk(chunk, run_id).instrument(span).await {
                 Ok((files, max_batches_in_flight)) => ChunkOutcome::Archived {
                     files,
                     max_batches_in_flight,

@@ -106,9 +106,18 @@ impl prometheus_client::collector::Collector for ScrapedCollector {
     }
 }
 
+/// The same request measurements over OTLP (no-ops unless telemetry export
+/// is on).
+#[derive(Debug, Clone)]
+struct OtelInstruments {
+    requests: opentelemetry::metrics::Counter<u64>,
+    latency: opentelemetry::metrics::Histogram<f64>,
+}
+
 /// Every metric of the api process.
 #[derive(Debug, Clone)]
 pub struct Metrics {
+    otel: OtelInstruments,
     registry: Arc<Registry>,
     requests: Family<Labels, Counter>,
     latency: HistogramFamily,
@@ -152,7 +161,20 @@ impl Metrics {
             rate_limited.clone(),
         );
         registry.register_collector(Box::new(Arc::clone(&scraped)));
+        let meter = opentelemetry::global::meter("strata");
+        let otel = OtelInstruments {
+            requests: meter
+                .u64_counter("strata.http.requests")
+                .with_description("HTTP requests by route, method and status")
+                .build(),
+            latency: meter
+                .f64_histogram("strata.http.request.duration")
+                .with_unit("s")
+                .with_description("HTTP request latency")
+                .build(),
+        };
         Self {
+            otel,
             registry: Arc::new(registry),
             requests,
             latency,
@@ -183,6 +205,12 @@ impl Metrics {
         ];
         self.requests.get_or_create(&labels).inc();
         self.latency.get_or_create(&labels).observe(seconds);
+        let attrs: Vec<opentelemetry::KeyValue> = labels
+            .iter()
+            .map(|(k, v)| opentelemetry::KeyValue::new(*k, v.clone()))
+            .collect();
+        self.otel.requests.add(1, &attrs);
+        self.otel.latency.record(seconds, &attrs);
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.rate_limited.inc();
         }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use strata_cold::FileRef;
 use strata_hot::{ColdFile, ReadSnapshot};
 use strata_model::{DayRange, Period, ProjectId, day_number, from_day_number};
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::duck::{rows, source};
@@ -126,6 +127,7 @@ impl Planner {
         let files = files.to_vec();
         let cache = self.files.clone();
         let duck = Arc::clone(&self.duck);
+        let span = tracing::info_span!("cold_tier", files = files.len());
         async move {
             if files.is_empty() {
                 return Ok(None);
@@ -177,6 +179,7 @@ impl Planner {
             drop(lease);
             Ok(Some(ColdPart { value, meta }))
         }
+        .instrument(span)
     }
 
     fn meta(&self, plan: &Plan, hot_rows: u64, hot_ms: u64, cold: Option<ColdMeta>) -> Meta {
@@ -219,7 +222,8 @@ impl Planner {
             let pairs = snap.day_users(project, &both).await?;
             snap.finish().await?;
             Ok::<_, QueryError>((counts, pairs, ms(started)))
-        };
+        }
+        .instrument(tracing::info_span!("hot_tier", stat = "dau"));
         let cold = self.cold(&plan.files, move |conn, files| {
             let (shared, alone): (Vec<_>, Vec<_>) =
                 files.into_iter().partition(|(d, _)| both_cold.contains(d));
@@ -307,8 +311,13 @@ impl Planner {
         let hot_started = Instant::now();
         let (mut events, hot_rows, hot_ms, cold_meta) = if plan.files.is_empty() {
             // Hot only: PostgreSQL's answer is final.
-            let hot = snap.top_events(project, from, to).await?;
-            snap.finish().await?;
+            let hot = async {
+                let hot = snap.top_events(project, from, to).await?;
+                snap.finish().await?;
+                Ok::<_, QueryError>(hot)
+            }
+            .instrument(tracing::info_span!("hot_tier", stat = "top_events"))
+            .await?;
             let rows = hot.iter().map(|t| u(t.count)).sum();
             let events = hot
                 .into_iter()
@@ -352,7 +361,8 @@ impl Planner {
                 // and then its error is the one reported.
                 let _ = tx.send(pairs);
                 Ok::<_, QueryError>((rows, ms(started)))
-            };
+            }
+            .instrument(tracing::info_span!("hot_tier", stat = "top_events"));
             let cold = self.cold(&plan.files, move |conn, files| {
                 let paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
                 conn.execute_batch(&format!(
@@ -447,7 +457,8 @@ impl Planner {
                 .await?;
             snap.finish().await?;
             Ok((act, ms(hot_started)))
-        };
+        }
+        .instrument(tracing::info_span!("hot_tier", stat = "retention"));
         let files = if cohort_users.is_empty() {
             Vec::new()
         } else {

@@ -141,10 +141,21 @@ async fn open_migrated(db: &DatabaseArgs) -> anyhow::Result<HotStore> {
     Ok(HotStore::open(pool).await?)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Telemetry is set up and flushed outside the async runtime: its OTLP
+/// exporter uses a blocking HTTP client on the SDK's own threads.
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    strata_core::telemetry::init_logging()?;
+    let telemetry = strata_core::telemetry::init("strata-api")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run(cli));
+    drop(runtime);
+    telemetry.shutdown();
+    result
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => serve(ServeFromEnv::parse().args).await,
         Some(Command::Serve(args)) => serve(*args).await,

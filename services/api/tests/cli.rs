@@ -400,3 +400,189 @@ async fn two_api_replicas_and_the_archiver_against_postgres_redis_and_s3() {
         "{metrics}"
     );
 }
+
+/// (path, body) of every OTLP export received.
+type Exports = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A local OTLP/HTTP receiver: records (path, body) of every export.
+async fn otlp_receiver() -> (String, Exports) {
+    use axum::body::Bytes;
+    use axum::http::Uri;
+    let seen: Exports = Default::default();
+    let store = std::sync::Arc::clone(&seen);
+    let app = axum::Router::new().fallback(move |uri: Uri, body: Bytes| {
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            store
+                .lock()
+                .unwrap()
+                .push((uri.path().to_owned(), body.to_vec()));
+            (
+                [("content-type", "application/x-protobuf")],
+                Vec::<u8>::new(),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+fn exported(seen: &std::sync::Mutex<Vec<(String, Vec<u8>)>>, path: &str, needle: &str) -> bool {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .any(|(p, body)| p == path && body.windows(needle.len()).any(|w| w == needle.as_bytes()))
+}
+
+#[tokio::test]
+async fn traces_and_metrics_reach_an_otlp_receiver_and_flush_on_shutdown() {
+    let db = TestDb::create_empty().await;
+    let key = stdout(&run(&db, &["keys", "create", "--project", "demo"]))
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let (endpoint, seen) = otlp_receiver().await;
+    let cold = tempfile::tempdir().unwrap();
+    let env = [
+        (
+            "STRATA_COLD_URL",
+            format!("file://{}", cold.path().display()),
+        ),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "200".into()),
+    ];
+    let (mut child, base) = spawn_serve_env(&db, &env).await;
+    let events: Vec<Value> = (0..5)
+        .map(|i| recent_event(Uuid::new_v4(), "u", 24 * (35 + i)))
+        .collect();
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(&key)
+        .json(&json!({ "events": events }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let today = chrono::Utc::now().date_naive();
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/v1/stats/dau?from={today}&to={today}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let pid = child.id().unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("strata-api did not stop")
+        .unwrap();
+    assert!(status.success());
+    let got: Vec<(String, usize)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, b)| (p.clone(), b.len()))
+        .collect();
+    assert!(
+        exported(&seen, "/v1/traces", "request"),
+        "no request span exported: {got:?}"
+    );
+    assert!(
+        exported(&seen, "/v1/traces", "strata-api"),
+        "no service name"
+    );
+    assert!(
+        exported(&seen, "/v1/traces", "hot_tier"),
+        "no planner tier span"
+    );
+    assert!(
+        exported(&seen, "/v1/metrics", "strata.http.requests"),
+        "no request metric"
+    );
+
+    // The archiver exports a span per archived chunk (tokio's Command: the
+    // receiver runs on this test's runtime and must keep answering).
+    let archiver = std::path::Path::new(BIN).with_file_name("strata-archiver");
+    let out = tokio::process::Command::new(&archiver)
+        .args(["run", "--once"])
+        .env("STRATA_DATABASE_URL", &db.url)
+        .env(
+            "STRATA_COLD_URL",
+            format!("file://{}", cold.path().display()),
+        )
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        exported(&seen, "/v1/traces", "archive_chunk"),
+        "no archive_chunk span"
+    );
+    assert!(exported(&seen, "/v1/traces", "strata-archiver"));
+}
+
+#[tokio::test]
+async fn an_unreachable_collector_neither_fails_nor_stalls_requests_or_shutdown() {
+    let db = TestDb::create_empty().await;
+    let key = stdout(&run(&db, &["keys", "create", "--project", "demo"]))
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let cold = tempfile::tempdir().unwrap();
+    let closed_port = free_port();
+    let env = [
+        (
+            "STRATA_COLD_URL",
+            format!("file://{}", cold.path().display()),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{closed_port}"),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
+    ];
+    let (mut child, base) = spawn_serve_env(&db, &env).await;
+    let client = reqwest::Client::new();
+    // A liveness bound, not a benchmark: 50 requests must not wait on export.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        for _ in 0..50 {
+            let r = client
+                .post(format!("{base}/v1/events"))
+                .bearer_auth(&key)
+                .json(&json!({"events": [recent_event(Uuid::new_v4(), "u", 1)]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    })
+    .await
+    .expect("requests stalled with the collector down");
+    let pid = child.id().unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("shutdown did not finish within its flush bound")
+        .unwrap();
+    assert!(status.success());
+}

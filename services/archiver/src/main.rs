@@ -63,10 +63,21 @@ fn failpoint_from_env() -> anyhow::Result<Option<strata_archive::FailPointHook>>
     })))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Telemetry is set up and flushed outside the async runtime: its OTLP
+/// exporter uses a blocking HTTP client on the SDK's own threads.
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    strata_core::telemetry::init_logging()?;
+    let telemetry = strata_core::telemetry::init("strata-archiver")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run(cli));
+    drop(runtime);
+    telemetry.shutdown();
+    result
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let pool = strata_hot::lazy_pool(
         &cli.db.database_url,
         &PoolConfig {
