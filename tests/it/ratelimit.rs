@@ -135,3 +135,38 @@ async fn redis_down_lets_requests_through_when_open_and_refuses_them_when_closed
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("Redis"), "{body}");
 }
+
+#[tokio::test]
+async fn redis_stopping_mid_way_then_returning_is_handled_without_a_restart() {
+    let url = reqwest::Url::parse(&test_redis_url()).unwrap();
+    let target = tokio::net::lookup_host((url.host_str().unwrap(), url.port().unwrap_or(6379)))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = strata_tests::proxy::TcpProxy::start(target).await;
+    let via_proxy = format!("redis://127.0.0.1:{}", proxy.addr.port());
+    let app = limited_app(config(via_proxy, 100, OnRedisError::Open)).await;
+    let key = app.key("acme", "read").await;
+    let limited = |r: &reqwest::Response| r.headers().contains_key("ratelimit-limit");
+    let r = get(&app, app.url(DAU), &key).await;
+    assert!(r.status() == 200 && limited(&r));
+    proxy.cut().await;
+    for _ in 0..3 {
+        let r = get(&app, app.url(DAU), &key).await;
+        assert_eq!(r.status(), 200, "open: served while Redis is down");
+        assert!(!limited(&r));
+    }
+    proxy.restore();
+    let mut back = false;
+    for _ in 0..50 {
+        let r = get(&app, app.url(DAU), &key).await;
+        assert_eq!(r.status(), 200);
+        if limited(&r) {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "rate limiting did not resume when Redis came back");
+}

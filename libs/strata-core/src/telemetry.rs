@@ -74,12 +74,11 @@ pub fn init(service: &'static str) -> Result<Telemetry, CoreError> {
         .with_writer(std::io::stderr)
         .with_current_span(true)
         .with_span_list(false)
-        .with_span_events(FmtSpan::NONE)
-        .with_filter(filter);
+        .with_span_events(FmtSpan::NONE);
     let err = |e: &dyn std::fmt::Display| CoreError::Telemetry(e.to_string());
     if otlp_endpoint().is_none() {
         tracing_subscriber::registry()
-            .with(logs)
+            .with(logs.with_filter(filter))
             .try_init()
             .map_err(|e| err(&e))?;
         return Ok(Telemetry::default());
@@ -111,7 +110,7 @@ pub fn init(service: &'static str) -> Result<Telemetry, CoreError> {
             "info,sqlx=warn,hyper=off,hyper_util=off,h2=off,reqwest=off,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,opentelemetry_http=off",
         ));
     tracing_subscriber::registry()
-        .with(logs)
+        .with(logs.with_filter(filter))
         .with(otel)
         .try_init()
         .map_err(|e| err(&e))?;

@@ -47,7 +47,7 @@ fn per_event(bytes: i64, rows: i64) -> Option<f64> {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Every project's footprint in both tiers", body = TiersResponse),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
     ))]
 pub async fn tiers(
     State(state): State<AppState>,
@@ -127,7 +127,7 @@ pub struct RunsResponse {
     params(("limit" = Option<u32>, Query, description = "Newest runs to list, 1-500 (default 20)")),
     responses(
         (status = 200, description = "Archive runs, newest first, with chunk outcomes", body = RunsResponse),
-        (status = 400, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 400, description = "Bad request", body = crate::openapi::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
     ))]
 pub async fn runs(
     State(state): State<AppState>,
@@ -187,7 +187,7 @@ pub struct StartedRun {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 202, description = "Run started", body = StartedRun),
-        (status = 403, body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
         (status = 409, description = "A run is in progress", body = crate::openapi::ErrorBody),
     ))]
 pub async fn start_run(

@@ -85,6 +85,7 @@ pub(crate) async fn authenticate_and_limit(
         burst: l.burst,
     });
     let key_id = auth.0.key_id;
+    tracing::Span::current().record("project", auth.0.project.as_str());
     req.extensions_mut().insert(auth);
     let Some(limiter) = &state.limiter else {
         return next.run(req).await;

@@ -109,10 +109,10 @@ fn decode_and_parse(
                  description = "JSON, optionally Content-Encoding: gzip"),
     responses(
         (status = 200, description = "Accepted events are committed", body = IngestResponse),
-        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody),
-        (status = 415, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody),
-        (status = 503, body = crate::openapi::ErrorBody),
+        (status = 400, description = "Bad request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody), (status = 413, description = "Batch too large", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = crate::openapi::ErrorBody), (status = 429, description = "Over the rate limit (Retry-After)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "A dependency is unavailable (Retry-After)", body = crate::openapi::ErrorBody),
     ))]
 pub async fn ingest(
     State(state): State<AppState>,

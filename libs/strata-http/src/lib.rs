@@ -87,7 +87,13 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+        tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            request_id,
+            project = tracing::field::Empty,
+        )
     });
     let v1 = Router::new()
         .route("/v1/events", post(ingest::ingest))

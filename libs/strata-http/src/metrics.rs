@@ -226,11 +226,17 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
     let resp = next.run(req).await;
-    state.metrics.observe(
-        &route,
-        &method,
-        resp.status(),
-        started.elapsed().as_secs_f64(),
+    let seconds = started.elapsed().as_secs_f64();
+    state
+        .metrics
+        .observe(&route, &method, resp.status(), seconds);
+    // One line per request, inside the request span (request id, project).
+    tracing::info!(
+        route,
+        method,
+        status = resp.status().as_u16(),
+        ms = (seconds * 1000.0).round() as u64,
+        "request finished"
     );
     resp
 }

@@ -49,8 +49,8 @@ fn range(state: &AppState, p: &HashMap<String, String>) -> Result<DayRange, ApiE
     responses(
         (status = 200, description = "Distinct users per day, zero-filled", body = DauResponse),
         (status = 400, description = "Bad parameters", body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 429, body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the rate limit (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::openapi::ErrorBody),
     ))]
 pub async fn dau(
@@ -74,8 +74,8 @@ pub async fn dau(
     responses(
         (status = 200, description = "Event types by count, with distinct users", body = TopEventsResponse),
         (status = 400, description = "Bad parameters", body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 429, body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the rate limit (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::openapi::ErrorBody),
     ))]
 pub async fn top_events(
@@ -106,8 +106,8 @@ pub async fn top_events(
     responses(
         (status = 200, description = "Cohorts by first-event period", body = RetentionResponse),
         (status = 400, description = "Bad parameters", body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 429, body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the rate limit (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::openapi::ErrorBody),
     ))]
 pub async fn retention(

@@ -586,3 +586,72 @@ async fn an_unreachable_collector_neither_fails_nor_stalls_requests_or_shutdown(
         .unwrap();
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn each_request_logs_one_json_line_with_route_status_project_and_request_id() {
+    let db = TestDb::create_empty().await;
+    let key = stdout(&run(&db, &["keys", "create", "--project", "demo"]))
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let cold = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = tokio::process::Command::new(BIN)
+        .env("STRATA_DATABASE_URL", &db.url)
+        .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "STRATA_COLD_URL",
+            format!("file://{}", cold.path().display()),
+        )
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/livez")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up);
+    let resp = client
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(&key)
+        .header("x-request-id", "req-42")
+        .json(&json!({"events": [recent_event(Uuid::new_v4(), "u", 1)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let pid = child.id().unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let line: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| {
+            l["fields"]["message"] == "request finished" && l["fields"]["route"] == "/v1/events"
+        })
+        .unwrap_or_else(|| panic!("no request line in {logs}"));
+    assert_eq!(line["fields"]["status"], 200, "{line}");
+    assert!(line["fields"]["ms"].is_u64(), "{line}");
+    assert_eq!(line["span"]["project"], "demo", "{line}");
+    assert_eq!(line["span"]["request_id"], "req-42", "{line}");
+}
