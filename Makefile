@@ -10,7 +10,7 @@ export STRATA_CACHE
 export CARGO_TARGET_DIR ?= $(STRATA_CACHE)/target
 export PATH := $(STRATA_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help test run demo archive lint fmt openapi services clean-test-dbs
+.PHONY: help test run demo archive lint fmt openapi bench-micro services clean-test-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ archive: ## Run one archiver pass over the `make run` database (ARGS=--dry-run t
 lint: ## cargo fmt --check and clippy only
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+bench-micro: ## Criterion micro-benchmarks of the inner loops (dev profile: the one profile DuckDB is built in)
+	cargo bench --workspace --profile dev --bench micro
 
 openapi: ## Regenerate docs/openapi.json from the code
 	cargo build --quiet --workspace --bins
