@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::chunks::Layout;
+use crate::Chunk;
 use crate::{HotError, HotStore};
 
 /// One project's footprint in both tiers. Hot bytes are the project's share
@@ -21,24 +21,37 @@ pub struct ProjectTiers {
     pub cold_bytes: i64,
 }
 
+/// The hot tier's size, from the catalog (no scan of the events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HotSize {
+    /// PostgreSQL's row estimate over the chunks.
+    pub rows_estimate: i64,
+    /// The chunks on disk, with their indexes.
+    pub events_bytes: i64,
+    /// The idempotency records, with their indexes.
+    pub dedup_bytes: i64,
+}
+
 impl HotStore {
-    /// (rows, bytes) of the hot tier: planner row estimates and on-disk
-    /// size of the events chunks with their indexes, plus the idempotency
-    /// records. Cheap enough for every metrics scrape.
-    pub async fn hot_size_estimate(&self) -> Result<(i64, i64), HotError> {
-        let chunks =
-            crate::chunks::list_chunks_on(&mut *self.pool.acquire().await?, self.layout).await?;
-        let names: Vec<String> = chunks.into_iter().map(|c| c.name).collect();
-        let (rows, bytes): (i64, i64) = sqlx::query_as(
+    /// The size of `chunks` (as [`HotStore::list_chunks`] returns them) and
+    /// of the idempotency records. Cheap enough for every metrics scrape;
+    /// the same measure for both layouts.
+    pub async fn hot_size(&self, chunks: &[Chunk]) -> Result<HotSize, HotError> {
+        let names: Vec<&str> = chunks.iter().map(|c| c.name.as_str()).collect();
+        let (rows_estimate, events_bytes, dedup_bytes) = sqlx::query_as(
             "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::int8,
-                    (coalesce(sum(pg_total_relation_size(c.oid)), 0)
-                     + pg_total_relation_size('event_ids'))::int8
+                    coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8,
+                    pg_total_relation_size('event_ids')
                FROM unnest($1::text[]) n JOIN pg_class c ON c.oid = to_regclass(n)",
         )
         .bind(&names)
         .fetch_one(&self.pool)
         .await?;
-        Ok((rows, bytes))
+        Ok(HotSize {
+            rows_estimate,
+            events_bytes,
+            dedup_bytes,
+        })
     }
 
     /// Every project's tiers, by project id.
@@ -68,24 +81,7 @@ impl HotStore {
             sqlx::query_as("SELECT project_id, count(*) FROM event_ids GROUP BY project_id")
                 .fetch_all(pool)
                 .await?;
-        let events_bytes: i64 = match self.layout {
-            Layout::Timescale => {
-                sqlx::query_scalar("SELECT coalesce(hypertable_size('events'), 0)::int8")
-                    .fetch_one(pool)
-                    .await?
-            }
-            Layout::Native => {
-                sqlx::query_scalar(
-                    "SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0)::int8
-                       FROM pg_inherits i WHERE i.inhparent = 'events'::regclass",
-                )
-                .fetch_one(pool)
-                .await?
-            }
-        };
-        let ids_bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('event_ids')")
-            .fetch_one(pool)
-            .await?;
+        let size = self.hot_size(&self.list_chunks().await?).await?;
         let share = |part: i64, total: i64, bytes: i64| -> i64 {
             if total == 0 {
                 0
@@ -100,11 +96,11 @@ impl HotStore {
             p.project_id = id;
             p.hot_days = days;
             p.hot_rows = rows;
-            p.hot_bytes += share(rows, hot_total, events_bytes);
+            p.hot_bytes += share(rows, hot_total, size.events_bytes);
         }
         for (id, n) in ids {
             let p = out.entry(id).or_default();
-            p.hot_bytes += share(n, ids_total, ids_bytes);
+            p.hot_bytes += share(n, ids_total, size.dedup_bytes);
         }
         let cold: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT project_id, count(DISTINCT day), count(*), sum(rows)::int8, sum(bytes)::int8

@@ -77,7 +77,7 @@ pub(crate) async fn detect_layout(pool: &PgPool) -> Result<Layout, HotError> {
     }
 }
 
-fn day_start(day: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn day_start(day: NaiveDate) -> DateTime<Utc> {
     day.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 

@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-pub use admin::ProjectTiers;
+pub use admin::{HotSize, ProjectTiers};
 pub use chunks::{Chunk, Layout};
 pub use error::HotError;
 pub use ingest::InsertOutcome;

@@ -16,21 +16,35 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryAs;
 use sqlx::{Executor, Postgres, Transaction};
 use strata_model::{Period, ProjectId};
 
-use crate::chunks::{Layout, list_chunks_on};
+use crate::chunks::{Layout, day_start, list_chunks_on};
 use crate::{HotError, HotStore};
 
 /// The day number of an event, in SQL.
 const DAY_SQL: &str = "(((ts AT TIME ZONE 'UTC')::date - DATE '1970-01-01'))";
 
-fn day_start(day: NaiveDate) -> DateTime<Utc> {
-    day.and_time(chrono::NaiveTime::MIN).and_utc()
-}
-
 fn day_end(day: NaiveDate) -> DateTime<Utc> {
     day_start(day) + chrono::Duration::days(1)
+}
+
+/// `sql` bound with `$1` = the project and `$2`, `$3` = the instants that
+/// bound the days `[from, to]`; callers bind any further parameters.
+fn in_days<'q, O>(
+    sql: &'q str,
+    project: ProjectId,
+    (from, to): (NaiveDate, NaiveDate),
+) -> QueryAs<'q, Postgres, O, PgArguments>
+where
+    O: for<'r> sqlx::FromRow<'r, PgRow>,
+{
+    sqlx::query_as(sql)
+        .bind(project.0)
+        .bind(day_start(from))
+        .bind(day_end(to))
 }
 
 /// One committed cold file, as the manifest lists it.
@@ -136,15 +150,13 @@ impl ReadSnapshot {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DayCount>, HotError> {
-        let rows: Vec<(i32, i64, i64)> = sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT {DAY_SQL}::int4 AS d, count(DISTINCT user_id), count(*) FROM events
               WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY d"
-        ))
-        .bind(project.0)
-        .bind(day_start(from))
-        .bind(day_end(to))
-        .fetch_all(&mut *self.tx)
-        .await?;
+        );
+        let rows: Vec<(i32, i64, i64)> = in_days(&sql, project, (from, to))
+            .fetch_all(&mut *self.tx)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(d, users, rows)| DayCount {
@@ -165,16 +177,14 @@ impl ReadSnapshot {
             return Ok(Vec::new());
         };
         let numbers: Vec<i32> = days.iter().map(|d| strata_model::day_number(*d)).collect();
-        let rows: Vec<(i32, String)> = sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT DISTINCT {DAY_SQL}::int4 AS d, user_id FROM events
               WHERE project_id = $1 AND ts >= $2 AND ts < $3 AND {DAY_SQL} = ANY($4)"
-        ))
-        .bind(project.0)
-        .bind(day_start(*first))
-        .bind(day_end(*last))
-        .bind(numbers)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        );
+        let rows: Vec<(i32, String)> = in_days(&sql, project, (*first, *last))
+            .bind(numbers)
+            .fetch_all(&mut *self.tx)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(d, u)| (strata_model::from_day_number(d), u))
@@ -188,13 +198,12 @@ impl ReadSnapshot {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<TypeCount>, HotError> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64, i64)> = in_days(
             "SELECT event_type, count(*), count(DISTINCT user_id) FROM events
               WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY event_type",
+            project,
+            (from, to),
         )
-        .bind(project.0)
-        .bind(day_start(from))
-        .bind(day_end(to))
         .fetch_all(&mut *self.tx)
         .await?;
         Ok(rows
@@ -215,13 +224,12 @@ impl ReadSnapshot {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<(String, String, i64)>, HotError> {
-        Ok(sqlx::query_as(
+        Ok(in_days(
             "SELECT event_type, user_id, count(*) FROM events
               WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY event_type, user_id",
+            project,
+            (from, to),
         )
-        .bind(project.0)
-        .bind(day_start(from))
-        .bind(day_end(to))
         .fetch_all(&mut *self.tx)
         .await?)
     }
@@ -236,15 +244,13 @@ impl ReadSnapshot {
         first_to: NaiveDate,
     ) -> Result<Vec<(String, i32)>, HotError> {
         let cohort = period.start_sql("((first_ts AT TIME ZONE 'UTC')::date - DATE '1970-01-01')");
-        Ok(sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT user_id, {cohort}::int4 FROM user_first_seen
               WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3"
-        ))
-        .bind(project.0)
-        .bind(day_start(first_from))
-        .bind(day_end(first_to))
-        .fetch_all(&mut *self.tx)
-        .await?)
+        );
+        Ok(in_days(&sql, project, (first_from, first_to))
+            .fetch_all(&mut *self.tx)
+            .await?)
     }
 
     /// Distinct (user, period start) pairs of events in `[from, to]` (days)
@@ -258,19 +264,17 @@ impl ReadSnapshot {
         (from, to): (NaiveDate, NaiveDate),
     ) -> Result<Vec<(String, i32, i64)>, HotError> {
         let p = period.start_sql(DAY_SQL);
-        Ok(sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT e.user_id, {p}::int4 AS p, count(*) FROM events e
                JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
               WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3
                 AND f.first_ts >= $4 AND f.first_ts < $5
               GROUP BY e.user_id, p"
-        ))
-        .bind(project.0)
-        .bind(day_start(from))
-        .bind(day_end(to))
-        .bind(day_start(first_from))
-        .bind(day_end(first_to))
-        .fetch_all(&mut *self.tx)
-        .await?)
+        );
+        Ok(in_days(&sql, project, (from, to))
+            .bind(day_start(first_from))
+            .bind(day_end(first_to))
+            .fetch_all(&mut *self.tx)
+            .await?)
     }
 }

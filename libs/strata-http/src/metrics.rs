@@ -284,11 +284,13 @@ async fn scrape(state: &AppState) -> Result<Scraped, strata_hot::HotError> {
         || chrono::Utc::now() - chrono::Duration::days(30),
         strata_archive::Archiver::cutoff,
     );
-    let oldest_end = state.hot.list_chunks().await?.first().map(|c| c.end);
+    let chunks = state.hot.list_chunks().await?;
+    let oldest_end = chunks.first().map(|c| c.end);
     let lag = oldest_end.map_or(0.0, |end| {
         ((cutoff - end).num_milliseconds().max(0) as f64) / 1000.0
     });
-    let (hot_rows, hot_bytes) = state.hot.hot_size_estimate().await?;
+    let hot = state.hot.hot_size(&chunks).await?;
+    let (hot_rows, hot_bytes) = (hot.rows_estimate, hot.events_bytes + hot.dedup_bytes);
     let (cold_rows, cold_bytes): (i64, i64) = sqlx::query_as(
         "SELECT coalesce(sum(rows), 0)::int8, coalesce(sum(bytes), 0)::int8 FROM cold_files",
     )
