@@ -94,8 +94,8 @@ pub(crate) async fn finish_run(
     Ok(())
 }
 
-/// One archive run as the history records it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+/// One archive run as the history records it (and the admin API shows it).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     pub id: i64,
     pub started_at: DateTime<Utc>,
@@ -112,8 +112,10 @@ pub struct RunRecord {
 }
 
 /// One chunk's outcome within a run.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct ChunkRecord {
+    /// Shown nested under its run.
+    #[serde(skip)]
     pub run_id: i64,
     pub chunk: String,
     pub day: NaiveDate,

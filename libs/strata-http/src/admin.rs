@@ -1,16 +1,14 @@
 //! `/v1/admin/*`: operator views and actions (admin scope). An admin key is
 //! an operator credential: it sees every project.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use strata_archive::{ChunkRecord, RunRecord};
 use strata_model::{Scope, parse_bounded};
 
+use crate::params::{QueryParams, query_params};
 use crate::{ApiError, AppState, Authenticated};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -88,33 +86,12 @@ pub async fn tiers(
     }))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ChunkView {
-    pub chunk: String,
-    pub day: NaiveDate,
-    pub status: String,
-    pub files: i32,
-    pub rows: i64,
-    pub bytes: i64,
-    pub seconds: f64,
-    pub error: Option<String>,
-}
-
+/// A run with its chunk outcomes.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunView {
-    pub id: i64,
-    pub status: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub cutoff: DateTime<Utc>,
-    pub chunks_total: i32,
-    pub chunks_moved: i32,
-    pub chunks_failed: i32,
-    pub rows_moved: i64,
-    pub bytes_written: i64,
-    pub orphans_removed: i32,
-    pub error: Option<String>,
-    pub chunks: Vec<ChunkView>,
+    #[serde(flatten)]
+    pub run: RunRecord,
+    pub chunks: Vec<ChunkRecord>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -132,47 +109,16 @@ pub struct RunsResponse {
 pub async fn runs(
     State(state): State<AppState>,
     auth: Authenticated,
-    raw: Result<Query<HashMap<String, String>>, QueryRejection>,
+    raw: QueryParams,
 ) -> Result<Json<RunsResponse>, ApiError> {
     auth.require(Scope::Admin)?;
-    let Query(p) = raw.map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-    if let Some(k) = p.keys().find(|k| k.as_str() != "limit") {
-        return Err(ApiError::BadRequest(format!(
-            "unknown parameter {k:?}; this endpoint takes limit"
-        )));
-    }
+    let p = query_params(raw, &["limit"])?;
     let limit = parse_bounded("limit", p.get("limit").map(String::as_str), 20, 1, 500)?;
     let runs = strata_archive::list_runs(state.hot.pool(), i64::from(limit))
         .await
         .map_err(archive_error)?
         .into_iter()
-        .map(|(r, chunks)| RunView {
-            id: r.id,
-            status: r.status,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            cutoff: r.cutoff,
-            chunks_total: r.chunks_total,
-            chunks_moved: r.chunks_moved,
-            chunks_failed: r.chunks_failed,
-            rows_moved: r.rows_moved,
-            bytes_written: r.bytes_written,
-            orphans_removed: r.orphans_removed,
-            error: r.error,
-            chunks: chunks
-                .into_iter()
-                .map(|c| ChunkView {
-                    chunk: c.chunk,
-                    day: c.day,
-                    status: c.status,
-                    files: c.files,
-                    rows: c.rows,
-                    bytes: c.bytes,
-                    seconds: c.seconds,
-                    error: c.error,
-                })
-                .collect(),
-        })
+        .map(|(run, chunks)| RunView { run, chunks })
         .collect();
     Ok(Json(RunsResponse { runs }))
 }

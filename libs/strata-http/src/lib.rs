@@ -8,6 +8,7 @@ mod health;
 mod ingest;
 pub mod metrics;
 pub mod openapi;
+mod params;
 pub mod ratelimit;
 mod stats;
 

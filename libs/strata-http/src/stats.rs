@@ -5,32 +5,12 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use strata_model::{DayRange, Period, Scope, parse_bounded};
 use strata_query::{DauResponse, RetentionResponse, TopEventsResponse};
 
+use crate::params::{QueryParams, query_params};
 use crate::{ApiError, AppState, Authenticated};
-
-type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
-
-/// The query string as a map, refusing unknown and repeated parameters.
-fn params(raw: Params, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
-    let Query(pairs) = raw.map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-    let mut map = HashMap::new();
-    for (k, v) in pairs {
-        if !allowed.contains(&k.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "unknown parameter {k:?}; this endpoint takes {}",
-                allowed.join(", ")
-            )));
-        }
-        if map.insert(k.clone(), v).is_some() {
-            return Err(ApiError::BadRequest(format!("parameter {k:?} is repeated")));
-        }
-    }
-    Ok(map)
-}
 
 fn range(state: &AppState, p: &HashMap<String, String>) -> Result<DayRange, ApiError> {
     Ok(DayRange::parse(
@@ -56,10 +36,10 @@ fn range(state: &AppState, p: &HashMap<String, String>) -> Result<DayRange, ApiE
 pub async fn dau(
     State(state): State<AppState>,
     auth: Authenticated,
-    raw: Params,
+    raw: QueryParams,
 ) -> Result<Json<DauResponse>, ApiError> {
     let key = auth.require(Scope::Read)?;
-    let p = params(raw, &["from", "to"])?;
+    let p = query_params(raw, &["from", "to"])?;
     let range = range(&state, &p)?;
     Ok(Json(state.planner.dau(key.project_id, range).await?))
 }
@@ -81,10 +61,10 @@ pub async fn dau(
 pub async fn top_events(
     State(state): State<AppState>,
     auth: Authenticated,
-    raw: Params,
+    raw: QueryParams,
 ) -> Result<Json<TopEventsResponse>, ApiError> {
     let key = auth.require(Scope::Read)?;
-    let p = params(raw, &["from", "to", "limit"])?;
+    let p = query_params(raw, &["from", "to", "limit"])?;
     let range = range(&state, &p)?;
     let limit = parse_bounded("limit", p.get("limit").map(String::as_str), 10, 1, 1000)?;
     Ok(Json(
@@ -113,10 +93,10 @@ pub async fn top_events(
 pub async fn retention(
     State(state): State<AppState>,
     auth: Authenticated,
-    raw: Params,
+    raw: QueryParams,
 ) -> Result<Json<RetentionResponse>, ApiError> {
     let key = auth.require(Scope::Read)?;
-    let p = params(raw, &["from", "to", "period", "periods"])?;
+    let p = query_params(raw, &["from", "to", "period", "periods"])?;
     let range = range(&state, &p)?;
     let period = Period::parse(p.get("period").map_or("day", String::as_str))?;
     let periods = parse_bounded("periods", p.get("periods").map(String::as_str), 8, 1, 100)?;
