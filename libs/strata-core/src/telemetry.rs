@@ -119,3 +119,23 @@ pub fn init(service: &'static str) -> Result<Telemetry, CoreError> {
         metrics: Some(metrics),
     })
 }
+
+/// A binary's `main`: telemetry set up, `main` run on a multi-threaded tokio
+/// runtime, telemetry flushed. Set-up and flush happen outside the runtime:
+/// the OTLP exporter uses a blocking HTTP client on the SDK's own threads.
+pub fn run_main<T, E>(
+    service: &'static str,
+    main: impl Future<Output = Result<T, E>>,
+) -> Result<T, E>
+where
+    E: From<CoreError> + From<std::io::Error>,
+{
+    let telemetry = init(service)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(main);
+    drop(runtime);
+    telemetry.shutdown();
+    result
+}

@@ -141,18 +141,9 @@ async fn open_migrated(db: &DatabaseArgs) -> anyhow::Result<HotStore> {
     Ok(HotStore::open(pool).await?)
 }
 
-/// Telemetry is set up and flushed outside the async runtime: its OTLP
-/// exporter uses a blocking HTTP client on the SDK's own threads.
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let telemetry = strata_core::telemetry::init("strata-api")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let result = runtime.block_on(run(cli));
-    drop(runtime);
-    telemetry.shutdown();
-    result
+    strata_core::telemetry::run_main("strata-api", run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

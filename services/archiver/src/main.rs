@@ -63,18 +63,9 @@ fn failpoint_from_env() -> anyhow::Result<Option<strata_archive::FailPointHook>>
     })))
 }
 
-/// Telemetry is set up and flushed outside the async runtime: its OTLP
-/// exporter uses a blocking HTTP client on the SDK's own threads.
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let telemetry = strata_core::telemetry::init("strata-archiver")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let result = runtime.block_on(run(cli));
-    drop(runtime);
-    telemetry.shutdown();
-    result
+    strata_core::telemetry::run_main("strata-archiver", run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
