@@ -358,13 +358,16 @@ impl TestApp {
 
     /// `GET path` with `key`; returns (status, JSON body).
     pub async fn get_json(&self, key: &str, path: &str) -> (u16, Value) {
-        let resp = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+        Self::json_of(self.client.get(self.url(path)).bearer_auth(key)).await
+    }
+
+    /// `GET path` without a key (health, metrics, the API document).
+    pub async fn get_public_json(&self, path: &str) -> (u16, Value) {
+        Self::json_of(self.client.get(self.url(path))).await
+    }
+
+    async fn json_of(req: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let body = resp.json().await.unwrap_or(Value::Null);
         (status, body)

@@ -24,6 +24,22 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
+/// `keys create --project demo <args>`: the new key.
+fn create_key(db: &TestDb, args: &[&str]) -> String {
+    let mut all = vec!["keys", "create", "--project", "demo"];
+    all.extend_from_slice(args);
+    let out = run(db, &all);
+    assert!(out.status.success(), "{out:?}");
+    stdout(&out).lines().last().unwrap().to_owned()
+}
+
+/// Sends SIGTERM, as an orchestrator stopping the process would.
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+}
+
 #[tokio::test]
 async fn migrate_then_keys_create_list_revoke() {
     let db = TestDb::create_empty().await;
@@ -144,6 +160,16 @@ async fn spawn_serve_env(
     db: &TestDb,
     env: &[(&'static str, String)],
 ) -> (tokio::process::Child, String) {
+    spawn_serve_logging(db, env, "warn", Stdio::inherit()).await
+}
+
+/// [`spawn_serve_env`] with the log level and where the logs go.
+async fn spawn_serve_logging(
+    db: &TestDb,
+    env: &[(&'static str, String)],
+    rust_log: &str,
+    stderr: Stdio,
+) -> (tokio::process::Child, String) {
     let port = free_port();
     let cache = std::env::temp_dir().join(format!("strata-cache-{}", Uuid::new_v4().simple()));
     let child = tokio::process::Command::new(BIN)
@@ -151,8 +177,9 @@ async fn spawn_serve_env(
         .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
         .env("STRATA_COLD_CACHE_DIR", cache)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", rust_log)
         .stdout(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -192,14 +219,7 @@ async fn demo_data_fills_both_tiers_and_the_stats_add_up() {
     assert!(out.status.success(), "{out:?}");
     let text = stdout(&out);
     assert!(text.contains("4050 events stored (50 late"), "{text}");
-    let key = stdout(&run(
-        &db,
-        &["keys", "create", "--project", "demo", "--scopes", "read"],
-    ))
-    .lines()
-    .last()
-    .unwrap()
-    .to_owned();
+    let key = create_key(&db, &["--scopes", "read"]);
     let (_child, base) = spawn_serve(&db, cold.path()).await;
     let today = chrono::Utc::now().date_naive();
     let first = today - chrono::Duration::days(39);
@@ -251,11 +271,7 @@ async fn demo_data_fills_both_tiers_and_the_stats_add_up() {
 #[tokio::test]
 async fn serve_accepts_a_batch_and_stops_gracefully_on_sigterm() {
     let db = TestDb::create_empty().await;
-    let key = {
-        let out = run(&db, &["keys", "create", "--project", "demo"]);
-        assert!(out.status.success(), "{out:?}");
-        stdout(&out).lines().last().unwrap().to_owned()
-    };
+    let key = create_key(&db, &[]);
     let cold = tempfile::tempdir().unwrap();
     let (mut child, base) = spawn_serve(&db, cold.path()).await;
     let client = reqwest::Client::new();
@@ -275,12 +291,7 @@ async fn serve_accepts_a_batch_and_stops_gracefully_on_sigterm() {
         json!({"accepted": 2, "duplicates": 0, "rejected": []})
     );
 
-    let pid = child.id().unwrap();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&child);
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .expect("strata-api did not stop within 10s of SIGTERM")
@@ -295,20 +306,18 @@ async fn two_api_replicas_and_the_archiver_against_postgres_redis_and_s3() {
     let db = TestDb::create_empty().await;
     let cold = strata_tests::cold::TestCold::s3();
     assert!(run(&db, &["migrate"]).status.success());
-    let create = |args: &[&str]| {
-        let mut all = vec!["keys", "create", "--project", "demo"];
-        all.extend_from_slice(args);
-        stdout(&run(&db, &all)).lines().last().unwrap().to_owned()
-    };
-    let busy = create(&[
-        "--scopes",
-        "ingest,read,admin",
-        "--rate",
-        "1000",
-        "--burst",
-        "1000",
-    ]);
-    let small = create(&["--scopes", "read"]);
+    let busy = create_key(
+        &db,
+        &[
+            "--scopes",
+            "ingest,read,admin",
+            "--rate",
+            "1000",
+            "--burst",
+            "1000",
+        ],
+    );
+    let small = create_key(&db, &["--scopes", "read"]);
     let mut env = cold.env_vars();
     env.push(("STRATA_REDIS_URL", strata_tests::test_redis_url()));
     env.push(("STRATA_RATE_LIMIT_RATE", "0.01".into()));
@@ -439,11 +448,7 @@ fn exported(seen: &std::sync::Mutex<Vec<(String, Vec<u8>)>>, path: &str, needle:
 #[tokio::test]
 async fn traces_and_metrics_reach_an_otlp_receiver_and_flush_on_shutdown() {
     let db = TestDb::create_empty().await;
-    let key = stdout(&run(&db, &["keys", "create", "--project", "demo"]))
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
+    let key = create_key(&db, &[]);
     let (endpoint, seen) = otlp_receiver().await;
     let cold = tempfile::tempdir().unwrap();
     let env = [
@@ -475,14 +480,7 @@ async fn traces_and_metrics_reach_an_otlp_receiver_and_flush_on_shutdown() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let pid = child.id().unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await
         .expect("strata-api did not stop")
@@ -537,11 +535,7 @@ async fn traces_and_metrics_reach_an_otlp_receiver_and_flush_on_shutdown() {
 #[tokio::test]
 async fn an_unreachable_collector_neither_fails_nor_stalls_requests_or_shutdown() {
     let db = TestDb::create_empty().await;
-    let key = stdout(&run(&db, &["keys", "create", "--project", "demo"]))
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
+    let key = create_key(&db, &[]);
     let cold = tempfile::tempdir().unwrap();
     let closed_port = free_port();
     let env = [
@@ -572,14 +566,7 @@ async fn an_unreachable_collector_neither_fails_nor_stalls_requests_or_shutdown(
     })
     .await
     .expect("requests stalled with the collector down");
-    let pid = child.id().unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
         .expect("shutdown did not finish within its flush bound")
@@ -590,37 +577,17 @@ async fn an_unreachable_collector_neither_fails_nor_stalls_requests_or_shutdown(
 #[tokio::test]
 async fn each_request_logs_one_json_line_with_route_status_project_and_request_id() {
     let db = TestDb::create_empty().await;
-    let key = stdout(&run(&db, &["keys", "create", "--project", "demo"]))
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
+    let key = create_key(&db, &[]);
     let cold = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = tokio::process::Command::new(BIN)
-        .env("STRATA_DATABASE_URL", &db.url)
-        .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "STRATA_COLD_URL",
-            format!("file://{}", cold.path().display()),
-        )
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let cold_url = format!("file://{}", cold.path().display());
+    let (child, base) = spawn_serve_logging(
+        &db,
+        &[("STRATA_COLD_URL", cold_url)],
+        "info",
+        Stdio::piped(),
+    )
+    .await;
     let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if client.get(format!("{base}/livez")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up);
     let resp = client
         .post(format!("{base}/v1/events"))
         .bearer_auth(&key)
@@ -630,14 +597,7 @@ async fn each_request_logs_one_json_line_with_route_status_project_and_request_i
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let pid = child.id().unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
         .await
         .unwrap()
