@@ -10,7 +10,7 @@ export STRATA_CACHE
 export CARGO_TARGET_DIR ?= $(STRATA_CACHE)/target
 export PATH := $(STRATA_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help test run demo archive lint fmt openapi bench-micro services clean-test-dbs
+.PHONY: help test run demo archive lint fmt openapi bench bench-micro services clean-test-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,6 +35,13 @@ archive: ## Run one archiver pass over the `make run` database (ARGS=--dry-run t
 lint: ## cargo fmt --check and clippy only
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: ## Strata against its baselines on the same data (BENCH_SCALE=2 … for more), then the micro-benchmarks; rewrites docs/BENCHMARKS.md and docs/benchmarks.json
+	@eval "$$(scripts/ensure-services.sh)"; \
+	eval "$$(scripts/ensure-s3.sh)"; \
+	cargo build --quiet --workspace --bins; \
+	"$(CARGO_TARGET_DIR)/debug/strata-bench"; \
+	cargo bench --workspace --profile dev --bench micro -- --warm-up-time 1 --measurement-time 3
 
 bench-micro: ## Criterion micro-benchmarks of the inner loops (dev profile: the one profile DuckDB is built in)
 	cargo bench --workspace --profile dev --bench micro

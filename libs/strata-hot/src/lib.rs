@@ -6,6 +6,7 @@
 
 mod admin;
 mod chunks;
+pub mod copy;
 mod error;
 mod ingest;
 mod keys;

@@ -1,7 +1,7 @@
 //! Realistic synthetic events for demos and benchmarks: users join over
 //! time and the earliest are the most active (a skewed, power-law-like
 //! activity), event types follow a 1/rank law, events cluster in sessions,
-//! and each carries a small properties object. Deterministic per seed.
+//! and each carries a properties object of about 200 bytes. Deterministic per seed.
 
 use chrono::{Duration, NaiveDate, Utc};
 use rand::rngs::StdRng;
@@ -102,12 +102,16 @@ impl Generator {
                 at += Duration::milliseconds(self.rng.random_range(200..90_000));
                 let at = at.min(midnight + Duration::days(1) - Duration::microseconds(1));
                 let id = Uuid::from_u128(self.rng.random());
+                // Draws in a fixed order (path, session, plan, ms): the
+                // referrer derives from the path, so no extra draw shifts
+                // the users, types and times of a seed.
+                let path = self.rng.random_range(0..500u32);
+                let session = self.rng.random::<u32>();
+                let plan = ["free", "pro", "team"][self.rng.random_range(0..3usize)];
+                let ms = self.rng.random_range(1..5_000u32);
                 let props = format!(
-                    r#"{{"path":"/p/{}","session":"s{}","ua":"Mozilla/5.0 (X11; Linux x86_64)","plan":"{}","ms":{}}}"#,
-                    self.rng.random_range(0..500u32),
-                    self.rng.random::<u32>(),
-                    ["free", "pro", "team"][self.rng.random_range(0..3usize)],
-                    self.rng.random_range(1..5_000u32),
+                    r#"{{"path":"/p/{path}","session":"s{session}","ua":"Mozilla/5.0 (X11; Linux x86_64)","plan":"{plan}","ms":{ms},"ref":"https://news.example.com/article/{}","locale":"en-US","screen":"1920x1080"}}"#,
+                    path * 37 % 10_007,
                 );
                 out.push(build(id, user, TYPES[t], at, &props));
             }

@@ -19,6 +19,7 @@
 
 mod duck;
 mod error;
+pub mod merge;
 mod meta;
 mod stats;
 

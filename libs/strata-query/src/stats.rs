@@ -1,6 +1,6 @@
 //! The three stats, planned over both tiers and merged exactly.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +15,7 @@ use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::duck::{rows, source};
+use crate::merge::{DauMerge, RetentionMerge};
 use crate::meta::{CacheMeta, ColdMeta, HotMeta, Meta, ranges};
 use crate::{Planner, QueryError};
 
@@ -258,38 +259,28 @@ impl Planner {
         });
         let ((hot_counts, hot_pairs, hot_ms), cold) = tokio::try_join!(hot, cold)?;
 
-        let mut users: HashMap<NaiveDate, u64> = HashMap::new();
+        let mut merge = DauMerge::default();
         let mut hot_rows = 0;
         for c in &hot_counts {
             hot_rows += u(c.rows);
             if !plan.both.contains(&c.day) {
-                users.insert(c.day, u(c.users));
+                merge.count(c.day, u(c.users));
             }
         }
-        let mut union: HashMap<NaiveDate, HashSet<String>> = HashMap::new();
         for (d, user) in hot_pairs {
-            union.entry(d).or_default().insert(user);
+            merge.user(d, user);
         }
         let cold_meta = cold.map(|part| {
             let (counts, pairs) = part.value;
             for (d, n) in counts {
-                users.insert(from_day_number(d), u(n));
+                merge.count(from_day_number(d), u(n));
             }
             for (d, user) in pairs {
-                union.entry(from_day_number(d)).or_default().insert(user);
+                merge.user(from_day_number(d), user);
             }
             part.meta
         });
-        for (d, set) in union {
-            users.insert(d, set.len() as u64);
-        }
-        let days = range
-            .days()
-            .map(|date| DauPoint {
-                date,
-                users: users.get(&date).copied().unwrap_or(0),
-            })
-            .collect();
+        let days = merge.finish(&range);
         let meta = self.meta(&plan, hot_rows, hot_ms, cold_meta);
         Ok(DauResponse {
             from,
@@ -487,58 +478,19 @@ impl Planner {
         });
         let ((hot_act, hot_ms), cold) = tokio::try_join!(hot, cold)?;
 
-        // Each cohort user's active periods, as bits k = 0..periods.
-        let mut active: HashMap<&str, (i32, u128)> = cohort_users
-            .iter()
-            .map(|(user, c)| (user.as_str(), (*c, 0u128)))
-            .collect();
-        let mut mark = |user: &str, p: i32| {
-            if let Some((c, bits)) = active.get_mut(user) {
-                let k = (p - *c).div_euclid(len);
-                if (0..n).contains(&k) && p >= *c {
-                    *bits |= 1u128 << k;
-                }
-            }
-        };
+        let mut merge = RetentionMerge::new(&cohort_users, len, periods);
         let mut hot_rows = 0;
         for (user, p, events) in &hot_act {
             hot_rows += u(*events);
-            mark(user, *p);
+            merge.mark(user, *p);
         }
         let cold_meta = cold.map(|part| {
             for (user, p) in &part.value {
-                mark(user, *p);
+                merge.mark(user, *p);
             }
             part.meta
         });
-        let mut by_cohort: HashMap<i32, (u64, Vec<u64>)> = HashMap::new();
-        for (c, bits) in active.values() {
-            let (size, retained) = by_cohort
-                .entry(*c)
-                .or_insert_with(|| (0, vec![0; periods as usize]));
-            *size += 1;
-            for (k, slot) in retained.iter_mut().enumerate() {
-                if bits & (1u128 << k) != 0 {
-                    *slot += 1;
-                }
-            }
-        }
-        let cohorts = (0..)
-            .map(|i| first_cohort + i * len)
-            .take_while(|c| *c <= last_cohort)
-            .map(|c| {
-                let (size, mut retained) = by_cohort
-                    .remove(&c)
-                    .unwrap_or_else(|| (0, vec![0; periods as usize]));
-                let started = (0..n).take_while(|k| c + k * len <= today).count();
-                retained.truncate(started);
-                Cohort {
-                    cohort: from_day_number(c),
-                    size,
-                    retained,
-                }
-            })
-            .collect();
+        let cohorts = merge.finish(first_cohort, last_cohort, today);
         let meta = self.meta(&plan, hot_rows, hot_ms, cold_meta);
         Ok(RetentionResponse {
             from,

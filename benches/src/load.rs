@@ -1,0 +1,116 @@
+//! The load generator's sending side: `clients` concurrent HTTP clients
+//! post pre-encoded batches, each waiting for its answer (200 = committed)
+//! before sending the next, as a well-behaved producer does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use crate::data::Body;
+use crate::error::{Result, failed};
+
+/// Posts batches to one Strata server with one key.
+#[derive(Debug, Clone)]
+pub struct Ingestor {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub key: String,
+}
+
+/// What a load achieved.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadStats {
+    pub events: u64,
+    pub batches: u64,
+    pub secs: f64,
+}
+
+impl LoadStats {
+    pub fn per_sec(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.events as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct IngestAnswer {
+    accepted: u64,
+    duplicates: u64,
+}
+
+impl Ingestor {
+    /// Sends `bodies` from `clients` concurrent clients until all are sent
+    /// or `stop` is set. Every event must be accepted (the data holds no
+    /// duplicates), or the load fails.
+    pub async fn send(
+        &self,
+        bodies: Arc<Vec<Body>>,
+        clients: usize,
+        stop: Option<Arc<AtomicBool>>,
+    ) -> Result<LoadStats> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..clients.max(1) {
+            let (me, bodies, next, stop) = (
+                self.clone(),
+                Arc::clone(&bodies),
+                Arc::clone(&next),
+                stop.clone(),
+            );
+            tasks.spawn(async move {
+                let mut stats = LoadStats::default();
+                loop {
+                    if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(body) = bodies.get(i) else { break };
+                    me.post(body).await?;
+                    stats.events += u64::from(body.events);
+                    stats.batches += 1;
+                }
+                Ok::<_, crate::BenchError>(stats)
+            });
+        }
+        let mut total = LoadStats::default();
+        while let Some(done) = tasks.join_next().await {
+            let s = done.map_err(|e| failed(format!("load client panicked: {e}")))??;
+            total.events += s.events;
+            total.batches += s.batches;
+        }
+        total.secs = started.elapsed().as_secs_f64();
+        Ok(total)
+    }
+
+    async fn post(&self, body: &Body) -> Result<()> {
+        let res = self
+            .client
+            .post(format!("{}/v1/events", self.base))
+            .bearer_auth(&self.key)
+            .header("content-type", "application/json")
+            .body(body.bytes.clone())
+            .send()
+            .await?;
+        let status = res.status();
+        if !status.is_success() {
+            return Err(failed(format!(
+                "ingest answered {status}: {}",
+                res.text().await.unwrap_or_default()
+            )));
+        }
+        let answer: IngestAnswer = res.json().await?;
+        if answer.accepted != u64::from(body.events) || answer.duplicates != 0 {
+            return Err(failed(format!(
+                "ingest accepted {} of {} events ({} duplicates)",
+                answer.accepted, body.events, answer.duplicates
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Strata's own binaries run as child processes, as in production, so that
+//! their memory can be measured: a sampler reads the kernel's high-water
+//! mark of resident memory (`VmHWM`) every 20 ms while the process lives.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::error::{Result, failed};
+
+/// A running Strata binary.
+#[derive(Debug)]
+pub struct Proc {
+    name: String,
+    child: Child,
+    peak: Arc<AtomicU64>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+/// The peak resident memory of `pid` so far, in bytes (Linux; `None`
+/// elsewhere or once the process is gone).
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+impl Proc {
+    /// Starts `bin` with `args`, `env` added to the inherited environment,
+    /// and stdout and stderr appended to `log`.
+    pub fn spawn(bin: &Path, args: &[&str], env: &[(String, String)], log: &Path) -> Result<Self> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let child = Command::new(bin)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| failed(format!("cannot start {}: {e}", bin.display())))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| failed(format!("{} exited at once", bin.display())))?;
+        let peak = Arc::new(AtomicU64::new(0));
+        let sampled = Arc::clone(&peak);
+        let sampler = tokio::spawn(async move {
+            while let Some(bytes) = peak_rss(pid) {
+                sampled.fetch_max(bytes, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Ok(Self {
+            name: bin.file_name().map_or_else(
+                || bin.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            child,
+            peak,
+            sampler,
+        })
+    }
+
+    /// Peak resident memory seen so far, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        if let Some(now) = self.child.id().and_then(peak_rss) {
+            self.peak.fetch_max(now, Ordering::Relaxed);
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Waits for the process to exit; its exit status and peak memory.
+    pub async fn wait(mut self) -> Result<(ExitStatus, u64)> {
+        let status = self.child.wait().await?;
+        self.sampler.abort();
+        Ok((status, self.peak.load(Ordering::Relaxed)))
+    }
+
+    /// Stops the process as an orchestrator would (SIGTERM, then waits).
+    pub async fn stop(mut self) -> Result<u64> {
+        let peak = self.peak_rss();
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
+            Ok(status) => {
+                status?;
+            }
+            Err(_) => {
+                self.child.kill().await?;
+                return Err(failed(format!("{} did not stop on SIGTERM", self.name)));
+            }
+        }
+        self.sampler.abort();
+        Ok(peak)
+    }
+}
+
+/// Runs `bin args` to completion; its stdout, or an error with its output.
+pub async fn run_output(bin: &Path, args: &[&str], env: &[(String, String)]) -> Result<String> {
+    let out = Command::new(bin)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| failed(format!("cannot start {}: {e}", bin.display())))?;
+    if !out.status.success() {
+        return Err(failed(format!(
+            "{} {} failed ({}): {}",
+            bin.display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The directory holding this binary's sibling binaries (`strata-api`, …).
+pub fn bin_dir() -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    me.parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| failed("cannot locate the binaries beside strata-bench"))
+}

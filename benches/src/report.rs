@@ -1,0 +1,411 @@
+//! The run's figures: serialised as JSON, rendered as the markdown section
+//! of docs/BENCHMARKS.md, each target with its measured value and verdict.
+
+use serde::Serialize;
+
+use crate::queries::{QuerySpec, Timing};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub cpu: String,
+    pub postgres: String,
+}
+
+impl Machine {
+    pub fn read(postgres: String) -> Self {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let kib: f64 = meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0);
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map_or_else(|| "unknown".to_owned(), |s| s.trim().to_owned());
+        Self {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_gib: kib / 1024.0 / 1024.0,
+            cpu,
+            postgres,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DataInfo {
+    pub scale: f64,
+    pub days: u32,
+    pub users: u32,
+    pub history_events: u64,
+    pub extra_events: u64,
+    pub late_events: u64,
+    pub total_events: u64,
+    pub hot_rows_after_archive: u64,
+    pub cold_rows: u64,
+    pub cold_files: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestResult {
+    pub clients: usize,
+    pub batch_events: usize,
+    pub events: u64,
+    pub strata_secs: f64,
+    pub strata_events_per_s: f64,
+    pub copy_secs: f64,
+    pub copy_events_per_s: f64,
+    /// Strata / `psql \copy`; target ≥ 1.0.
+    pub ratio: f64,
+    pub api_peak_rss_mib: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveResult {
+    pub rows: u64,
+    pub chunks: u64,
+    /// The archive run's own duration (its `archive_runs` row).
+    pub run_secs: f64,
+    pub rows_per_s: f64,
+    pub archiver_peak_rss_mib: f64,
+    pub ingest_alone_events_per_s: f64,
+    pub ingest_during_events_per_s: f64,
+    /// 1 - during / alone; target ≤ 0.20.
+    pub ingest_drop: f64,
+    pub big_chunk: BigChunk,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BigChunk {
+    pub rows: u64,
+    pub run_secs: f64,
+    pub rows_per_s: f64,
+    pub archiver_peak_rss_mib: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageResult {
+    pub hot_events: u64,
+    pub hot_events_bytes: u64,
+    pub hot_dedup_bytes: u64,
+    pub hot_bytes_per_event: f64,
+    pub cold_rows: u64,
+    pub cold_bytes: u64,
+    pub cold_bytes_per_event: f64,
+    /// hot / cold; target ≥ 10.
+    pub ratio: f64,
+    /// The `\copy` baseline table (heap + index), for reference.
+    pub baseline_table_bytes_per_event: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryResult {
+    #[serde(flatten)]
+    pub spec: QuerySpec,
+    pub strata: Timing,
+    /// Medians of the warm runs, from each response's `meta`.
+    pub strata_hot_ms: f64,
+    pub strata_cold_ms: f64,
+    pub postgres: Timing,
+    pub duckdb: Timing,
+    /// Strata's warm median / (1.2 × the slower tier's + 50 ms); the
+    /// target holds when this is ≤ 1.
+    pub vs_slower_tier: f64,
+    pub speedup_vs_postgres: f64,
+    pub speedup_vs_duckdb: f64,
+    /// All three systems gave the same answer.
+    pub answers_equal: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub name: String,
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub date: String,
+    pub commit: String,
+    pub machine: Machine,
+    pub data: DataInfo,
+    pub ingest: IngestResult,
+    pub archive: ArchiveResult,
+    pub storage: StorageResult,
+    pub queries: Vec<QueryResult>,
+    pub targets: Vec<Target>,
+    pub total_secs: f64,
+}
+
+fn target(name: &str, target: &str, measured: String, met: bool) -> Target {
+    Target {
+        name: name.to_owned(),
+        target: target.to_owned(),
+        measured,
+        met,
+    }
+}
+
+/// The issue's targets, judged on the run's figures.
+pub fn targets(
+    ingest: &IngestResult,
+    archive: &ArchiveResult,
+    storage: &StorageResult,
+    queries: &[QueryResult],
+) -> Vec<Target> {
+    let mut out = vec![
+        target(
+            "ingest vs psql \\copy",
+            "≥ 1.0×",
+            format!("{:.2}×", ingest.ratio),
+            ingest.ratio >= 1.0,
+        ),
+        target(
+            "archive throughput",
+            "≥ 500k rows/s",
+            format!(
+                "{:.0}k rows/s ({:.0}k on the big chunk)",
+                archive.rows_per_s / 1e3,
+                archive.big_chunk.rows_per_s / 1e3
+            ),
+            archive.rows_per_s >= 500e3,
+        ),
+        target(
+            "ingest drop while archiving",
+            "≤ 20%",
+            format!("{:.1}%", archive.ingest_drop * 100.0),
+            archive.ingest_drop <= 0.20,
+        ),
+        target(
+            "hot / cold bytes per event",
+            "≥ 10×",
+            format!("{:.1}×", storage.ratio),
+            storage.ratio >= 10.0,
+        ),
+    ];
+    for q in queries {
+        out.push(target(
+            &format!("{}: Strata vs its slower tier", q.spec.name),
+            "≤ 1.2 × slower tier + 50 ms",
+            format!(
+                "{:.0} ms vs {:.0} ms",
+                q.strata.median_ms,
+                q.strata_hot_ms.max(q.strata_cold_ms)
+            ),
+            q.vs_slower_tier <= 1.0,
+        ));
+        if q.spec.to - q.spec.from >= chrono::Duration::days(364) {
+            out.push(target(
+                &format!("{}: vs PostgreSQL alone", q.spec.name),
+                "≥ 10× faster",
+                format!("{:.1}×", q.speedup_vs_postgres),
+                q.speedup_vs_postgres >= 10.0,
+            ));
+        }
+        out.push(target(
+            &format!("{}: same answer as both baselines", q.spec.name),
+            "exact",
+            if q.answers_equal {
+                "equal"
+            } else {
+                "DIFFERENT"
+            }
+            .to_owned(),
+            q.answers_equal,
+        ));
+    }
+    out
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+pub(crate) fn to_mib(bytes: u64) -> f64 {
+    mib(bytes)
+}
+
+impl Report {
+    /// The generated section of docs/BENCHMARKS.md.
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let d = &self.data;
+        let i = &self.ingest;
+        let a = &self.archive;
+        let s = &self.storage;
+        let mut o = String::new();
+        let mut line = |l: String| {
+            o.push_str(&l);
+            o.push('\n');
+        };
+        line(format!(
+            "Run {} at commit `{}` on {} cores ({}), {:.1} GiB memory, {}; {:.0} s in all.",
+            self.date, self.commit, m.cores, m.cpu, m.memory_gib, m.postgres, self.total_secs
+        ));
+        line(String::new());
+        line(format!(
+            "Data (`BENCH_SCALE={}`): {} events over {} days from {} users (skewed activity, \
+             1/rank event types, sessions, ~200-byte properties), then {} more ingested today \
+             during the archive measurement and {} late events into archived days. \
+             After archiving: {} rows hot, {} rows cold in {} files.",
+            d.scale,
+            d.history_events,
+            d.days,
+            d.users,
+            d.extra_events,
+            d.late_events,
+            d.hot_rows_after_archive,
+            d.cold_rows,
+            d.cold_files
+        ));
+        line(String::new());
+        line("### Targets".into());
+        line(String::new());
+        line("| | target | measured | |".into());
+        line("|---|---|---|---|".into());
+        for t in &self.targets {
+            line(format!(
+                "| {} | {} | {} | {} |",
+                t.name,
+                t.target,
+                t.measured,
+                if t.met { "met" } else { "**missed**" }
+            ));
+        }
+        line(String::new());
+        line("### Ingest".into());
+        line(String::new());
+        line("| | events | seconds | events/s |".into());
+        line("|---|---:|---:|---:|".into());
+        line(format!(
+            "| Strata: HTTP, {} clients × {}-event batches, to commit | {} | {:.1} | {:.0} |",
+            i.clients, i.batch_events, i.events, i.strata_secs, i.strata_events_per_s
+        ));
+        line(format!(
+            "| `psql \\copy` of the same rows as CSV into an identically indexed table | {} | {:.1} | {:.0} |",
+            i.events, i.copy_secs, i.copy_events_per_s
+        ));
+        line(format!("| **ratio** | | | **{:.2}×** |", i.ratio));
+        line(String::new());
+        line(format!(
+            "Peak RSS of strata-api under this load: {:.0} MiB.",
+            i.api_peak_rss_mib
+        ));
+        line(String::new());
+        line("### Archive".into());
+        line(String::new());
+        line("| | rows | seconds | rows/s | archiver peak RSS |".into());
+        line("|---|---:|---:|---:|---:|".into());
+        line(format!(
+            "| {} day chunks, PostgreSQL → Parquet → S3 (Garage), ingest running | {} | {:.1} | {:.0} | {:.0} MiB |",
+            a.chunks, a.rows, a.run_secs, a.rows_per_s, a.archiver_peak_rss_mib
+        ));
+        line(format!(
+            "| one {}-row chunk | {} | {:.1} | {:.0} | {:.0} MiB |",
+            a.big_chunk.rows,
+            a.big_chunk.rows,
+            a.big_chunk.run_secs,
+            a.big_chunk.rows_per_s,
+            a.big_chunk.archiver_peak_rss_mib
+        ));
+        line(String::new());
+        line(format!(
+            "Ingest while the archiver runs: {:.0} events/s, against {:.0} events/s alone \
+             over the same length of time: a drop of {:.1}%.",
+            a.ingest_during_events_per_s,
+            a.ingest_alone_events_per_s,
+            a.ingest_drop * 100.0
+        ));
+        line(String::new());
+        line("### Storage".into());
+        line(String::new());
+        line("| | events | bytes | bytes/event |".into());
+        line("|---|---:|---:|---:|".into());
+        line(format!(
+            "| hot: events heap + TOAST + indexes, plus dedup records | {} | {} + {} | {:.0} |",
+            s.hot_events, s.hot_events_bytes, s.hot_dedup_bytes, s.hot_bytes_per_event
+        ));
+        line(format!(
+            "| cold: ZSTD Parquet | {} | {} | {:.1} |",
+            s.cold_rows, s.cold_bytes, s.cold_bytes_per_event
+        ));
+        line(format!(
+            "| (reference: the `\\copy` table, heap + index, no dedup) | | | {:.0} |",
+            s.baseline_table_bytes_per_event
+        ));
+        line(format!("| **hot / cold** | | | **{:.1}×** |", s.ratio));
+        line(String::new());
+        line("### Queries".into());
+        line(String::new());
+        line(
+            "Milliseconds: median of the warm runs (first run with an empty cache in brackets). \
+             Strata's tiers are timed inside the same request (`meta`)."
+                .into(),
+        );
+        line(String::new());
+        line("| query | range | Strata | hot tier | cold tier | PostgreSQL alone | DuckDB alone | vs PG | vs DuckDB |".into());
+        line("|---|---|---:|---:|---:|---:|---:|---:|---:|".into());
+        for q in &self.queries {
+            line(format!(
+                "| {} | {} – {} | {:.0} ({:.0}) | {:.0} | {:.0} | {:.0} ({:.0}) | {:.0} ({:.0}) | {:.1}× | {:.1}× |",
+                q.spec.name,
+                q.spec.from,
+                q.spec.to,
+                q.strata.median_ms,
+                q.strata.first_ms,
+                q.strata_hot_ms,
+                q.strata_cold_ms,
+                q.postgres.median_ms,
+                q.postgres.first_ms,
+                q.duckdb.median_ms,
+                q.duckdb.first_ms,
+                q.speedup_vs_postgres,
+                q.speedup_vs_duckdb
+            ));
+        }
+        o
+    }
+}
+
+/// Where the generated section of docs/BENCHMARKS.md starts and ends; the
+/// rest of the file (the history of changes) is written by hand.
+pub const BEGIN: &str =
+    "<!-- strata-bench:begin (generated by `make bench`; edits here are overwritten) -->";
+pub const END: &str = "<!-- strata-bench:end -->";
+
+/// `doc` with its generated section replaced by `section` (appended, with
+/// a title, when `doc` has none yet).
+pub fn splice(doc: &str, section: &str) -> String {
+    let generated = format!("{BEGIN}\n{section}{END}");
+    match (doc.find(BEGIN), doc.find(END)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{generated}{}", &doc[..a], &doc[b + END.len()..])
+        }
+        _ if doc.trim().is_empty() => format!("# Benchmarks\n\n## Latest run\n\n{generated}\n"),
+        _ => format!("{}\n\n## Latest run\n\n{generated}\n", doc.trim_end()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_replaces_only_the_generated_section() {
+        let first = splice("", "one\n");
+        assert!(first.starts_with("# Benchmarks"));
+        let edited =
+            first.replace("## Latest run", "Notes kept.\n\n## Latest run") + "\nTail kept.\n";
+        let second = splice(&edited, "two\n");
+        assert!(second.contains("Notes kept.") && second.contains("Tail kept."));
+        assert!(second.contains("two\n") && !second.contains("one\n"));
+        assert_eq!(second.matches(BEGIN).count(), 1);
+    }
+}

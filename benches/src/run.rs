@@ -1,0 +1,720 @@
+//! `make bench`: one run that loads the same generated events into Strata
+//! and into the baselines, measures each target of the benchmark issue, and
+//! returns the figures. Strata runs as its real binaries (strata-api,
+//! strata-archiver) against PostgreSQL, Redis and the S3 server that
+//! `make test` starts; every comparison is made in the same run on the same
+//! rows.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use sqlx::PgPool;
+use strata_model::ValidEvent;
+
+use crate::data::{self, CSV_COLUMNS, Load};
+use crate::error::{Result, failed};
+use crate::load::{Ingestor, LoadStats};
+use crate::procs::{self, Proc};
+use crate::queries::{self, QuerySpec, Stat, TierMs, median};
+use crate::report::{
+    self, ArchiveResult, BigChunk, DataInfo, IngestResult, Machine, QueryResult, Report,
+    StorageResult, to_mib,
+};
+
+/// Where the S3 server is (what `scripts/ensure-s3.sh` exports).
+#[derive(Debug, Clone)]
+pub struct S3Env {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub region: String,
+}
+
+/// What to run; see `strata-bench --help`.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub scale: f64,
+    pub days: u32,
+    pub events_per_day: u32,
+    pub users: u32,
+    pub clients: usize,
+    pub batch: usize,
+    pub big_chunk_rows: u64,
+    pub warm_runs: usize,
+    /// A PostgreSQL URL allowed to create databases.
+    pub admin_url: String,
+    pub redis_url: Option<String>,
+    pub s3: S3Env,
+    pub work_dir: PathBuf,
+    /// Leave the database and the bucket prefix behind for inspection.
+    pub keep: bool,
+}
+
+const DB: &str = "strata_bench";
+
+struct Bench<'a> {
+    cfg: &'a BenchConfig,
+    api_bin: PathBuf,
+    archiver_bin: PathBuf,
+    env: Vec<(String, String)>,
+    cold_url: String,
+    db_url: String,
+    pool: PgPool,
+    project: i64,
+    today: NaiveDate,
+    client: reqwest::Client,
+    key: String,
+    runs: u32,
+}
+
+fn with_database(url: &str, db: &str) -> Result<String> {
+    let mut u = reqwest::Url::parse(url).map_err(|e| failed(format!("{url}: {e}")))?;
+    u.set_path(db);
+    Ok(u.to_string())
+}
+
+fn secs(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64()
+}
+
+pub async fn run(cfg: &BenchConfig) -> Result<Report> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&cfg.work_dir)?;
+    let admin = PgPool::connect(&cfg.admin_url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+        .execute(&admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {DB}"))
+        .execute(&admin)
+        .await?;
+    let postgres: String = sqlx::query_scalar("SELECT version()")
+        .fetch_one(&admin)
+        .await?;
+    let postgres = postgres
+        .split(" on ")
+        .next()
+        .unwrap_or(&postgres)
+        .to_owned();
+    let db_url = with_database(&cfg.admin_url, DB)?;
+    let bins = procs::bin_dir()?;
+    let cold_url = format!("s3://{}/bench-{}", cfg.s3.bucket, std::process::id());
+    let mut env: Vec<(String, String)> = [
+        ("STRATA_DATABASE_URL", db_url.as_str()),
+        ("STRATA_COLD_URL", cold_url.as_str()),
+        ("STRATA_S3_ENDPOINT", cfg.s3.endpoint.as_str()),
+        ("STRATA_S3_REGION", cfg.s3.region.as_str()),
+        ("STRATA_S3_ACCESS_KEY_ID", cfg.s3.access_key_id.as_str()),
+        (
+            "STRATA_S3_SECRET_ACCESS_KEY",
+            cfg.s3.secret_access_key.as_str(),
+        ),
+        ("STRATA_HOT_RETENTION", "30d"),
+        ("RUST_LOG", "warn"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    if let Some(r) = &cfg.redis_url {
+        env.push(("STRATA_REDIS_URL".into(), r.clone()));
+    }
+    let api_bin = bins.join("strata-api");
+    procs::run_output(&api_bin, &["migrate"], &env).await?;
+    // The bench key's own limit is far above the load: rate limiting is
+    // checked on every request (one Redis round trip) but never refuses.
+    let out = procs::run_output(
+        &api_bin,
+        &[
+            "keys",
+            "create",
+            "--project",
+            "bench",
+            "--scopes",
+            "ingest,read,admin",
+            "--rate",
+            "1000000",
+            "--burst",
+            "1000000",
+        ],
+        &env,
+    )
+    .await?;
+    let key = out
+        .lines()
+        .last()
+        .ok_or_else(|| failed("keys create printed no key"))?
+        .trim()
+        .to_owned();
+    let pool = PgPool::connect(&db_url).await?;
+    let project: i64 = sqlx::query_scalar("SELECT id FROM projects WHERE name = 'bench'")
+        .fetch_one(&pool)
+        .await?;
+    let mut b = Bench {
+        cfg,
+        api_bin,
+        archiver_bin: bins.join("strata-archiver"),
+        env,
+        cold_url,
+        db_url,
+        pool,
+        project,
+        today: Utc::now().date_naive(),
+        client: reqwest::Client::new(),
+        key,
+        runs: 0,
+    };
+    let result = b.measure_all(&postgres, started).await;
+    if !cfg.keep {
+        b.clean_up(&admin).await;
+    }
+    result
+}
+
+impl Bench<'_> {
+    fn path(&self, name: &str) -> PathBuf {
+        self.cfg.work_dir.join(name)
+    }
+
+    /// Starts strata-api with an empty cold cache; its base URL once ready.
+    async fn start_api(&mut self) -> Result<(Proc, Ingestor)> {
+        self.runs += 1;
+        let port = procs::free_port()?;
+        let cache = self.path(&format!("cache-{}", self.runs));
+        let _ = std::fs::remove_dir_all(&cache);
+        let mut env = self.env.clone();
+        env.push(("STRATA_LISTEN".into(), format!("127.0.0.1:{port}")));
+        env.push(("STRATA_COLD_CACHE_DIR".into(), cache.display().to_string()));
+        let proc = Proc::spawn(&self.api_bin, &["serve"], &env, &self.path("api.log"))?;
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = self.client.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(failed(format!(
+                    "strata-api did not become ready; see {}",
+                    self.path("api.log").display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok((
+            proc,
+            Ingestor {
+                client: self.client.clone(),
+                base,
+                key: self.key.clone(),
+            },
+        ))
+    }
+
+    async fn sql(&self, sql: &str) -> Result<()> {
+        sqlx::raw_sql(sql).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// `psql \copy` of `csv` into the baseline table; seconds taken.
+    async fn psql_copy(&self, csv: &Path) -> Result<f64> {
+        let started = Instant::now();
+        let out = tokio::process::Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.db_url,
+                "-c",
+            ])
+            .arg(format!(
+                "\\copy {} ({CSV_COLUMNS}) FROM '{}' WITH (FORMAT csv)",
+                queries::PG_TABLE,
+                csv.display()
+            ))
+            .output()
+            .await
+            .map_err(|e| failed(format!("cannot run psql: {e}")))?;
+        if !out.status.success() {
+            return Err(failed(format!(
+                "psql \\copy failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(secs(started))
+    }
+
+    async fn create_baseline_table(&self, first: NaiveDate) -> Result<()> {
+        let mut sql = format!(
+            "CREATE SCHEMA bench_baseline;
+             CREATE TABLE {t} (LIKE public.events) PARTITION BY RANGE (ts);
+             ALTER TABLE {t} ALTER COLUMN received_at SET DEFAULT now();
+             CREATE INDEX ON {t} (project_id, ts);",
+            t = queries::PG_TABLE
+        );
+        let mut d = first;
+        while d <= self.today + chrono::Duration::days(2) {
+            sql.push_str(&format!(
+                "CREATE TABLE bench_baseline.events_{} PARTITION OF {} \
+                 FOR VALUES FROM ('{d} 00:00:00+00') TO ('{} 00:00:00+00');",
+                d.format("%Y%m%d"),
+                queries::PG_TABLE,
+                d + chrono::Duration::days(1)
+            ));
+            d += chrono::Duration::days(1);
+        }
+        self.sql(&sql).await
+    }
+
+    /// Events of today from a generator seeded with `seed`.
+    fn today_events(&self, n: u32, seed: u64) -> Vec<ValidEvent> {
+        data::generator(1, self.today, self.cfg.users, n, seed).day(0, self.today)
+    }
+
+    fn bodies(&self, events: &[ValidEvent]) -> Result<Arc<Vec<data::Body>>> {
+        let mut load = Load::default();
+        load.push(events, self.cfg.batch, self.project, &mut std::io::sink())?;
+        Ok(Arc::new(load.bodies))
+    }
+
+    /// Runs `load` on `bodies` until `until` resolves; what it sent.
+    async fn load_until(
+        &self,
+        ingest: &Ingestor,
+        bodies: Arc<Vec<data::Body>>,
+        until: impl Future<Output = ()>,
+    ) -> Result<LoadStats> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = {
+            let (ingest, stop) = (ingest.clone(), Arc::clone(&stop));
+            let clients = self.cfg.clients;
+            tokio::spawn(async move { ingest.send(bodies, clients, Some(stop)).await })
+        };
+        until.await;
+        stop.store(true, Ordering::Relaxed);
+        task.await
+            .map_err(|e| failed(format!("load task failed: {e}")))?
+    }
+
+    /// The newest archive run: rows, chunks, seconds.
+    async fn last_archive_run(&self) -> Result<(u64, u64, f64)> {
+        let (status, rows, chunks, secs): (String, i64, i32, f64) = sqlx::query_as(
+            "SELECT status, rows_moved, chunks_moved,
+                    extract(epoch FROM finished_at - started_at)::float8
+               FROM archive_runs ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if status != "succeeded" {
+            return Err(failed(format!("the archive run ended {status}")));
+        }
+        Ok((rows as u64, chunks as u64, secs))
+    }
+
+    async fn measure_all(&mut self, postgres: &str, started: Instant) -> Result<Report> {
+        let cfg = self.cfg;
+        let today = self.today;
+
+        // 1. The history, as bodies and as CSV.
+        tracing::info!(
+            "generating {} days × {} events",
+            cfg.days,
+            cfg.events_per_day
+        );
+        let mut g = data::generator(cfg.days, today, cfg.users, cfg.events_per_day, 1);
+        let days: Vec<NaiveDate> = g.days().collect();
+        let history_csv = self.path("history.csv");
+        let mut history = Load::default();
+        {
+            let mut w = BufWriter::new(std::fs::File::create(&history_csv)?);
+            for (i, d) in days.iter().enumerate() {
+                let events = g.day(i as u32, *d);
+                history.push(&events, cfg.batch, self.project, &mut w)?;
+            }
+            w.flush()?;
+        }
+        let history_events = history.events;
+
+        // 2. Ingest: Strata over HTTP, then `psql \copy` of the same rows.
+        let (api, ingest) = self.start_api().await?;
+        self.sql("CHECKPOINT").await?;
+        tracing::info!("ingesting {history_events} events over HTTP");
+        let http = ingest
+            .send(Arc::new(history.bodies), cfg.clients, None)
+            .await?;
+        let api_peak = api.peak_rss();
+        let first_day = days[0] - chrono::Duration::days(5);
+        self.create_baseline_table(first_day).await?;
+        self.sql("CHECKPOINT").await?;
+        tracing::info!("psql \\copy of the same rows");
+        let copy_secs = self.psql_copy(&history_csv).await?;
+        let ingest_result = IngestResult {
+            clients: cfg.clients,
+            batch_events: cfg.batch,
+            events: http.events,
+            strata_secs: http.secs,
+            strata_events_per_s: http.per_sec(),
+            copy_secs,
+            copy_events_per_s: history_events as f64 / copy_secs,
+            ratio: http.per_sec() / (history_events as f64 / copy_secs),
+            api_peak_rss_mib: to_mib(api_peak),
+        };
+
+        // 3. Storage, hot: every event is still in PostgreSQL.
+        let hot = strata_hot::HotStore::open(self.pool.clone())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let chunks = hot.list_chunks().await.map_err(|e| failed(e.to_string()))?;
+        let size = hot
+            .hot_size(&chunks)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let hot_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        let baseline_bytes: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0)::int8
+               FROM pg_inherits WHERE inhparent = 'bench_baseline.events'::regclass",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+
+        // 4. Archive while today's events keep arriving, then the same load
+        //    alone for as long.
+        let extra_n = (history_events / 3).max(10_000) as u32;
+        let during_events = self.today_events(extra_n, 2);
+        let alone_events = self.today_events(extra_n, 3);
+        let (during_bodies, alone_bodies) =
+            (self.bodies(&during_events)?, self.bodies(&alone_events)?);
+        tracing::info!("archiving with ingest running");
+        let archiver = Proc::spawn(
+            &self.archiver_bin,
+            &["run", "--once"],
+            &self.env,
+            &self.path("archiver.log"),
+        )?;
+        let (status_tx, status_rx) = tokio::sync::oneshot::channel();
+        let during = self
+            .load_until(&ingest, during_bodies, async move {
+                let _ = status_tx.send(archiver.wait().await);
+            })
+            .await?;
+        let (status, archiver_peak) = status_rx
+            .await
+            .map_err(|_| failed("the archiver's status was lost"))??;
+        if !status.success() {
+            return Err(failed(format!(
+                "strata-archiver run --once failed ({status}); see {}",
+                self.path("archiver.log").display()
+            )));
+        }
+        let (archived_rows, archived_chunks, archive_secs) = self.last_archive_run().await?;
+        if during.batches as usize == during_events.len().div_ceil(cfg.batch) {
+            tracing::warn!("the load ran out of events before the archiver finished");
+        }
+        let window = Duration::from_secs_f64(during.secs);
+        let alone = self
+            .load_until(&ingest, alone_bodies, tokio::time::sleep(window))
+            .await?;
+        let sent = |events: &[ValidEvent], s: &LoadStats| -> Vec<ValidEvent> {
+            let n = (s.batches as usize * cfg.batch).min(events.len());
+            events[..n].to_vec()
+        };
+        let mut extra: Vec<ValidEvent> = sent(&during_events, &during);
+        extra.extend(sent(&alone_events, &alone));
+
+        // 5. Late events into archived days: those days are then held by
+        //    both tiers, and every query below has to merge them.
+        let late_days: Vec<NaiveDate> = (0..8)
+            .map(|i| {
+                today - chrono::Duration::days(35 + i64::from(i) * (i64::from(cfg.days) - 40) / 8)
+            })
+            .collect();
+        for (i, d) in late_days.iter().enumerate() {
+            let n = (cfg.events_per_day / 50).max(10);
+            extra.extend(data::generator(1, *d, cfg.users, n, 100 + i as u64).day(0, *d));
+        }
+        let late_events = extra.len() as u64 - during.events - alone.events;
+        let late_bodies = self.bodies(&extra[(during.events + alone.events) as usize..])?;
+        ingest.send(late_bodies, cfg.clients, None).await?;
+        api.stop().await?;
+        let extra_csv = self.path("extra.csv");
+        {
+            let mut w = BufWriter::new(std::fs::File::create(&extra_csv)?);
+            data::write_csv(&extra, self.project, &mut w)?;
+            w.flush()?;
+        }
+        let extra_events = extra.len() as u64 - late_events;
+        drop(extra);
+
+        // 6. Storage, cold.
+        let (cold_files, cold_rows, cold_bytes): (i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*), coalesce(sum(rows), 0)::int8, coalesce(sum(bytes), 0)::int8
+               FROM cold_files",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let hot_after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        let hot_bpe = (size.events_bytes + size.dedup_bytes) as f64 / hot_events as f64;
+        let cold_bpe = cold_bytes as f64 / cold_rows.max(1) as f64;
+        let storage = StorageResult {
+            hot_events: hot_events as u64,
+            hot_events_bytes: size.events_bytes as u64,
+            hot_dedup_bytes: size.dedup_bytes as u64,
+            hot_bytes_per_event: hot_bpe,
+            cold_rows: cold_rows as u64,
+            cold_bytes: cold_bytes as u64,
+            cold_bytes_per_event: cold_bpe,
+            ratio: hot_bpe / cold_bpe,
+            baseline_table_bytes_per_event: baseline_bytes as f64 / history_events as f64,
+        };
+
+        // 7. The baselines get the rest of the rows.
+        tracing::info!("loading the baselines");
+        self.psql_copy(&extra_csv).await?;
+        self.sql("ANALYZE bench_baseline.events; ANALYZE events; ANALYZE user_first_seen")
+            .await?;
+        let parquet_dir = self.path("duckdb-parquet");
+        let _ = std::fs::remove_dir_all(&parquet_dir);
+        let (h, e, p) = (history_csv.clone(), extra_csv.clone(), parquet_dir.clone());
+        tokio::task::spawn_blocking(move || queries::build_parquet(&[&h, &e], &p))
+            .await
+            .map_err(|e| failed(e.to_string()))??;
+
+        // 8. Queries.
+        let d = |n: i64| today - chrono::Duration::days(n);
+        let specs = [
+            ("DAU 90 days", Stat::Dau, d(89)),
+            ("DAU 365 days", Stat::Dau, d(364)),
+            ("top events 365 days", Stat::TopEvents { limit: 10 }, d(364)),
+            ("retention 12 weeks", Stat::Retention { periods: 12 }, d(83)),
+        ];
+        let mut query_results = Vec::new();
+        for (name, stat, from) in specs {
+            let spec = QuerySpec {
+                name: name.to_owned(),
+                stat,
+                from,
+                to: today,
+            };
+            tracing::info!("query: {name}");
+            query_results.push(self.query(&spec, &parquet_dir).await?);
+        }
+
+        // 9. One big chunk through the archiver, for its memory.
+        let big = self.big_chunk(days[0] - chrono::Duration::days(3)).await?;
+
+        let archive = ArchiveResult {
+            rows: archived_rows,
+            chunks: archived_chunks,
+            run_secs: archive_secs,
+            rows_per_s: archived_rows as f64 / archive_secs,
+            archiver_peak_rss_mib: to_mib(archiver_peak),
+            ingest_alone_events_per_s: alone.per_sec(),
+            ingest_during_events_per_s: during.per_sec(),
+            ingest_drop: 1.0 - during.per_sec() / alone.per_sec(),
+            big_chunk: big,
+        };
+        let data = DataInfo {
+            scale: cfg.scale,
+            days: cfg.days,
+            users: cfg.users,
+            history_events,
+            extra_events,
+            late_events,
+            total_events: history_events + extra_events + late_events,
+            hot_rows_after_archive: hot_after as u64,
+            cold_rows: cold_rows as u64,
+            cold_files: cold_files as u64,
+        };
+        let targets = report::targets(&ingest_result, &archive, &storage, &query_results);
+        Ok(Report {
+            date: Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            commit: git_commit(),
+            machine: Machine::read(postgres.to_owned()),
+            data,
+            ingest: ingest_result,
+            archive,
+            storage,
+            queries: query_results,
+            targets,
+            total_secs: 0.0,
+        })
+        .map(|mut r| {
+            r.total_secs = secs(started);
+            r
+        })
+    }
+
+    async fn query(&mut self, spec: &QuerySpec, parquet: &Path) -> Result<QueryResult> {
+        let warm = self.cfg.warm_runs;
+        // Strata: a fresh server, so the first run fetches every cold file
+        // from the S3 server into an empty cache.
+        let (api, ingest) = self.start_api().await?;
+        let tiers: Arc<std::sync::Mutex<Vec<TierMs>>> = Arc::default();
+        let (strata_t, strata_a) = queries::measure(warm, |_| {
+            let (client, base, key) = (
+                ingest.client.clone(),
+                ingest.base.clone(),
+                ingest.key.clone(),
+            );
+            let tiers = Arc::clone(&tiers);
+            let spec = spec.clone();
+            async move {
+                let (answer, t) = queries::strata(&client, &base, &key, &spec).await?;
+                tiers.lock().map_err(|_| failed("poisoned"))?.push(t);
+                Ok(answer)
+            }
+        })
+        .await?;
+        api.stop().await?;
+        let tiers = tiers.lock().map_err(|_| failed("poisoned"))?.clone();
+        let warm_tiers = &tiers[1.min(tiers.len())..];
+        let hot_ms = median(warm_tiers.iter().map(|t| t.hot).collect());
+        let cold_ms = median(warm_tiers.iter().map(|t| t.cold).collect());
+
+        let (pg_t, pg_a) = queries::measure(warm, |_| {
+            queries::postgres(&self.pool, self.project, spec, self.today)
+        })
+        .await?;
+
+        let conn = std::cell::RefCell::new(queries::duck_connection(2, "1GB")?);
+        let (duck_t, duck_a) = queries::measure(warm, |first| {
+            let answer = tokio::task::block_in_place(|| {
+                if first {
+                    // A new database: nothing of the files is cached in DuckDB.
+                    *conn.borrow_mut() = queries::duck_connection(2, "1GB")?;
+                }
+                queries::duckdb(&conn.borrow(), parquet, self.project, spec, self.today)
+            });
+            std::future::ready(answer)
+        })
+        .await?;
+
+        let equal = strata_a == pg_a && pg_a == duck_a;
+        if !equal {
+            tracing::error!(
+                query = spec.name,
+                "answers differ:\n strata {strata_a:?}\n postgres {pg_a:?}\n duckdb {duck_a:?}"
+            );
+        }
+        let slower = hot_ms.max(cold_ms);
+        Ok(QueryResult {
+            spec: spec.clone(),
+            strata: strata_t,
+            strata_hot_ms: hot_ms,
+            strata_cold_ms: cold_ms,
+            postgres: pg_t,
+            duckdb: duck_t,
+            vs_slower_tier: strata_t.median_ms / (1.2 * slower + 50.0),
+            speedup_vs_postgres: pg_t.median_ms / strata_t.median_ms,
+            speedup_vs_duckdb: duck_t.median_ms / strata_t.median_ms,
+            answers_equal: equal,
+        })
+    }
+
+    /// Fills one day with `big_chunk_rows` rows (SQL, untimed) and archives
+    /// it with strata-archiver, watching its memory.
+    async fn big_chunk(&mut self, day: NaiveDate) -> Result<BigChunk> {
+        let rows = self.cfg.big_chunk_rows;
+        // One real ingest creates the day's partition the way production does.
+        let (api, ingest) = self.start_api().await?;
+        let first = data::generator(1, day, 10, 1, 9).day(0, day);
+        let bodies = self.bodies(&first)?;
+        ingest.send(bodies, 1, None).await?;
+        api.stop().await?;
+        tracing::info!("filling one day with {rows} rows");
+        sqlx::query(
+            "INSERT INTO events (project_id, event_id, user_id, event_type, ts, properties, received_at)
+             SELECT $1, gen_random_uuid(), 'user_' || (g * 7919 % 200000),
+                    (ARRAY['page_view', 'click', 'search', 'scroll', 'add_to_cart'])[1 + g % 5],
+                    $2::timestamptz + make_interval(secs => (g % 86000)::float8 + (g % 1000) / 1000.0),
+                    jsonb_build_object('path', '/p/' || (g % 500), 'session', 's' || (g / 5),
+                        'ua', 'Mozilla/5.0 (X11; Linux x86_64)', 'plan', 'pro', 'ms', g % 5000,
+                        'ref', 'https://news.example.com/article/' || (g % 10007),
+                        'locale', 'en-US', 'screen', '1920x1080'),
+                    now()
+               FROM generate_series(1, $3) AS g",
+        )
+        .bind(self.project)
+        .bind(day.and_time(chrono::NaiveTime::MIN).and_utc())
+        .bind(rows as i64)
+        .execute(&self.pool)
+        .await?;
+        tracing::info!("archiving the big chunk");
+        let archiver = Proc::spawn(
+            &self.archiver_bin,
+            &["run", "--once"],
+            &self.env,
+            &self.path("archiver-big.log"),
+        )?;
+        let (status, peak) = archiver.wait().await?;
+        if !status.success() {
+            return Err(failed(format!(
+                "strata-archiver on the big chunk failed ({status}); see {}",
+                self.path("archiver-big.log").display()
+            )));
+        }
+        let (moved, _, run_secs) = self.last_archive_run().await?;
+        Ok(BigChunk {
+            rows: moved,
+            run_secs,
+            rows_per_s: moved as f64 / run_secs,
+            archiver_peak_rss_mib: to_mib(peak),
+        })
+    }
+
+    async fn clean_up(&self, admin: &PgPool) {
+        self.pool.close().await;
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+            .execute(admin)
+            .await;
+        let s3 = strata_cold::S3Options {
+            endpoint: Some(self.cfg.s3.endpoint.clone()),
+            region: Some(self.cfg.s3.region.clone()),
+            access_key_id: Some(self.cfg.s3.access_key_id.clone()),
+            secret_access_key: Some(self.cfg.s3.secret_access_key.clone()),
+            ..strata_cold::S3Options::default()
+        };
+        if let Ok(store) = strata_cold::ColdStore::from_url(&self.cold_url, &s3) {
+            let store = store.object_store();
+            let keys: Vec<_> = store
+                .list(None)
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .unwrap_or_default();
+            for k in keys {
+                let _ = store.delete(&k).await;
+            }
+        }
+        for f in ["history.csv", "extra.csv"] {
+            let _ = std::fs::remove_file(self.path(f));
+        }
+        let _ = std::fs::remove_dir_all(self.path("duckdb-parquet"));
+        for i in 1..=self.runs {
+            let _ = std::fs::remove_dir_all(self.path(&format!("cache-{i}")));
+        }
+    }
+}
+
+fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        )
+}

@@ -1,0 +1,154 @@
+//! Exact merging of the two tiers' partial answers (ADR-013), kept apart
+//! from the I/O so that it can be tested and benchmarked on its own.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use strata_model::{DayRange, from_day_number};
+
+use crate::stats::{Cohort, DauPoint};
+
+/// Distinct users per day. A day one tier holds alone arrives as a count;
+/// a day both tiers hold arrives as each tier's users, and counts their
+/// union, so a user active in both tiers that day counts once.
+#[derive(Debug, Default)]
+pub struct DauMerge {
+    counts: HashMap<NaiveDate, u64>,
+    union: HashMap<NaiveDate, HashSet<String>>,
+}
+
+impl DauMerge {
+    /// The count of a day only one tier holds.
+    pub fn count(&mut self, day: NaiveDate, users: u64) {
+        self.counts.insert(day, users);
+    }
+
+    /// One user of a day both tiers hold.
+    pub fn user(&mut self, day: NaiveDate, user: String) {
+        self.union.entry(day).or_default().insert(user);
+    }
+
+    /// Every day of `range`, zero-filled.
+    pub fn finish(mut self, range: &DayRange) -> Vec<DauPoint> {
+        for (d, set) in self.union {
+            self.counts.insert(d, set.len() as u64);
+        }
+        range
+            .days()
+            .map(|date| DauPoint {
+                date,
+                users: self.counts.get(&date).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+}
+
+/// Each cohort user's active periods as bits k = 0..periods (so at most
+/// 128 periods), set from either tier's (user, period) pairs in any order.
+#[derive(Debug)]
+pub struct RetentionMerge<'a> {
+    active: HashMap<&'a str, (i32, u128)>,
+    len: i32,
+    periods: u32,
+}
+
+impl<'a> RetentionMerge<'a> {
+    /// `cohort_users`: (user, first day number of the user's cohort
+    /// period); `len`: days per period.
+    pub fn new(cohort_users: &'a [(String, i32)], len: i32, periods: u32) -> Self {
+        Self {
+            active: cohort_users
+                .iter()
+                .map(|(user, c)| (user.as_str(), (*c, 0u128)))
+                .collect(),
+            len,
+            periods,
+        }
+    }
+
+    /// `user` was active in the period starting on day number `p`.
+    pub fn mark(&mut self, user: &str, p: i32) {
+        if let Some((c, bits)) = self.active.get_mut(user) {
+            let k = (p - *c).div_euclid(self.len);
+            if p >= *c && (0..self.periods as i32).contains(&k) {
+                *bits |= 1u128 << k;
+            }
+        }
+    }
+
+    /// The cohorts starting on day numbers `first..=last` (one per
+    /// period, empty ones included), periods starting after `today` left out.
+    pub fn finish(self, first: i32, last: i32, today: i32) -> Vec<Cohort> {
+        let n = self.periods as usize;
+        let mut by_cohort: HashMap<i32, (u64, Vec<u64>)> = HashMap::new();
+        for (c, bits) in self.active.values() {
+            let (size, retained) = by_cohort.entry(*c).or_insert_with(|| (0, vec![0; n]));
+            *size += 1;
+            for (k, slot) in retained.iter_mut().enumerate() {
+                if bits & (1u128 << k) != 0 {
+                    *slot += 1;
+                }
+            }
+        }
+        let len = self.len;
+        (0..)
+            .map(|i| first + i * len)
+            .take_while(|c| *c <= last)
+            .map(|c| {
+                let (size, mut retained) = by_cohort.remove(&c).unwrap_or_else(|| (0, vec![0; n]));
+                let started = (0..n as i32).take_while(|k| c + k * len <= today).count();
+                retained.truncate(started);
+                Cohort {
+                    cohort: from_day_number(c),
+                    size,
+                    retained,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_model::day_number;
+
+    #[test]
+    fn dau_unions_shared_days_and_zero_fills() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let range = DayRange::new(d("2026-01-01"), d("2026-01-03"), 10).unwrap();
+        let mut m = DauMerge::default();
+        m.count(d("2026-01-01"), 5);
+        for u in ["a", "b", "a", "c"] {
+            m.user(d("2026-01-02"), u.into());
+        }
+        let got: Vec<u64> = m.finish(&range).iter().map(|p| p.users).collect();
+        assert_eq!(got, vec![5, 3, 0]);
+    }
+
+    #[test]
+    fn retention_counts_each_user_once_per_period() {
+        let c = day_number(NaiveDate::from_ymd_opt(2026, 1, 5).unwrap());
+        let users = vec![("a".to_owned(), c), ("b".to_owned(), c)];
+        let mut m = RetentionMerge::new(&users, 7, 3);
+        m.mark("a", c);
+        m.mark("a", c); // the other tier's copy of the same period
+        m.mark("b", c);
+        m.mark("a", c + 14);
+        m.mark("stranger", c); // not in a cohort: ignored
+        m.mark("b", c + 21); // past the tracked periods
+        let cohorts = m.finish(c, c + 7, c + 100);
+        assert_eq!(cohorts.len(), 2);
+        assert_eq!(
+            (cohorts[0].size, cohorts[0].retained.clone()),
+            (2, vec![2, 0, 1])
+        );
+        assert_eq!(
+            (cohorts[1].size, cohorts[1].retained.clone()),
+            (0, vec![0, 0, 0])
+        );
+        // A cohort whose later periods have not started yet.
+        let m = RetentionMerge::new(&users, 7, 3);
+        assert_eq!(m.finish(c, c, c + 8)[0].retained.len(), 2);
+    }
+}
