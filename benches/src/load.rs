@@ -43,49 +43,77 @@ struct IngestAnswer {
     duplicates: u64,
 }
 
+type Clients = tokio::task::JoinSet<Result<LoadStats>>;
+
+/// Waits for every client; their totals over the time since `started`.
+async fn join(mut tasks: Clients, started: Instant) -> Result<LoadStats> {
+    let mut total = LoadStats::default();
+    while let Some(done) = tasks.join_next().await {
+        let s = done.map_err(|e| failed(format!("load client panicked: {e}")))??;
+        total.events += s.events;
+        total.batches += s.batches;
+    }
+    total.secs = started.elapsed().as_secs_f64();
+    Ok(total)
+}
+
 impl Ingestor {
-    /// Sends `bodies` from `clients` concurrent clients until all are sent
-    /// or `stop` is set. Every event must be accepted (the data holds no
-    /// duplicates), or the load fails.
-    pub async fn send(
-        &self,
-        bodies: Arc<Vec<Body>>,
-        clients: usize,
-        stop: Option<Arc<AtomicBool>>,
-    ) -> Result<LoadStats> {
+    /// Sends `bodies` from `clients` concurrent clients. Every event must be
+    /// accepted (the data holds no duplicates), or the load fails.
+    pub async fn send(&self, bodies: Arc<Vec<Body>>, clients: usize) -> Result<LoadStats> {
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut tasks = Clients::new();
         for _ in 0..clients.max(1) {
-            let (me, bodies, next, stop) = (
-                self.clone(),
-                Arc::clone(&bodies),
-                Arc::clone(&next),
-                stop.clone(),
-            );
+            let (me, bodies, next) = (self.clone(), Arc::clone(&bodies), Arc::clone(&next));
             tasks.spawn(async move {
                 let mut stats = LoadStats::default();
                 loop {
-                    if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
-                        break;
-                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = bodies.get(i) else { break };
                     me.post(body).await?;
                     stats.events += u64::from(body.events);
                     stats.batches += 1;
                 }
-                Ok::<_, crate::BenchError>(stats)
+                Ok(stats)
             });
         }
-        let mut total = LoadStats::default();
-        while let Some(done) = tasks.join_next().await {
-            let s = done.map_err(|e| failed(format!("load client panicked: {e}")))??;
-            total.events += s.events;
-            total.batches += s.batches;
+        join(tasks, started).await
+    }
+
+    /// Sends freshly generated events of `day` (a new batch of `batch`
+    /// events per request, from `users` users) from `clients` clients until
+    /// `stop` is set. Generating costs the clients a few milliseconds per
+    /// batch, the same in every load this is compared with.
+    pub async fn send_generated(
+        &self,
+        day: chrono::NaiveDate,
+        users: u32,
+        batch: u32,
+        clients: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Result<LoadStats> {
+        let started = Instant::now();
+        let mut tasks = Clients::new();
+        for client in 0..clients.max(1) {
+            let (me, stop) = (self.clone(), Arc::clone(&stop));
+            tasks.spawn(async move {
+                let mut g = crate::data::generator(1, day, users, batch, 1_000 + client as u64);
+                let mut stats = LoadStats::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let events = g.day(0, day);
+                    let body = Body {
+                        bytes: crate::data::ingest_body(&events)?.into(),
+                        events: events.len() as u32,
+                    };
+                    me.post(&body).await?;
+                    stats.events += u64::from(body.events);
+                    stats.batches += 1;
+                }
+                Ok(stats)
+            });
         }
-        total.secs = started.elapsed().as_secs_f64();
-        Ok(total)
+        join(tasks, started).await
     }
 
     async fn post(&self, body: &Body) -> Result<()> {

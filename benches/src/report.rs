@@ -43,9 +43,9 @@ pub struct DataInfo {
     pub days: u32,
     pub users: u32,
     pub history_events: u64,
-    pub extra_events: u64,
+    /// Events posted to a second project while the archive was measured.
+    pub load_events: u64,
     pub late_events: u64,
-    pub total_events: u64,
     pub hot_rows_after_archive: u64,
     pub cold_rows: u64,
     pub cold_files: u64,
@@ -252,15 +252,15 @@ impl Report {
         line(String::new());
         line(format!(
             "Data (`BENCH_SCALE={}`): {} events over {} days from {} users (skewed activity, \
-             1/rank event types, sessions, ~200-byte properties), then {} more ingested today \
-             during the archive measurement and {} late events into archived days. \
-             After archiving: {} rows hot, {} rows cold in {} files.",
+             1/rank event types, sessions, ~200-byte properties), then {} late events into \
+             archived days; {} more events went to a second project during the archive \
+             measurement. The queried project then holds {} rows hot and {} rows cold in {} files.",
             d.scale,
             d.history_events,
             d.days,
             d.users,
-            d.extra_events,
             d.late_events,
+            d.load_events,
             d.hot_rows_after_archive,
             d.cold_rows,
             d.cold_files

@@ -71,7 +71,17 @@ struct Bench<'a> {
     today: NaiveDate,
     client: reqwest::Client,
     key: String,
+    load_key: String,
     runs: u32,
+}
+
+fn last_line(out: &str) -> Result<String> {
+    Ok(out
+        .lines()
+        .last()
+        .ok_or_else(|| failed("keys create printed no key"))?
+        .trim()
+        .to_owned())
 }
 
 fn with_database(url: &str, db: &str) -> Result<String> {
@@ -145,12 +155,27 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         &env,
     )
     .await?;
-    let key = out
-        .lines()
-        .last()
-        .ok_or_else(|| failed("keys create printed no key"))?
-        .trim()
-        .to_owned();
+    let key = last_line(&out)?;
+    // The load that runs beside the archiver goes to its own project, so
+    // that the queries below see only the history and the late events.
+    let out = procs::run_output(
+        &api_bin,
+        &[
+            "keys",
+            "create",
+            "--project",
+            "load",
+            "--scopes",
+            "ingest",
+            "--rate",
+            "1000000",
+            "--burst",
+            "1000000",
+        ],
+        &env,
+    )
+    .await?;
+    let load_key = last_line(&out)?;
     let pool = PgPool::connect(&db_url).await?;
     let project: i64 = sqlx::query_scalar("SELECT id FROM projects WHERE name = 'bench'")
         .fetch_one(&pool)
@@ -167,6 +192,7 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         today: Utc::now().date_naive(),
         client: reqwest::Client::new(),
         key,
+        load_key,
         runs: 0,
     };
     let result = b.measure_all(&postgres, started).await;
@@ -273,29 +299,37 @@ impl Bench<'_> {
         self.sql(&sql).await
     }
 
-    /// Events of today from a generator seeded with `seed`.
-    fn today_events(&self, n: u32, seed: u64) -> Vec<ValidEvent> {
-        data::generator(1, self.today, self.cfg.users, n, seed).day(0, self.today)
-    }
-
     fn bodies(&self, events: &[ValidEvent]) -> Result<Arc<Vec<data::Body>>> {
         let mut load = Load::default();
         load.push(events, self.cfg.batch, self.project, &mut std::io::sink())?;
         Ok(Arc::new(load.bodies))
     }
 
-    /// Runs `load` on `bodies` until `until` resolves; what it sent.
+    /// Posts generated events of today to the `load` project from the
+    /// configured clients until `until` resolves; what they sent.
     async fn load_until(
         &self,
         ingest: &Ingestor,
-        bodies: Arc<Vec<data::Body>>,
         until: impl Future<Output = ()>,
     ) -> Result<LoadStats> {
         let stop = Arc::new(AtomicBool::new(false));
+        let ingest = Ingestor {
+            key: self.load_key.clone(),
+            ..ingest.clone()
+        };
+        let (today, users, batch, clients) = (
+            self.today,
+            self.cfg.users,
+            self.cfg.batch as u32,
+            self.cfg.clients,
+        );
         let task = {
-            let (ingest, stop) = (ingest.clone(), Arc::clone(&stop));
-            let clients = self.cfg.clients;
-            tokio::spawn(async move { ingest.send(bodies, clients, Some(stop)).await })
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move {
+                ingest
+                    .send_generated(today, users, batch, clients, stop)
+                    .await
+            })
         };
         until.await;
         stop.store(true, Ordering::Relaxed);
@@ -346,9 +380,7 @@ impl Bench<'_> {
         let (api, ingest) = self.start_api().await?;
         self.sql("CHECKPOINT").await?;
         tracing::info!("ingesting {history_events} events over HTTP");
-        let http = ingest
-            .send(Arc::new(history.bodies), cfg.clients, None)
-            .await?;
+        let http = ingest.send(Arc::new(history.bodies), cfg.clients).await?;
         let api_peak = api.peak_rss();
         let first_day = days[0] - chrono::Duration::days(5);
         self.create_baseline_table(first_day).await?;
@@ -386,13 +418,8 @@ impl Bench<'_> {
         .fetch_one(&self.pool)
         .await?;
 
-        // 4. Archive while today's events keep arriving, then the same load
-        //    alone for as long.
-        let extra_n = (history_events / 3).max(10_000) as u32;
-        let during_events = self.today_events(extra_n, 2);
-        let alone_events = self.today_events(extra_n, 3);
-        let (during_bodies, alone_bodies) =
-            (self.bodies(&during_events)?, self.bodies(&alone_events)?);
+        // 4. Archive while today's events keep arriving (in another
+        //    project), then the same load alone for as long.
         tracing::info!("archiving with ingest running");
         let archiver = Proc::spawn(
             &self.archiver_bin,
@@ -402,7 +429,7 @@ impl Bench<'_> {
         )?;
         let (status_tx, status_rx) = tokio::sync::oneshot::channel();
         let during = self
-            .load_until(&ingest, during_bodies, async move {
+            .load_until(&ingest, async move {
                 let _ = status_tx.send(archiver.wait().await);
             })
             .await?;
@@ -416,54 +443,42 @@ impl Bench<'_> {
             )));
         }
         let (archived_rows, archived_chunks, archive_secs) = self.last_archive_run().await?;
-        if during.batches as usize == during_events.len().div_ceil(cfg.batch) {
-            tracing::warn!("the load ran out of events before the archiver finished");
-        }
         let window = Duration::from_secs_f64(during.secs);
-        let alone = self
-            .load_until(&ingest, alone_bodies, tokio::time::sleep(window))
-            .await?;
-        let sent = |events: &[ValidEvent], s: &LoadStats| -> Vec<ValidEvent> {
-            let n = (s.batches as usize * cfg.batch).min(events.len());
-            events[..n].to_vec()
-        };
-        let mut extra: Vec<ValidEvent> = sent(&during_events, &during);
-        extra.extend(sent(&alone_events, &alone));
+        let alone = self.load_until(&ingest, tokio::time::sleep(window)).await?;
 
         // 5. Late events into archived days: those days are then held by
         //    both tiers, and every query below has to merge them.
-        let late_days: Vec<NaiveDate> = (0..8)
-            .map(|i| {
-                today - chrono::Duration::days(35 + i64::from(i) * (i64::from(cfg.days) - 40) / 8)
-            })
-            .collect();
-        for (i, d) in late_days.iter().enumerate() {
+        let mut late: Vec<ValidEvent> = Vec::new();
+        for i in 0..8u32 {
+            let back = 35 + i64::from(i) * (i64::from(cfg.days) - 40) / 8;
+            let d = today - chrono::Duration::days(back);
             let n = (cfg.events_per_day / 50).max(10);
-            extra.extend(data::generator(1, *d, cfg.users, n, 100 + i as u64).day(0, *d));
+            late.extend(data::generator(1, d, cfg.users, n, 100 + u64::from(i)).day(0, d));
         }
-        let late_events = extra.len() as u64 - during.events - alone.events;
-        let late_bodies = self.bodies(&extra[(during.events + alone.events) as usize..])?;
-        ingest.send(late_bodies, cfg.clients, None).await?;
+        let late_events = late.len() as u64;
+        ingest.send(self.bodies(&late)?, cfg.clients).await?;
         api.stop().await?;
-        let extra_csv = self.path("extra.csv");
+        let late_csv = self.path("late.csv");
         {
-            let mut w = BufWriter::new(std::fs::File::create(&extra_csv)?);
-            data::write_csv(&extra, self.project, &mut w)?;
+            let mut w = BufWriter::new(std::fs::File::create(&late_csv)?);
+            data::write_csv(&late, self.project, &mut w)?;
             w.flush()?;
         }
-        let extra_events = extra.len() as u64 - late_events;
-        drop(extra);
+        drop(late);
 
         // 6. Storage, cold.
         let (cold_files, cold_rows, cold_bytes): (i64, i64, i64) = sqlx::query_as(
             "SELECT count(*), coalesce(sum(rows), 0)::int8, coalesce(sum(bytes), 0)::int8
-               FROM cold_files",
+               FROM cold_files WHERE project_id = $1",
         )
+        .bind(self.project)
         .fetch_one(&self.pool)
         .await?;
-        let hot_after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(&self.pool)
-            .await?;
+        let hot_after: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM events WHERE project_id = $1")
+                .bind(self.project)
+                .fetch_one(&self.pool)
+                .await?;
         let hot_bpe = (size.events_bytes + size.dedup_bytes) as f64 / hot_events as f64;
         let cold_bpe = cold_bytes as f64 / cold_rows.max(1) as f64;
         let storage = StorageResult {
@@ -480,12 +495,12 @@ impl Bench<'_> {
 
         // 7. The baselines get the rest of the rows.
         tracing::info!("loading the baselines");
-        self.psql_copy(&extra_csv).await?;
+        self.psql_copy(&late_csv).await?;
         self.sql("ANALYZE bench_baseline.events; ANALYZE events; ANALYZE user_first_seen")
             .await?;
         let parquet_dir = self.path("duckdb-parquet");
         let _ = std::fs::remove_dir_all(&parquet_dir);
-        let (h, e, p) = (history_csv.clone(), extra_csv.clone(), parquet_dir.clone());
+        let (h, e, p) = (history_csv.clone(), late_csv.clone(), parquet_dir.clone());
         tokio::task::spawn_blocking(move || queries::build_parquet(&[&h, &e], &p))
             .await
             .map_err(|e| failed(e.to_string()))??;
@@ -529,9 +544,8 @@ impl Bench<'_> {
             days: cfg.days,
             users: cfg.users,
             history_events,
-            extra_events,
+            load_events: during.events + alone.events,
             late_events,
-            total_events: history_events + extra_events + late_events,
             hot_rows_after_archive: hot_after as u64,
             cold_rows: cold_rows as u64,
             cold_files: cold_files as u64,
@@ -630,7 +644,7 @@ impl Bench<'_> {
         let (api, ingest) = self.start_api().await?;
         let first = data::generator(1, day, 10, 1, 9).day(0, day);
         let bodies = self.bodies(&first)?;
-        ingest.send(bodies, 1, None).await?;
+        ingest.send(bodies, 1).await?;
         api.stop().await?;
         tracing::info!("filling one day with {rows} rows");
         sqlx::query(
@@ -697,7 +711,7 @@ impl Bench<'_> {
                 let _ = store.delete(&k).await;
             }
         }
-        for f in ["history.csv", "extra.csv"] {
+        for f in ["history.csv", "late.csv"] {
             let _ = std::fs::remove_file(self.path(f));
         }
         let _ = std::fs::remove_dir_all(self.path("duckdb-parquet"));

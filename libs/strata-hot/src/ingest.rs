@@ -3,7 +3,8 @@
 //! 1. Claim the batch's event_ids in `event_ids` (`ON CONFLICT DO NOTHING
 //!    RETURNING`): the ids returned are new, every other id is a duplicate,
 //!    whatever its timestamp and whichever tier its first copy lives in.
-//! 2. Insert exactly the new events into the day-partitioned `events`.
+//! 2. Insert exactly the new events into the day-partitioned `events`, with
+//!    one binary COPY (see `copy.rs`).
 //! 3. Lower each user's `first_ts` where this batch holds an earlier event.
 //!
 //! Concurrency: rows are locked in one global order — event_ids sorted,
@@ -114,33 +115,11 @@ async fn insert_rows(
     project: ProjectId,
     events: &[&ValidEvent],
 ) -> Result<(), sqlx::Error> {
-    let n = events.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut users = Vec::with_capacity(n);
-    let mut types = Vec::with_capacity(n);
-    let mut times = Vec::with_capacity(n);
-    let mut props = Vec::with_capacity(n);
-    for e in events {
-        ids.push(e.event_id.as_uuid());
-        users.push(e.user_id.as_str());
-        types.push(e.event_type.as_str());
-        times.push(e.timestamp.as_datetime());
-        props.push(e.properties.as_json());
-    }
-    sqlx::query(
-        "INSERT INTO events (project_id, event_id, user_id, event_type, ts, properties, received_at)
-         SELECT $1, e.id, e.u, e.t, e.ts, e.p::jsonb, now()
-           FROM unnest($2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
-                AS e(id, u, t, ts, p)",
-    )
-    .bind(project.0)
-    .bind(&ids)
-    .bind(&users)
-    .bind(&types)
-    .bind(&times)
-    .bind(&props)
-    .execute(&mut *tx)
-    .await?;
+    let mut buf = Vec::with_capacity(events.len() * 320);
+    crate::copy::encode_events(project.0, events.iter().copied(), Utc::now(), &mut buf);
+    let mut copy = tx.copy_in_raw(crate::copy::COPY_EVENTS).await?;
+    copy.send(buf).await?;
+    copy.finish().await?;
     Ok(())
 }
 
