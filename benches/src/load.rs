@@ -83,7 +83,8 @@ impl Ingestor {
 
     /// Sends freshly generated events of `day` (a new batch of `batch`
     /// events per request, from `users` users) from `clients` clients until
-    /// `stop` is set. Generating costs the clients a few milliseconds per
+    /// `stop` is set. Client `i` generates from seed `seed + i`: loads into
+    /// one project need seeds at least `clients` apart. Generating costs the clients a few milliseconds per
     /// batch, the same in every load this is compared with.
     pub async fn send_generated(
         &self,
@@ -91,6 +92,7 @@ impl Ingestor {
         users: u32,
         batch: u32,
         clients: usize,
+        seed: u64,
         stop: Arc<AtomicBool>,
     ) -> Result<LoadStats> {
         let started = Instant::now();
@@ -98,7 +100,7 @@ impl Ingestor {
         for client in 0..clients.max(1) {
             let (me, stop) = (self.clone(), Arc::clone(&stop));
             tasks.spawn(async move {
-                let mut g = crate::data::generator(1, day, users, batch, 1_000 + client as u64);
+                let mut g = crate::data::generator(1, day, users, batch, seed + client as u64);
                 let mut stats = LoadStats::default();
                 while !stop.load(Ordering::Relaxed) {
                     let events = g.day(0, day);

@@ -30,7 +30,53 @@ pub fn peak_rss(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// CPU seconds (user + system) `pid` has used so far (Linux; 0 elsewhere).
+/// `/proc/<pid>/stat` counts in clock ticks, 100 a second on Linux; the
+/// fields after the command name are numbered from 0 here (utime is 11).
+pub fn cpu_secs(pid: u32) -> f64 {
+    stat_ticks(pid, 11, 12)
+}
+
+/// CPU seconds used by the children of this process that it has waited for.
+pub fn reaped_children_cpu_secs() -> f64 {
+    stat_ticks(std::process::id(), 13, 14)
+}
+
+fn stat_ticks(pid: u32, a: usize, b: usize) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let (_, rest) = s.rsplit_once(')')?;
+            let f: Vec<f64> = rest
+                .split_whitespace()
+                .map(|v| v.parse().unwrap_or(0.0))
+                .collect();
+            Some((f.get(a)? + f.get(b)?) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// CPU seconds used so far by every process named `name` (e.g. all of
+/// PostgreSQL's backends), including children they have reaped.
+pub fn cpu_secs_named(name: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .map(|pid| cpu_secs(pid) + stat_ticks(pid, 13, 14))
+        .sum()
+}
+
 impl Proc {
+    /// CPU seconds the process has used so far.
+    pub fn cpu_secs(&self) -> f64 {
+        self.child.id().map_or(0.0, cpu_secs)
+    }
+
     /// Starts `bin` with `args`, `env` added to the inherited environment,
     /// and stdout and stderr appended to `log`.
     pub fn spawn(bin: &Path, args: &[&str], env: &[(String, String)], log: &Path) -> Result<Self> {

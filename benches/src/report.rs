@@ -63,6 +63,19 @@ pub struct IngestResult {
     /// Strata / `psql \copy`; target ≥ 1.0.
     pub ratio: f64,
     pub api_peak_rss_mib: f64,
+    /// CPU seconds per million events ingested over HTTP.
+    pub cpu_per_million: CpuUse,
+    /// PostgreSQL's CPU seconds per million rows of the `\copy`.
+    pub copy_postgres_cpu_per_million: f64,
+}
+
+/// CPU seconds used by each party of a load.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuUse {
+    pub api: f64,
+    pub postgres: f64,
+    /// The load generator (HTTP clients; bodies were encoded beforehand).
+    pub client: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +99,8 @@ pub struct BigChunk {
     pub run_secs: f64,
     pub rows_per_s: f64,
     pub archiver_peak_rss_mib: f64,
+    pub archiver_cpu_secs: f64,
+    pub postgres_cpu_secs: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -295,6 +310,21 @@ impl Report {
         line(format!("| **ratio** | | | **{:.2}×** |", i.ratio));
         line(String::new());
         line(format!(
+            "CPU seconds per million events: Strata {:.1} (strata-api {:.1}, PostgreSQL {:.1}) \
+             plus {:.1} in the load generator; `\\copy` {:.1} in PostgreSQL. On {} cores \
+             that CPU bounds the rate at {:.0} events/s for Strata against {:.0} for the copy.",
+            i.cpu_per_million.api + i.cpu_per_million.postgres,
+            i.cpu_per_million.api,
+            i.cpu_per_million.postgres,
+            i.cpu_per_million.client,
+            i.copy_postgres_cpu_per_million,
+            m.cores,
+            m.cores as f64 * 1e6
+                / (i.cpu_per_million.api + i.cpu_per_million.postgres + i.cpu_per_million.client),
+            m.cores as f64 * 1e6 / i.copy_postgres_cpu_per_million.max(1e-9),
+        ));
+        line(String::new());
+        line(format!(
             "Peak RSS of strata-api under this load: {:.0} MiB.",
             i.api_peak_rss_mib
         ));
@@ -314,6 +344,16 @@ impl Report {
             a.big_chunk.run_secs,
             a.big_chunk.rows_per_s,
             a.big_chunk.archiver_peak_rss_mib
+        ));
+        line(String::new());
+        line(format!(
+            "The big chunk took {:.1} CPU seconds in strata-archiver and {:.1} in PostgreSQL: \
+             on {} cores that bounds the archive rate at {:.0} rows/s.",
+            a.big_chunk.archiver_cpu_secs,
+            a.big_chunk.postgres_cpu_secs,
+            m.cores,
+            a.big_chunk.rows as f64 * m.cores as f64
+                / (a.big_chunk.archiver_cpu_secs + a.big_chunk.postgres_cpu_secs).max(1e-9)
         ));
         line(String::new());
         line(format!(

@@ -23,7 +23,7 @@ use crate::load::{Ingestor, LoadStats};
 use crate::procs::{self, Proc};
 use crate::queries::{self, QuerySpec, Stat, TierMs, median};
 use crate::report::{
-    self, ArchiveResult, BigChunk, DataInfo, IngestResult, Machine, QueryResult, Report,
+    self, ArchiveResult, BigChunk, CpuUse, DataInfo, IngestResult, Machine, QueryResult, Report,
     StorageResult, to_mib,
 };
 
@@ -310,6 +310,7 @@ impl Bench<'_> {
     async fn load_until(
         &self,
         ingest: &Ingestor,
+        seed: u64,
         until: impl Future<Output = ()>,
     ) -> Result<LoadStats> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -327,7 +328,7 @@ impl Bench<'_> {
             let stop = Arc::clone(&stop);
             tokio::spawn(async move {
                 ingest
-                    .send_generated(today, users, batch, clients, stop)
+                    .send_generated(today, users, batch, clients, seed, stop)
                     .await
             })
         };
@@ -380,13 +381,21 @@ impl Bench<'_> {
         let (api, ingest) = self.start_api().await?;
         self.sql("CHECKPOINT").await?;
         tracing::info!("ingesting {history_events} events over HTTP");
+        let cpu0 = (api.cpu_secs(), procs::cpu_secs_named("postgres"), own_cpu());
         let http = ingest.send(Arc::new(history.bodies), cfg.clients).await?;
+        let ingest_cpu = CpuUse {
+            api: api.cpu_secs() - cpu0.0,
+            postgres: procs::cpu_secs_named("postgres") - cpu0.1,
+            client: own_cpu() - cpu0.2,
+        };
         let api_peak = api.peak_rss();
         let first_day = days[0] - chrono::Duration::days(5);
         self.create_baseline_table(first_day).await?;
         self.sql("CHECKPOINT").await?;
         tracing::info!("psql \\copy of the same rows");
+        let pg0 = procs::cpu_secs_named("postgres");
         let copy_secs = self.psql_copy(&history_csv).await?;
+        let copy_pg_cpu = procs::cpu_secs_named("postgres") - pg0;
         let ingest_result = IngestResult {
             clients: cfg.clients,
             batch_events: cfg.batch,
@@ -397,6 +406,12 @@ impl Bench<'_> {
             copy_events_per_s: history_events as f64 / copy_secs,
             ratio: http.per_sec() / (history_events as f64 / copy_secs),
             api_peak_rss_mib: to_mib(api_peak),
+            cpu_per_million: CpuUse {
+                api: ingest_cpu.api * 1e6 / history_events as f64,
+                postgres: ingest_cpu.postgres * 1e6 / history_events as f64,
+                client: ingest_cpu.client * 1e6 / history_events as f64,
+            },
+            copy_postgres_cpu_per_million: copy_pg_cpu * 1e6 / history_events as f64,
         };
 
         // 3. Storage, hot: every event is still in PostgreSQL.
@@ -429,7 +444,7 @@ impl Bench<'_> {
         )?;
         let (status_tx, status_rx) = tokio::sync::oneshot::channel();
         let during = self
-            .load_until(&ingest, async move {
+            .load_until(&ingest, 1_000, async move {
                 let _ = status_tx.send(archiver.wait().await);
             })
             .await?;
@@ -444,7 +459,9 @@ impl Bench<'_> {
         }
         let (archived_rows, archived_chunks, archive_secs) = self.last_archive_run().await?;
         let window = Duration::from_secs_f64(during.secs);
-        let alone = self.load_until(&ingest, tokio::time::sleep(window)).await?;
+        let alone = self
+            .load_until(&ingest, 2_000, tokio::time::sleep(window))
+            .await?;
 
         // 5. Late events into archived days: those days are then held by
         //    both tiers, and every query below has to merge them.
@@ -671,7 +688,13 @@ impl Bench<'_> {
             &self.env,
             &self.path("archiver-big.log"),
         )?;
+        let cpu0 = (
+            procs::reaped_children_cpu_secs(),
+            procs::cpu_secs_named("postgres"),
+        );
         let (status, peak) = archiver.wait().await?;
+        let archiver_cpu = procs::reaped_children_cpu_secs() - cpu0.0;
+        let postgres_cpu = procs::cpu_secs_named("postgres") - cpu0.1;
         if !status.success() {
             return Err(failed(format!(
                 "strata-archiver on the big chunk failed ({status}); see {}",
@@ -684,6 +707,8 @@ impl Bench<'_> {
             run_secs,
             rows_per_s: moved as f64 / run_secs,
             archiver_peak_rss_mib: to_mib(peak),
+            archiver_cpu_secs: archiver_cpu,
+            postgres_cpu_secs: postgres_cpu,
         })
     }
 
@@ -719,6 +744,10 @@ impl Bench<'_> {
             let _ = std::fs::remove_dir_all(self.path(&format!("cache-{i}")));
         }
     }
+}
+
+fn own_cpu() -> f64 {
+    procs::cpu_secs(std::process::id())
 }
 
 fn git_commit() -> String {

@@ -409,7 +409,10 @@ impl Archiver {
 
         let cold = self.cold.clone();
         let day = chunk.day();
-        let consumer = async move {
+        let seqs = seqs.clone();
+        // The writer (Arrow → Parquet → ZSTD → upload) runs as its own task,
+        // so that it encodes on one core while this one decodes rows.
+        let consumer = tokio::spawn(async move {
             let mut files = Vec::new();
             let mut open: Option<(i64, FileWriter)> = None;
             while let Some((project, b)) = rx.recv().await {
@@ -433,6 +436,12 @@ impl Archiver {
                 files.push(w.close().await?);
             }
             Ok::<Vec<FileStats>, ArchiveError>(files)
+        });
+        let mut consumer = AbortOnDrop(consumer);
+        let consumer = async move {
+            (&mut consumer.0)
+                .await
+                .map_err(|e| ArchiveError::Pipeline(format!("the file writer task failed: {e}")))?
         };
         let ((), files) = tokio::try_join!(producer, consumer)?;
         Ok((files, max_alive.load(Ordering::SeqCst)))
@@ -504,6 +513,16 @@ impl Archiver {
         self.failpoint("after_drop");
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Cancels the task when the chunk's pipeline is abandoned (the reader
+/// failed), so that no half-written file is completed behind it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
