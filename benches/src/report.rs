@@ -358,7 +358,7 @@ impl Report {
         line(String::new());
         line(format!(
             "Ingest while the archiver runs: {:.0} events/s, against {:.0} events/s alone \
-             over the same length of time: a drop of {:.1}%.",
+             (15 s before and 15 s after the archive run): a drop of {:.1}%.",
             a.ingest_during_events_per_s,
             a.ingest_alone_events_per_s,
             a.ingest_drop * 100.0

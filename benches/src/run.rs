@@ -434,7 +434,13 @@ impl Bench<'_> {
         .await?;
 
         // 4. Archive while today's events keep arriving (in another
-        //    project), then the same load alone for as long.
+        //    project). The same load runs alone for 15 s before and 15 s
+        //    after, so that the growth of the database during the run
+        //    weighs on both sides of the comparison.
+        let window = Duration::from_secs(15);
+        let before = self
+            .load_until(&ingest, 1_000, tokio::time::sleep(window))
+            .await?;
         tracing::info!("archiving with ingest running");
         let archiver = Proc::spawn(
             &self.archiver_bin,
@@ -444,7 +450,7 @@ impl Bench<'_> {
         )?;
         let (status_tx, status_rx) = tokio::sync::oneshot::channel();
         let during = self
-            .load_until(&ingest, 1_000, async move {
+            .load_until(&ingest, 2_000, async move {
                 let _ = status_tx.send(archiver.wait().await);
             })
             .await?;
@@ -458,10 +464,14 @@ impl Bench<'_> {
             )));
         }
         let (archived_rows, archived_chunks, archive_secs) = self.last_archive_run().await?;
-        let window = Duration::from_secs_f64(during.secs);
-        let alone = self
-            .load_until(&ingest, 2_000, tokio::time::sleep(window))
+        let after = self
+            .load_until(&ingest, 3_000, tokio::time::sleep(window))
             .await?;
+        let alone = LoadStats {
+            events: before.events + after.events,
+            batches: before.batches + after.batches,
+            secs: before.secs + after.secs,
+        };
 
         // 5. Late events into archived days: those days are then held by
         //    both tiers, and every query below has to merge them.
