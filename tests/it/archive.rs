@@ -366,3 +366,99 @@ async fn late_events_arriving_while_the_archiver_commits_are_never_lost() {
         (sent.rows.len(), sent.rows.len())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chunk_that_changes_before_its_group_commits_stays_hot_and_the_others_move() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest").await;
+    let mut sent = Sent::default();
+    // Days 31..34 ago: four chunks past retention, committed as one group.
+    seed_days(&app, &[("alpha", key.as_str())], 31, 4, 40, &mut sent).await;
+    let cold = TestCold::s3();
+    let project = app.project_id("alpha").await;
+    let oldest = (Utc::now() - chrono::Duration::days(34)).date_naive();
+    let late_id = Uuid::new_v4();
+    let late_ts = format!("{oldest}T12:00:00.000001Z");
+
+    // Once the first (oldest) chunk is written and verified, a late event
+    // lands in its day: the group's commit must leave that chunk hot.
+    let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook: strata_archive::FailPointHook = {
+        let (client, url, key, ts) = (
+            app.client.clone(),
+            app.url("/v1/events"),
+            key.clone(),
+            late_ts.clone(),
+        );
+        std::sync::Arc::new(move |at: &'static str| {
+            if at != "after_verify" || fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let (client, url, key, ts) = (client.clone(), url.clone(), key.clone(), ts.clone());
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async move {
+                        let resp = client
+                            .post(&url)
+                            .bearer_auth(&key)
+                            .json(&serde_json::json!({"events": [event(late_id, "late", "view", &ts)]}))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(resp.status(), 200);
+                    });
+            })
+            .join()
+            .unwrap();
+        })
+    };
+    let a = Archiver::new(
+        app.hot.clone(),
+        cold.store.clone(),
+        ArchiveConfig {
+            failpoint: Some(hook),
+            ..ArchiveConfig::default()
+        },
+    );
+    let report = run(&a).await;
+    assert_eq!(report.chunks.len(), 4, "{report:?}");
+    let failed: Vec<_> = report
+        .chunks
+        .iter()
+        .filter_map(|c| match &c.outcome {
+            ChunkOutcome::Failed(e) => Some((c.day, e.clone())),
+            ChunkOutcome::Archived { .. } => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{report:?}");
+    assert_eq!(failed[0].0, oldest);
+    assert!(failed[0].1.contains("changed"), "{}", failed[0].1);
+    let hot_days: Vec<_> = app
+        .hot
+        .list_chunks()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.day())
+        .collect();
+    assert!(hot_days.contains(&oldest), "{hot_days:?}");
+    assert_eq!(manifest(&app).await.len(), 3);
+
+    // The next run moves it, late event included; nothing is lost or doubled.
+    sent.rows.push(strata_tests::archive::Row {
+        project_id: project,
+        event_id: late_id.to_string(),
+        user_id: "late".into(),
+        event_type: "view".into(),
+        ts_micros: chrono::DateTime::parse_from_rfc3339(&late_ts)
+            .unwrap()
+            .timestamp_micros(),
+        properties: Some(serde_json::json!({"path": "/pricing", "n": 1})),
+    });
+    assert!(run(&archiver(&app, &cold)).await.succeeded());
+    assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
+    assert_eq!(manifest(&app).await.len(), 4);
+}

@@ -14,6 +14,9 @@ pub enum ArchiveError {
     ChunkChanged { chunk: String, detail: String },
     #[error("archive pipeline task failed: {0}")]
     Pipeline(String),
+    /// The commit of the chunk's group failed; every chunk of it stays hot.
+    #[error("the commit of this chunk's group failed: {0}")]
+    GroupCommit(String),
 }
 
 impl ArchiveError {

@@ -188,62 +188,59 @@ impl Archiver {
                 true
             }
         };
-        for (i, chunk) in chunks.iter().enumerate() {
-            if store_down {
-                report.not_attempted.push(chunk.name.clone());
+        // Chunks are written and verified one by one, then committed in
+        // groups: one transaction (one wait for the table lock) per group.
+        for (g, group) in chunks.chunks(self.config.commit_group.max(1)).enumerate() {
+            let mut written: Vec<Written> = Vec::new();
+            for (j, chunk) in group.iter().enumerate() {
+                if store_down {
+                    report.not_attempted.push(chunk.name.clone());
+                    continue;
+                }
+                if g + j > 0 {
+                    self.failpoint("between_chunks");
+                }
+                let started = Instant::now();
+                let span = tracing::info_span!("archive_chunk", run_id, chunk = %chunk.name, day = %chunk.day());
+                match self.prepare_chunk(chunk).instrument(span).await {
+                    Ok((files, seqs, max_batches_in_flight)) => written.push(Written {
+                        chunk,
+                        files,
+                        seqs,
+                        max_batches_in_flight,
+                        seconds: started.elapsed().as_secs_f64(),
+                    }),
+                    Err(e) => {
+                        store_down = e.is_object_store();
+                        let seconds = started.elapsed().as_secs_f64();
+                        self.finish_chunk(run_id, chunk, seconds, Err(e), &mut report)
+                            .await?;
+                    }
+                }
+            }
+            if written.is_empty() {
                 continue;
             }
-            if i > 0 {
-                self.failpoint("between_chunks");
-            }
-            let t0 = Instant::now();
-            let span = tracing::info_span!("archive_chunk", run_id, chunk = %chunk.name, day = %chunk.day());
-            let outcome = match self.archive_chunk(chunk, run_id).instrument(span).await {
-                Ok((files, max_batches_in_flight)) => ChunkOutcome::Archived {
-                    files,
-                    max_batches_in_flight,
-                },
+            let commit_started = Instant::now();
+            let outcomes = match self.commit_chunks(run_id, &written).await {
+                Ok(outcomes) => outcomes,
                 Err(e) => {
-                    store_down = e.is_object_store();
-                    tracing::error!(chunk = %chunk.name, day = %chunk.day(), error = %e,
-                        "chunk not archived; it stays hot and is retried on the next run");
-                    ChunkOutcome::Failed(e.to_string())
+                    let msg = e.to_string();
+                    written
+                        .iter()
+                        .map(|_| Err(ArchiveError::GroupCommit(msg.clone())))
+                        .collect()
                 }
             };
-            let chunk_report = ChunkReport {
-                chunk: chunk.name.clone(),
-                day: chunk.day(),
-                seconds: t0.elapsed().as_secs_f64(),
-                outcome,
-            };
-            if let ChunkOutcome::Archived { files, .. } = &chunk_report.outcome {
-                let seconds = chunk_report.seconds;
-                for f in files {
-                    let project = layout::parse_file_key(&f.key).map(|(p, _)| p);
-                    tracing::info!(
-                        project,
-                        day = %chunk.day(),
-                        rows = f.rows,
-                        bytes = f.bytes,
-                        seconds,
-                        rows_per_sec = (f.rows as f64 / seconds.max(1e-9)).round(),
-                        key = %f.key,
-                        "archived"
-                    );
-                }
-                tracing::info!(
-                    chunk = %chunk.name,
-                    day = %chunk.day(),
-                    files = files.len(),
-                    rows = chunk_report.rows(),
-                    bytes = chunk_report.bytes(),
-                    seconds,
-                    rows_per_sec = (chunk_report.rows() as f64 / seconds.max(1e-9)).round(),
-                    "chunk archived"
-                );
+            // Each chunk's time: its own writing and checking, plus the
+            // group's commit.
+            let commit_secs = commit_started.elapsed().as_secs_f64();
+            for (w, outcome) in written.into_iter().zip(outcomes) {
+                let outcome = outcome.map(|()| (w.files, w.max_batches_in_flight));
+                let seconds = w.seconds + commit_secs;
+                self.finish_chunk(run_id, w.chunk, seconds, outcome, &mut report)
+                    .await?;
             }
-            runs::record_chunk(pool, run_id, chunk.day(), &chunk_report).await?;
-            report.chunks.push(chunk_report);
         }
         if store_down {
             report.error = Some(format!(
@@ -311,13 +308,12 @@ impl Archiver {
         Ok(removed)
     }
 
-    /// Writes, verifies and commits one chunk. Returns the files and the
-    /// most record batches that were alive at once.
-    async fn archive_chunk(
+    /// Writes and verifies one chunk: its files, the sequence numbers they
+    /// took per project, and the most record batches alive at once.
+    async fn prepare_chunk(
         &self,
         chunk: &Chunk,
-        run_id: i64,
-    ) -> Result<(Vec<FileStats>, usize), ArchiveError> {
+    ) -> Result<(Vec<FileStats>, BTreeMap<i64, i32>, usize), ArchiveError> {
         let day = chunk.day();
         let seqs: BTreeMap<i64, i32> = sqlx::query_as(
             "SELECT project_id, count(*)::int FROM cold_files WHERE day = $1 GROUP BY project_id",
@@ -334,8 +330,64 @@ impl Archiver {
             verify_file(&self.cold, f).await?;
         }
         self.failpoint("after_verify");
-        self.commit_chunk(chunk, run_id, &files, &seqs).await?;
-        Ok((files, max_in_flight))
+        Ok((files, seqs, max_in_flight))
+    }
+
+    /// Logs and records one chunk's outcome and adds it to the report.
+    async fn finish_chunk(
+        &self,
+        run_id: i64,
+        chunk: &Chunk,
+        seconds: f64,
+        outcome: Result<(Vec<FileStats>, usize), ArchiveError>,
+        report: &mut RunReport,
+    ) -> Result<(), ArchiveError> {
+        let outcome = match outcome {
+            Ok((files, max_batches_in_flight)) => ChunkOutcome::Archived {
+                files,
+                max_batches_in_flight,
+            },
+            Err(e) => {
+                tracing::error!(chunk = %chunk.name, day = %chunk.day(), error = %e,
+                    "chunk not archived; it stays hot and is retried on the next run");
+                ChunkOutcome::Failed(e.to_string())
+            }
+        };
+        let chunk_report = ChunkReport {
+            chunk: chunk.name.clone(),
+            day: chunk.day(),
+            seconds,
+            outcome,
+        };
+        if let ChunkOutcome::Archived { files, .. } = &chunk_report.outcome {
+            let seconds = chunk_report.seconds;
+            for f in files {
+                let project = layout::parse_file_key(&f.key).map(|(p, _)| p);
+                tracing::info!(
+                    project,
+                    day = %chunk.day(),
+                    rows = f.rows,
+                    bytes = f.bytes,
+                    seconds,
+                    rows_per_sec = (f.rows as f64 / seconds.max(1e-9)).round(),
+                    key = %f.key,
+                    "archived"
+                );
+            }
+            tracing::info!(
+                chunk = %chunk.name,
+                day = %chunk.day(),
+                files = files.len(),
+                rows = chunk_report.rows(),
+                bytes = chunk_report.bytes(),
+                seconds,
+                rows_per_sec = (chunk_report.rows() as f64 / seconds.max(1e-9)).round(),
+                "chunk archived"
+            );
+        }
+        runs::record_chunk(self.hot.pool(), run_id, chunk.day(), &chunk_report).await?;
+        report.chunks.push(chunk_report);
+        Ok(())
     }
 
     /// Streams the chunk's rows (ordered by project, then time, straight off
@@ -447,17 +499,17 @@ impl Archiver {
         Ok((files, max_alive.load(Ordering::SeqCst)))
     }
 
-    /// The commit point: under an exclusive lock on `events` (taken first,
-    /// so it cannot deadlock with an ingest holding the parent and waiting
-    /// for the chunk), check that the chunk still holds exactly the rows
-    /// written, record the files, drop the chunk, commit.
-    async fn commit_chunk(
+    /// The commit point of a group of written chunks: under an exclusive
+    /// lock on `events` (taken first, so it cannot deadlock with an ingest
+    /// holding the parent and waiting for a chunk), check that each chunk
+    /// still holds exactly the rows written, record its files and drop it;
+    /// then commit once. A chunk that changed meanwhile (a late event) is
+    /// left out and stays hot; its objects are orphans the next run removes.
+    async fn commit_chunks(
         &self,
-        chunk: &Chunk,
         run_id: i64,
-        files: &[FileStats],
-        seqs: &BTreeMap<i64, i32>,
-    ) -> Result<(), ArchiveError> {
+        written: &[Written<'_>],
+    ) -> Result<Vec<Result<(), ArchiveError>>, ArchiveError> {
         let mut tx = self.hot.pool().begin().await?;
         sqlx::query(&format!(
             "SET LOCAL lock_timeout = '{}ms'",
@@ -468,52 +520,69 @@ impl Archiver {
         sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let now_rows: BTreeMap<i64, i64> = sqlx::query_as(
-            "SELECT project_id, count(*) FROM events WHERE ts >= $1 AND ts < $2 GROUP BY project_id",
-        )
-        .bind(chunk.start)
-        .bind(chunk.end)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-        let written: BTreeMap<i64, i64> = files
-            .iter()
-            .filter_map(|f| Some((layout::parse_file_key(&f.key)?.0, f.rows as i64)))
-            .collect();
-        if now_rows != written {
-            return Err(ArchiveError::ChunkChanged {
-                chunk: chunk.name.clone(),
-                detail: format!("rows per project now {now_rows:?}, written {written:?}"),
-            });
-        }
-        for f in files {
-            let (project, day) = layout::parse_file_key(&f.key).ok_or_else(|| {
-                ArchiveError::Pipeline(format!("unexpected object key {}", f.key))
-            })?;
-            sqlx::query(
-                "INSERT INTO cold_files (project_id, day, seq, object_key, rows, bytes, min_ts, max_ts, checksum, run_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        let mut outcomes = Vec::with_capacity(written.len());
+        for w in written {
+            let chunk = w.chunk;
+            let now_rows: BTreeMap<i64, i64> = sqlx::query_as(
+                "SELECT project_id, count(*) FROM events WHERE ts >= $1 AND ts < $2 GROUP BY project_id",
             )
-            .bind(project)
-            .bind(day)
-            .bind(seqs.get(&project).copied().unwrap_or(0))
-            .bind(f.key.as_ref())
-            .bind(f.rows as i64)
-            .bind(f.bytes as i64)
-            .bind(micros(f.min_ts))
-            .bind(micros(f.max_ts))
-            .bind(f.checksum.to_hex())
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
+            .bind(chunk.start)
+            .bind(chunk.end)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            let rows: BTreeMap<i64, i64> = w
+                .files
+                .iter()
+                .filter_map(|f| Some((layout::parse_file_key(&f.key)?.0, f.rows as i64)))
+                .collect();
+            if now_rows != rows {
+                outcomes.push(Err(ArchiveError::ChunkChanged {
+                    chunk: chunk.name.clone(),
+                    detail: format!("rows per project now {now_rows:?}, written {rows:?}"),
+                }));
+                continue;
+            }
+            for f in &w.files {
+                let (project, day) = layout::parse_file_key(&f.key).ok_or_else(|| {
+                    ArchiveError::Pipeline(format!("unexpected object key {}", f.key))
+                })?;
+                sqlx::query(
+                    "INSERT INTO cold_files (project_id, day, seq, object_key, rows, bytes, min_ts, max_ts, checksum, run_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(project)
+                .bind(day)
+                .bind(w.seqs.get(&project).copied().unwrap_or(0))
+                .bind(f.key.as_ref())
+                .bind(f.rows as i64)
+                .bind(f.bytes as i64)
+                .bind(micros(f.min_ts))
+                .bind(micros(f.max_ts))
+                .bind(f.checksum.to_hex())
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            self.failpoint("before_drop");
+            self.hot.drop_chunk(&mut tx, chunk).await?;
+            self.failpoint("after_drop");
+            outcomes.push(Ok(()));
         }
-        self.failpoint("before_drop");
-        self.hot.drop_chunk(&mut tx, chunk).await?;
-        self.failpoint("after_drop");
         tx.commit().await?;
-        Ok(())
+        Ok(outcomes)
     }
+}
+
+/// A chunk written and verified, waiting for its group's commit.
+struct Written<'a> {
+    chunk: &'a Chunk,
+    files: Vec<FileStats>,
+    seqs: BTreeMap<i64, i32>,
+    max_batches_in_flight: usize,
+    /// Spent writing and checking it.
+    seconds: f64,
 }
 
 /// Cancels the task when the chunk's pipeline is abandoned (the reader

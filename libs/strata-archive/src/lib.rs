@@ -49,6 +49,9 @@ pub struct ArchiveConfig {
     pub channel_batches: usize,
     /// Longest wait for the table lock of the commit transaction.
     pub commit_lock_timeout: Duration,
+    /// Chunks committed together in one transaction (one wait for the
+    /// table lock, which briefly holds ingest).
+    pub commit_group: usize,
     pub failpoint: Option<FailPointHook>,
 }
 
@@ -58,6 +61,7 @@ impl std::fmt::Debug for ArchiveConfig {
             .field("hot_retention", &self.hot_retention)
             .field("writer", &self.writer)
             .field("channel_batches", &self.channel_batches)
+            .field("commit_group", &self.commit_group)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +73,7 @@ impl Default for ArchiveConfig {
             writer: WriterOptions::default(),
             channel_batches: 2,
             commit_lock_timeout: Duration::from_secs(30),
+            commit_group: 16,
             failpoint: None,
         }
     }

@@ -29,6 +29,11 @@ struct Cli {
     /// Cron schedule of the daemon (sec min hour day-of-month month day-of-week).
     #[arg(long, env = "STRATA_ARCHIVE_SCHEDULE", default_value = "0 5 * * * *")]
     schedule: String,
+    /// Chunks committed together: one short table lock (which holds ingest
+    /// for its duration) per group instead of one per chunk.
+    #[arg(long, env = "STRATA_ARCHIVE_COMMIT_GROUP", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    commit_group: u16,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -84,6 +89,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = ArchiveConfig {
         hot_retention: cli.tiering.hot_retention,
         failpoint: failpoint_from_env()?,
+        commit_group: usize::from(cli.commit_group),
         ..ArchiveConfig::default()
     };
     let archiver = Archiver::new(hot, cold, config);
