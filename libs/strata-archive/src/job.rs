@@ -6,14 +6,14 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
-use sqlx::{Connection, Row};
+use sqlx::Connection;
 use strata_cold::layout::{self, EVENTS_PREFIX};
 use strata_cold::{Batch, BatchBuilder, FileStats, FileWriter, verify_file};
 use strata_hot::Chunk;
 use tokio::sync::mpsc;
 use tracing::Instrument;
-use uuid::Uuid;
 
+use crate::copy_out::{CopyRows, copy_chunk_sql};
 use crate::runs::{self, RunTotals};
 use crate::{ArchiveError, Archiver};
 
@@ -409,14 +409,6 @@ impl Archiver {
         let producer_max = Arc::clone(&max_alive);
         let producer = async move {
             let mut conn = pool.acquire().await?;
-            let mut rows = sqlx::query(
-                "SELECT project_id, event_id, user_id, event_type, ts, properties::text, received_at
-                   FROM events WHERE ts >= $1 AND ts < $2
-                  ORDER BY project_id, ts",
-            )
-            .bind(start)
-            .bind(end)
-            .fetch(&mut *conn);
             let mut builder = BatchBuilder::with_capacity(opts.batch_rows);
             let mut current: Option<i64> = None;
             let send = |project: i64, builder: &mut BatchBuilder| {
@@ -433,26 +425,44 @@ impl Archiver {
                         .map_err(|_| ArchiveError::Pipeline("writer stopped".into()))
                 }
             };
-            while let Some(row) = rows.try_next().await? {
-                let project: i64 = row.try_get(0)?;
-                if let Some(p) = current.filter(|p| *p != project && !builder.is_empty()) {
-                    send(p, &mut builder).await?;
+            let streamed = async {
+                let mut stream = conn.copy_out_raw(&copy_chunk_sql(start, end)).await?;
+                let mut rows = CopyRows::default();
+                while let Some(piece) = stream.try_next().await? {
+                    rows.extend(&piece);
+                    while let Some(row) = rows.next_row()? {
+                        let project = row.project_id;
+                        if let Some(p) = current.filter(|p| *p != project && !builder.is_empty()) {
+                            send(p, &mut builder).await?;
+                        }
+                        current = Some(project);
+                        builder.push(
+                            row.event_id,
+                            row.user_id,
+                            row.event_type,
+                            row.ts_micros,
+                            row.properties,
+                            row.received_micros,
+                        );
+                        if builder.len() >= opts.batch_rows {
+                            send(project, &mut builder).await?;
+                        }
+                    }
                 }
-                current = Some(project);
-                let ts: DateTime<Utc> = row.try_get(4)?;
-                let received: DateTime<Utc> = row.try_get(6)?;
-                builder.push(
-                    row.try_get::<Uuid, _>(1)?,
-                    row.try_get::<&str, _>(2)?,
-                    row.try_get::<&str, _>(3)?,
-                    ts.timestamp_micros(),
-                    row.try_get::<Option<&str>, _>(5)?,
-                    received.timestamp_micros(),
-                );
-                if builder.len() >= opts.batch_rows {
-                    send(project, &mut builder).await?;
+                if !rows.finished() {
+                    return Err(ArchiveError::Pipeline(
+                        "the COPY stream of the chunk ended early".into(),
+                    ));
                 }
+                Ok::<(), ArchiveError>(())
             }
+            .await;
+            if streamed.is_err() {
+                // A stream abandoned halfway leaves the connection mid-COPY:
+                // it must not go back to the pool.
+                conn.close_on_drop();
+            }
+            streamed?;
             if let Some(p) = current.filter(|_| !builder.is_empty()) {
                 send(p, &mut builder).await?;
             }

@@ -10,6 +10,7 @@
 //! (orphans of crashed runs). One archiver runs at a time, under a
 //! PostgreSQL advisory lock.
 
+mod copy_out;
 mod demo;
 mod error;
 mod job;
