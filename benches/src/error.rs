@@ -10,8 +10,6 @@ pub enum BenchError {
     Http(#[from] reqwest::Error),
     #[error("DuckDB: {0}")]
     Duck(#[from] duckdb::Error),
-    #[error("object store: {0}")]
-    Store(#[from] object_store::Error),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// A step of the run failed or a measured system misbehaved.

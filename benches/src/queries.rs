@@ -314,6 +314,27 @@ pub async fn strata(
 /// day and indexed exactly like Strata's hot `events`.
 pub const PG_TABLE: &str = "bench_baseline.events";
 
+/// `select` over the project's events in `[from, to)`, grouped by its
+/// first column.
+async fn in_range<T>(
+    pool: &PgPool,
+    select: &str,
+    project: i64,
+    (from, to): (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
+) -> Result<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    Ok(sqlx::query_as(&format!(
+        "{select} FROM {PG_TABLE} WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1"
+    ))
+    .bind(project)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?)
+}
+
 pub async fn postgres(
     pool: &PgPool,
     project: i64,
@@ -323,27 +344,23 @@ pub async fn postgres(
     let (from, to_excl) = (midnight(q.from), midnight(q.to + Duration::days(1)));
     Ok(match q.stat {
         Stat::Dau => {
-            let rows: Vec<(NaiveDate, i64)> = sqlx::query_as(&format!(
-                "SELECT (ts AT TIME ZONE 'UTC')::date, count(DISTINCT user_id) FROM {PG_TABLE}
-                  WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1"
-            ))
-            .bind(project)
-            .bind(from)
-            .bind(to_excl)
-            .fetch_all(pool)
+            let rows: Vec<(NaiveDate, i64)> = in_range(
+                pool,
+                "SELECT (ts AT TIME ZONE 'UTC')::date, count(DISTINCT user_id)",
+                project,
+                (from, to_excl),
+            )
             .await?;
             let got = rows.into_iter().map(|(d, n)| (d, n as u64)).collect();
             Answer::Dau(zero_filled(q.from, q.to, got))
         }
         Stat::TopEvents { limit } => {
-            let rows: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
-                "SELECT event_type, count(*), count(DISTINCT user_id) FROM {PG_TABLE}
-                  WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1"
-            ))
-            .bind(project)
-            .bind(from)
-            .bind(to_excl)
-            .fetch_all(pool)
+            let rows: Vec<(String, i64, i64)> = in_range(
+                pool,
+                "SELECT event_type, count(*), count(DISTINCT user_id)",
+                project,
+                (from, to_excl),
+            )
             .await?;
             let rows = rows
                 .into_iter()

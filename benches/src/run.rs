@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
-use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use sqlx::PgPool;
 use strata_model::ValidEvent;
 
@@ -75,7 +73,32 @@ struct Bench<'a> {
     runs: u32,
 }
 
-fn last_line(out: &str) -> Result<String> {
+/// A key of `project` whose own rate limit is far above the load: rate
+/// limiting is checked on every request (one Redis round trip) but never
+/// refuses.
+async fn create_key(
+    api_bin: &Path,
+    env: &[(String, String)],
+    project: &str,
+    scopes: &str,
+) -> Result<String> {
+    let out = procs::run_output(
+        api_bin,
+        &[
+            "keys",
+            "create",
+            "--project",
+            project,
+            "--scopes",
+            scopes,
+            "--rate",
+            "1000000",
+            "--burst",
+            "1000000",
+        ],
+        env,
+    )
+    .await?;
     Ok(out
         .lines()
         .last()
@@ -136,46 +159,10 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
     }
     let api_bin = bins.join("strata-api");
     procs::run_output(&api_bin, &["migrate"], &env).await?;
-    // The bench key's own limit is far above the load: rate limiting is
-    // checked on every request (one Redis round trip) but never refuses.
-    let out = procs::run_output(
-        &api_bin,
-        &[
-            "keys",
-            "create",
-            "--project",
-            "bench",
-            "--scopes",
-            "ingest,read,admin",
-            "--rate",
-            "1000000",
-            "--burst",
-            "1000000",
-        ],
-        &env,
-    )
-    .await?;
-    let key = last_line(&out)?;
+    let key = create_key(&api_bin, &env, "bench", "ingest,read,admin").await?;
     // The load that runs beside the archiver goes to its own project, so
     // that the queries below see only the history and the late events.
-    let out = procs::run_output(
-        &api_bin,
-        &[
-            "keys",
-            "create",
-            "--project",
-            "load",
-            "--scopes",
-            "ingest",
-            "--rate",
-            "1000000",
-            "--burst",
-            "1000000",
-        ],
-        &env,
-    )
-    .await?;
-    let load_key = last_line(&out)?;
+    let load_key = create_key(&api_bin, &env, "load", "ingest").await?;
     let pool = PgPool::connect(&db_url).await?;
     let project: i64 = sqlx::query_scalar("SELECT id FROM projects WHERE name = 'bench'")
         .fetch_one(&pool)
@@ -738,16 +725,7 @@ impl Bench<'_> {
             ..strata_cold::S3Options::default()
         };
         if let Ok(store) = strata_cold::ColdStore::from_url(&self.cold_url, &s3) {
-            let store = store.object_store();
-            let keys: Vec<_> = store
-                .list(None)
-                .map_ok(|m| m.location)
-                .try_collect()
-                .await
-                .unwrap_or_default();
-            for k in keys {
-                let _ = store.delete(&k).await;
-            }
+            let _ = store.delete_all().await;
         }
         for f in ["history.csv", "late.csv"] {
             let _ = std::fs::remove_file(self.path(f));

@@ -26,16 +26,7 @@ impl Drop for TestCold {
         }
         let (url, s3) = (self.url.clone(), self.s3.clone());
         crate::block_on_own_runtime(async move {
-            let store = ColdStore::from_url(&url, &s3).unwrap().object_store();
-            let keys: Vec<_> = store
-                .list(None)
-                .map_ok(|m| m.location)
-                .try_collect()
-                .await
-                .unwrap_or_default();
-            for k in keys {
-                let _ = store.delete(&k).await;
-            }
+            let _ = ColdStore::from_url(&url, &s3).unwrap().delete_all().await;
         });
     }
 }

@@ -112,6 +112,24 @@ impl ColdStore {
         &self.url
     }
 
+    /// Deletes every object under this store's URL; how many. For fixtures
+    /// (tests, benchmarks) that own their prefix: never point it at a
+    /// deployment's cold tier.
+    pub async fn delete_all(&self) -> Result<usize, ColdError> {
+        use futures::TryStreamExt;
+        use object_store::ObjectStoreExt;
+        let keys: Vec<Path> = self
+            .store
+            .list(None)
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for k in &keys {
+            self.store.delete(k).await?;
+        }
+        Ok(keys.len())
+    }
+
     /// Lists at most one object under `events/`, as a reachability check.
     pub async fn check(&self, timeout: Duration) -> Result<(), ColdError> {
         use futures::StreamExt;
