@@ -10,10 +10,10 @@ use sqlx::Connection;
 use strata_cold::layout::{self, EVENTS_PREFIX};
 use strata_cold::{Batch, BatchBuilder, FileStats, FileWriter, verify_file};
 use strata_hot::Chunk;
+use strata_hot::copy::{CopyRows, copy_chunk_sql};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::copy_out::{CopyRows, copy_chunk_sql};
 use crate::runs::{self, RunTotals};
 use crate::{ArchiveError, Archiver};
 

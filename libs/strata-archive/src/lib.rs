@@ -10,7 +10,6 @@
 //! (orphans of crashed runs). One archiver runs at a time, under a
 //! PostgreSQL advisory lock.
 
-mod copy_out;
 mod demo;
 mod error;
 mod job;
