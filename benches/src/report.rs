@@ -239,12 +239,8 @@ pub fn targets(
     out
 }
 
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
 pub(crate) fn to_mib(bytes: u64) -> f64 {
-    mib(bytes)
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 impl Report {

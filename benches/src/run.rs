@@ -288,7 +288,7 @@ impl Bench<'_> {
 
     fn bodies(&self, events: &[ValidEvent]) -> Result<Arc<Vec<data::Body>>> {
         let mut load = Load::default();
-        load.push(events, self.cfg.batch, self.project, &mut std::io::sink())?;
+        load.push(events, self.cfg.batch)?;
         Ok(Arc::new(load.bodies))
     }
 
@@ -358,7 +358,8 @@ impl Bench<'_> {
             let mut w = BufWriter::new(std::fs::File::create(&history_csv)?);
             for (i, d) in days.iter().enumerate() {
                 let events = g.day(i as u32, *d);
-                history.push(&events, cfg.batch, self.project, &mut w)?;
+                history.push(&events, cfg.batch)?;
+                data::write_csv(&events, self.project, &mut w)?;
             }
             w.flush()?;
         }
@@ -575,11 +576,7 @@ impl Bench<'_> {
             storage,
             queries: query_results,
             targets,
-            total_secs: 0.0,
-        })
-        .map(|mut r| {
-            r.total_secs = secs(started);
-            r
+            total_secs: secs(started),
         })
     }
 
