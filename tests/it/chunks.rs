@@ -3,13 +3,13 @@ use std::collections::BTreeSet;
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
 use strata_hot::Layout;
-use strata_tests::{event, spawn_app, timescaledb_available};
+use strata_tests::{ServerTimescale, event, spawn_app};
 use uuid::Uuid;
 
 #[tokio::test]
 async fn hot_layout_is_the_hypertable_exactly_where_timescaledb_exists() {
     let app = spawn_app().await;
-    let expected = if timescaledb_available(app.hot.pool()).await {
+    let expected = if ServerTimescale::of(app.hot.pool()).await == ServerTimescale::Preloaded {
         Layout::Timescale
     } else {
         Layout::Native

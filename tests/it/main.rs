@@ -7,6 +7,7 @@ mod chunks;
 mod health;
 mod idempotency;
 mod ingest;
+mod layout;
 mod metrics;
 mod openapi;
 mod ratelimit;

@@ -70,7 +70,9 @@ impl TestDb {
     pub async fn create() -> Self {
         let db = Self::create_empty().await;
         let pool = db.pool().await;
-        strata_hot::migrate(&pool).await.unwrap();
+        strata_hot::migrate(&pool, strata_hot::LayoutChoice::Auto)
+            .await
+            .unwrap();
         pool.close().await;
         db
     }
@@ -456,13 +458,47 @@ pub fn recent_event(id: Uuid, user: &str, hours_ago: i64) -> Value {
     event(id, user, "page_view", &ts.to_rfc3339())
 }
 
-/// Whether the server under test can create the TimescaleDB extension.
-pub async fn timescaledb_available(pool: &PgPool) -> bool {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
-                AND current_setting('shared_preload_libraries') LIKE '%timescaledb%'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
+/// What the server under test offers of TimescaleDB, read the way an
+/// operator would (superuser view of `shared_preload_libraries`), not with
+/// the product's own probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerTimescale {
+    /// Installed and preloaded: a new database gets the hypertable.
+    Preloaded,
+    /// Installed but not preloaded: `CREATE EXTENSION` would end the session.
+    InstalledNotPreloaded,
+    Absent,
+}
+
+impl ServerTimescale {
+    /// The server under test's case. When `make test` says which case it set
+    /// up (`STRATA_TEST_EXPECT_TIMESCALE`: preloaded, installed or absent),
+    /// a server that turns out different fails the test instead of quietly
+    /// exercising another path.
+    pub async fn of(pool: &PgPool) -> Self {
+        let (installed, preloaded): (bool, bool) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'),
+                    current_setting('shared_preload_libraries') LIKE '%timescaledb%'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let case = match (installed, preloaded) {
+            (true, true) => Self::Preloaded,
+            (true, false) => Self::InstalledNotPreloaded,
+            (false, _) => Self::Absent,
+        };
+        if let Ok(expected) = std::env::var("STRATA_TEST_EXPECT_TIMESCALE") {
+            let name = match case {
+                Self::Preloaded => "preloaded",
+                Self::InstalledNotPreloaded => "installed",
+                Self::Absent => "absent",
+            };
+            assert_eq!(
+                name, expected,
+                "the server under test is not the TimescaleDB case `make test` set up"
+            );
+        }
+        case
+    }
 }

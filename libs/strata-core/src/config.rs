@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use strata_cold::S3Options;
+use strata_hot::{LayoutChoice, PoolConfig};
 use strata_model::IngestLimits;
 use strata_query::{DuckConfig, QueryConfig};
 
@@ -28,6 +29,22 @@ pub struct DatabaseArgs {
     /// How long a request waits for a pooled connection before answering 503.
     #[arg(long, env = "STRATA_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub database_acquire_timeout: Duration,
+
+    /// Hot layout of a new database: `auto` (a TimescaleDB hypertable when the
+    /// extension is installed and preloaded, native day partitions otherwise),
+    /// `timescaledb` (fail at start unless it can be used) or `native`. An
+    /// existing database keeps its layout; a different explicit choice fails.
+    #[arg(long, env = "STRATA_HOT_LAYOUT", default_value = "auto")]
+    pub hot_layout: LayoutChoice,
+}
+
+impl DatabaseArgs {
+    pub fn pool_config(&self) -> PoolConfig {
+        PoolConfig {
+            max_connections: self.database_max_connections,
+            acquire_timeout: self.database_acquire_timeout,
+        }
+    }
 }
 
 /// How data moves between tiers.

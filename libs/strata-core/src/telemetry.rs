@@ -123,19 +123,41 @@ pub fn init(service: &'static str) -> Result<Telemetry, CoreError> {
 /// A binary's `main`: telemetry set up, `main` run on a multi-threaded tokio
 /// runtime, telemetry flushed. Set-up and flush happen outside the runtime:
 /// the OTLP exporter uses a blocking HTTP client on the SDK's own threads.
-pub fn run_main<T, E>(
+///
+/// An error ends the process with status 1 and one line on stderr,
+/// `Error: <what failed>: <cause>…` (the alternate form, which for `anyhow`
+/// is the whole chain), never a backtrace, whatever `RUST_BACKTRACE` says:
+/// it is what an operator reads when a binary refuses to start.
+pub fn run_main<E>(
     service: &'static str,
-    main: impl Future<Output = Result<T, E>>,
-) -> Result<T, E>
+    main: impl Future<Output = Result<(), E>>,
+) -> std::process::ExitCode
 where
-    E: From<CoreError> + From<std::io::Error>,
+    E: std::fmt::Display,
 {
-    let telemetry = init(service)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let result = runtime.block_on(main);
-    drop(runtime);
-    telemetry.shutdown();
-    result
+    let result = match (
+        init(service),
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    ) {
+        (Ok(telemetry), Ok(runtime)) => {
+            let result = runtime.block_on(main).map_err(|e| format!("{e:#}"));
+            drop(runtime);
+            telemetry.shutdown();
+            result
+        }
+        (Err(e), _) => Err(e.to_string()),
+        (_, Err(e)) => Err(format!("starting the runtime: {e}")),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("Error: {message}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -1,11 +1,12 @@
 //! Day chunks: the partitioning interface over TimescaleDB and native
-//! PostgreSQL partitions. This module is the only place that branches on
-//! the layout.
+//! PostgreSQL partitions. This module is the only place that reads or writes
+//! data differently per layout (`layout.rs` decides which one a database
+//! gets).
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use strata_model::day_number;
 
 use crate::{HotError, HotStore};
@@ -31,6 +32,14 @@ impl Layout {
             Self::Native => "native-partitions",
         }
     }
+
+    /// In words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Timescale => "a TimescaleDB hypertable",
+            Self::Native => "native day partitions",
+        }
+    }
 }
 
 /// One hot chunk: the rows with `start <= ts < end`.
@@ -46,34 +55,6 @@ impl Chunk {
     /// The UTC day a 1-day chunk covers.
     pub fn day(&self) -> NaiveDate {
         self.start.date_naive()
-    }
-}
-
-pub(crate) async fn detect_layout(pool: &PgPool) -> Result<Layout, HotError> {
-    let row: Option<(String, bool)> = sqlx::query_as(
-        "SELECT c.relkind::text,
-                EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
-           FROM pg_class c WHERE c.oid = to_regclass('events')",
-    )
-    .fetch_optional(pool)
-    .await?;
-    match row {
-        Some((kind, _)) if kind == "p" => Ok(Layout::Native),
-        Some((kind, true)) if kind == "r" => {
-            let hyper: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables
-                                 WHERE hypertable_schema = current_schema()
-                                   AND hypertable_name = 'events')",
-            )
-            .fetch_one(pool)
-            .await?;
-            if hyper {
-                Ok(Layout::Timescale)
-            } else {
-                Err(HotError::UnknownLayout)
-            }
-        }
-        _ => Err(HotError::UnknownLayout),
     }
 }
 

@@ -14,6 +14,22 @@ pub enum HotError {
         "table `events` is neither a TimescaleDB hypertable nor a partitioned table; run `strata-api migrate` on an empty database"
     )]
     UnknownLayout,
+    /// The TimescaleDB layout is required or in use but the server cannot
+    /// serve it; the text says why and what to do.
+    #[error("{0}")]
+    LayoutUnavailable(String),
+    #[error(
+        "this database's events table uses {}, but STRATA_HOT_LAYOUT={choice}: Strata does not convert an existing events table (docs/ADR.md, ADR-023); use STRATA_HOT_LAYOUT=auto with this database, or migrate a new one",
+        existing.describe()
+    )]
+    LayoutMismatch {
+        existing: crate::Layout,
+        choice: crate::LayoutChoice,
+    },
+    #[error(
+        "this database has migrations this build of Strata does not know ({0:?}): it was migrated by a newer version"
+    )]
+    UnknownMigrations(Vec<i64>),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]

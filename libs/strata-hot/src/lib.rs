@@ -10,6 +10,7 @@ pub mod copy;
 mod error;
 mod ingest;
 mod keys;
+mod layout;
 mod stats;
 
 use std::collections::HashSet;
@@ -25,10 +26,8 @@ pub use chunks::{Chunk, Layout};
 pub use error::HotError;
 pub use ingest::InsertOutcome;
 pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit};
+pub use layout::{LayoutChoice, migrate};
 pub use stats::{ColdFile, DayCount, ReadSnapshot, TypeCount};
-
-/// Embedded SQL migrations from `migrations/`.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -55,13 +54,6 @@ pub fn lazy_pool(url: &str, cfg: &PoolConfig) -> Result<PgPool, HotError> {
         .connect_lazy(url)?)
 }
 
-/// Applies pending migrations (idempotent; concurrent callers serialise on
-/// sqlx's advisory lock).
-pub async fn migrate(pool: &PgPool) -> Result<(), HotError> {
-    MIGRATOR.run(pool).await?;
-    Ok(())
-}
-
 /// Handle to the hot tier. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct HotStore {
@@ -75,7 +67,9 @@ pub struct HotStore {
 impl HotStore {
     /// Detects the layout of an already migrated database.
     pub async fn open(pool: PgPool) -> Result<Self, HotError> {
-        let layout = chunks::detect_layout(&pool).await?;
+        let layout = layout::detect(&mut *pool.acquire().await?)
+            .await?
+            .ok_or(HotError::UnknownLayout)?;
         tracing::info!(layout = layout.as_str(), "hot tier layout detected");
         Ok(Self {
             pool,
@@ -98,7 +92,7 @@ impl HotStore {
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
                 .fetch_all(&self.pool)
                 .await?;
-        let missing = MIGRATOR
+        let missing = layout::migrator()
             .iter()
             .filter(|m| !applied.contains(&m.version))
             .count();

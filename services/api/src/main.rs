@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use strata_archive::{ArchiveConfig, Archiver};
 use strata_cold::{ColdStore, S3Options};
 use strata_core::config::{DatabaseArgs, S3Args, ServeArgs, TieringArgs};
-use strata_hot::{HotStore, KeyLimit, PoolConfig};
+use strata_hot::{HotStore, KeyLimit};
 use strata_http::ratelimit::{Limit, OnRedisError, RateLimitConfig, RateLimiter};
 use strata_http::{AppState, ServerConfig};
 use strata_model::{GeneratorSpec, IngestLimits, ProjectName, Scopes};
@@ -126,22 +126,15 @@ enum KeysCommand {
     List,
 }
 
-fn pool_config(db: &DatabaseArgs) -> PoolConfig {
-    PoolConfig {
-        max_connections: db.database_max_connections,
-        acquire_timeout: db.database_acquire_timeout,
-    }
-}
-
 async fn open_migrated(db: &DatabaseArgs) -> anyhow::Result<HotStore> {
-    let pool = strata_hot::lazy_pool(&db.database_url, &pool_config(db))?;
-    strata_hot::migrate(&pool)
+    let pool = strata_hot::lazy_pool(&db.database_url, &db.pool_config())?;
+    strata_hot::migrate(&pool, db.hot_layout)
         .await
         .context("applying migrations")?;
     Ok(HotStore::open(pool).await?)
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     strata_core::telemetry::run_main("strata-api", run(cli))
 }

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use strata_tests::{TestDb, recent_event};
+use strata_tests::{ServerTimescale, TestDb, recent_event};
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata-api");
@@ -139,6 +139,72 @@ async fn migrate_then_keys_create_list_revoke() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scope"));
+}
+
+/// `strata-api` with `STRATA_HOT_LAYOUT=layout` and `args`, on a new database.
+fn run_with_layout(db: &TestDb, layout: &str, args: &[&str]) -> (Output, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("STRATA_DATABASE_URL", &db.url)
+        .env("STRATA_HOT_LAYOUT", layout)
+        .env("STRATA_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        // An operator's shell may well have it; the refusal stays one line.
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stderr)
+}
+
+#[tokio::test]
+async fn the_hot_layout_setting_is_honoured_or_refused_with_the_reason() {
+    let probe = TestDb::create_empty().await;
+    let server = ServerTimescale::of(&probe.pool().await).await;
+
+    let (out, err) = run_with_layout(&probe, "hypertable", &["migrate"]);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("auto, timescaledb, native"), "{err}");
+
+    let db = TestDb::create_empty().await;
+    let (out, err) = run_with_layout(&db, "auto", &["migrate"]);
+    assert!(out.status.success(), "{err}");
+    let warned = err.contains("not preloaded") && err.contains("Using native day partitions");
+    assert_eq!(
+        warned,
+        server == ServerTimescale::InstalledNotPreloaded,
+        "{err}"
+    );
+
+    let db = TestDb::create_empty().await;
+    if server == ServerTimescale::Preloaded {
+        let (out, err) = run_with_layout(&db, "timescaledb", &["migrate"]);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(db.hot().await.layout(), strata_hot::Layout::Timescale);
+    } else {
+        // Both the migrate command and the server refuse to start, with the
+        // reason and the fix, not a backtrace or a dead session.
+        for args in [&["migrate"][..], &["serve"]] {
+            let (out, err) = run_with_layout(&db, "timescaledb", args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(
+                err.contains("STRATA_HOT_LAYOUT=timescaledb cannot be honoured: "),
+                "{err}"
+            );
+            assert!(err.contains("set STRATA_HOT_LAYOUT=auto"), "{err}");
+            assert!(
+                !err.contains("panicked") && !err.contains("FATAL") && !err.contains("backtrace"),
+                "{err}"
+            );
+            let line = err.lines().last().unwrap();
+            assert!(
+                line.starts_with(
+                    "Error: applying migrations: STRATA_HOT_LAYOUT=timescaledb cannot be honoured: "
+                ),
+                "{err}"
+            );
+        }
+    }
 }
 
 fn free_port() -> u16 {

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use strata_archive::{ArchiveConfig, Archiver, FAIL_POINTS, RunOutcome};
 use strata_cold::{ColdStore, S3Options};
 use strata_core::config::{DatabaseArgs, S3Args, TieringArgs};
-use strata_hot::{HotStore, PoolConfig};
+use strata_hot::HotStore;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 #[derive(Debug, Parser)]
@@ -68,20 +68,14 @@ fn failpoint_from_env() -> anyhow::Result<Option<strata_archive::FailPointHook>>
     })))
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     strata_core::telemetry::run_main("strata-archiver", run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let pool = strata_hot::lazy_pool(
-        &cli.db.database_url,
-        &PoolConfig {
-            max_connections: cli.db.database_max_connections,
-            acquire_timeout: cli.db.database_acquire_timeout,
-        },
-    )?;
-    strata_hot::migrate(&pool)
+    let pool = strata_hot::lazy_pool(&cli.db.database_url, &cli.db.pool_config())?;
+    strata_hot::migrate(&pool, cli.db.hot_layout)
         .await
         .context("applying migrations")?;
     let hot = HotStore::open(pool).await?;
