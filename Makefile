@@ -15,13 +15,8 @@ export PATH := $(STRATA_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-test: ## Start/verify PostgreSQL, Redis and an S3 server, then fmt check, clippy and the whole suite (what CI runs)
-	@eval "$$(scripts/ensure-services.sh)"; \
-	eval "$$(scripts/ensure-s3.sh)"; \
-	scripts/ensure-tools.sh; \
-	cargo fmt --all --check; \
-	cargo clippy --workspace --all-targets -- -D warnings; \
-	cargo nextest run --workspace --no-fail-fast
+test: ## Start/verify PostgreSQL, Redis, an S3 server and (when buildable) TimescaleDB; fmt check, clippy, then the whole suite on native partitions and on a hypertable (what CI runs)
+	@scripts/test.sh
 
 run: ## Serve on 127.0.0.1:8080 with a private PostgreSQL in ./.strata (or STRATA_DATABASE_URL) and print a demo key
 	@scripts/run.sh
@@ -36,9 +31,14 @@ lint: ## cargo fmt --check and clippy only
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-bench: ## Strata against its baselines on the same data (BENCH_SCALE=2 … for more), then the micro-benchmarks; rewrites docs/BENCHMARKS.md and docs/benchmarks.json
+bench: ## Strata against its baselines on the same data (BENCH_SCALE=2 … for more; BENCH_HOT_LAYOUT=timescaledb for the hypertable), then the micro-benchmarks; rewrites that layout's section of docs/BENCHMARKS.md and docs/benchmarks/<layout>.json
 	@eval "$$(scripts/ensure-services.sh)"; \
 	eval "$$(scripts/ensure-s3.sh)"; \
+	if [ "$${BENCH_HOT_LAYOUT:-native}" = timescaledb ]; then \
+	  eval "$$(scripts/ensure-timescaledb.sh)"; \
+	  [ -n "$${STRATA_TEST_TIMESCALE_URL:-}" ] || { echo "strata: no PostgreSQL with TimescaleDB preloaded (see above)" >&2; exit 1; }; \
+	  export STRATA_TEST_DATABASE_URL=$$STRATA_TEST_TIMESCALE_URL; \
+	fi; \
 	cargo build --quiet --workspace --bins; \
 	"$(CARGO_TARGET_DIR)/debug/strata-bench"; \
 	cargo bench --workspace --profile dev --bench micro -- --warm-up-time 1 --measurement-time 3
@@ -53,10 +53,12 @@ openapi: ## Regenerate docs/openapi.json from the code
 fmt: ## Format the code
 	cargo fmt --all
 
-services: ## Start/verify the test services (PostgreSQL, Redis, S3) and print their URLs
-	@scripts/ensure-services.sh; scripts/ensure-s3.sh
+services: ## Start/verify the test services (PostgreSQL, Redis, S3, TimescaleDB when buildable) and print their URLs
+	@scripts/ensure-services.sh; scripts/ensure-s3.sh; scripts/ensure-timescaledb.sh
 
 clean-test-dbs: ## Drop databases left by killed test runs
-	@eval "$$(scripts/ensure-services.sh)"; \
-	psql "$$STRATA_TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'strata\_t\_%'" \
-	  | while read -r db; do psql "$$STRATA_TEST_DATABASE_URL" -qc "DROP DATABASE \"$$db\" WITH (FORCE)"; done
+	@eval "$$(scripts/ensure-services.sh)"; eval "$$(scripts/ensure-timescaledb.sh)"; \
+	for url in "$$STRATA_TEST_DATABASE_URL" $${STRATA_TEST_TIMESCALE_URL:-}; do \
+	  psql "$$url" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'strata\_t\_%'" \
+	    | while read -r db; do psql "$$url" -qc "DROP DATABASE \"$$db\" WITH (FORCE)"; done; \
+	done

@@ -19,10 +19,12 @@ pg_bindir() {
   echo "$d"
 }
 
-# start_private_pg DIR PORT: a throwaway cluster (trust auth, user postgres)
-# in DIR listening on 127.0.0.1:PORT; reused when already running.
+# start_private_pg DIR PORT [-c NAME=VALUE ...]: a throwaway cluster (trust
+# auth, user postgres, fsync off) in DIR listening on 127.0.0.1:PORT, with any
+# further server settings; reused when already running.
 start_private_pg() {
   local dir=$1 port=$2 bin run=()
+  shift 2
   bin=$(pg_bindir)
   if [ -z "$bin" ]; then
     apt_install postgresql >/dev/null
@@ -42,7 +44,7 @@ start_private_pg() {
   if ! "${run[@]}" "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     log "starting PostgreSQL on 127.0.0.1:$port ($dir)"
     "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off $*" start >/dev/null
   fi
 }
 
