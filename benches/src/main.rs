@@ -55,9 +55,14 @@ struct Args {
     /// The markdown file whose generated section is replaced.
     #[arg(long, default_value = "docs/BENCHMARKS.md")]
     markdown: PathBuf,
-    /// Where the same figures go as JSON.
-    #[arg(long, default_value = "docs/benchmarks.json")]
-    json: PathBuf,
+    /// Where the same figures go as JSON (default:
+    /// `docs/benchmarks/<layout>.json`).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Hot layout for the run: `native` or `timescaledb` (the database
+    /// server must preload it; `make bench` picks the server).
+    #[arg(long, env = "BENCH_HOT_LAYOUT", default_value = "native")]
+    layout: strata_hot::LayoutChoice,
     /// Keep the database and the bucket prefix for inspection.
     #[arg(long)]
     keep: bool,
@@ -94,15 +99,22 @@ async fn main() -> anyhow::Result<()> {
         },
         work_dir: a.work_dir,
         keep: a.keep,
+        layout: a.layout,
     };
     let report = strata_benches::run(&cfg).await?;
     let section = report.markdown();
     println!("{section}");
     let doc = std::fs::read_to_string(&a.markdown).unwrap_or_default();
-    std::fs::write(&a.markdown, report::splice(&doc, &section))
+    std::fs::write(&a.markdown, report::splice(&doc, &report.layout, &section))
         .with_context(|| format!("writing {}", a.markdown.display()))?;
-    std::fs::write(&a.json, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", a.json.display()))?;
-    println!("wrote {} and {}", a.markdown.display(), a.json.display());
+    let json = a
+        .json
+        .unwrap_or_else(|| PathBuf::from(format!("docs/benchmarks/{}.json", report.layout)));
+    if let Some(dir) = json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", json.display()))?;
+    println!("wrote {} and {}", a.markdown.display(), json.display());
     Ok(())
 }

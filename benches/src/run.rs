@@ -53,6 +53,9 @@ pub struct BenchConfig {
     pub work_dir: PathBuf,
     /// Leave the database and the bucket prefix behind for inspection.
     pub keep: bool,
+    /// Hot layout the binaries must use (`STRATA_HOT_LAYOUT`); the report
+    /// names the layout the database got.
+    pub layout: strata_hot::LayoutChoice,
 }
 
 const DB: &str = "strata_bench";
@@ -149,6 +152,7 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
             cfg.s3.secret_access_key.as_str(),
         ),
         ("STRATA_HOT_RETENTION", "30d"),
+        ("STRATA_HOT_LAYOUT", cfg.layout.as_str()),
         ("RUST_LOG", "warn"),
     ]
     .into_iter()
@@ -164,6 +168,11 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
     // that the queries below see only the history and the late events.
     let load_key = create_key(&api_bin, &env, "load", "ingest").await?;
     let pool = PgPool::connect(&db_url).await?;
+    let layout = strata_hot::HotStore::open(pool.clone())
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .layout();
+    tracing::info!(layout = layout.as_str(), "hot layout");
     let project: i64 = sqlx::query_scalar("SELECT id FROM projects WHERE name = 'bench'")
         .fetch_one(&pool)
         .await?;
@@ -182,7 +191,7 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         load_key,
         runs: 0,
     };
-    let result = b.measure_all(&postgres, started).await;
+    let result = b.measure_all(&postgres, layout, started).await;
     if !cfg.keep {
         b.clean_up(&admin).await;
     }
@@ -340,7 +349,12 @@ impl Bench<'_> {
         Ok((rows as u64, chunks as u64, secs))
     }
 
-    async fn measure_all(&mut self, postgres: &str, started: Instant) -> Result<Report> {
+    async fn measure_all(
+        &mut self,
+        postgres: &str,
+        layout: strata_hot::Layout,
+        started: Instant,
+    ) -> Result<Report> {
         let cfg = self.cfg;
         let today = self.today;
 
@@ -570,6 +584,7 @@ impl Bench<'_> {
             date: Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             commit: git_commit(),
             machine: Machine::read(postgres.to_owned()),
+            layout: layout.as_str().to_owned(),
             data,
             ingest: ingest_result,
             archive,
