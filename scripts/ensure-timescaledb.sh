@@ -5,13 +5,14 @@
 # stderr, when no such server can be had: the suite then runs on native
 # partitions alone.
 #   STRATA_TEST_TIMESCALE_URL set: used as is (it must preload timescaledb).
-#   Otherwise, given TimescaleDB's Apache-2.0 source tarball
-#   (STRATA_TIMESCALEDB_TARBALL, default timescaledb-<version>-apache.tar.gz
-#   in ../shared/vendor beside the clone when present): builds it once into
-#   the cache (needs cmake and postgresql-server-dev-<major> from apt, ~2 min
-#   on 2 cores), installs it into the system PostgreSQL (root only), and
-#   starts a throwaway cluster on 127.0.0.1:55433 with
-#   shared_preload_libraries = 'timescaledb'.
+#   Otherwise a throwaway cluster of the system PostgreSQL on 127.0.0.1:55433
+#   with shared_preload_libraries = 'timescaledb', once TimescaleDB <version>
+#   is installed there. When it is not, and TimescaleDB's Apache-2.0 source
+#   tarball is at hand (STRATA_TIMESCALEDB_TARBALL, default
+#   timescaledb-<version>-apache.tar.gz in ../shared/vendor beside the clone),
+#   it is built once into the cache (needs cmake and
+#   postgresql-server-dev-<major> from apt; ~30 s on 2 cores) and installed
+#   (root only).
 # Installing the extension files does not preload them: every other cluster
 # of that PostgreSQL (the native run's) then has TimescaleDB installed but not
 # preloaded, the case in which Strata must fall back to native partitions.
@@ -42,25 +43,23 @@ skip() {
   exit 0
 }
 
-tarball=${STRATA_TIMESCALEDB_TARBALL:-$here/../../shared/vendor/timescaledb-$version-apache.tar.gz}
-[ -f "$tarball" ] || skip "no source tarball at $tarball (set STRATA_TIMESCALEDB_TARBALL or STRATA_TEST_TIMESCALE_URL)"
-
 bindir=$(pg_bindir)
 [ -n "$bindir" ] || skip "no PostgreSQL server binaries found"
 major=$(basename "$(dirname "$bindir")")
 pg_config=$bindir/pg_config
-if [ ! -x "$pg_config" ] || ! command -v cmake >/dev/null; then
-  [ "$(id -u)" -eq 0 ] || skip "needs cmake and postgresql-server-dev-$major (not root: cannot apt-get them)"
-  apt_install cmake "postgresql-server-dev-$major" >/dev/null
-fi
 libdir=$("$pg_config" --pkglibdir)
 extdir=$("$pg_config" --sharedir)/extension
 
 if [ ! -f "$libdir/timescaledb-$version.so" ] || [ ! -f "$extdir/timescaledb--$version.sql" ]; then
+  tarball=${STRATA_TIMESCALEDB_TARBALL:-$here/../../shared/vendor/timescaledb-$version-apache.tar.gz}
+  [ -f "$tarball" ] || skip "not installed, and no source tarball at $tarball (set STRATA_TIMESCALEDB_TARBALL or STRATA_TEST_TIMESCALE_URL)"
   [ -w "$libdir" ] && [ -w "$extdir" ] || skip "cannot install into $libdir (not root)"
+  if ! command -v cmake >/dev/null || [ ! -d "$("$pg_config" --includedir-server)" ]; then
+    apt_install cmake "postgresql-server-dev-$major" >/dev/null
+  fi
   build=$cache/timescaledb-$version-pg$major
   if [ ! -f "$build/build/Makefile" ]; then
-    log "building TimescaleDB $version (Apache-2.0 part) for PostgreSQL $major into $build (one-off, ~2 min)"
+    log "building TimescaleDB $version (Apache-2.0 part) for PostgreSQL $major into $build (one-off, ~1 min)"
     rm -rf "$build" && mkdir -p "$build"
     tar xzf "$tarball" -C "$build" --strip-components=1
     (cd "$build" && ./bootstrap -DPG_CONFIG="$pg_config" -DAPACHE_ONLY=1 -DREGRESS_CHECKS=OFF \

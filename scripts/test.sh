@@ -54,6 +54,7 @@ native_case=$(timescale_case "$STRATA_TEST_DATABASE_URL")
 if [ "$native_case" = preloaded ]; then
   # The main server preloads TimescaleDB: auto gives the hypertable there.
   run_suite hypertable "$STRATA_TEST_DATABASE_URL" preloaded
+  summaries+=("native-partitions: NOT RUN (STRATA_TEST_DATABASE_URL preloads TimescaleDB; point it at a server that does not)")
 else
   run_suite native-partitions "$STRATA_TEST_DATABASE_URL" "$native_case"
 fi
