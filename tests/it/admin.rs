@@ -77,6 +77,13 @@ async fn tiers_runs_and_a_run_started_over_http() {
     };
     let r = post().await.unwrap();
     assert_eq!(r.status(), 409);
+    // Released synchronously: a closed connection's backend lets go of its
+    // locks only when it exits, which can be after the next request.
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(ARCHIVER_LOCK)
+        .execute(&mut lock)
+        .await
+        .unwrap();
     lock.close().await.unwrap();
     let r = post().await.unwrap();
     assert_eq!(r.status(), 202);
