@@ -52,6 +52,14 @@ pub enum LayoutChoice {
 impl LayoutChoice {
     pub const VALUES: [&'static str; 3] = ["auto", "timescaledb", "native"];
 
+    /// The explicit choice that names `layout`.
+    pub fn of(layout: Layout) -> Self {
+        match layout {
+            Layout::Timescale => Self::Timescale,
+            Layout::Native => Self::Native,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Auto => "auto",
@@ -213,12 +221,7 @@ async fn migrate_locked(conn: &mut PgConnection, choice: LayoutChoice) -> Result
     check_known_migrations(conn).await?;
     let layout = match detect(conn).await? {
         Some(existing) => {
-            let wanted = match choice {
-                LayoutChoice::Auto => existing,
-                LayoutChoice::Timescale => Layout::Timescale,
-                LayoutChoice::Native => Layout::Native,
-            };
-            if wanted != existing {
+            if choice != LayoutChoice::Auto && choice != LayoutChoice::of(existing) {
                 return Err(HotError::LayoutMismatch { existing, choice });
             }
             if existing == Layout::Native
@@ -245,12 +248,8 @@ async fn migrate_locked(conn: &mut PgConnection, choice: LayoutChoice) -> Result
             layout
         }
     };
-    let setting = match layout {
-        Layout::Timescale => "timescaledb",
-        Layout::Native => "native",
-    };
     sqlx::query("SELECT set_config('strata.hot_layout', $1, false)")
-        .bind(setting)
+        .bind(LayoutChoice::of(layout).as_str())
         .execute(&mut *conn)
         .await?;
     migrator().run(&mut *conn).await?;
