@@ -27,7 +27,7 @@ fn json_to_events(c: &mut Criterion) {
     g.bench_function("rows_to_copy_buffer_1000_events", |b| {
         b.iter(|| {
             buf.clear();
-            strata_hot::copy::encode_events(1, &events, now, &mut buf);
+            strata_hot::copy::encode_events(1, &events, &mut buf);
             buf.len()
         })
     });
@@ -54,7 +54,7 @@ fn events_to_parquet(c: &mut Criterion) {
     g.bench_function("rows_to_zstd_parquet_50k", |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let key = strata_cold::layout::file_key(1, chrono::Utc::now().date_naive(), 0);
+                let key = strata_cold::layout::file_key(1, chrono::Utc::now().date_naive(), 0, 1);
                 let mut writer = FileWriter::create(&store, key, &options).unwrap();
                 let mut builder = BatchBuilder::with_capacity(options.batch_rows);
                 for e in &events {

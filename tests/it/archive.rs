@@ -72,7 +72,10 @@ async fn archive_many_days_across_projects(cold: TestCold) {
         assert_eq!(*seq, 0);
         assert_eq!(
             key,
-            &format!("events/project_id={project}/date={day}/part-00000.parquet")
+            &format!(
+                "events/project_id={project}/date={day}/part-00000-r{}.parquet",
+                report.run_id
+            )
         );
         let expected = sent
             .rows
@@ -157,7 +160,7 @@ async fn a_late_event_becomes_a_second_file_and_is_counted_once() {
         .filter(|k| k.contains(&format!("date={day}")))
         .collect();
     assert_eq!(files.len(), 2, "{files:?}");
-    assert!(files[0].ends_with("part-00000.parquet") && files[1].ends_with("part-00001.parquet"));
+    assert!(files[0].contains("/part-00000-r") && files[1].contains("/part-00001-r"));
 
     let all = hot_plus_cold(&app, &cold).await;
     let ids: Vec<&str> = all.iter().map(|r| r.event_id.as_str()).collect();
@@ -368,7 +371,7 @@ async fn late_events_arriving_while_the_archiver_commits_are_never_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_chunk_that_changes_before_its_group_commits_stays_hot_and_the_others_move() {
+async fn an_event_arriving_while_its_day_is_archived_stays_hot_and_the_day_still_moves() {
     let app = spawn_app().await;
     let key = app.key("alpha", "ingest").await;
     let mut sent = Sent::default();
@@ -381,7 +384,8 @@ async fn a_chunk_that_changes_before_its_group_commits_stays_hot_and_the_others_
     let late_ts = format!("{oldest}T12:00:00.000001Z");
 
     // Once the first (oldest) chunk is written and verified, a late event
-    // lands in its day: the group's commit must leave that chunk hot.
+    // lands in its day. The rows read are archived all the same (a trickle
+    // of late events must never starve a day); the newcomer stays hot.
     let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hook: strata_archive::FailPointHook = {
         let (client, url, key, ts) = (
@@ -425,27 +429,16 @@ async fn a_chunk_that_changes_before_its_group_commits_stays_hot_and_the_others_
     );
     let report = run(&a).await;
     assert_eq!(report.chunks.len(), 4, "{report:?}");
-    let failed: Vec<_> = report
-        .chunks
-        .iter()
-        .filter_map(|c| match &c.outcome {
-            ChunkOutcome::Failed(e) => Some((c.day, e.clone())),
-            ChunkOutcome::Archived { .. } => None,
-        })
-        .collect();
-    assert_eq!(failed.len(), 1, "{report:?}");
-    assert_eq!(failed[0].0, oldest);
-    assert!(failed[0].1.contains("changed"), "{}", failed[0].1);
-    let hot_days: Vec<_> = app
-        .hot
-        .list_chunks()
+    assert!(report.succeeded(), "{report:?}");
+    let hot: Vec<_> = app.hot.list_chunks().await.unwrap();
+    assert_eq!(hot.len(), 1, "{hot:?}");
+    assert_eq!(hot[0].day(), oldest);
+    let hot_ids: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM events")
+        .fetch_all(app.hot.pool())
         .await
-        .unwrap()
-        .iter()
-        .map(|c| c.day())
-        .collect();
-    assert!(hot_days.contains(&oldest), "{hot_days:?}");
-    assert_eq!(manifest(&app).await.len(), 3);
+        .unwrap();
+    assert_eq!(hot_ids, vec![late_id], "only the newcomer stays hot");
+    assert_eq!(manifest(&app).await.len(), 4);
 
     // The next run moves it, late event included; nothing is lost or doubled.
     sent.rows.push(strata_tests::archive::Row {
@@ -458,7 +451,312 @@ async fn a_chunk_that_changes_before_its_group_commits_stays_hot_and_the_others_
             .timestamp_micros(),
         properties: Some(serde_json::json!({"path": "/pricing", "n": 1})),
     });
+    assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
     assert!(run(&archiver(&app, &cold)).await.succeeded());
     assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
-    assert_eq!(manifest(&app).await.len(), 4);
+    let m = manifest(&app).await;
+    assert_eq!(m.len(), 5, "{m:?}");
+    assert!(
+        m.iter().any(|r| r.1 == oldest && r.2 == 1 && r.4 == 1),
+        "{m:?}"
+    );
+}
+
+/// The backend holding the archiver's advisory lock in this test's database.
+async fn archiver_lock_holder(app: &TestApp) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks
+          WHERE locktype = 'advisory' AND granted AND objsubid = 1
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND ((classid::int8 << 32) | objid::int8) = $1",
+    )
+    .bind(strata_archive::ARCHIVER_LOCK)
+    .fetch_optional(app.hot.pool())
+    .await
+    .unwrap()
+}
+
+/// A hook that stops the run at `point` (once) until the test resumes it.
+fn pause_at(
+    point: &'static str,
+) -> (
+    strata_archive::FailPointHook,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (paused_tx, paused_rx) = std::sync::mpsc::channel::<()>();
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel::<()>();
+    let state = std::sync::Mutex::new(Some((paused_tx, resume_rx)));
+    let hook: strata_archive::FailPointHook = std::sync::Arc::new(move |at: &'static str| {
+        if at != point {
+            return;
+        }
+        let Some((paused, resume)) = state.lock().unwrap().take() else {
+            return;
+        };
+        paused.send(()).unwrap();
+        // Blocks this worker thread, as a stalled process would.
+        resume.recv().unwrap();
+    });
+    (hook, paused_rx, resume_tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_archiver_that_lost_its_lock_session_commits_nothing_after_a_successor_swept() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest").await;
+    let mut sent = Sent::default();
+    seed_days(&app, &[("alpha", key.as_str())], 31, 2, 50, &mut sent).await;
+    let cold = TestCold::s3();
+
+    // Run 1 writes and verifies its first chunk, then stalls.
+    let (hook, paused, resume) = pause_at("after_verify");
+    let first = Archiver::new(
+        app.hot.clone(),
+        cold.store.clone(),
+        ArchiveConfig {
+            failpoint: Some(hook),
+            ..ArchiveConfig::default()
+        },
+    );
+    let first = tokio::spawn(async move { first.run_once().await });
+    tokio::task::spawn_blocking(move || paused.recv().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(cold.keys().await.len(), 1, "run 1 wrote its first file");
+
+    // Its lock session dies (idle timeout, failover, an operator …).
+    let pid = archiver_lock_holder(&app)
+        .await
+        .expect("run 1 holds the lock");
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(app.hot.pool())
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if archiver_lock_holder(&app).await.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Run 2 takes the job. Its cutoff moves nothing (a longer retention),
+    // but its sweep deletes run 1's uncommitted file.
+    let second = Archiver::new(
+        app.hot.clone(),
+        cold.store.clone(),
+        ArchiveConfig {
+            hot_retention: Duration::from_secs(3650 * 86_400),
+            ..ArchiveConfig::default()
+        },
+    );
+    let report = run(&second).await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(report.orphans_removed, 1, "{report:?}");
+    assert!(cold.keys().await.is_empty());
+
+    // Run 1 resumes and reaches its commit: fenced off, nothing committed.
+    resume.send(()).unwrap();
+    let outcome = first.await.unwrap().unwrap();
+    let RunOutcome::Completed(report) = outcome else {
+        panic!("run 1 was skipped")
+    };
+    assert!(!report.succeeded(), "{report:?}");
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("no longer owns the archive job")),
+        "{report:?}"
+    );
+    assert!(manifest(&app).await.is_empty());
+    // Every manifest row names an object that exists; every event is
+    // present exactly once (hot here).
+    assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
+    assert_eq!(app.hot.list_chunks().await.unwrap().len(), 2);
+
+    // The next run owns the job and moves everything.
+    assert!(run(&archiver(&app, &cold)).await.succeeded());
+    let listed: Vec<String> = manifest(&app).await.into_iter().map(|r| r.3).collect();
+    let mut stored = cold.keys().await;
+    stored.retain(|k| listed.contains(k));
+    assert_eq!(
+        stored.len(),
+        listed.len(),
+        "a manifest row without its object"
+    );
+    assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
+}
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_objects_are_durable_and_complete_before_the_commit_drops_a_chunk() {
+    for cold in [TestCold::file(), TestCold::s3()] {
+        let app = spawn_app().await;
+        let key = app.key("alpha", "ingest").await;
+        let mut sent = Sent::default();
+        seed_days(&app, &[("alpha", key.as_str())], 31, 2, 40, &mut sent).await;
+        let store = cold.store.clone().recording_syncs();
+        let problems = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen_at_commit = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        // Inside the commit transaction, before a chunk is dropped: what is
+        // in the store must already be durable (local) and complete (S3).
+        let hook: strata_archive::FailPointHook = {
+            let (store, problems, seen) = (
+                store.clone(),
+                std::sync::Arc::clone(&problems),
+                std::sync::Arc::clone(&seen_at_commit),
+            );
+            std::sync::Arc::new(move |at: &'static str| {
+                if at != "before_drop" {
+                    return;
+                }
+                let mut problems = problems.lock().unwrap();
+                if let Some(root) = store.local_path(&object_store::path::Path::from("")) {
+                    let synced = store.synced();
+                    for file in files_under(&root) {
+                        let mut needed = vec![file.clone()];
+                        let mut dir = file.parent();
+                        while let Some(d) = dir.filter(|d| d.starts_with(&root)) {
+                            needed.push(d.to_owned());
+                            dir = d.parent();
+                        }
+                        for p in needed {
+                            if !synced.contains(&p) {
+                                problems.push(format!("{} not fsynced before commit", p.display()));
+                            }
+                        }
+                        seen.lock().unwrap().push(file.display().to_string());
+                    }
+                } else {
+                    // Listing shows completed objects only (a multipart
+                    // upload not yet completed is invisible).
+                    let keys = std::thread::scope(|s| {
+                        s.spawn(|| {
+                            tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .unwrap()
+                                .block_on(async {
+                                    use futures::TryStreamExt;
+                                    store
+                                        .object_store()
+                                        .list(None)
+                                        .map_ok(|m| (m.location.to_string(), m.size))
+                                        .try_collect::<Vec<_>>()
+                                        .await
+                                        .unwrap()
+                                })
+                        })
+                        .join()
+                        .unwrap()
+                    });
+                    for (k, size) in keys {
+                        if size == 0 {
+                            problems.push(format!("{k} is empty at commit"));
+                        }
+                        seen.lock().unwrap().push(k);
+                    }
+                }
+            })
+        };
+        let a = Archiver::new(
+            app.hot.clone(),
+            store.clone(),
+            ArchiveConfig {
+                failpoint: Some(hook),
+                ..ArchiveConfig::default()
+            },
+        );
+        let report = run(&a).await;
+        assert!(report.succeeded(), "{report:?}");
+        assert_eq!(*problems.lock().unwrap(), Vec::<String>::new());
+        let seen = seen_at_commit.lock().unwrap().clone();
+        for (_, _, _, key, _) in manifest(&app).await {
+            assert!(
+                seen.iter().any(|s| s.ends_with(&key)),
+                "{key} was not in the store when its chunk was dropped: {seen:?}"
+            );
+        }
+        if store.is_local() {
+            assert!(!store.synced().is_empty());
+        }
+        assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_that_cannot_lock_the_table_at_once_retries_instead_of_stalling_everyone() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest").await;
+    let mut sent = Sent::default();
+    seed_days(&app, &[("alpha", key.as_str())], 31, 2, 20, &mut sent).await;
+    let cold = TestCold::s3();
+    // Today's partition exists before the reader comes (creating one is DDL,
+    // which waits for readers like any DDL).
+    let other = app.key("beta", "ingest").await;
+    app.ingest_ok(
+        &other,
+        &[strata_tests::recent_event(Uuid::new_v4(), "b", 0)],
+    )
+    .await;
+
+    // A long reader (a slow stats query) holds `events` when the commit
+    // comes: each attempt waits at most 200 ms (everything queued behind
+    // the commit waits no longer), then retries after a pause.
+    let (hook, paused, resume) = pause_at("after_verify");
+    let a = Archiver::new(
+        app.hot.clone(),
+        cold.store.clone(),
+        ArchiveConfig {
+            exclusive_lock_timeout: Duration::from_millis(200),
+            commit_attempts: 8,
+            failpoint: Some(hook),
+            ..ArchiveConfig::default()
+        },
+    );
+    let run = tokio::spawn(async move { a.run_once().await });
+    tokio::task::spawn_blocking(move || paused.recv().unwrap())
+        .await
+        .unwrap();
+    let mut reader = app.hot.pool().begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN ACCESS SHARE MODE")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    resume.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Ingest into today still goes through while the commit keeps retrying.
+    let other = app.key("beta", "ingest").await;
+    app.ingest_ok(
+        &other,
+        &[strata_tests::recent_event(Uuid::new_v4(), "b", 0)],
+    )
+    .await;
+    reader.commit().await.unwrap();
+
+    let RunOutcome::Completed(report) = run.await.unwrap().unwrap() else {
+        panic!("skipped")
+    };
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(manifest(&app).await.len(), 2);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(app.hot.pool())
+        .await
+        .unwrap();
+    assert_eq!(events, 2, "only beta's events of today stay hot");
 }

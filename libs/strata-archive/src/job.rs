@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -13,12 +13,24 @@ use strata_hot::Chunk;
 use strata_hot::copy::{CopyRows, copy_chunk_sql};
 use tokio::sync::mpsc;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::runs::{self, RunTotals};
 use crate::{ArchiveError, Archiver};
 
 /// Advisory lock key held by the one running archiver ('STRA' 'ARCH').
-const ARCHIVER_LOCK: i64 = 0x5354_5241_4152_4348;
+pub const ARCHIVER_LOCK: i64 = 0x5354_5241_4152_4348;
+
+/// Rows whose arrival (the ingest transaction's start, by the database
+/// clock) is at most this long before a chunk's read are remembered by id:
+/// a row that commits after the read started can only be one of those, as
+/// no ingest transaction lives this long (requests time out in seconds).
+const RECENT_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+
+/// At most this many recent ids are remembered per chunk (16 bytes each).
+/// Past it, rows that arrive during the run cannot be told apart from the
+/// rows read, and the chunk is committed only if none arrived.
+const RECENT_IDS_MAX: usize = 1_000_000;
 
 /// What happened to one chunk.
 #[derive(Debug, Clone)]
@@ -156,6 +168,9 @@ impl Archiver {
         }
         let cutoff = self.cutoff();
         let run_id = runs::start_run(self.hot.pool(), cutoff).await?;
+        // From here on, a run that held the job before (and lost its lock
+        // session) can no longer commit; only then may orphans be swept.
+        runs::take_lease(self.hot.pool(), run_id).await?;
         Ok(Some((lock_conn, cutoff, run_id)))
     }
 
@@ -188,6 +203,7 @@ impl Archiver {
                 true
             }
         };
+        let mut fenced: Option<String> = None;
         // Chunks are written and verified one by one, then committed in
         // groups: one transaction (one wait for the table lock) per group.
         for (g, group) in chunks.chunks(self.config.commit_group.max(1)).enumerate() {
@@ -200,14 +216,29 @@ impl Archiver {
                 if g + j > 0 {
                     self.failpoint("between_chunks");
                 }
+                // A run that lost the job stops writing as soon as it can
+                // tell (its commit would be refused anyway): fewer orphans
+                // for the successor's next sweep.
+                if let Some(holder) = runs::lease_holder(self.hot.pool(), run_id).await? {
+                    fenced = Some(
+                        ArchiveError::Fenced {
+                            run_id,
+                            holder: Some(holder),
+                        }
+                        .to_string(),
+                    );
+                    tracing::error!(run_id, holder, "archive run fenced off; stopping");
+                    break;
+                }
                 let started = Instant::now();
                 let span = tracing::info_span!("archive_chunk", run_id, chunk = %chunk.name, day = %chunk.day());
-                match self.prepare_chunk(chunk).instrument(span).await {
-                    Ok((files, seqs, max_batches_in_flight)) => written.push(Written {
+                match self.prepare_chunk(chunk, run_id).instrument(span).await {
+                    Ok(p) => written.push(Written {
                         chunk,
-                        files,
-                        seqs,
-                        max_batches_in_flight,
+                        files: p.files,
+                        seqs: p.seqs,
+                        max_batches_in_flight: p.max_in_flight,
+                        mark: p.mark,
                         seconds: started.elapsed().as_secs_f64(),
                     }),
                     Err(e) => {
@@ -219,6 +250,9 @@ impl Archiver {
                 }
             }
             if written.is_empty() {
+                if fenced.is_some() {
+                    break;
+                }
                 continue;
             }
             let commit_started = Instant::now();
@@ -226,6 +260,11 @@ impl Archiver {
                 Ok(outcomes) => outcomes,
                 Err(e) => {
                     let msg = e.to_string();
+                    if matches!(e, ArchiveError::Fenced { .. }) {
+                        // Another run owns the job: stop here, commit nothing.
+                        tracing::error!(run_id, error = %e, "archive run fenced off");
+                        fenced = Some(msg.clone());
+                    }
                     written
                         .iter()
                         .map(|_| Err(ArchiveError::GroupCommit(msg.clone())))
@@ -241,8 +280,13 @@ impl Archiver {
                 self.finish_chunk(run_id, w.chunk, seconds, outcome, &mut report)
                     .await?;
             }
+            if fenced.is_some() {
+                break;
+            }
         }
-        if store_down {
+        if let Some(msg) = fenced {
+            report.error = Some(msg);
+        } else if store_down {
             report.error = Some(format!(
                 "object store failed; {} chunk(s) left for the next run",
                 report.not_attempted.len()
@@ -310,10 +354,7 @@ impl Archiver {
 
     /// Writes and verifies one chunk: its files, the sequence numbers they
     /// took per project, and the most record batches alive at once.
-    async fn prepare_chunk(
-        &self,
-        chunk: &Chunk,
-    ) -> Result<(Vec<FileStats>, BTreeMap<i64, i32>, usize), ArchiveError> {
+    async fn prepare_chunk(&self, chunk: &Chunk, run_id: i64) -> Result<Prepared, ArchiveError> {
         let day = chunk.day();
         let seqs: BTreeMap<i64, i32> = sqlx::query_as(
             "SELECT project_id, count(*)::int FROM cold_files WHERE day = $1 GROUP BY project_id",
@@ -324,13 +365,18 @@ impl Archiver {
         .into_iter()
         .collect();
 
-        let (files, max_in_flight) = self.write_chunk(chunk, &seqs).await?;
+        let (files, max_in_flight, mark) = self.write_chunk(chunk, &seqs, run_id).await?;
         self.failpoint("after_write");
         for f in &files {
             verify_file(&self.cold, f).await?;
         }
         self.failpoint("after_verify");
-        Ok((files, seqs, max_in_flight))
+        Ok(Prepared {
+            files,
+            seqs,
+            max_in_flight,
+            mark,
+        })
     }
 
     /// Logs and records one chunk's outcome and adds it to the report.
@@ -397,7 +443,8 @@ impl Archiver {
         &self,
         chunk: &Chunk,
         seqs: &BTreeMap<i64, i32>,
-    ) -> Result<(Vec<FileStats>, usize), ArchiveError> {
+        run_id: i64,
+    ) -> Result<(Vec<FileStats>, usize, ReadMark), ArchiveError> {
         let opts = self.config.writer;
         let (tx, mut rx) = mpsc::channel::<(i64, Batch)>(self.config.channel_batches);
         let alive = Arc::new(AtomicUsize::new(0));
@@ -409,6 +456,15 @@ impl Archiver {
         let producer_max = Arc::clone(&max_alive);
         let producer = async move {
             let mut conn = pool.acquire().await?;
+            // The database's clock, before the COPY takes its snapshot.
+            let read_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+                .fetch_one(&mut *conn)
+                .await?;
+            let mut mark = ReadMark {
+                since: read_at - RECENT_WINDOW,
+                recent: Some(HashSet::new()),
+            };
+            let since_micros = mark.since.timestamp_micros();
             let mut builder = BatchBuilder::with_capacity(opts.batch_rows);
             let mut current: Option<i64> = None;
             let send = |project: i64, builder: &mut BatchBuilder| {
@@ -436,6 +492,9 @@ impl Archiver {
                             send(p, &mut builder).await?;
                         }
                         current = Some(project);
+                        if row.received_micros >= since_micros {
+                            mark.remember(row.event_id);
+                        }
                         builder.push(
                             row.event_id,
                             row.user_id,
@@ -466,7 +525,7 @@ impl Archiver {
             if let Some(p) = current.filter(|_| !builder.is_empty()) {
                 send(p, &mut builder).await?;
             }
-            Ok::<(), ArchiveError>(())
+            Ok::<ReadMark, ArchiveError>(mark)
         };
 
         let cold = self.cold.clone();
@@ -485,7 +544,7 @@ impl Archiver {
                 }
                 if open.is_none() {
                     let seq = seqs.get(&project).copied().unwrap_or(0) as u32;
-                    let key = layout::file_key(project, day, seq);
+                    let key = layout::file_key(project, day, seq, run_id);
                     open = Some((project, FileWriter::create(&cold, key, &opts)?));
                 }
                 if let Some((_, w)) = open.as_mut() {
@@ -505,53 +564,87 @@ impl Archiver {
                 .await
                 .map_err(|e| ArchiveError::Pipeline(format!("the file writer task failed: {e}")))?
         };
-        let ((), files) = tokio::try_join!(producer, consumer)?;
-        Ok((files, max_alive.load(Ordering::SeqCst)))
+        let (mark, files) = tokio::try_join!(producer, consumer)?;
+        Ok((files, max_alive.load(Ordering::SeqCst), mark))
     }
 
-    /// The commit point of a group of written chunks: under an exclusive
-    /// lock on `events` (taken first, so it cannot deadlock with an ingest
-    /// holding the parent and waiting for a chunk), check that each chunk
-    /// still holds exactly the rows written, record its files and drop it;
-    /// then commit once. A chunk that changed meanwhile (a late event) is
-    /// left out and stays hot; its objects are orphans the next run removes.
+    /// The commit point of a group of written chunks, retried while the
+    /// short wait for the exclusive lock on `events` times out (each wait
+    /// holds ingest and stats back for at most that long).
     async fn commit_chunks(
         &self,
         run_id: i64,
         written: &[Written<'_>],
     ) -> Result<Vec<Result<(), ArchiveError>>, ArchiveError> {
+        let attempts = self.config.commit_attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_commit(run_id, written).await {
+                Err(e) if attempt < attempts && e.is_lock_timeout() => {
+                    let pause =
+                        std::time::Duration::from_millis((50u64 << attempt.min(6)).min(2_000));
+                    tracing::info!(
+                        run_id,
+                        attempt,
+                        ?pause,
+                        "archive commit could not take its lock in time; retrying"
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt at the commit, in one transaction:
+    ///
+    /// 1. Fence: the archive lease must still name this run (read FOR
+    ///    SHARE, so a successor cannot take it until this commits).
+    /// 2. Take the group's days' archive locks: no row can arrive in them
+    ///    until commit, while ingest into other days and stats go on.
+    /// 3. Recount each chunk (outside any lock on `events`): rows that
+    ///    arrived after the chunk was read — recent arrivals the read did not
+    ///    see — are set aside to stay hot; anything else that differs fails
+    ///    the chunk (it stays hot, its objects become orphans).
+    /// 4. The exclusive section, constant work per chunk: lock `events`
+    ///    (short `lock_timeout`), record the files, drop the chunks, put the
+    ///    set-aside rows back. Commit.
+    async fn try_commit(
+        &self,
+        run_id: i64,
+        written: &[Written<'_>],
+    ) -> Result<Vec<Result<(), ArchiveError>>, ArchiveError> {
         let mut tx = self.hot.pool().begin().await?;
-        sqlx::query(&format!(
-            "SET LOCAL lock_timeout = '{}ms'",
-            self.config.commit_lock_timeout.as_millis()
-        ))
-        .execute(&mut *tx)
-        .await?;
+        set_lock_timeout(&mut tx, self.config.commit_lock_timeout).await?;
+        let holder: Option<i64> =
+            sqlx::query_scalar("SELECT run_id FROM archive_lease WHERE id = 1 FOR SHARE")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if holder != Some(run_id) {
+            return Err(ArchiveError::Fenced { run_id, holder });
+        }
+        let days: BTreeSet<chrono::NaiveDate> = written.iter().map(|w| w.chunk.day()).collect();
+        strata_hot::lock_days_for_archive(&mut tx, &days).await?;
+
+        let mut outcomes = Vec::with_capacity(written.len());
+        let mut kept_days = BTreeSet::new();
+        for w in written {
+            let outcome = self.recount(&mut tx, w).await?;
+            if let Ok(kept) = &outcome
+                && *kept > 0
+            {
+                kept_days.insert(w.chunk.day());
+            }
+            outcomes.push(outcome.map(|_| ()));
+        }
+
+        set_lock_timeout(&mut tx, self.config.exclusive_lock_timeout).await?;
         sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let mut outcomes = Vec::with_capacity(written.len());
-        for w in written {
-            let chunk = w.chunk;
-            let now_rows: BTreeMap<i64, i64> = sqlx::query_as(
-                "SELECT project_id, count(*) FROM events WHERE ts >= $1 AND ts < $2 GROUP BY project_id",
-            )
-            .bind(chunk.start)
-            .bind(chunk.end)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
-            let rows: BTreeMap<i64, i64> = w
-                .files
-                .iter()
-                .filter_map(|f| Some((layout::parse_file_key(&f.key)?.0, f.rows as i64)))
-                .collect();
-            if now_rows != rows {
-                outcomes.push(Err(ArchiveError::ChunkChanged {
-                    chunk: chunk.name.clone(),
-                    detail: format!("rows per project now {now_rows:?}, written {rows:?}"),
-                }));
+        for (w, outcome) in written.iter().zip(&outcomes) {
+            if outcome.is_err() {
                 continue;
             }
             for f in &w.files {
@@ -576,13 +669,127 @@ impl Archiver {
                 .await?;
             }
             self.failpoint("before_drop");
-            self.hot.drop_chunk(&mut tx, chunk).await?;
+            self.hot.drop_chunk(&mut tx, w.chunk).await?;
             self.failpoint("after_drop");
-            outcomes.push(Ok(()));
+        }
+        if !kept_days.is_empty() {
+            for day in &kept_days {
+                self.hot.recreate_day(&mut tx, *day).await?;
+            }
+            sqlx::query("INSERT INTO events SELECT * FROM strata_kept")
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(outcomes)
     }
+
+    /// Step 3 of [`Self::try_commit`] for one chunk, under its day's lock:
+    /// `Ok(n)` when the chunk holds exactly the rows written plus `n` that
+    /// arrived after its read (copied aside into `strata_kept`).
+    async fn recount(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        w: &Written<'_>,
+    ) -> Result<Result<usize, ArchiveError>, ArchiveError> {
+        let chunk = w.chunk;
+        let now: Vec<(i64, i64, Vec<Uuid>)> = sqlx::query_as(
+            "SELECT project_id, count(*),
+                    coalesce(array_agg(event_id) FILTER (WHERE received_at >= $3), '{}')
+               FROM events WHERE ts >= $1 AND ts < $2 GROUP BY project_id",
+        )
+        .bind(chunk.start)
+        .bind(chunk.end)
+        .bind(w.mark.since)
+        .fetch_all(&mut *tx)
+        .await?;
+        let written: BTreeMap<i64, i64> = w
+            .files
+            .iter()
+            .filter_map(|f| Some((layout::parse_file_key(&f.key)?.0, f.rows as i64)))
+            .collect();
+        let mut arrived: Vec<Uuid> = Vec::new();
+        let mut now_rows = BTreeMap::new();
+        for (project, rows, recent) in now {
+            let new: Vec<Uuid> = match &w.mark.recent {
+                Some(seen) => recent.into_iter().filter(|id| !seen.contains(id)).collect(),
+                None => Vec::new(),
+            };
+            now_rows.insert(project, rows - new.len() as i64);
+            arrived.extend(new);
+        }
+        now_rows.retain(|_, rows| *rows > 0);
+        if now_rows != written {
+            return Ok(Err(ArchiveError::ChunkChanged {
+                chunk: chunk.name.clone(),
+                detail: format!(
+                    "rows per project now {now_rows:?} besides {} newly arrived, written {written:?}",
+                    arrived.len()
+                ),
+            }));
+        }
+        if !arrived.is_empty() {
+            sqlx::query(
+                "CREATE TEMP TABLE IF NOT EXISTS strata_kept (LIKE events INCLUDING DEFAULTS) ON COMMIT DROP",
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO strata_kept SELECT * FROM events
+                  WHERE ts >= $1 AND ts < $2 AND event_id = ANY($3)",
+            )
+            .bind(chunk.start)
+            .bind(chunk.end)
+            .bind(&arrived)
+            .execute(&mut *tx)
+            .await?;
+            tracing::info!(chunk = %chunk.name, rows = arrived.len(),
+                "events arrived while the chunk was archived; they stay hot for the next run");
+        }
+        Ok(Ok(arrived.len()))
+    }
+}
+
+async fn set_lock_timeout(
+    tx: &mut sqlx::PgConnection,
+    timeout: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "SET LOCAL lock_timeout = '{}ms'",
+        timeout.as_millis().max(1)
+    ))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// What a chunk's read saw of recent arrivals.
+#[derive(Debug)]
+struct ReadMark {
+    /// Arrivals at or after this (database clock) are remembered.
+    since: DateTime<Utc>,
+    /// Their ids; `None` once more than [`RECENT_IDS_MAX`] were seen.
+    recent: Option<HashSet<Uuid>>,
+}
+
+impl ReadMark {
+    fn remember(&mut self, id: Uuid) {
+        if let Some(set) = &mut self.recent {
+            if set.len() >= RECENT_IDS_MAX {
+                self.recent = None;
+            } else {
+                set.insert(id);
+            }
+        }
+    }
+}
+
+/// One chunk written and verified by [`Archiver::prepare_chunk`].
+struct Prepared {
+    files: Vec<FileStats>,
+    seqs: BTreeMap<i64, i32>,
+    max_in_flight: usize,
+    mark: ReadMark,
 }
 
 /// A chunk written and verified, waiting for its group's commit.
@@ -591,6 +798,7 @@ struct Written<'a> {
     files: Vec<FileStats>,
     seqs: BTreeMap<i64, i32>,
     max_batches_in_flight: usize,
+    mark: ReadMark,
     /// Spent writing and checking it.
     seconds: f64,
 }

@@ -25,7 +25,7 @@ use strata_hot::HotStore;
 
 pub use demo::{DemoReport, load_demo};
 pub use error::ArchiveError;
-pub use job::{ChunkOutcome, ChunkReport, RunOutcome, RunReport};
+pub use job::{ARCHIVER_LOCK, ChunkOutcome, ChunkReport, RunOutcome, RunReport};
 
 /// Called at named points of a chunk's life; used by tests to kill the
 /// process there (`STRATA_ARCHIVER_FAILPOINT`).
@@ -47,8 +47,15 @@ pub struct ArchiveConfig {
     /// Record batches allowed in the channel between the PostgreSQL reader
     /// and the Parquet writer.
     pub channel_batches: usize,
-    /// Longest wait for the table lock of the commit transaction.
+    /// Longest wait of the commit for its days' archive locks (in-flight
+    /// late ingest into those days; nothing else waits meanwhile).
     pub commit_lock_timeout: Duration,
+    /// Longest wait for the exclusive lock on `events` in one commit
+    /// attempt: ingest and stats queue behind that wait, so it is short.
+    pub exclusive_lock_timeout: Duration,
+    /// Commit attempts per group before its chunks are left for the next
+    /// run (each attempt after an exclusive-lock timeout).
+    pub commit_attempts: u32,
     /// Chunks committed together in one transaction (one wait for the
     /// table lock, which briefly holds ingest).
     pub commit_group: usize,
@@ -72,7 +79,9 @@ impl Default for ArchiveConfig {
             hot_retention: Duration::from_secs(30 * 86_400),
             writer: WriterOptions::default(),
             channel_batches: 2,
-            commit_lock_timeout: Duration::from_secs(30),
+            commit_lock_timeout: Duration::from_secs(10),
+            exclusive_lock_timeout: Duration::from_millis(500),
+            commit_attempts: 8,
             commit_group: 16,
             failpoint: None,
         }

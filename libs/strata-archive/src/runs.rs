@@ -25,6 +25,27 @@ pub(crate) async fn start_run(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<i6
     .await?)
 }
 
+/// Makes `run_id` the owner of the archive job (see the `archive_lease`
+/// migration). Waits for a commit of the previous owner in flight.
+pub(crate) async fn take_lease(pool: &PgPool, run_id: i64) -> Result<(), ArchiveError> {
+    sqlx::query(
+        "INSERT INTO archive_lease (id, run_id) VALUES (1, $1)
+         ON CONFLICT (id) DO UPDATE SET run_id = EXCLUDED.run_id, taken_at = now()",
+    )
+    .bind(run_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// `Some(holder)` when another run than `run_id` holds the archive lease.
+pub(crate) async fn lease_holder(pool: &PgPool, run_id: i64) -> Result<Option<i64>, ArchiveError> {
+    let holder: Option<i64> = sqlx::query_scalar("SELECT run_id FROM archive_lease WHERE id = 1")
+        .fetch_optional(pool)
+        .await?;
+    Ok(holder.filter(|h| *h != run_id))
+}
+
 pub(crate) async fn record_chunk(
     pool: &PgPool,
     run_id: i64,

@@ -6,13 +6,16 @@ use object_store::path::Path;
 /// Top-level folder of event files inside the cold URL.
 pub const EVENTS_PREFIX: &str = "events";
 
-/// `events/project_id=<id>/date=YYYY-MM-DD/part-NNNNN.parquet`. `seq` is the
-/// number of files already committed for this project and day, so a rerun
-/// of the same chunk rewrites the same key, while a later chunk of late
-/// events for the same day gets the next number.
-pub fn file_key(project_id: i64, day: NaiveDate, seq: u32) -> Path {
+/// `events/project_id=<id>/date=YYYY-MM-DD/part-NNNNN-rRUN.parquet`. `seq`
+/// is the number of files already committed for this project and day (a
+/// later chunk of late events for the day gets the next number); `run` is
+/// the archive run that wrote it, so two runs never write the same key — a
+/// run that lost the job (fenced, ADR-024) can never overwrite what its
+/// successor committed, and whatever it leaves is an orphan the next run
+/// deletes.
+pub fn file_key(project_id: i64, day: NaiveDate, seq: u32, run: i64) -> Path {
     Path::from(format!(
-        "{EVENTS_PREFIX}/project_id={project_id}/date={}/part-{seq:05}.parquet",
+        "{EVENTS_PREFIX}/project_id={project_id}/date={}/part-{seq:05}-r{run}.parquet",
         day.format("%Y-%m-%d")
     ))
 }
@@ -42,10 +45,10 @@ mod tests {
     #[test]
     fn keys_round_trip() {
         let d = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
-        let k = file_key(7, d, 1);
+        let k = file_key(7, d, 1, 42);
         assert_eq!(
             k.as_ref(),
-            "events/project_id=7/date=2026-01-05/part-00001.parquet"
+            "events/project_id=7/date=2026-01-05/part-00001-r42.parquet"
         );
         assert_eq!(parse_file_key(&k), Some((7, d)));
         assert_eq!(parse_file_key(&Path::from("events/x.parquet")), None);

@@ -2,7 +2,7 @@
 //! in, and the write/verify halves of moving a chunk there.
 //!
 //! Layout (a public contract, see `docs/cold-tier.md`):
-//! `events/project_id=<id>/date=YYYY-MM-DD/part-NNNNN.parquet`, ZSTD, schema
+//! `events/project_id=<id>/date=YYYY-MM-DD/part-NNNNN-rRUN.parquet`, ZSTD, schema
 //! in [`schema`].
 
 mod cache;

@@ -14,8 +14,9 @@ use crate::ColdError;
 
 /// S3 settings beyond the URL. Unset fields fall back to the standard
 /// `AWS_*` environment variables (`AWS_ENDPOINT`, `AWS_REGION`,
-/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, …).
-#[derive(Debug, Clone, Default)]
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, …). Debug output redacts
+/// the secret key.
+#[derive(Clone, Default)]
 pub struct S3Options {
     pub endpoint: Option<String>,
     pub region: Option<String>,
@@ -27,12 +28,40 @@ pub struct S3Options {
     pub request_timeout: Option<Duration>,
 }
 
-/// Handle to the cold tier. Cheap to clone.
-#[derive(Debug, Clone)]
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .field("virtual_hosted_style", &self.virtual_hosted_style)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// Handle to the cold tier. Cheap to clone. Its Debug output names the URL
+/// only: the object store's own would print the S3 credentials.
+#[derive(Clone)]
 pub struct ColdStore {
     store: Arc<dyn ObjectStore>,
     url: String,
     local_root: Option<PathBuf>,
+    /// Every path fsynced by [`ColdStore::make_durable`], in order, when
+    /// recording was asked for (tests prove durability before commit).
+    sync_log: Option<Arc<std::sync::Mutex<Vec<PathBuf>>>>,
+}
+
+impl std::fmt::Debug for ColdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColdStore")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ColdStore {
@@ -54,6 +83,7 @@ impl ColdStore {
                 store: Arc::new(store),
                 url: url.to_owned(),
                 local_root: Some(root),
+                sync_log: None,
             });
         }
         if let Some(rest) = url.strip_prefix("s3://") {
@@ -99,9 +129,62 @@ impl ColdStore {
                 store,
                 url: url.to_owned(),
                 local_root: None,
+                sync_log: None,
             });
         }
         Err(bad("expected file:///path or s3://bucket/prefix"))
+    }
+
+    /// The same store, recording every fsync it makes (see [`Self::synced`]).
+    pub fn recording_syncs(mut self) -> Self {
+        self.sync_log = Some(Arc::default());
+        self
+    }
+
+    /// The paths fsynced so far, in order (empty unless recording).
+    pub fn synced(&self) -> Vec<PathBuf> {
+        self.sync_log.as_ref().map_or_else(Vec::new, |l| {
+            l.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        })
+    }
+
+    /// Makes a completed object survive a power cut before anything that
+    /// depends on it commits. For `file://` stores the object store writes
+    /// a staging file and renames it into place without syncing, so this
+    /// fsyncs the file, then every folder from its own up to the store's
+    /// root (new `project_id=`/`date=` folders, and the rename's entry).
+    /// S3 needs nothing: a completed PUT or multipart upload is durable
+    /// when the store answers.
+    pub async fn make_durable(&self, key: &Path) -> Result<(), ColdError> {
+        let (Some(root), Some(file)) = (self.local_root.clone(), self.local_path(key)) else {
+            return Ok(());
+        };
+        let log = self.sync_log.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let record = |p: &std::path::Path| {
+                if let Some(l) = &log {
+                    l.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(p.to_owned());
+                }
+            };
+            std::fs::File::open(&file)?.sync_all()?;
+            record(&file);
+            let mut dir = file.parent();
+            while let Some(d) = dir {
+                // Directories are opened read-only to fsync their entries.
+                std::fs::File::open(d)?.sync_all()?;
+                record(d);
+                if d == root {
+                    break;
+                }
+                dir = d.parent();
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| ColdError::Io(std::io::Error::other(e)))??;
+        Ok(())
     }
 
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
@@ -157,5 +240,26 @@ impl ColdStore {
             key.parts()
                 .fold(root.clone(), |p, part| p.join(part.as_ref()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_s3_credentials() {
+        let s3 = S3Options {
+            endpoint: Some("http://127.0.0.1:3900".into()),
+            region: Some("garage".into()),
+            access_key_id: Some("GKexamplekeyid".into()),
+            secret_access_key: Some("very-secret-value".into()),
+            ..S3Options::default()
+        };
+        let store = ColdStore::from_url("s3://bucket/prefix", &s3).unwrap();
+        for shown in [format!("{store:?}"), format!("{s3:?}")] {
+            assert!(!shown.contains("very-secret-value"), "{shown}");
+        }
+        assert!(format!("{store:?}").contains("s3://bucket/prefix"));
     }
 }

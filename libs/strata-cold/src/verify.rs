@@ -90,7 +90,7 @@ mod tests {
             row_group_rows: 250,
             zstd_level: 3,
         };
-        let mut w = FileWriter::create(store, file_key(1, day, seq), &opts).unwrap();
+        let mut w = FileWriter::create(store, file_key(1, day, seq, 1), &opts).unwrap();
         let mut b = BatchBuilder::with_capacity(100);
         for i in 0..rows {
             let props = (i % 2 == 0).then(|| format!("{{\"i\":{i}}}"));

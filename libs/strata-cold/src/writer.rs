@@ -235,9 +235,12 @@ impl FileWriter {
         Ok(())
     }
 
-    /// Finishes the footer and completes the upload.
+    /// Finishes the footer, completes the upload (the multipart upload's
+    /// completion, for large S3 objects) and makes the object durable
+    /// ([`ColdStore::make_durable`]); only then is it reported written.
     pub async fn close(self) -> Result<FileStats, ColdError> {
         self.writer.close().await?;
+        self.store.make_durable(&self.key).await?;
         let bytes = self.store.object_store().head(&self.key).await?.size;
         Ok(FileStats {
             key: self.key,

@@ -14,6 +14,20 @@ use crate::{HotError, HotStore};
 /// Advisory-lock class for partition creation; the second key is the day
 /// number.
 const PARTITION_LOCK_CLASS: i32 = 0x5354_4b01;
+
+/// Advisory-lock class guarding a closed day's rows between the archiver's
+/// recount and its commit (second key: the day number). Every ingest
+/// transaction that writes into a closed day holds it shared (shared holders
+/// never wait for each other); the archive commit takes it exclusively, so
+/// while it recounts and commits no row can arrive in the day, yet ingest
+/// into every other day and all stats go on. Both sides take their days in
+/// ascending order, before any lock on `events`, so they cannot deadlock.
+const ARCHIVE_DAY_LOCK_CLASS: i32 = 0x5354_4b03;
+
+/// A day counts as closed (the archiver may be moving it) once it ends
+/// before this long after the writer's clock: margin for clock skew between
+/// the api and the archiver, whose cutoff never passes its own `now`.
+const CLOSED_DAY_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
 const NATIVE_PREFIX: &str = "events_p";
 
 /// Which physical layout holds the hot events.
@@ -60,6 +74,18 @@ impl Chunk {
 
 pub(crate) fn day_start(day: NaiveDate) -> DateTime<Utc> {
     day.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+/// Identifiers and bounds are generated from a date, never from input.
+fn native_partition_ddl(day: NaiveDate) -> String {
+    let start = day_start(day);
+    let end = start + chrono::Duration::days(1);
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ('{}') TO ('{}')",
+        native_name(day),
+        start.format("%Y-%m-%d %H:%M:%S+00"),
+        end.format("%Y-%m-%d %H:%M:%S+00"),
+    )
 }
 
 fn native_name(day: NaiveDate) -> String {
@@ -110,16 +136,9 @@ impl HotStore {
     async fn create_native_partition(&self, day: NaiveDate) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         lock_day(&mut tx, day).await?;
-        let start = day_start(day);
-        let end = start + chrono::Duration::days(1);
-        // Identifiers and bounds are generated from a date, never from input.
-        let ddl = format!(
-            "CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ('{}') TO ('{}')",
-            native_name(day),
-            start.format("%Y-%m-%d %H:%M:%S+00"),
-            end.format("%Y-%m-%d %H:%M:%S+00"),
-        );
-        sqlx::query(&ddl).execute(&mut *tx).await?;
+        sqlx::query(&native_partition_ddl(day))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         tracing::info!(%day, "created hot partition");
         Ok(())
@@ -173,6 +192,26 @@ impl HotStore {
     }
 }
 
+impl HotStore {
+    /// Inside the archive commit, which holds `events` exclusively: makes
+    /// sure `day` can receive rows again (rows that arrived while the day
+    /// was being archived go back into it). TimescaleDB creates its chunk
+    /// on insert; a native partition is created here, without the creation
+    /// lock, which only orders creators that do not hold `events`.
+    pub async fn recreate_day(
+        &self,
+        conn: &mut PgConnection,
+        day: NaiveDate,
+    ) -> Result<(), HotError> {
+        if self.layout == Layout::Native {
+            sqlx::query(&native_partition_ddl(day))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Every hot chunk, oldest first, as `conn` sees the catalog (inside a
 /// REPEATABLE READ transaction: as of its snapshot).
 pub(crate) async fn list_chunks_on(
@@ -217,6 +256,50 @@ pub(crate) async fn list_chunks_on(
             Ok(chunks)
         }
     }
+}
+
+/// Ingest side: holds the archive-day lock shared, until the transaction
+/// ends, for every day of `days` that is closed at `now`. Today's traffic
+/// (the common case) takes no lock at all.
+pub(crate) async fn share_closed_days(
+    conn: &mut PgConnection,
+    days: &BTreeSet<NaiveDate>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let closed: Vec<i32> = days
+        .iter()
+        .filter(|d| day_start(**d) + chrono::Duration::days(1) <= now + CLOSED_DAY_MARGIN)
+        .map(|d| day_number(*d))
+        .collect();
+    if closed.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock_shared($1, s.d)
+           FROM (SELECT d FROM unnest($2::int4[]) AS t(d) ORDER BY d) s",
+    )
+    .bind(ARCHIVE_DAY_LOCK_CLASS)
+    .bind(&closed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Archiver side: takes the archive-day lock of each day exclusively until
+/// the transaction ends, in ascending order (waits for in-flight ingest
+/// into those days; later ones wait for this transaction).
+pub async fn lock_days_for_archive(
+    conn: &mut PgConnection,
+    days: &BTreeSet<NaiveDate>,
+) -> Result<(), HotError> {
+    for d in days {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(ARCHIVE_DAY_LOCK_CLASS)
+            .bind(day_number(*d))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn lock_day(conn: &mut PgConnection, day: NaiveDate) -> Result<(), sqlx::Error> {

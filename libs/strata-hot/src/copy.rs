@@ -17,7 +17,9 @@ use uuid::Uuid;
 use crate::HotError;
 
 /// The statement the buffer of [`encode_events`] is sent to.
-pub const COPY_EVENTS: &str = "COPY events (project_id, event_id, user_id, event_type, ts, properties, received_at) FROM STDIN (FORMAT binary)";
+/// `received_at` is left to its default, the ingest transaction's `now()`:
+/// the database's clock, which the archiver compares arrivals with.
+pub const COPY_EVENTS: &str = "COPY events (project_id, event_id, user_id, event_type, ts, properties) FROM STDIN (FORMAT binary)";
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
@@ -35,19 +37,17 @@ fn field(buf: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Appends the binary COPY stream (header, one tuple per event, trailer)
-/// of `events` for `project`, all received at `received_at`, to `buf`.
+/// of `events` for `project` to `buf`.
 pub fn encode_events<'a>(
     project: i64,
     events: impl IntoIterator<Item = &'a ValidEvent>,
-    received_at: DateTime<Utc>,
     buf: &mut Vec<u8>,
 ) {
     buf.extend_from_slice(SIGNATURE);
     buf.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
     buf.extend_from_slice(&0i32.to_be_bytes()); // no header extension
-    let received = pg_micros(received_at).to_be_bytes();
     for e in events {
-        buf.extend_from_slice(&7i16.to_be_bytes());
+        buf.extend_from_slice(&6i16.to_be_bytes());
         field(buf, &project.to_be_bytes());
         field(buf, e.event_id.as_uuid().as_bytes());
         field(buf, e.user_id.as_str().as_bytes());
@@ -62,7 +62,6 @@ pub fn encode_events<'a>(
             }
             None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
         }
-        field(buf, &received);
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
 }
@@ -227,9 +226,9 @@ mod tests {
             properties: Properties::parse(r#"{"a":1}"#, 100).unwrap(),
         };
         let mut buf = Vec::new();
-        encode_events(7, [&e], at, &mut buf);
+        encode_events(7, [&e], &mut buf);
         let mut want: Vec<u8> = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0".to_vec();
-        want.extend([0, 7]);
+        want.extend([0, 6]);
         want.extend([0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7]);
         want.extend([0, 0, 0, 16]);
         want.extend([0; 15]);
@@ -239,7 +238,6 @@ mod tests {
         want.extend([0, 0, 0, 8, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x40]); // 1 s
         want.extend([0, 0, 0, 8, 1]);
         want.extend(br#"{"a":1}"#);
-        want.extend([0, 0, 0, 8, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x40]);
         want.extend([0xff, 0xff]);
         assert_eq!(buf, want);
     }

@@ -7,6 +7,9 @@
 //!    one binary COPY (see `copy.rs`).
 //! 3. Lower each user's `first_ts` where this batch holds an earlier event.
 //!
+//! Before all that, a batch with events in closed days (late events) holds
+//! those days' archive lock shared (`chunks::share_closed_days`).
+//!
 //! Concurrency: rows are locked in one global order — event_ids sorted,
 //! then users sorted — so overlapping batches wait for each other instead of
 //! deadlocking, and `ON CONFLICT` waits for an in-flight claim to commit or
@@ -55,7 +58,7 @@ impl HotStore {
         loop {
             attempt += 1;
             let attempt_result = match self.ensure_days(&days).await {
-                Ok(()) => self.try_insert(project, &order).await,
+                Ok(()) => self.try_insert(project, &order, &days).await,
                 Err(e) => Err(e),
             };
             match attempt_result {
@@ -76,9 +79,12 @@ impl HotStore {
         &self,
         project: ProjectId,
         sorted: &[&ValidEvent],
+        days: &BTreeSet<chrono::NaiveDate>,
     ) -> Result<InsertOutcome, sqlx::Error> {
         let ids: Vec<Uuid> = sorted.iter().map(|e| e.event_id.as_uuid()).collect();
         let mut tx = self.pool.begin().await?;
+        // Late events: wait while the archiver commits one of their days.
+        crate::chunks::share_closed_days(&mut tx, days, Utc::now()).await?;
 
         let new_ids: HashSet<Uuid> = sqlx::query_scalar(
             "INSERT INTO event_ids (project_id, event_id, received_at)
@@ -116,7 +122,7 @@ async fn insert_rows(
     events: &[&ValidEvent],
 ) -> Result<(), sqlx::Error> {
     let mut buf = Vec::with_capacity(events.len() * 320);
-    crate::copy::encode_events(project.0, events.iter().copied(), Utc::now(), &mut buf);
+    crate::copy::encode_events(project.0, events.iter().copied(), &mut buf);
     let mut copy = tx.copy_in_raw(crate::copy::COPY_EVENTS).await?;
     copy.send(buf).await?;
     copy.finish().await?;
