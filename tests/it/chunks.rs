@@ -19,7 +19,12 @@ async fn hot_layout_is_the_hypertable_exactly_where_timescaledb_exists() {
 
 #[tokio::test]
 async fn events_over_seventy_days_land_in_their_utc_day_chunks() {
-    let app = spawn_app().await;
+    // One batch over 72 days: past the default cap of 31 late days.
+    let app = strata_tests::spawn_app_with(strata_model::IngestLimits {
+        max_late_days: 100,
+        ..strata_model::IngestLimits::default()
+    })
+    .await;
     let key = app.key("acme", "ingest").await;
     let today = Utc::now().date_naive();
     let mut events = Vec::new();

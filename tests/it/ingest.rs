@@ -461,3 +461,163 @@ async fn first_seen_keeps_each_users_earliest_event() {
     let ann = rows[0].1;
     assert!(Utc::now() - ann > Duration::hours(199));
 }
+
+/// Property texts at and past the edges of what `jsonb` stores, and whether
+/// Strata's own nesting limit (64 levels, stricter than PostgreSQL's stack)
+/// refuses them.
+fn hostile_properties() -> Vec<(String, bool)> {
+    let nested = |n: usize| format!(r#"{{"a": {}{}}}"#, "[".repeat(n), "]".repeat(n));
+    vec![
+        r#"{"x": 1e-20000}"#.into(),
+        r#"{"x": 1e-16383}"#.into(),
+        r#"{"x": [0e-16384]}"#.into(),
+        r#"{"x": 1e131072}"#.into(),
+        r#"{"x": 9.9e131071}"#.into(),
+        r#"{"x": 1e400}"#.into(),
+        r#"{"x": -1e1073741823}"#.into(),
+        r#"{"x": 0e100000}"#.into(),
+        format!(r#"{{"x": 0.{}1}}"#, "0".repeat(16_400)),
+        r#"{"x": "\u0000"}"#.into(),
+        r#"{"\u0000": 1}"#.into(),
+        r#"{"x": "\ud800"}"#.into(),
+        r#"{"x": "\udfff\ud800"}"#.into(),
+        r#"{"x": "\ud83d\ude00 ok"}"#.into(),
+        format!(r#"{{"{}": 1}}"#, "k".repeat(30_000)),
+    ]
+    .into_iter()
+    .map(|t| (t, false))
+    .chain([
+        (nested(40), false),
+        (nested(63), false),
+        (nested(64), true),
+        (nested(5_000), true),
+    ])
+    .collect()
+}
+
+#[tokio::test]
+async fn a_value_postgresql_would_refuse_is_rejected_alone_and_the_batch_is_stored() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let pool = app.hot.pool();
+    let cases = hostile_properties();
+    // The judge: what PostgreSQL itself says of each text as jsonb.
+    let mut pg_accepts = Vec::new();
+    for (text, _) in &cases {
+        let r = sqlx::query("SELECT $1::text::jsonb")
+            .bind(text)
+            .execute(pool)
+            .await;
+        pg_accepts.push(r.is_ok());
+    }
+    assert!(pg_accepts.contains(&true) && pg_accepts.contains(&false));
+
+    // One batch: each hostile event followed by a good one.
+    let mut parts = Vec::new();
+    let mut good = Vec::new();
+    for (i, (text, _)) in cases.iter().enumerate() {
+        let mut bad = recent_event(Uuid::new_v4(), &format!("u{i}"), 1);
+        bad.as_object_mut().unwrap().remove("properties");
+        let mut bad = serde_json::to_string(&bad).unwrap();
+        bad.pop(); // the closing brace: properties go in as raw text
+        parts.push(format!(r#"{bad}, "properties": {text}}}"#));
+        let id = Uuid::new_v4();
+        good.push(id);
+        parts.push(recent_event(id, "good", 1).to_string());
+    }
+    let body = format!(r#"{{"events": [{}]}}"#, parts.join(","));
+    let resp = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let rejected: Vec<(usize, String)> = answer["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap() as usize,
+                r["error"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let storable: Vec<bool> = cases
+        .iter()
+        .zip(&pg_accepts)
+        .map(|((_, too_deep), pg)| *pg && !too_deep)
+        .collect();
+    for (i, accepted) in storable.iter().enumerate() {
+        let ours = rejected.iter().find(|(index, _)| *index == 2 * i);
+        assert_eq!(
+            ours.is_none(),
+            *accepted,
+            "case {i} ({}…): PostgreSQL accepts: {}; ours: {ours:?}",
+            &cases[i].0[..cases[i].0.len().min(40)],
+            pg_accepts[i]
+        );
+        if let Some((_, msg)) = ours {
+            assert!(msg.starts_with("properties"), "{msg}");
+        }
+    }
+    // Every good event and every storable hostile one is stored (ids only:
+    // some stored numbers, like 1e400, are beyond a JSON float parser).
+    let stored: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM events")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let expected = good.len() + storable.iter().filter(|a| **a).count();
+    assert_eq!(stored.len(), expected);
+    for id in &good {
+        assert!(stored.contains(id));
+    }
+    assert_eq!(answer["accepted"], expected);
+}
+
+#[tokio::test]
+async fn one_batch_writes_into_at_most_31_late_days_and_says_which_events_to_resend() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let now = Utc::now();
+    // 200 events on 200 distinct days before yesterday, then one for now:
+    // an old-days flood that would otherwise create 200 partitions (and,
+    // once archived, 200 one-row files).
+    let mut events: Vec<Value> = (0..200)
+        .map(|i| {
+            let ts = (now - Duration::days(2 + i)).to_rfc3339();
+            event(Uuid::new_v4(), "u", "view", &ts)
+        })
+        .collect();
+    events.push(recent_event(Uuid::new_v4(), "u", 0));
+    let resp = app.post_events(&key, &json!({ "events": events })).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["accepted"], 32, "{body}");
+    let rejected = body["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 169);
+    assert_eq!(rejected[0]["index"], 31);
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("31 distinct days before yesterday"),
+        "{}",
+        rejected[0]
+    );
+    // The hot tier gained the 31 late days and today, no more.
+    assert_eq!(app.hot.list_chunks().await.unwrap().len(), 32);
+    // Resent in later batches, the rest is stored.
+    let rest: Vec<Value> = events[31..200].to_vec();
+    for chunk in rest.chunks(31) {
+        let counts = app.ingest_ok(&key, chunk).await;
+        assert_eq!(counts.accepted, chunk.len() as u64);
+    }
+    assert_eq!(app.stored("acme").await.len(), 201);
+}

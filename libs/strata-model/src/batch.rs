@@ -17,6 +17,11 @@ pub struct IngestLimits {
     pub max_properties_bytes: usize,
     pub max_future: Duration,
     pub max_past: Duration,
+    /// Distinct late days (UTC days before yesterday) one batch may write
+    /// into; events for further late days are rejected by index. Each new
+    /// late day can cost a partition (DDL under a table lock) now and a
+    /// file in the cold tier later, so one request may not create many.
+    pub max_late_days: usize,
 }
 
 impl Default for IngestLimits {
@@ -27,6 +32,7 @@ impl Default for IngestLimits {
             max_properties_bytes: 32 * 1024,
             max_future: Duration::from_secs(24 * 3600),
             max_past: Duration::from_secs(3650 * 86_400),
+            max_late_days: 31,
         }
     }
 }
@@ -107,8 +113,22 @@ pub fn parse_batch(
         ..ParsedBatch::default()
     };
     let mut seen = HashSet::with_capacity(wire.events.len());
+    let mut late_days = HashSet::new();
+    let yesterday = now.date_naive() - chrono::Duration::days(1);
     for (index, raw) in wire.events.into_iter().enumerate() {
-        match parse_event(raw, limits, now) {
+        let event = parse_event(raw, limits, now).and_then(|e| {
+            let day = e.timestamp.as_datetime().date_naive();
+            if day < yesterday && !late_days.contains(&day) {
+                if late_days.len() >= limits.max_late_days {
+                    return Err(ModelError::TooManyLateDays {
+                        max: limits.max_late_days,
+                    });
+                }
+                late_days.insert(day);
+            }
+            Ok(e)
+        });
+        match event {
             Ok(event) if seen.insert(event.event_id) => out.events.push(event),
             Ok(_) => out.in_batch_duplicates += 1,
             Err(e) => out.rejected.push(Rejection {
@@ -208,6 +228,38 @@ mod tests {
             parse_batch(body.as_bytes(), &limits, now()).unwrap_err(),
             BatchError::TooManyEvents { count: 2, max: 1 }
         );
+    }
+
+    #[test]
+    fn late_days_per_batch_are_capped_and_repeats_of_a_day_are_free() {
+        let limits = IngestLimits {
+            max_late_days: 2,
+            ..IngestLimits::default()
+        };
+        let at = |day: &str| {
+            format!(
+                r#"{{"event_id":"{}","user_id":"u","event_type":"v","timestamp":"{day}T10:00:00Z"}}"#,
+                uuid::Uuid::new_v4()
+            )
+        };
+        // now() is 2026-11-20: the 19th (yesterday) and 20th are not late.
+        let days = [
+            "2026-11-01",
+            "2026-11-02",
+            "2026-11-01",
+            "2026-11-03",
+            "2026-11-19",
+            "2026-11-20",
+        ];
+        let body = format!(
+            r#"{{"events":[{}]}}"#,
+            days.iter().map(|d| at(d)).collect::<Vec<_>>().join(",")
+        );
+        let parsed = parse_batch(body.as_bytes(), &limits, now()).unwrap();
+        assert_eq!(parsed.events.len(), 5);
+        assert_eq!(parsed.rejected.len(), 1);
+        assert_eq!(parsed.rejected[0].index, 3);
+        assert!(parsed.rejected[0].error.contains("2 distinct days"));
     }
 
     #[test]

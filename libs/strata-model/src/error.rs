@@ -31,6 +31,18 @@ pub enum ModelError {
     TooFarInFuture { value: String, limit: String },
     #[error("timestamp {value} is older than the {limit} limit")]
     TooFarInPast { value: String, limit: String },
+    #[error(
+        "{field} holds the number {value}, outside what PostgreSQL stores (at most 16383 digits after the point and 131072 before it)"
+    )]
+    NumberOutOfRange { field: &'static str, value: String },
+    #[error("{field} nest deeper than {max} levels of objects and arrays")]
+    TooDeep { field: &'static str, max: usize },
+    #[error("{field} hold an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF)")]
+    BadSurrogate { field: &'static str },
+    #[error(
+        "this batch already holds events for {max} distinct days before yesterday (the per-batch limit of late days); send events for further days in another batch"
+    )]
+    TooManyLateDays { max: usize },
     #[error("properties must be a JSON object")]
     PropertiesNotObject,
     #[error("properties are {len} bytes, over the limit of {max}")]
@@ -43,7 +55,9 @@ pub enum ModelError {
         "project name {0:?} must be 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit"
     )]
     BadProjectName(String),
-    #[error("unknown scope {0:?}; expected ingest, read or admin")]
+    #[error(
+        "unknown scope {0:?}; expected ingest, read or admin (operator keys: `keys create --operator`)"
+    )]
     BadScope(String),
     #[error("{field} {value:?} is not a date; expected YYYY-MM-DD")]
     BadDate { field: &'static str, value: String },

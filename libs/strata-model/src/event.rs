@@ -1,7 +1,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::ModelError;
@@ -186,16 +185,20 @@ impl Properties {
                 max: max_bytes,
             });
         }
-        let value: Value = serde_json::from_str(raw)
+        // Well-formedness only: numbers are not converted (a float parser
+        // would refuse 1e400, which `jsonb` stores, and accept 1e-20000,
+        // which it refuses); `pgjson::check` judges them as PostgreSQL will.
+        serde_json::from_str::<serde::de::IgnoredAny>(raw)
             .map_err(|e| ModelError::EventShape(format!("properties: {e}")))?;
-        match value {
-            Value::Null => Ok(Self::NONE),
-            Value::Object(_) if contains_nul(&value) => Err(ModelError::ContainsNul {
-                field: "properties",
-            }),
-            Value::Object(_) => Ok(Self(Some(raw.trim().to_owned()))),
-            _ => Err(ModelError::PropertiesNotObject),
+        let text = raw.trim();
+        if text == "null" {
+            return Ok(Self::NONE);
         }
+        if !text.starts_with('{') {
+            return Err(ModelError::PropertiesNotObject);
+        }
+        crate::pgjson::check(text, "properties")?;
+        Ok(Self(Some(text.to_owned())))
     }
 
     pub fn as_json(&self) -> Option<&str> {
@@ -204,16 +207,6 @@ impl Properties {
 
     pub fn into_json(self) -> Option<String> {
         self.0
-    }
-}
-
-/// `jsonb` rejects `\u0000` in keys and strings.
-fn contains_nul(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(a) => a.iter().any(contains_nul),
-        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
-        _ => false,
     }
 }
 
@@ -228,7 +221,7 @@ pub struct ValidEvent {
 }
 
 /// Client values echoed in messages are cut so an error never balloons.
-fn truncate_for_message(s: &str) -> String {
+pub(crate) fn truncate_for_message(s: &str) -> String {
     const MAX: usize = 64;
     if s.len() <= MAX {
         return s.to_owned();

@@ -53,7 +53,10 @@ impl ProjectName {
 pub enum Scope {
     Ingest,
     Read,
+    /// A project's own admin views and actions.
     Admin,
+    /// Service-wide views and actions; only operator keys (no project) have it.
+    Operator,
 }
 
 impl Scope {
@@ -62,6 +65,7 @@ impl Scope {
             Self::Ingest => "ingest",
             Self::Read => "read",
             Self::Admin => "admin",
+            Self::Operator => "operator",
         }
     }
 }
@@ -73,6 +77,7 @@ impl FromStr for Scope {
             "ingest" => Ok(Self::Ingest),
             "read" => Ok(Self::Read),
             "admin" => Ok(Self::Admin),
+            "operator" => Ok(Self::Operator),
             other => Err(ModelError::BadScope(other.to_owned())),
         }
     }

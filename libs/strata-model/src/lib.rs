@@ -10,6 +10,7 @@ mod error;
 mod event;
 mod generate;
 mod key;
+pub mod pgjson;
 mod query;
 
 pub use batch::{BatchError, IngestLimits, ParsedBatch, Rejection, parse_batch};
