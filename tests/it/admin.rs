@@ -8,11 +8,76 @@ use sqlx::Connection;
 use strata_tests::{recent_event, spawn_app};
 use uuid::Uuid;
 
-/// The archiver's advisory lock key (libs/strata-archive).
-const ARCHIVER_LOCK: i64 = 0x5354_5241_4152_4348;
+use strata_archive::ARCHIVER_LOCK;
 
 fn old_event(days: i64, user: &str) -> Value {
     recent_event(Uuid::new_v4(), user, days * 24 + 1)
+}
+
+#[tokio::test]
+async fn a_project_admin_sees_only_its_project_and_only_operators_run_the_archiver() {
+    let app = spawn_app().await;
+    let acme_admin = app.key("acme", "ingest,admin").await;
+    let beta = app.key("beta-secret-name", "ingest").await;
+    app.ingest_ok(&acme_admin, &[old_event(3, "a")]).await;
+    app.ingest_ok(&beta, &[old_event(3, "b"), old_event(4, "b")])
+        .await;
+
+    let (status, body) = app.get_json(&acme_admin, "/v1/admin/tiers").await;
+    assert_eq!(status, 200, "{body}");
+    let projects = body["projects"].as_array().unwrap();
+    assert_eq!(projects.len(), 1, "{body}");
+    assert_eq!(projects[0]["project"], "acme");
+    assert!(!body.to_string().contains("beta-secret-name"), "{body}");
+
+    // Archive runs concern every project: operators only.
+    let (status, body) = app.get_json(&acme_admin, "/v1/admin/archive/runs").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("operator key"),
+        "{body}"
+    );
+    let r = app
+        .client
+        .post(app.url("/v1/admin/archive/run"))
+        .bearer_auth(&acme_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // An operator key sees every project, and is no project's key.
+    let operator = app.operator_key().await;
+    let (status, body) = app.get_json(&operator, "/v1/admin/tiers").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["projects"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(
+        app.get_json(&operator, "/v1/admin/archive/runs").await.0,
+        200
+    );
+    let today = Utc::now().date_naive();
+    let (status, body) = app
+        .get_json(&operator, &format!("/v1/stats/dau?from={today}&to={today}"))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let resp = app
+        .post_events(
+            &operator,
+            &serde_json::json!({"events": [old_event(1, "x")]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 403);
+    // The operator scope cannot be given to a project key.
+    let err = app
+        .hot
+        .create_key(
+            &strata_model::ProjectName::parse("acme").unwrap(),
+            &strata_model::Scopes::parse_list("read,operator").unwrap(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--operator"), "{err}");
 }
 
 #[tokio::test]
@@ -35,7 +100,7 @@ async fn admin_views_need_the_admin_scope() {
 #[tokio::test]
 async fn tiers_runs_and_a_run_started_over_http() {
     let app = spawn_app().await;
-    let admin = app.key("ops", "admin").await;
+    let admin = app.operator_key().await;
     let acme = app.key("acme", "ingest").await;
     let beta = app.key("beta", "ingest").await;
     let acme_events: Vec<Value> = (0..40)

@@ -53,15 +53,28 @@ impl KeyLimit {
     }
 }
 
+/// Whom a key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOwner {
+    Project {
+        id: ProjectId,
+        name: String,
+    },
+    /// An operator key: no project, the `operator` scope only.
+    Operator,
+}
+
 /// The identity behind an accepted key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthenticatedKey {
     pub key_id: Uuid,
-    pub project_id: ProjectId,
-    pub project: String,
+    pub owner: KeyOwner,
     pub scopes: Scopes,
     pub limit: Option<KeyLimit>,
 }
+
+/// Shown for an operator key where a project name would be.
+pub const OPERATOR_OWNER: &str = "(operator)";
 
 fn scopes_from_db(raw: Vec<String>) -> Result<Scopes, HotError> {
     raw.iter()
@@ -95,8 +108,7 @@ fn key_info(row: KeyRow) -> Result<KeyInfo, HotError> {
     })
 }
 
-const KEY_COLUMNS: &str =
-    "k.id, p.name, k.prefix, k.scopes, k.created_at, k.revoked_at, k.rate_per_sec, k.burst";
+const KEY_COLUMNS: &str = "k.id, coalesce((SELECT p.name FROM projects p WHERE p.id = k.project_id), '(operator)'), k.prefix, k.scopes, k.created_at, k.revoked_at, k.rate_per_sec, k.burst";
 
 async fn upsert_project(
     conn: &mut sqlx::PgConnection,
@@ -128,9 +140,43 @@ impl HotStore {
         scopes: &Scopes,
         limit: Option<KeyLimit>,
     ) -> Result<(ApiKey, KeyInfo), HotError> {
-        let key = ApiKey::generate();
+        if scopes.contains(Scope::Operator) {
+            return Err(HotError::Invalid(
+                "the operator scope is for operator keys, which belong to no project: use `keys create --operator`".into(),
+            ));
+        }
         let mut tx = self.pool.begin().await?;
         let project_id = upsert_project(&mut tx, project).await?.0;
+        let (key, info) = insert_key(&mut tx, Some(project_id), scopes, limit).await?;
+        tx.commit().await?;
+        Ok((
+            key,
+            KeyInfo {
+                project: project.as_str().to_owned(),
+                ..info
+            },
+        ))
+    }
+
+    /// A fresh operator key: no project, the `operator` scope only.
+    pub async fn create_operator_key(
+        &self,
+        limit: Option<KeyLimit>,
+    ) -> Result<(ApiKey, KeyInfo), HotError> {
+        let mut conn = self.pool.acquire().await?;
+        let scopes = Scopes::new(vec![Scope::Operator]);
+        insert_key(&mut conn, None, &scopes, limit).await
+    }
+}
+
+async fn insert_key(
+    conn: &mut sqlx::PgConnection,
+    project_id: Option<i64>,
+    scopes: &Scopes,
+    limit: Option<KeyLimit>,
+) -> Result<(ApiKey, KeyInfo), HotError> {
+    {
+        let key = ApiKey::generate();
         let (id, created_at): (Uuid, DateTime<Utc>) = sqlx::query_as(
             "INSERT INTO api_keys (id, project_id, prefix, key_hash, scopes, rate_per_sec, burst)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at",
@@ -142,12 +188,11 @@ impl HotStore {
         .bind(scopes.to_strings())
         .bind(limit.map(|l| l.rate_per_sec))
         .bind(limit.map(|l| l.burst as i32))
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
-        tx.commit().await?;
         let info = KeyInfo {
             id,
-            project: project.as_str().to_owned(),
+            project: OPERATOR_OWNER.to_owned(),
             prefix: key.display_prefix().to_owned(),
             scopes: scopes.clone(),
             created_at,
@@ -156,7 +201,9 @@ impl HotStore {
         };
         Ok((key, info))
     }
+}
 
+impl HotStore {
     /// Sets (or with `None`, clears) the rate limit of the active key whose
     /// id or prefix is `prefix_or_id`.
     pub async fn set_key_limit(
@@ -166,8 +213,7 @@ impl HotStore {
     ) -> Result<KeyInfo, HotError> {
         let row: Option<KeyRow> = sqlx::query_as(&format!(
             "UPDATE api_keys k SET rate_per_sec = $2, burst = $3
-               FROM projects p
-              WHERE p.id = k.project_id AND k.revoked_at IS NULL
+              WHERE k.revoked_at IS NULL
                 AND (k.id::text = $1 OR starts_with($1, k.prefix))
               RETURNING {KEY_COLUMNS}"
         ))
@@ -188,8 +234,7 @@ impl HotStore {
     pub async fn revoke_key(&self, prefix_or_id: &str) -> Result<KeyInfo, HotError> {
         let row: Option<KeyRow> = sqlx::query_as(&format!(
             "UPDATE api_keys k SET revoked_at = now()
-               FROM projects p
-              WHERE p.id = k.project_id AND k.revoked_at IS NULL
+              WHERE k.revoked_at IS NULL
                 AND (k.id::text = $1 OR starts_with($1, k.prefix))
               RETURNING {KEY_COLUMNS}"
         ))
@@ -206,7 +251,7 @@ impl HotStore {
     /// Every key, newest first.
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>, HotError> {
         let rows: Vec<KeyRow> = sqlx::query_as(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys k JOIN projects p ON p.id = k.project_id
+            "SELECT {KEY_COLUMNS} FROM api_keys k
               ORDER BY k.created_at DESC, k.id"
         ))
         .fetch_all(&self.pool)
@@ -216,20 +261,33 @@ impl HotStore {
 
     /// Looks a presented key up by its hash. `None` for unknown and revoked keys.
     pub async fn authenticate(&self, hash: &KeyHash) -> Result<Option<AuthenticatedKey>, HotError> {
-        type Row = (Uuid, i64, String, Vec<String>, Option<f64>, Option<i32>);
+        type Row = (
+            Uuid,
+            Option<i64>,
+            Option<String>,
+            Vec<String>,
+            Option<f64>,
+            Option<i32>,
+        );
         let row: Option<Row> = sqlx::query_as(
             "SELECT k.id, k.project_id, p.name, k.scopes, k.rate_per_sec, k.burst
-               FROM api_keys k JOIN projects p ON p.id = k.project_id
+               FROM api_keys k LEFT JOIN projects p ON p.id = k.project_id
               WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
         )
         .bind(hash.0.as_slice())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|(key_id, project_id, project, scopes, rate, burst)| {
+            let owner = match (project_id, project) {
+                (Some(id), Some(name)) => KeyOwner::Project {
+                    id: ProjectId(id),
+                    name,
+                },
+                _ => KeyOwner::Operator,
+            };
             Ok(AuthenticatedKey {
                 key_id,
-                project_id: ProjectId(project_id),
-                project,
+                owner,
                 scopes: scopes_from_db(scopes)?,
                 limit: KeyLimit::from_db(rate, burst),
             })

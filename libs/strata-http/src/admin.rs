@@ -1,12 +1,14 @@
-//! `/v1/admin/*`: operator views and actions (admin scope). An admin key is
-//! an operator credential: it sees every project.
+//! `/v1/admin/*`. Two kinds of key reach these views (ADR-024): an operator
+//! key (no project; `keys create --operator`) sees every project and runs
+//! the archiver; a project key with the admin scope sees its own project's
+//! footprint only, and never another project's name or size.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use strata_archive::{ChunkRecord, RunRecord};
-use strata_model::{Scope, parse_bounded};
+use strata_model::parse_bounded;
 
 use crate::params::{QueryParams, query_params};
 use crate::{ApiError, AppState, Authenticated};
@@ -44,19 +46,20 @@ fn per_event(bytes: i64, rows: i64) -> Option<f64> {
 #[utoipa::path(get, path = "/v1/admin/tiers", tag = "admin",
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Every project's footprint in both tiers", body = TiersResponse),
+        (status = 200, description = "Footprint in both tiers: every project for an operator key, the key's own project for a project admin key", body = TiersResponse),
         (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
     ))]
 pub async fn tiers(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<Json<TiersResponse>, ApiError> {
-    auth.require(Scope::Admin)?;
+    let only = auth.require_admin_view()?.map(|k| k.project_id.0);
     let projects = state
         .hot
         .tier_summary()
         .await?
         .into_iter()
+        .filter(|p| only.is_none_or(|id| p.project_id == id))
         .map(|p| {
             let hot = per_event(p.hot_bytes, p.hot_rows);
             let cold = per_event(p.cold_bytes, p.cold_rows);
@@ -104,14 +107,14 @@ pub struct RunsResponse {
     params(("limit" = Option<u32>, Query, description = "Newest runs to list, 1-500 (default 20)")),
     responses(
         (status = 200, description = "Archive runs, newest first, with chunk outcomes", body = RunsResponse),
-        (status = 400, description = "Bad request", body = crate::openapi::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Bad request", body = crate::openapi::ErrorBody), (status = 403, description = "Not an operator key", body = crate::openapi::ErrorBody),
     ))]
 pub async fn runs(
     State(state): State<AppState>,
     auth: Authenticated,
     raw: QueryParams,
 ) -> Result<Json<RunsResponse>, ApiError> {
-    auth.require(Scope::Admin)?;
+    auth.require_operator()?;
     let p = query_params(raw, &["limit"])?;
     let limit = parse_bounded("limit", p.get("limit").map(String::as_str), 20, 1, 500)?;
     let runs = strata_archive::list_runs(state.hot.pool(), i64::from(limit))
@@ -133,14 +136,14 @@ pub struct StartedRun {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 202, description = "Run started", body = StartedRun),
-        (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an operator key", body = crate::openapi::ErrorBody),
         (status = 409, description = "A run is in progress", body = crate::openapi::ErrorBody),
     ))]
 pub async fn start_run(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<(StatusCode, Json<StartedRun>), ApiError> {
-    auth.require(Scope::Admin)?;
+    auth.require_operator()?;
     let archiver = state
         .archiver
         .as_ref()

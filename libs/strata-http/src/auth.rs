@@ -5,8 +5,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use strata_hot::AuthenticatedKey;
-use strata_model::{ApiKey, Scope};
+use strata_hot::{AuthenticatedKey, KeyOwner};
+use strata_model::{ApiKey, ProjectId, Scope};
 
 use crate::ratelimit::{Decision, Limit};
 use crate::{ApiError, AppState};
@@ -15,16 +15,58 @@ use crate::{ApiError, AppState};
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub AuthenticatedKey);
 
+/// A project key that carries the scope a handler asked for: everything it
+/// may touch is this project's.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectKey<'a> {
+    pub project_id: ProjectId,
+    pub project: &'a str,
+}
+
 impl Authenticated {
-    /// 403 unless the key carries `scope`.
-    pub fn require(&self, scope: Scope) -> Result<&AuthenticatedKey, ApiError> {
-        if self.0.scopes.contains(scope) {
-            Ok(&self.0)
-        } else {
-            Err(ApiError::Forbidden(format!(
+    /// A project key with `scope`; 403 otherwise (operator keys have no
+    /// project, so they never pass here).
+    pub fn require(&self, scope: Scope) -> Result<ProjectKey<'_>, ApiError> {
+        match &self.0.owner {
+            KeyOwner::Project { id, name } if self.0.scopes.contains(scope) => Ok(ProjectKey {
+                project_id: *id,
+                project: name,
+            }),
+            KeyOwner::Project { .. } => Err(ApiError::Forbidden(format!(
                 "this key lacks the {scope} scope (it has: {})",
                 self.0.scopes
-            )))
+            ))),
+            KeyOwner::Operator => Err(ApiError::Forbidden(format!(
+                "an operator key belongs to no project; use a project key with the {scope} scope"
+            ))),
+        }
+    }
+
+    /// The service-wide view: `Ok(None)` for an operator key (every
+    /// project), `Ok(Some(project))` for a project key with the admin scope
+    /// (that project only); 403 otherwise.
+    pub fn require_admin_view(&self) -> Result<Option<ProjectKey<'_>>, ApiError> {
+        match self.0.owner {
+            KeyOwner::Operator => Ok(None),
+            KeyOwner::Project { .. } => self.require(Scope::Admin).map(Some),
+        }
+    }
+
+    /// 403 unless this is an operator key.
+    pub fn require_operator(&self) -> Result<(), ApiError> {
+        match self.0.owner {
+            KeyOwner::Operator => Ok(()),
+            KeyOwner::Project { .. } => Err(ApiError::Forbidden(
+                "this needs an operator key (created with `strata-api keys create --operator`): archive runs concern every project".into(),
+            )),
+        }
+    }
+
+    /// The project name, or `(operator)`, for logs.
+    pub fn owner_name(&self) -> &str {
+        match &self.0.owner {
+            KeyOwner::Project { name, .. } => name,
+            KeyOwner::Operator => strata_hot::OPERATOR_OWNER,
         }
     }
 }
@@ -85,7 +127,7 @@ pub(crate) async fn authenticate_and_limit(
         burst: l.burst,
     });
     let key_id = auth.0.key_id;
-    tracing::Span::current().record("project", auth.0.project.as_str());
+    tracing::Span::current().record("project", auth.owner_name());
     req.extensions_mut().insert(auth);
     let Some(limiter) = &state.limiter else {
         return next.run(req).await;

@@ -102,11 +102,18 @@ enum KeysCommand {
     /// Create a key (and the project, if new). The key is printed once, alone
     /// on the last line of stdout.
     Create {
-        #[arg(long)]
-        project: String,
-        /// Comma-separated: ingest, read, admin.
-        #[arg(long, default_value = "ingest,read")]
+        /// The project the key belongs to (created if new).
+        #[arg(long, required_unless_present = "operator")]
+        project: Option<String>,
+        /// Comma-separated: ingest, read, admin (admin: the project's own
+        /// admin views).
+        #[arg(long, default_value = "ingest,read", conflicts_with = "operator")]
         scopes: String,
+        /// An operator key instead: belongs to no project, sees every
+        /// project's footprint and runs the archiver (`/v1/admin/*`), and
+        /// can neither ingest nor read events.
+        #[arg(long, conflicts_with = "project")]
+        operator: bool,
         #[command(flatten)]
         limit: LimitArgs,
     },
@@ -127,7 +134,7 @@ enum KeysCommand {
 }
 
 async fn open_migrated(db: &DatabaseArgs) -> anyhow::Result<HotStore> {
-    let pool = strata_hot::lazy_pool(&db.database_url, &db.pool_config())?;
+    let pool = strata_hot::lazy_pool(db.database_url.expose(), &db.pool_config())?;
     strata_hot::migrate(&pool, db.hot_layout)
         .await
         .context("applying migrations")?;
@@ -199,11 +206,17 @@ async fn keys(db: &DatabaseArgs, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Create {
             project,
             scopes,
+            operator,
             limit,
         } => {
-            let project = ProjectName::parse(&project)?;
-            let scopes = Scopes::parse_list(&scopes)?;
-            let (key, info) = hot.create_key(&project, &scopes, limit.parse()?).await?;
+            let (key, info) = match project {
+                Some(project) if !operator => {
+                    let project = ProjectName::parse(&project)?;
+                    let scopes = Scopes::parse_list(&scopes)?;
+                    hot.create_key(&project, &scopes, limit.parse()?).await?
+                }
+                _ => hot.create_operator_key(limit.parse()?).await?,
+            };
             println!(
                 "created key {} ({}) for project {} with scopes {}, rate limit {}; it is shown only once:",
                 info.id,
@@ -271,7 +284,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             };
             KeyLimit::new(default.rate, default.burst).context("default rate limit")?;
             Some(RateLimiter::new(RateLimitConfig {
-                redis_url: url.clone(),
+                redis_url: url.expose().to_owned(),
                 default,
                 on_error: OnRedisError::parse(&r.rate_limit_on_redis_error)
                     .unwrap_or(OnRedisError::Open),

@@ -439,9 +439,15 @@ async fn two_api_replicas_and_the_archiver_against_postgres_redis_and_s3() {
         top["meta"]["cold"]["cache"]["misses"].as_u64().unwrap() > 0,
         "{top}"
     );
+    // Archive runs are an operator's view: a key made with `--operator`.
+    let out = run(&db, &["keys", "create", "--operator"]);
+    assert!(out.status.success(), "{out:?}");
+    let operator = stdout(&out).lines().last().unwrap().to_owned();
+    let listed = stdout(&run(&db, &["keys", "list"]));
+    assert!(listed.contains("(operator)\t"), "{listed}");
     let runs: Value = client
         .get(format!("{a}/v1/admin/archive/runs"))
-        .bearer_auth(&busy)
+        .bearer_auth(&operator)
         .send()
         .await
         .unwrap()
@@ -680,4 +686,26 @@ async fn each_request_logs_one_json_line_with_route_status_project_and_request_i
     assert!(line["fields"]["ms"].is_u64(), "{line}");
     assert_eq!(line["span"]["project"], "demo", "{line}");
     assert_eq!(line["span"]["request_id"], "req-42", "{line}");
+}
+
+#[test]
+fn help_never_prints_secrets_from_the_environment() {
+    let secrets = [
+        (
+            "STRATA_DATABASE_URL",
+            "postgres://strata:pg-hunter2@db/strata",
+        ),
+        ("STRATA_REDIS_URL", "redis://:redis-hunter2@cache:6379"),
+        ("STRATA_S3_SECRET_ACCESS_KEY", "s3-hunter2"),
+    ];
+    for sub in [&["serve", "--help"][..], &["migrate", "--help"][..]] {
+        let out = Command::new(BIN).args(sub).envs(secrets).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = stdout(&out);
+        assert!(text.contains("STRATA_DATABASE_URL"), "{text}");
+        assert!(
+            !text.contains("hunter2"),
+            "a secret leaked into {sub:?}: {text}"
+        );
+    }
 }
