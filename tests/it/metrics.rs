@@ -1,7 +1,7 @@
 //! `/metrics`: Prometheus text, parsed with a Prometheus text-format parser.
 
 use serde_json::json;
-use strata_tests::{TestApp, recent_event, spawn_app};
+use strata_tests::{AppOptions, TestApp, recent_event, spawn_app, spawn_app_opts};
 use uuid::Uuid;
 
 async fn scrape(app: &TestApp) -> prometheus_parse::Scrape {
@@ -100,4 +100,33 @@ async fn counters_move_after_an_ingest_an_archive_run_and_a_query() {
         &[("route", "/v1/stats/dau"), ("status", "200")],
     );
     assert_eq!(latency, 1.0, "one observation in the +Inf bucket");
+}
+
+#[tokio::test]
+async fn postgresql_values_are_cached_between_scrapes_while_counters_stay_live() {
+    let app = spawn_app_opts(AppOptions {
+        metrics_pg_ttl: std::time::Duration::from_secs(600),
+        ..AppOptions::default()
+    })
+    .await;
+    let key = app.key("acme", "ingest").await;
+    let before = scrape(&app).await;
+    assert_eq!(value(&before, "strata_archive_rows_total", &[]), 0.0);
+    let events = json!({"events": [recent_event(Uuid::new_v4(), "b", 40 * 24)]});
+    assert_eq!(app.post_events(&key, &events).await.status(), 200);
+    app.archive(30).await;
+    // A scraper asking again at once costs PostgreSQL nothing: the archive
+    // run is not seen until the interval has passed …
+    let after = scrape(&app).await;
+    assert_eq!(value(&after, "strata_archive_rows_total", &[]), 0.0);
+    assert_eq!(value(&after, "strata_tier_rows", &[("tier", "cold")]), 0.0);
+    // … while the process's own counters are current.
+    assert_eq!(
+        value(
+            &after,
+            "strata_ingest_events_total",
+            &[("result", "accepted")]
+        ),
+        1.0
+    );
 }

@@ -122,10 +122,7 @@ async fn redis_down_lets_requests_through_when_open_and_refuses_them_when_closed
     // Reported by /readyz, which stays ready: ingest and queries work.
     let (status, ready) = open.get_public_json("/readyz").await;
     assert_eq!(status, 200, "{ready}");
-    assert!(
-        ready["redis"].as_str().unwrap().starts_with("unavailable"),
-        "{ready}"
-    );
+    assert!(ready["redis"] == "unavailable", "{ready}");
     let closed = open
         .spawn_replica(Some(config(down, 1, OnRedisError::Closed)))
         .await;

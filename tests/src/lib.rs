@@ -172,8 +172,7 @@ pub async fn spawn_app_full(limits: IngestLimits, cold: TestCold, query: QueryCo
         limits,
         cold,
         query,
-        rate_limit: None,
-        pg_proxy: false,
+        ..AppOptions::default()
     })
     .await
 }
@@ -187,6 +186,9 @@ pub struct AppOptions {
     pub rate_limit: Option<RateLimitConfig>,
     /// Reach PostgreSQL through a [`proxy::TcpProxy`] the test can cut.
     pub pg_proxy: bool,
+    /// How long `/metrics` reuses PostgreSQL-derived values (zero here, so
+    /// tests see their own changes at once; the server's default is 5 s).
+    pub metrics_pg_ttl: std::time::Duration,
 }
 
 impl Default for AppOptions {
@@ -197,6 +199,7 @@ impl Default for AppOptions {
             query: QueryConfig::default(),
             rate_limit: None,
             pg_proxy: false,
+            metrics_pg_ttl: std::time::Duration::ZERO,
         }
     }
 }
@@ -270,7 +273,7 @@ pub async fn spawn_app_opts(opts: AppOptions) -> TestApp {
             opts.cold.store.clone(),
             strata_archive::ArchiveConfig::default(),
         )),
-        metrics: strata_http::metrics::Metrics::new(),
+        metrics: strata_http::metrics::Metrics::with_pg_ttl(opts.metrics_pg_ttl),
     };
     let (addr, tx) = start_server(state.clone()).await;
     TestApp {
@@ -314,6 +317,12 @@ impl TestApp {
             addr,
             _shutdown: tx,
         }
+    }
+
+    /// Creates an operator key (no project) and returns the secret.
+    pub async fn operator_key(&self) -> String {
+        let (key, _) = self.hot.create_operator_key(None).await.unwrap();
+        key.expose().to_owned()
     }
 
     /// Creates a key (and its project) and returns the secret.

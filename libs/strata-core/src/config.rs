@@ -15,12 +15,61 @@ fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30d, 24h, 90s)"))
 }
 
+/// A connection URL that may carry a password: `--help` never shows its
+/// value (`hide_env_values`) and Debug output shows it with the password
+/// replaced by `***`. [`SecretUrl::expose`] is for the one place that connects.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl std::str::FromStr for SecretUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// `scheme://user:secret@host/...` → `scheme://user:***@host/...`; other
+/// strings unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{masked}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// Where the hot tier lives.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// PostgreSQL (or TimescaleDB) connection URL.
-    #[arg(long, env = "STRATA_DATABASE_URL")]
-    pub database_url: String,
+    #[arg(long, env = "STRATA_DATABASE_URL", hide_env_values = true)]
+    pub database_url: SecretUrl,
 
     /// Largest number of pooled PostgreSQL connections.
     #[arg(long, env = "STRATA_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
@@ -61,8 +110,8 @@ pub struct TieringArgs {
 
 /// S3 settings for `s3://` cold URLs. Unset values fall back to the
 /// standard `AWS_*` variables (AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID,
-/// AWS_SECRET_ACCESS_KEY).
-#[derive(Debug, Clone, Args)]
+/// AWS_SECRET_ACCESS_KEY). Debug output redacts the secret.
+#[derive(Clone, Args)]
 pub struct S3Args {
     /// S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO.
     #[arg(long, env = "STRATA_S3_ENDPOINT")]
@@ -87,6 +136,12 @@ pub struct S3Args {
     /// Timeout of one object-store request.
     #[arg(long, env = "STRATA_S3_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub s3_request_timeout: Duration,
+}
+
+impl std::fmt::Debug for S3Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        S3Options::from(self).fmt(f)
+    }
 }
 
 impl From<&S3Args> for S3Options {
@@ -172,6 +227,11 @@ pub struct IngestLimitArgs {
     /// How far back a timestamp may be (late events up to this age are accepted).
     #[arg(long, env = "STRATA_MAX_PAST", default_value = "3650d", value_parser = duration)]
     pub max_past: Duration,
+
+    /// Distinct days before yesterday (UTC) one batch may hold events for;
+    /// events for further such days are rejected by index.
+    #[arg(long, env = "STRATA_MAX_LATE_DAYS_PER_BATCH", default_value_t = 31)]
+    pub max_late_days_per_batch: usize,
 }
 
 impl From<&IngestLimitArgs> for IngestLimits {
@@ -182,6 +242,7 @@ impl From<&IngestLimitArgs> for IngestLimits {
             max_properties_bytes: a.max_properties_bytes,
             max_future: a.max_future,
             max_past: a.max_past,
+            max_late_days: a.max_late_days_per_batch,
         }
     }
 }
@@ -224,8 +285,8 @@ pub struct ServeArgs {
     pub listen: String,
 
     /// Redis URL for per-key rate limits, shared by every replica. Unset: no rate limiting.
-    #[arg(long, env = "STRATA_REDIS_URL")]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "STRATA_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<SecretUrl>,
 
     #[command(flatten)]
     pub rate_limit: RateLimitArgs,
@@ -278,5 +339,31 @@ mod tests {
         let limits = IngestLimits::from(&cli.serve.limits);
         assert_eq!(limits, IngestLimits::default());
         assert!(Cli::try_parse_from(["x", "--database-url", "p", "--max-future", "soon"]).is_err());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let cli = Cli::parse_from([
+            "x",
+            "--database-url",
+            "postgres://strata:hunter2@db:5432/strata?sslmode=require",
+            "--redis-url",
+            "redis://:r3dispass@cache:6379/0",
+            "--s3-access-key-id",
+            "AKIAEXAMPLE",
+            "--s3-secret-access-key",
+            "s3cr3tkey",
+        ]);
+        let shown = format!("{:?}", cli.serve);
+        for secret in ["hunter2", "r3dispass", "s3cr3tkey"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("postgres://strata:***@db:5432/strata?sslmode=require"));
+        assert_eq!(
+            cli.serve.db.database_url.expose(),
+            "postgres://strata:hunter2@db:5432/strata?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_url("file://./x"), "file://./x");
     }
 }

@@ -76,28 +76,46 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        // 503 bodies carry a stable code and a fixed message: the driver's
+        // detail (endpoints, buckets, users) goes to the log only.
         if let Self::Query(QueryError::ColdUnavailable { days, .. }) = &self {
             tracing::warn!(error = %self, "cold tier unavailable");
-            let body = serde_json::json!({ "error": self.to_string(), "days": days });
+            let list: Vec<String> = days.iter().map(ToString::to_string).collect();
+            let body = serde_json::json!({
+                "error": format!(
+                    "the cold tier could not be read for {} day(s): {}; retry later",
+                    days.len(),
+                    list.join(", ")
+                ),
+                "code": "cold_unavailable",
+                "days": days,
+            });
             let mut response = (status, Json(body)).into_response();
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             return response;
         }
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        let (message, code) = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "request failed");
-            "internal error; see the server log".to_owned()
+            ("internal error; see the server log".to_owned(), None)
         } else if let Self::Unavailable(m) = &self {
             tracing::warn!(error = %m, "dependency unavailable");
-            m.clone()
+            (m.clone(), Some("dependency_unavailable"))
         } else if status == StatusCode::SERVICE_UNAVAILABLE {
             tracing::warn!(error = %self, "dependency unavailable");
-            "the database is unavailable; retry later".to_owned()
+            (
+                "the database is unavailable; retry later".to_owned(),
+                Some("database_unavailable"),
+            )
         } else {
-            self.to_string()
+            (self.to_string(), None)
         };
-        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        let body = match code {
+            Some(code) => serde_json::json!({ "error": message, "code": code }),
+            None => serde_json::json!({ "error": message }),
+        };
+        let mut response = (status, Json(body)).into_response();
         match status {
             StatusCode::UNAUTHORIZED => {
                 response.headers_mut().insert(

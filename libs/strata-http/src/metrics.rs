@@ -2,12 +2,14 @@
 //!
 //! Request and ingest counters are kept in process. What PostgreSQL knows
 //! (archive runs, rows and bytes moved, archive lag, rows and bytes per tier)
-//! is read at scrape time, so every replica reports the same totals whichever
-//! process archived; the planner's cold-cache and per-tier read counters come
-//! from the planner.
+//! is read from PostgreSQL, so every replica reports the same totals whichever
+//! process archived; those values are cached for [`Metrics::pg_ttl`] (one
+//! refresh at a time), so a scraper hammering `/metrics` costs PostgreSQL
+//! at most one round of queries per interval. The planner's cold-cache and
+//! per-tier read counters come from the planner at every scrape.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -30,16 +32,22 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
-/// Values read from PostgreSQL and the planner at each scrape.
+/// Values read from PostgreSQL (cached) and the planner (each scrape).
 #[derive(Debug, Default, Clone)]
 struct Scraped {
+    pg: PgValues,
+    counters: Vec<(&'static str, &'static str, u64)>,
+}
+
+/// What PostgreSQL knows: shared by every replica.
+#[derive(Debug, Default, Clone)]
+struct PgValues {
     archive_runs: Vec<(String, u64)>,
     archive_rows: u64,
     archive_bytes: u64,
     archive_lag_seconds: f64,
     tier_rows: [(&'static str, i64); 2],
     tier_bytes: [(&'static str, i64); 2],
-    counters: Vec<(&'static str, &'static str, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -47,7 +55,8 @@ struct ScrapedCollector(Mutex<Scraped>);
 
 impl prometheus_client::collector::Collector for ScrapedCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let all = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let s = &all.pg;
         let counter = |enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64| {
             let c = ConstCounter::new(v);
             c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
@@ -99,7 +108,7 @@ impl prometheus_client::collector::Collector for ScrapedCollector {
                 ConstGauge::new(*v).encode(family.encode_family(&labels)?)?;
             }
         }
-        for (name, help, v) in &s.counters {
+        for (name, help, v) in &all.counters {
             counter(&mut encoder, name, help, *v)?;
         }
         Ok(())
@@ -124,7 +133,13 @@ pub struct Metrics {
     events: Family<Labels, Counter>,
     rate_limited: Counter,
     scraped: Arc<ScrapedCollector>,
+    /// When the PostgreSQL-derived values were last read (`None`: never).
+    pg_read_at: Arc<tokio::sync::Mutex<Option<Instant>>>,
+    pg_ttl: Duration,
 }
+
+/// How long PostgreSQL-derived gauges are reused between scrapes.
+pub const DEFAULT_PG_TTL: Duration = Duration::from_secs(5);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -134,6 +149,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::with_pg_ttl(DEFAULT_PG_TTL)
+    }
+
+    /// PostgreSQL-derived values are read again only after `ttl`.
+    pub fn with_pg_ttl(ttl: Duration) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<Labels, Counter>::default();
         let latency = HistogramFamily::new_with_constructor(latency_histogram);
@@ -181,7 +201,13 @@ impl Metrics {
             events,
             rate_limited,
             scraped,
+            pg_read_at: Arc::default(),
+            pg_ttl: ttl,
         }
+    }
+
+    pub fn pg_ttl(&self) -> Duration {
+        self.pg_ttl
     }
 
     /// Counts one ingest request's events.
@@ -245,17 +271,27 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String)))]
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
-    match scrape(&state).await {
-        Ok(s) => {
-            *state
-                .metrics
-                .scraped
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = s
+    let m = &state.metrics;
+    {
+        // Held across the refresh: concurrent scrapes wait for one refresh
+        // instead of each querying PostgreSQL.
+        let mut read_at = m.pg_read_at.lock().await;
+        if read_at.is_none_or(|t| t.elapsed() >= m.pg_ttl) {
+            match scrape_pg(&state).await {
+                Ok(pg) => m.scraped.0.lock().unwrap_or_else(|p| p.into_inner()).pg = pg,
+                Err(e) => tracing::warn!(error = %e, "metrics: PostgreSQL values not refreshed"),
+            }
+            // A failed read also waits for the interval: a PostgreSQL in
+            // trouble is not asked again by every scrape.
+            *read_at = Some(Instant::now());
         }
-        Err(e) => tracing::warn!(error = %e, "metrics: PostgreSQL values not refreshed"),
     }
+    let counters = counters(&state);
+    m.scraped
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .counters = counters;
     let mut body = String::new();
     if prometheus_client::encoding::prometheus_text::encode(&mut body, &state.metrics.registry)
         .is_err()
@@ -270,7 +306,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
     resp
 }
 
-async fn scrape(state: &AppState) -> Result<Scraped, strata_hot::HotError> {
+async fn scrape_pg(state: &AppState) -> Result<PgValues, strata_hot::HotError> {
     let pool = state.hot.pool();
     let runs: Vec<(String, i64, i64, i64)> = sqlx::query_as(
         "SELECT status, count(*), coalesce(sum(rows_moved), 0)::int8,
@@ -297,51 +333,55 @@ async fn scrape(state: &AppState) -> Result<Scraped, strata_hot::HotError> {
     .fetch_one(pool)
     .await
     .map_err(strata_hot::HotError::from)?;
-    let p = state.planner.counters();
-    let redis_errors = state.limiter.as_ref().map_or(0, |l| l.redis_errors());
-    Ok(Scraped {
+    Ok(PgValues {
         archive_rows: runs.iter().map(|r| r.2.max(0) as u64).sum(),
         archive_bytes: runs.iter().map(|r| r.3.max(0) as u64).sum(),
         archive_runs: runs.into_iter().map(|r| (r.0, r.1.max(0) as u64)).collect(),
         archive_lag_seconds: lag,
         tier_rows: [("hot", hot_rows), ("cold", cold_rows)],
         tier_bytes: [("hot", hot_bytes), ("cold", cold_bytes)],
-        counters: vec![
-            (
-                "strata_cold_cache_hits",
-                "Cold files served from the local cache",
-                p.cache_hits,
-            ),
-            (
-                "strata_cold_cache_misses",
-                "Cold files fetched from the object store",
-                p.cache_misses,
-            ),
-            (
-                "strata_cold_cache_fetched_bytes",
-                "Bytes fetched into the cold cache",
-                p.fetched_bytes,
-            ),
-            (
-                "strata_query_hot_rows",
-                "Hot events covered by stats answers",
-                p.hot_rows,
-            ),
-            (
-                "strata_query_cold_rows",
-                "Rows in the cold files read by stats",
-                p.cold_rows,
-            ),
-            (
-                "strata_query_cold_bytes",
-                "Bytes of the cold files read by stats",
-                p.cold_bytes,
-            ),
-            (
-                "strata_rate_limit_redis_errors",
-                "Rate-limit checks that Redis failed",
-                redis_errors,
-            ),
-        ],
     })
+}
+
+/// In-process counters, read at every scrape.
+fn counters(state: &AppState) -> Vec<(&'static str, &'static str, u64)> {
+    let p = state.planner.counters();
+    let redis_errors = state.limiter.as_ref().map_or(0, |l| l.redis_errors());
+    vec![
+        (
+            "strata_cold_cache_hits",
+            "Cold files served from the local cache",
+            p.cache_hits,
+        ),
+        (
+            "strata_cold_cache_misses",
+            "Cold files fetched from the object store",
+            p.cache_misses,
+        ),
+        (
+            "strata_cold_cache_fetched_bytes",
+            "Bytes fetched into the cold cache",
+            p.fetched_bytes,
+        ),
+        (
+            "strata_query_hot_rows",
+            "Hot events covered by stats answers",
+            p.hot_rows,
+        ),
+        (
+            "strata_query_cold_rows",
+            "Rows in the cold files read by stats",
+            p.cold_rows,
+        ),
+        (
+            "strata_query_cold_bytes",
+            "Bytes of the cold files read by stats",
+            p.cold_bytes,
+        ),
+        (
+            "strata_rate_limit_redis_errors",
+            "Rate-limit checks that Redis failed",
+            redis_errors,
+        ),
+    ]
 }

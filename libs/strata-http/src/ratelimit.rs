@@ -71,14 +71,24 @@ pub struct Limit {
     pub burst: u32,
 }
 
-/// Limiter settings.
-#[derive(Debug, Clone)]
+/// Limiter settings. Debug output leaves out the URL (it may hold a password).
+#[derive(Clone)]
 pub struct RateLimitConfig {
     pub redis_url: String,
     pub default: Limit,
     pub on_error: OnRedisError,
     /// Longest wait for Redis per request.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RateLimitConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitConfig")
+            .field("default", &self.default)
+            .field("on_error", &self.on_error)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The answer for one request.

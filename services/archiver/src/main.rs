@@ -74,7 +74,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let pool = strata_hot::lazy_pool(&cli.db.database_url, &cli.db.pool_config())?;
+    let pool = strata_hot::lazy_pool(cli.db.database_url.expose(), &cli.db.pool_config())?;
     strata_hot::migrate(&pool, cli.db.hot_layout)
         .await
         .context("applying migrations")?;
