@@ -29,6 +29,15 @@ fn at(day: NaiveDate, secs: u32) -> DateTime<Utc> {
     day.and_time(NaiveTime::MIN).and_utc() + chrono::Duration::seconds(i64::from(secs))
 }
 
+/// Ingest limits without the per-batch cap on late days, for tests that
+/// send many days at once.
+fn many_late_days() -> IngestLimits {
+    IngestLimits {
+        max_late_days: 10_000,
+        ..IngestLimits::default()
+    }
+}
+
 fn ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
@@ -191,7 +200,8 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
     let context = format!("seed {seed}; rerun with STRATA_TEST_SEED={seed}");
     eprintln!("{context}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let app = spawn_app_with_cold(TestCold::s3()).await;
+    // Batches of random days: no cap on late days per batch here.
+    let app = spawn_app_full(many_late_days(), TestCold::s3(), QueryConfig::default()).await;
     let projects = ["alpha", "beta", "gamma"];
     let mut keys = Vec::new();
     for p in projects {
@@ -473,7 +483,7 @@ async fn empty_ranges_are_zero_filled_and_cohorts_listed_empty() {
         ]
     );
     assert_eq!(body["period"], "day");
-    // Cohorts in the future: listed, nothing retained yet.
+    // A cohort whose period has not started is left out.
     let tomorrow = today() + chrono::Duration::days(1);
     let body = ok(
         &app,
@@ -484,15 +494,12 @@ async fn empty_ranges_are_zero_filled_and_cohorts_listed_empty() {
         ),
     )
     .await;
-    assert_eq!(
-        retention_of(&body),
-        vec![(today(), 0, vec![0]), (tomorrow, 0, vec![])]
-    );
+    assert_eq!(retention_of(&body), vec![(today(), 0, vec![0])]);
 }
 
 #[tokio::test]
 async fn hot_cold_and_straddling_ranges_say_which_tier_answered() {
-    let app = spawn_app().await;
+    let app = strata_tests::spawn_app_with(many_late_days()).await;
     let key = app.key("acme", "ingest,read").await;
     let mut events = Vec::new();
     for age in 0..45 {
@@ -686,6 +693,24 @@ async fn an_unreachable_object_store_is_503_naming_the_cold_days_only_when_neede
         body["error"].as_str().unwrap().contains(&old.to_string()),
         "{body}"
     );
+    assert_eq!(body["code"], "cold_unavailable", "{body}");
+    // The store's endpoint, bucket and key id stay in the server's log.
+    for detail in ["127.0.0.1:9", "nowhere", "GK0000"] {
+        assert!(
+            !body.to_string().contains(detail),
+            "{detail} leaked: {body}"
+        );
+    }
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["cold_store"], "unavailable", "{ready}");
     for path in [
         format!("/v1/stats/top-events?from={old}&to={recent}"),
         format!("/v1/stats/retention?from={old}&to={recent}"),
@@ -934,4 +959,49 @@ async fn the_cold_cache_evicts_the_least_recently_used_file_first() {
     assert_eq!(misses(b).await, 0);
     assert_eq!(misses(c).await, 1);
     assert!(planner.cached_bytes() < total as u64);
+}
+
+#[tokio::test]
+async fn a_future_dated_first_event_forms_no_cohort_before_its_period_starts() {
+    use chrono::Datelike;
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let tomorrow = today() + chrono::Duration::days(1);
+    // Accepted: within the +24 h future allowance (one second past midnight).
+    send(
+        &app,
+        &key,
+        &[
+            ("now", "view", Utc::now() - chrono::Duration::seconds(5)),
+            ("ahead", "view", at(tomorrow, 1)),
+        ],
+    )
+    .await;
+    for period in ["day", "week"] {
+        let body = ok(
+            &app,
+            &key,
+            &format!(
+                "/v1/stats/retention?from={}&to={tomorrow}&period={period}&periods=3",
+                today()
+            ),
+        )
+        .await;
+        let cohorts = retention_of(&body);
+        let current = if period == "day" {
+            today()
+        } else {
+            today() - chrono::Duration::days(i64::from(today().weekday().num_days_from_monday()))
+        };
+        // Only periods that have started; the future user joins no cohort
+        // until its own period begins (same week: the current cohort).
+        let same_week = period == "week" && tomorrow.weekday() != chrono::Weekday::Mon;
+        let size = if same_week { 2 } else { 1 };
+        assert_eq!(
+            cohorts,
+            vec![(current, size, vec![size])],
+            "{period}: {body}"
+        );
+        assert_eq!(body["periods"], 3);
+    }
 }

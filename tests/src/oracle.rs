@@ -84,7 +84,8 @@ pub fn retention(
     }
     let mut out = Vec::new();
     let mut cohort = period_start(from, week);
-    while cohort <= period_start(to, week) {
+    // A period that has not started forms no cohort (future-dated firsts).
+    while cohort <= period_start(to, week) && cohort <= today {
         let members: Vec<&str> = first
             .iter()
             .filter(|(_, d)| period_start(**d, week) == cohort)

@@ -257,40 +257,67 @@ impl Lease {
     }
 }
 
-/// Downloads `f` to a temporary file, checks it, renames it into place.
+/// Streams `f` into a temporary file (memory: one network chunk at a time,
+/// whatever the object's size), checks it, renames it into place.
 async fn fetch(
     store: Arc<dyn object_store::ObjectStore>,
     inner: Arc<Inner>,
     f: &FileRef,
 ) -> Result<(), String> {
-    let data = async { store.get(&Path::from(f.key.as_str())).await?.bytes().await }
-        .await
-        .map_err(|e| format!("object store: {e}"))?;
-    if data.len() as u64 != f.bytes || !data.starts_with(MAGIC) || !data.ends_with(MAGIC) {
-        return Err(format!(
-            "{} is {} bytes or not Parquet; the manifest recorded {} bytes",
-            f.key,
-            data.len(),
-            f.bytes
-        ));
-    }
+    use futures::TryStreamExt;
+    use tokio::io::AsyncWriteExt;
     let dest = inner.path_of(&f.key);
     let tmp = inner
         .dir
         .join("tmp")
         .join(uuid::Uuid::new_v4().simple().to_string());
-    let write = async {
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent).await?;
+    let download = async {
+        let mut stream = store
+            .get(&Path::from(f.key.as_str()))
+            .await
+            .map_err(|e| format!("object store: {e}"))?
+            .into_stream();
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| format!("writing the cache: {e}"))?;
+        let mut written = 0u64;
+        while let Some(piece) = stream
+            .try_next()
+            .await
+            .map_err(|e| format!("object store: {e}"))?
+        {
+            written += piece.len() as u64;
+            if written > f.bytes {
+                break;
+            }
+            file.write_all(&piece)
+                .await
+                .map_err(|e| format!("writing the cache: {e}"))?;
         }
-        tokio::fs::write(&tmp, &data).await?;
-        tokio::fs::rename(&tmp, &dest).await
+        file.flush()
+            .await
+            .map_err(|e| format!("writing the cache: {e}"))?;
+        drop(file);
+        if written != f.bytes || !looks_complete(&tmp, f.bytes) {
+            return Err(format!(
+                "{} is {written} bytes or not Parquet; the manifest recorded {} bytes",
+                f.key, f.bytes
+            ));
+        }
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| format!("writing the cache: {e}"))?;
+        }
+        tokio::fs::rename(&tmp, &dest)
+            .await
+            .map_err(|e| format!("writing the cache: {e}"))
     };
-    if let Err(e) = write.await {
+    let result = download.await;
+    if result.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(format!("writing the cache: {e}"));
     }
-    Ok(())
+    result
 }
 
 /// Size as recorded and the Parquet magic at both ends.

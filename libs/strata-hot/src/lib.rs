@@ -22,12 +22,12 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 pub use admin::{HotSize, ProjectTiers};
-pub use chunks::{Chunk, Layout};
+pub use chunks::{Chunk, Layout, lock_days_for_archive};
 pub use error::HotError;
 pub use ingest::InsertOutcome;
-pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit};
+pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit, KeyOwner, OPERATOR_OWNER};
 pub use layout::{LayoutChoice, migrate};
-pub use stats::{ColdFile, DayCount, ReadSnapshot, TypeCount};
+pub use stats::{ColdFile, DayCount, ReadSnapshot, Sink, TypeCount};
 
 /// Pool settings.
 #[derive(Debug, Clone)]

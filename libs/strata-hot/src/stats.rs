@@ -47,6 +47,58 @@ where
         .bind(day_end(to))
 }
 
+/// Where streamed rows go, in batches.
+pub type Sink<T> = tokio::sync::mpsc::Sender<Vec<T>>;
+
+/// Sends the rows of `rows` to `sink` in batches of at most `batch` as
+/// PostgreSQL streams them: memory is the batches in flight, never the
+/// whole result. Returns the sum of `weight` over the rows; stops early,
+/// without error, when the receiver is gone (its side reports why).
+async fn stream_into<T: Send>(
+    mut rows: futures::stream::BoxStream<'_, Result<T, sqlx::Error>>,
+    batch: usize,
+    sink: &Sink<T>,
+    weight: fn(&T) -> i64,
+) -> Result<u64, HotError> {
+    use futures::TryStreamExt;
+    let batch = batch.max(1);
+    let mut buf = Vec::with_capacity(batch);
+    let mut total = 0u64;
+    while let Some(row) = rows.try_next().await? {
+        total += u64::try_from(weight(&row)).unwrap_or(0);
+        buf.push(row);
+        if buf.len() >= batch {
+            let full = std::mem::replace(&mut buf, Vec::with_capacity(batch));
+            if sink.send(full).await.is_err() {
+                return Ok(total);
+            }
+        }
+    }
+    if !buf.is_empty() {
+        let _ = sink.send(buf).await;
+    }
+    Ok(total)
+}
+
+fn cohort_users_sql(period: Period) -> String {
+    let cohort = period.start_sql("((first_ts AT TIME ZONE 'UTC')::date - DATE '1970-01-01')");
+    format!(
+        "SELECT user_id, {cohort}::int4 FROM user_first_seen
+          WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3"
+    )
+}
+
+fn cohort_activity_sql(period: Period) -> String {
+    let p = period.start_sql(DAY_SQL);
+    format!(
+        "SELECT e.user_id, {p}::int4 AS p, count(*) FROM events e
+           JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
+          WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3
+            AND f.first_ts >= $4 AND f.first_ts < $5
+          GROUP BY e.user_id, p"
+    )
+}
+
 /// One committed cold file, as the manifest lists it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ColdFile {
@@ -216,22 +268,55 @@ impl ReadSnapshot {
             .collect())
     }
 
-    /// Distinct (event_type, user_id) pairs in `[from, to]` with their
-    /// event counts: the mergeable form of [`ReadSnapshot::top_events`].
-    pub async fn type_users(
+    /// Every (event_type, user) pair of hot events in `[from, to]` with
+    /// its event count, streamed into `sink` (see [`stream_into`]).
+    /// Returns how many events the pairs cover.
+    pub async fn type_users_into(
         &mut self,
         project: ProjectId,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<(String, String, i64)>, HotError> {
-        Ok(in_days(
+        days: (NaiveDate, NaiveDate),
+        batch: usize,
+        sink: &Sink<(String, String, i64)>,
+    ) -> Result<u64, HotError> {
+        let q = in_days(
             "SELECT event_type, user_id, count(*) FROM events
               WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY event_type, user_id",
             project,
-            (from, to),
-        )
-        .fetch_all(&mut *self.tx)
-        .await?)
+            days,
+        );
+        stream_into(q.fetch(&mut *self.tx), batch, sink, |r| r.2).await
+    }
+
+    /// [`Self::cohort_users`], streamed into `sink`.
+    pub async fn cohort_users_into(
+        &mut self,
+        project: ProjectId,
+        period: Period,
+        days: (NaiveDate, NaiveDate),
+        batch: usize,
+        sink: &Sink<(String, i32)>,
+    ) -> Result<u64, HotError> {
+        let sql = cohort_users_sql(period);
+        let q = in_days(&sql, project, days);
+        stream_into(q.fetch(&mut *self.tx), batch, sink, |_| 1).await
+    }
+
+    /// [`Self::cohort_activity`], streamed into `sink`; returns how many
+    /// events the pairs cover.
+    pub async fn cohort_activity_into(
+        &mut self,
+        project: ProjectId,
+        period: Period,
+        (first_from, first_to): (NaiveDate, NaiveDate),
+        days: (NaiveDate, NaiveDate),
+        batch: usize,
+        sink: &Sink<(String, i32, i64)>,
+    ) -> Result<u64, HotError> {
+        let sql = cohort_activity_sql(period);
+        let q = in_days(&sql, project, days)
+            .bind(day_start(first_from))
+            .bind(day_end(first_to));
+        stream_into(q.fetch(&mut *self.tx), batch, sink, |r| r.2).await
     }
 
     /// Users whose first event ever falls in `[first_from, first_to]` (days),
@@ -243,11 +328,7 @@ impl ReadSnapshot {
         first_from: NaiveDate,
         first_to: NaiveDate,
     ) -> Result<Vec<(String, i32)>, HotError> {
-        let cohort = period.start_sql("((first_ts AT TIME ZONE 'UTC')::date - DATE '1970-01-01')");
-        let sql = format!(
-            "SELECT user_id, {cohort}::int4 FROM user_first_seen
-              WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3"
-        );
+        let sql = cohort_users_sql(period);
         Ok(in_days(&sql, project, (first_from, first_to))
             .fetch_all(&mut *self.tx)
             .await?)
@@ -263,14 +344,7 @@ impl ReadSnapshot {
         (first_from, first_to): (NaiveDate, NaiveDate),
         (from, to): (NaiveDate, NaiveDate),
     ) -> Result<Vec<(String, i32, i64)>, HotError> {
-        let p = period.start_sql(DAY_SQL);
-        let sql = format!(
-            "SELECT e.user_id, {p}::int4 AS p, count(*) FROM events e
-               JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
-              WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3
-                AND f.first_ts >= $4 AND f.first_ts < $5
-              GROUP BY e.user_id, p"
-        );
+        let sql = cohort_activity_sql(period);
         Ok(in_days(&sql, project, (from, to))
             .bind(day_start(first_from))
             .bind(day_end(first_to))

@@ -81,7 +81,7 @@ pub async fn top_events(
         ("from" = String, Query, description = "First day, YYYY-MM-DD (UTC)"),
         ("to" = String, Query, description = "Last day, YYYY-MM-DD (UTC), inclusive"),
         ("period" = Option<String>, Query, description = "day (default) or week (ISO, from Monday)"),
-        ("periods" = Option<u32>, Query, description = "1-100, default 8"),
+        ("periods" = Option<u32>, Query, description = "Periods tracked per cohort, 1-100, default 8: retained[k] for k = 0 … periods−1, retained[0] being the cohort's size; periods not yet started are left out"),
     ),
     responses(
         (status = 200, description = "Cohorts by first-event period", body = RetentionResponse),

@@ -76,8 +76,8 @@ impl<'a> RetentionMerge<'a> {
         }
     }
 
-    /// The cohorts starting on day numbers `first..=last` (one per
-    /// period, empty ones included), periods starting after `today` left out.
+    /// The cohorts starting on day numbers `first..=last`; see
+    /// [`cohorts`].
     pub fn finish(self, first: i32, last: i32, today: i32) -> Vec<Cohort> {
         let n = self.periods as usize;
         let mut by_cohort: HashMap<i32, (u64, Vec<u64>)> = HashMap::new();
@@ -90,22 +90,60 @@ impl<'a> RetentionMerge<'a> {
                 }
             }
         }
-        let len = self.len;
-        (0..)
-            .map(|i| first + i * len)
-            .take_while(|c| *c <= last)
-            .map(|c| {
-                let (size, mut retained) = by_cohort.remove(&c).unwrap_or_else(|| (0, vec![0; n]));
-                let started = (0..n as i32).take_while(|k| c + k * len <= today).count();
-                retained.truncate(started);
-                Cohort {
-                    cohort: from_day_number(c),
-                    size,
-                    retained,
-                }
-            })
-            .collect()
+        cohorts(by_cohort, (first, last, today), self.len, n)
     }
+}
+
+/// Cohorts from counts aggregated elsewhere (DuckDB, for ranges reaching
+/// the cold tier): `sizes` (cohort start, users) and `retained` (cohort
+/// start, k, users active in period k).
+pub fn cohorts_from_counts(
+    sizes: &[(i32, i64)],
+    retained: &[(i32, i32, i64)],
+    (first, last, today): (i32, i32, i32),
+    len: i32,
+    periods: u32,
+) -> Vec<Cohort> {
+    let n = periods as usize;
+    let mut by_cohort: HashMap<i32, (u64, Vec<u64>)> = HashMap::new();
+    for (c, size) in sizes {
+        by_cohort.entry(*c).or_insert_with(|| (0, vec![0; n])).0 =
+            u64::try_from(*size).unwrap_or(0);
+    }
+    for (c, k, users) in retained {
+        let entry = by_cohort.entry(*c).or_insert_with(|| (0, vec![0; n]));
+        if let Some(slot) = usize::try_from(*k).ok().and_then(|k| entry.1.get_mut(k)) {
+            *slot = u64::try_from(*users).unwrap_or(0);
+        }
+    }
+    cohorts(by_cohort, (first, last, today), len, n)
+}
+
+/// The cohorts starting on day numbers `first..=last` (one per period,
+/// empty ones included), each with `retained[k]` for k = 0 … n−1; periods
+/// starting after `today` are left out, and so are cohorts whose period
+/// has not started (a user whose first event is future-dated forms no
+/// cohort until that period begins).
+fn cohorts(
+    mut by_cohort: HashMap<i32, (u64, Vec<u64>)>,
+    (first, last, today): (i32, i32, i32),
+    len: i32,
+    n: usize,
+) -> Vec<Cohort> {
+    (0..)
+        .map(|i| first + i * len)
+        .take_while(|c| *c <= last && *c <= today)
+        .map(|c| {
+            let (size, mut retained) = by_cohort.remove(&c).unwrap_or_else(|| (0, vec![0; n]));
+            let started = (0..n as i32).take_while(|k| c + k * len <= today).count();
+            retained.truncate(started);
+            Cohort {
+                cohort: from_day_number(c),
+                size,
+                retained,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -150,5 +188,17 @@ mod tests {
         // A cohort whose later periods have not started yet.
         let m = RetentionMerge::new(&users, 7, 3);
         assert_eq!(m.finish(c, c, c + 8)[0].retained.len(), 2);
+        // A cohort whose own period has not started is left out, even
+        // with users (first events dated in the future).
+        let users = vec![("early".to_owned(), c), ("future".to_owned(), c + 1)];
+        let mut m = RetentionMerge::new(&users, 1, 3);
+        m.mark("early", c);
+        m.mark("future", c + 1);
+        let cohorts = m.finish(c, c + 1, c);
+        assert_eq!(cohorts.len(), 1, "{cohorts:?}");
+        assert_eq!((cohorts[0].size, cohorts[0].retained.clone()), (1, vec![1]));
+        // The same answer from counts aggregated elsewhere.
+        let counted = cohorts_from_counts(&[(c, 1), (c + 1, 1)], &[(c, 0, 1)], (c, c + 1, c), 1, 3);
+        assert_eq!(counted, cohorts);
     }
 }

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::duck::{rows, source};
-use crate::merge::{DauMerge, RetentionMerge};
+use crate::merge::{DauMerge, RetentionMerge, cohorts_from_counts};
 use crate::meta::{CacheMeta, ColdMeta, HotMeta, Meta, ranges};
 use crate::{Planner, QueryError};
 
@@ -53,8 +53,9 @@ pub struct Cohort {
     /// First day of the cohort's period (a Monday for weeks).
     pub cohort: NaiveDate,
     pub size: u64,
-    /// `retained[k]`: cohort users active in period cohort+k; periods that
-    /// have not started yet are left out.
+    /// `retained[k]` for k = 0 … periods−1: cohort users active in period
+    /// cohort+k (`retained[0]` = `size`); periods that have not started yet
+    /// are left out, so a recent cohort has fewer than `periods` values.
     pub retained: Vec<u64>,
 }
 
@@ -63,10 +64,20 @@ pub struct RetentionResponse {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub period: &'static str,
+    /// Periods tracked per cohort: the length of a complete `retained`.
     pub periods: u32,
+    /// Cohorts whose period has started, oldest first; a period in the
+    /// future forms no cohort, even for users whose first event is dated
+    /// in it.
     pub cohorts: Vec<Cohort>,
     pub meta: Meta,
 }
+
+/// Hot (event_type, user) pairs per batch streamed into DuckDB, and
+/// batches buffered between the two halves: bounds the memory of a
+/// mixed-tier top-events request, whatever the range.
+const PAIR_BATCH: usize = 8_192;
+const PAIR_BATCHES_IN_FLIGHT: usize = 2;
 
 /// What one snapshot says about the days of a request.
 struct Plan {
@@ -340,17 +351,18 @@ impl Planner {
             (part.value, 0, 0, Some(part.meta))
         } else {
             // Both: DuckDB groups the cold (event_type, user) pairs while
-            // PostgreSQL groups the hot ones; the hot pairs are then appended
-            // to DuckDB and distinct users counted over the union.
-            let (tx, rx) = tokio::sync::oneshot::channel::<Vec<(String, String, i64)>>();
+            // PostgreSQL groups the hot ones; the hot pairs are streamed into
+            // DuckDB in bounded batches (two in flight) and distinct users
+            // counted over the union.
+            let (tx, mut rx) =
+                tokio::sync::mpsc::channel::<Vec<(String, String, i64)>>(PAIR_BATCHES_IN_FLIGHT);
             let hot = async move {
                 let started = Instant::now();
-                let pairs = snap.type_users(project, from, to).await?;
+                let rows = snap
+                    .type_users_into(project, (from, to), PAIR_BATCH, &tx)
+                    .await?;
+                drop(tx);
                 snap.finish().await?;
-                let rows: u64 = pairs.iter().map(|p| u(p.2)).sum();
-                // The receiver only disappears when the cold half failed,
-                // and then its error is the one reported.
-                let _ = tx.send(pairs);
                 Ok::<_, QueryError>((rows, ms(started)))
             }
             .instrument(tracing::info_span!("hot_tier", stat = "top_events"));
@@ -363,12 +375,11 @@ impl Planner {
                      CREATE TEMP TABLE hot_pairs (event_type VARCHAR, user_id VARCHAR, n BIGINT);",
                     source(&paths)
                 ))?;
-                let hot_pairs = rx.blocking_recv().map_err(|_| {
-                    QueryError::Internal("the hot half of the query ended early".into())
-                })?;
-                {
+                // Ends when the hot half has sent everything (or failed, and
+                // then its error is the one reported).
+                while let Some(batch) = rx.blocking_recv() {
                     let mut app = conn.appender("hot_pairs")?;
-                    for (t, user, n) in &hot_pairs {
+                    for (t, user, n) in &batch {
                         app.append_row(duckdb::params![t, user, n])?;
                     }
                     app.flush()?;
@@ -416,8 +427,10 @@ impl Planner {
         let last_cohort = period.start_of_number(day_number(to));
         let n = periods as i32;
         // Activity that can count: from the first cohort to the last
-        // cohort's last tracked period, never past today.
-        let activity_to = (last_cohort + n * len - 1).min(today);
+        // cohort's last tracked period, never past the current period (a
+        // future-dated event in it counts; the period has started).
+        let current_end = period.start_of_number(today) + len - 1;
+        let activity_to = (last_cohort + n * len - 1).min(current_end);
         let cohort_days = (
             from_day_number(first_cohort),
             from_day_number(last_cohort + len - 1),
@@ -431,67 +444,117 @@ impl Planner {
         if activity_to < first_cohort {
             plan.files.clear();
         }
+        let bounds = (first_cohort, last_cohort, today);
         let hot_started = Instant::now();
-        let cohort_users = snap
-            .cohort_users(project, period, cohort_days.0, cohort_days.1)
-            .await?;
-        let cohort_users = Arc::new(cohort_users);
-        let for_cold = Arc::clone(&cohort_users);
-        let hot_users = Arc::clone(&cohort_users);
-        let hot = async move {
-            if activity_to < first_cohort || hot_users.is_empty() {
+        if plan.files.is_empty() {
+            // Hot only (bounded by the hot window): merged here.
+            let hot = async {
+                let cohort_users = snap
+                    .cohort_users(project, period, cohort_days.0, cohort_days.1)
+                    .await?;
+                let act = if activity_to < first_cohort || cohort_users.is_empty() {
+                    Vec::new()
+                } else {
+                    snap.cohort_activity(project, period, cohort_days, activity)
+                        .await?
+                };
                 snap.finish().await?;
-                return Ok::<_, QueryError>((Vec::new(), 0));
+                Ok::<_, QueryError>((cohort_users, act))
             }
-            let act = snap
-                .cohort_activity(project, period, cohort_days, activity)
+            .instrument(tracing::info_span!("hot_tier", stat = "retention"))
+            .await?;
+            let (cohort_users, act) = hot;
+            let mut merge = RetentionMerge::new(&cohort_users, len, periods);
+            let mut hot_rows = 0;
+            for (user, p, events) in &act {
+                hot_rows += u(*events);
+                merge.mark(user, *p);
+            }
+            let cohorts = merge.finish(first_cohort, last_cohort, today);
+            let meta = self.meta(&plan, hot_rows, ms(hot_started), None);
+            return Ok(RetentionResponse {
+                from,
+                to,
+                period: period.as_str(),
+                periods,
+                cohorts,
+                meta,
+            });
+        }
+
+        // Both tiers: PostgreSQL streams the cohort users and their hot
+        // activity into DuckDB in bounded batches, and DuckDB counts the
+        // retained users per cohort and period over the union of both
+        // tiers' activity. Nothing here grows with users or the range.
+        let (users_tx, mut users_rx) =
+            tokio::sync::mpsc::channel::<Vec<(String, i32)>>(PAIR_BATCHES_IN_FLIGHT);
+        let (act_tx, mut act_rx) =
+            tokio::sync::mpsc::channel::<Vec<(String, i32, i64)>>(PAIR_BATCHES_IN_FLIGHT);
+        let hot = async move {
+            snap.cohort_users_into(project, period, cohort_days, PAIR_BATCH, &users_tx)
                 .await?;
+            drop(users_tx);
+            let events = snap
+                .cohort_activity_into(project, period, cohort_days, activity, PAIR_BATCH, &act_tx)
+                .await?;
+            drop(act_tx);
             snap.finish().await?;
-            Ok((act, ms(hot_started)))
+            Ok::<_, QueryError>((events, ms(hot_started)))
         }
         .instrument(tracing::info_span!("hot_tier", stat = "retention"));
-        let files = if cohort_users.is_empty() {
-            Vec::new()
-        } else {
-            plan.files.clone()
-        };
-        let cold = self.cold(&files, move |conn, files| {
+        let cold = self.cold(&plan.files, move |conn, files| {
             let paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
-            conn.execute_batch("CREATE TEMP TABLE cohort (user_id VARCHAR PRIMARY KEY)")?;
-            {
+            conn.execute_batch(
+                "CREATE TEMP TABLE cohort (user_id VARCHAR PRIMARY KEY, c INTEGER);
+                 CREATE TEMP TABLE hot_act (user_id VARCHAR, p INTEGER);",
+            )?;
+            while let Some(batch) = users_rx.blocking_recv() {
                 let mut app = conn.appender("cohort")?;
-                for (user, _) in for_cold.iter() {
-                    app.append_row(duckdb::params![user])?;
+                for (user, c) in &batch {
+                    app.append_row(duckdb::params![user, c])?;
                 }
                 app.flush()?;
             }
+            while let Some(batch) = act_rx.blocking_recv() {
+                let mut app = conn.appender("hot_act")?;
+                for (user, p, _) in &batch {
+                    app.append_row(duckdb::params![user, p])?;
+                }
+                app.flush()?;
+            }
+            let sizes = rows(conn, "SELECT c, count(*) FROM cohort GROUP BY c", |r| {
+                Ok((r.get::<_, i32>(0)?, r.get::<_, i64>(1)?))
+            })?;
             let p = period.start_sql("day_n");
-            rows(
+            let retained = rows(
                 conn,
                 &format!(
-                    "SELECT DISTINCT user_id, CAST({p} AS INTEGER) FROM {}
-                      WHERE user_id IN (SELECT user_id FROM cohort)",
+                    "WITH act AS (
+                       SELECT DISTINCT user_id, p FROM (
+                         SELECT user_id, CAST({p} AS INTEGER) AS p FROM {}
+                          WHERE user_id IN (SELECT user_id FROM cohort)
+                         UNION ALL SELECT user_id, p FROM hot_act))
+                     SELECT c.c, CAST((a.p - c.c) // {len} AS INTEGER), count(*)
+                       FROM act a JOIN cohort c USING (user_id)
+                      WHERE a.p >= c.c AND a.p < c.c + {len} * {periods}
+                      GROUP BY 1, 2",
                     source(&paths)
                 ),
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i32>(1)?)),
-            )
+                |r| {
+                    Ok((
+                        r.get::<_, i32>(0)?,
+                        r.get::<_, i32>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )?;
+            Ok((sizes, retained))
         });
-        let ((hot_act, hot_ms), cold) = tokio::try_join!(hot, cold)?;
-
-        let mut merge = RetentionMerge::new(&cohort_users, len, periods);
-        let mut hot_rows = 0;
-        for (user, p, events) in &hot_act {
-            hot_rows += u(*events);
-            merge.mark(user, *p);
-        }
-        let cold_meta = cold.map(|part| {
-            for (user, p) in &part.value {
-                merge.mark(user, *p);
-            }
-            part.meta
-        });
-        let cohorts = merge.finish(first_cohort, last_cohort, today);
-        let meta = self.meta(&plan, hot_rows, hot_ms, cold_meta);
+        let ((hot_rows, hot_ms), cold) = tokio::try_join!(hot, cold)?;
+        let part = cold.ok_or_else(|| QueryError::Internal("cold files vanished".into()))?;
+        let (sizes, retained) = &part.value;
+        let cohorts = cohorts_from_counts(sizes, retained, bounds, len, periods);
+        let meta = self.meta(&plan, hot_rows, hot_ms, Some(part.meta));
         Ok(RetentionResponse {
             from,
             to,
