@@ -6,7 +6,9 @@ state=$root/.strata
 mkdir -p "$state"
 if [ -z "${STRATA_DATABASE_URL:-}" ]; then
   port=${STRATA_DEV_PG_PORT:-54329}
-  start_private_pg "$state/pg" "$port"
+  # Not a throwaway cluster: events acknowledged by `make run` must survive
+  # a power cut, so fsync stays on.
+  PG_DURABLE=1 start_private_pg "$state/pg" "$port"
   psql "postgres://postgres@127.0.0.1:$port/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'strata'" | grep -q 1 \
     || psql "postgres://postgres@127.0.0.1:$port/postgres" -qc "CREATE DATABASE strata"
   export STRATA_DATABASE_URL="postgres://postgres@127.0.0.1:$port/strata"

@@ -19,12 +19,16 @@ pg_bindir() {
   echo "$d"
 }
 
-# start_private_pg DIR PORT [-c NAME=VALUE ...]: a throwaway cluster (trust
-# auth, user postgres, fsync off) in DIR listening on 127.0.0.1:PORT, with any
-# further server settings; reused when already running.
+# start_private_pg DIR PORT [-c NAME=VALUE ...]: a cluster (trust auth, user
+# postgres) in DIR listening on 127.0.0.1:PORT, with any extra server
+# settings. Test clusters are throwaway and run with fsync off; with
+# PG_DURABLE=1 (`make run`) fsync stays on, so acknowledged events survive a
+# power cut. A running cluster started with other settings is restarted.
 start_private_pg() {
-  local dir=$1 port=$2 bin run=()
+  local dir=$1 port=$2 bin run=() fsync=off opts
   shift 2
+  [ "${PG_DURABLE:-0}" = 1 ] && fsync=on
+  opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=$fsync $*"
   bin=$(pg_bindir)
   if [ -z "$bin" ]; then
     apt_install postgresql >/dev/null
@@ -39,12 +43,19 @@ start_private_pg() {
   [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     log "initdb $dir/data"
-    "${run[@]}" "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
+    local sync=(--no-sync)
+    [ "$fsync" = on ] && sync=()
+    "${run[@]}" "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 "${sync[@]}" >/dev/null
+  fi
+  if "${run[@]}" "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 \
+    && [ "$(cat "$dir/options" 2>/dev/null)" != "$opts" ]; then
+    log "restarting PostgreSQL on 127.0.0.1:$port with fsync=$fsync ($dir)"
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -w -t 60 -m fast stop >/dev/null
   fi
   if ! "${run[@]}" "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-    log "starting PostgreSQL on 127.0.0.1:$port ($dir)"
-    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off $*" start >/dev/null
+    log "starting PostgreSQL on 127.0.0.1:$port with fsync=$fsync ($dir)"
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 -o "$opts" start >/dev/null
+    printf '%s' "$opts" >"$dir/options"
   fi
 }
 

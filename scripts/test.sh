@@ -50,6 +50,27 @@ run_suite() {
   [ "$rc" -eq 0 ] || status=1
 }
 
+# `make run`'s private PostgreSQL (scripts/dev-env.sh) must keep fsync on,
+# unlike the throwaway test clusters: started here the way dev-env.sh does.
+check_run_durability() {
+  local dir=/var/tmp/strata-test/pg-durable port=55439 got
+  rm -rf "$dir"
+  PG_DURABLE=1 start_private_pg "$dir" "$port" >&2
+  got=$(psql "postgres://postgres@127.0.0.1:$port/postgres" -Atqc \
+    "SELECT current_setting('fsync') || ',' || current_setting('synchronous_commit')")
+  runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 \
+    || "$(pg_bindir)/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1
+  rm -rf "$dir"
+  grep -q 'PG_DURABLE=1 start_private_pg' "$here/dev-env.sh" || got="dev-env.sh does not ask for durability"
+  if [ "$got" = "on,on" ]; then
+    summaries+=("make-run durability: passed (fsync=on, synchronous_commit=on)")
+  else
+    summaries+=("make-run durability: FAILED (got: $got)")
+    failed=$((failed + 1)) status=1
+  fi
+}
+check_run_durability
+
 native_case=$(timescale_case "$STRATA_TEST_DATABASE_URL")
 if [ "$native_case" = preloaded ]; then
   # The main server preloads TimescaleDB: auto gives the hypertable there.
