@@ -20,11 +20,13 @@ pub struct Ingestor {
 }
 
 /// What a load achieved.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadStats {
     pub events: u64,
     pub batches: u64,
     pub secs: f64,
+    /// Each request's time to its answer, in milliseconds.
+    pub latencies_ms: Vec<f64>,
 }
 
 impl LoadStats {
@@ -52,6 +54,7 @@ async fn join(mut tasks: Clients, started: Instant) -> Result<LoadStats> {
         let s = done.map_err(|e| failed(format!("load client panicked: {e}")))??;
         total.events += s.events;
         total.batches += s.batches;
+        total.latencies_ms.extend(s.latencies_ms);
     }
     total.secs = started.elapsed().as_secs_f64();
     Ok(total)
@@ -108,7 +111,9 @@ impl Ingestor {
                         bytes: crate::data::ingest_body(&events)?.into(),
                         events: events.len() as u32,
                     };
+                    let sent = Instant::now();
                     me.post(&body).await?;
+                    stats.latencies_ms.push(sent.elapsed().as_secs_f64() * 1e3);
                     stats.events += u64::from(body.events);
                     stats.batches += 1;
                 }
@@ -116,6 +121,35 @@ impl Ingestor {
             });
         }
         join(tasks, started).await
+    }
+
+    /// Asks for DAU over `[from, to]` one request at a time, every
+    /// `pause`, until `stop` is set: each answer's latency in milliseconds.
+    pub async fn probe_stats(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        pause: std::time::Duration,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Vec<f64>> {
+        let mut out = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let sent = Instant::now();
+            let res = self
+                .client
+                .get(format!("{}/v1/stats/dau?from={from}&to={to}", self.base))
+                .bearer_auth(&self.key)
+                .send()
+                .await?;
+            let status = res.status();
+            let _ = res.bytes().await?;
+            if !status.is_success() {
+                return Err(failed(format!("stats answered {status} during the load")));
+            }
+            out.push(sent.elapsed().as_secs_f64() * 1e3);
+            tokio::time::sleep(pause).await;
+        }
+        Ok(out)
     }
 
     async fn post(&self, body: &Body) -> Result<()> {

@@ -30,6 +30,17 @@ pub fn peak_rss(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The resident memory of `pid` now, in bytes (Linux; 0 elsewhere).
+pub fn rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
 /// CPU seconds (user + system) `pid` has used so far (Linux; 0 elsewhere).
 /// `/proc/<pid>/stat` counts in clock ticks, 100 a second on Linux; the
 /// fields after the command name are numbered from 0 here (utime is 11).
@@ -113,6 +124,11 @@ impl Proc {
             peak,
             sampler,
         })
+    }
+
+    /// Resident memory now, in bytes.
+    pub fn rss(&self) -> u64 {
+        self.child.id().map_or(0, rss)
     }
 
     /// Peak resident memory seen so far, in bytes.

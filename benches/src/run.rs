@@ -21,8 +21,8 @@ use crate::load::{Ingestor, LoadStats};
 use crate::procs::{self, Proc};
 use crate::queries::{self, QuerySpec, Stat, TierMs, median};
 use crate::report::{
-    self, ArchiveResult, BigChunk, CpuUse, DataInfo, IngestResult, Machine, QueryResult, Report,
-    StorageResult, to_mib,
+    self, ArchiveResult, BigChunk, CpuUse, DataInfo, FloodResult, IngestResult, Latency, Machine,
+    MemoryResult, QueryResult, Report, StorageResult, to_mib,
 };
 
 /// Where the S3 server is (what `scripts/ensure-s3.sh` exports).
@@ -302,13 +302,15 @@ impl Bench<'_> {
     }
 
     /// Posts generated events of today to the `load` project from the
-    /// configured clients until `until` resolves; what they sent.
+    /// configured clients until `until` resolves, while one more client
+    /// asks for 30 days of DAU every 200 ms; what they sent, and the stats
+    /// requests' latencies.
     async fn load_until(
         &self,
         ingest: &Ingestor,
         seed: u64,
         until: impl Future<Output = ()>,
-    ) -> Result<LoadStats> {
+    ) -> Result<(LoadStats, Vec<f64>)> {
         let stop = Arc::new(AtomicBool::new(false));
         let ingest = Ingestor {
             key: self.load_key.clone(),
@@ -320,6 +322,19 @@ impl Bench<'_> {
             self.cfg.batch as u32,
             self.cfg.clients,
         );
+        let prober = {
+            let (stop, reader) = (Arc::clone(&stop), ingest.clone());
+            let reader = Ingestor {
+                key: self.key.clone(),
+                ..reader
+            };
+            tokio::spawn(async move {
+                let from = today - chrono::Duration::days(29);
+                reader
+                    .probe_stats(from, today, Duration::from_millis(200), stop)
+                    .await
+            })
+        };
         let task = {
             let stop = Arc::clone(&stop);
             tokio::spawn(async move {
@@ -330,8 +345,13 @@ impl Bench<'_> {
         };
         until.await;
         stop.store(true, Ordering::Relaxed);
-        task.await
-            .map_err(|e| failed(format!("load task failed: {e}")))?
+        let load = task
+            .await
+            .map_err(|e| failed(format!("load task failed: {e}")))??;
+        let probes = prober
+            .await
+            .map_err(|e| failed(format!("stats prober failed: {e}")))??;
+        Ok((load, probes))
     }
 
     /// The newest archive run: rows, chunks, seconds.
@@ -440,7 +460,7 @@ impl Bench<'_> {
         //    after, so that the growth of the database during the run
         //    weighs on both sides of the comparison.
         let window = Duration::from_secs(15);
-        let before = self
+        let (before, stats_before) = self
             .load_until(&ingest, 1_000, tokio::time::sleep(window))
             .await?;
         tracing::info!("archiving with ingest running");
@@ -451,7 +471,7 @@ impl Bench<'_> {
             &self.path("archiver.log"),
         )?;
         let (status_tx, status_rx) = tokio::sync::oneshot::channel();
-        let during = self
+        let (during, stats_during) = self
             .load_until(&ingest, 2_000, async move {
                 let _ = status_tx.send(archiver.wait().await);
             })
@@ -466,14 +486,16 @@ impl Bench<'_> {
             )));
         }
         let (archived_rows, archived_chunks, archive_secs) = self.last_archive_run().await?;
-        let after = self
+        let (after, stats_after) = self
             .load_until(&ingest, 3_000, tokio::time::sleep(window))
             .await?;
         let alone = LoadStats {
             events: before.events + after.events,
             batches: before.batches + after.batches,
             secs: before.secs + after.secs,
+            latencies_ms: [before.latencies_ms, after.latencies_ms].concat(),
         };
+        let stats_alone = [stats_before, stats_after].concat();
 
         // 5. Late events into archived days: those days are then held by
         //    both tiers, and every query below has to merge them.
@@ -554,7 +576,43 @@ impl Bench<'_> {
             query_results.push(self.query(&spec, &parquet_dir).await?);
         }
 
-        // 9. One big chunk through the archiver, for its memory.
+        // 9. strata-api's memory for the longest range it accepts.
+        let memory = self.long_range_memory().await?;
+
+        // 10. A hostile client floods old days (each batch: 1,000 events on
+        //     1,000 distinct past days) beside the usual load.
+        let (api, ingest) = self.start_api().await?;
+        let flood_stop = Arc::new(AtomicBool::new(false));
+        let flood = {
+            let (ingest, stop) = (
+                Ingestor {
+                    key: self.load_key.clone(),
+                    ..ingest.clone()
+                },
+                Arc::clone(&flood_stop),
+            );
+            let today = self.today;
+            tokio::spawn(async move { late_day_flood(&ingest, today, stop).await })
+        };
+        let stop = Arc::clone(&flood_stop);
+        let (flood_load, _) = self
+            .load_until(&ingest, 4_000, async move {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                stop.store(true, Ordering::Relaxed);
+            })
+            .await?;
+        let (flood_batches, flood_accepted, flood_rejected) = flood
+            .await
+            .map_err(|e| failed(format!("flood task failed: {e}")))??;
+        api.stop().await?;
+        let flood = FloodResult {
+            batches: flood_batches,
+            accepted: flood_accepted,
+            rejected: flood_rejected,
+            load_latency: Latency::of(&flood_load.latencies_ms),
+        };
+
+        // 11. One big chunk through the archiver, for its memory.
         let big = self.big_chunk(days[0] - chrono::Duration::days(3)).await?;
 
         let archive = ArchiveResult {
@@ -566,6 +624,10 @@ impl Bench<'_> {
             ingest_alone_events_per_s: alone.per_sec(),
             ingest_during_events_per_s: during.per_sec(),
             ingest_drop: 1.0 - during.per_sec() / alone.per_sec(),
+            ingest_latency_alone: Latency::of(&alone.latencies_ms),
+            ingest_latency_during: Latency::of(&during.latencies_ms),
+            stats_latency_alone: Latency::of(&stats_alone),
+            stats_latency_during: Latency::of(&stats_during),
             big_chunk: big,
         };
         let data = DataInfo {
@@ -590,6 +652,8 @@ impl Bench<'_> {
             archive,
             storage,
             queries: query_results,
+            memory,
+            flood,
             targets,
             total_secs: secs(started),
         })
@@ -659,6 +723,41 @@ impl Bench<'_> {
             speedup_vs_postgres: pg_t.median_ms / strata_t.median_ms,
             speedup_vs_duckdb: duck_t.median_ms / strata_t.median_ms,
             answers_equal: equal,
+        })
+    }
+
+    /// A fresh strata-api answers top events over the longest range it
+    /// accepts (3,660 days: every cold file of the bench); its resident
+    /// memory before and at peak.
+    async fn long_range_memory(&mut self) -> Result<MemoryResult> {
+        let (api, ingest) = self.start_api().await?;
+        let before = api.rss();
+        let from = self.today - chrono::Duration::days(3659);
+        let sent = Instant::now();
+        let res = ingest
+            .client
+            .get(format!(
+                "{}/v1/stats/top-events?from={from}&to={}&limit=10",
+                ingest.base, self.today
+            ))
+            .bearer_auth(&ingest.key)
+            .send()
+            .await?;
+        let status = res.status();
+        let _ = res.bytes().await?;
+        let request_ms = sent.elapsed().as_secs_f64() * 1e3;
+        if !status.is_success() {
+            return Err(failed(format!(
+                "top events over 3660 days answered {status}"
+            )));
+        }
+        let peak = api.peak_rss();
+        api.stop().await?;
+        Ok(MemoryResult {
+            request: "top events over 3,660 days (every cold file)".into(),
+            api_rss_before_mib: to_mib(before),
+            api_peak_rss_mib: to_mib(peak),
+            request_ms,
         })
     }
 
@@ -747,6 +846,50 @@ impl Bench<'_> {
             let _ = std::fs::remove_dir_all(self.path(&format!("cache-{i}")));
         }
     }
+}
+
+/// Posts batches of 1,000 events on 1,000 distinct past days (a new window
+/// of days each time, so that every accepted day is new) until `stop`:
+/// batches sent, events accepted and rejected.
+async fn late_day_flood(
+    ingest: &Ingestor,
+    today: NaiveDate,
+    stop: Arc<AtomicBool>,
+) -> Result<(u64, u64, u64)> {
+    let (mut batches, mut accepted, mut rejected) = (0u64, 0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        let events: Vec<serde_json::Value> = (0..1_000i64)
+            .map(|i| {
+                let back = 2 + (batches as i64 * 31 + i) % 3_000;
+                let ts = (today - chrono::Duration::days(back))
+                    .and_hms_opt(12, 0, 0)
+                    .map(|t| t.and_utc().to_rfc3339())
+                    .unwrap_or_default();
+                serde_json::json!({
+                    "event_id": uuid::Uuid::new_v4(),
+                    "user_id": "flood",
+                    "event_type": "flood",
+                    "timestamp": ts,
+                })
+            })
+            .collect();
+        let res = ingest
+            .client
+            .post(format!("{}/v1/events", ingest.base))
+            .bearer_auth(&ingest.key)
+            .json(&serde_json::json!({ "events": events }))
+            .send()
+            .await?;
+        let status = res.status();
+        let body: serde_json::Value = res.json().await?;
+        if !status.is_success() {
+            return Err(failed(format!("the flood was answered {status}: {body}")));
+        }
+        batches += 1;
+        accepted += body["accepted"].as_u64().unwrap_or(0);
+        rejected += body["rejected"].as_array().map_or(0, |r| r.len() as u64);
+    }
+    Ok((batches, accepted, rejected))
 }
 
 fn own_cpu() -> f64 {
