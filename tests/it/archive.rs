@@ -399,7 +399,7 @@ async fn an_event_arriving_while_its_day_is_archived_stays_hot_and_the_day_still
                 return;
             }
             let (client, url, key, ts) = (client.clone(), url.clone(), key.clone(), ts.clone());
-            std::thread::spawn(move || {
+            let send = std::thread::spawn(move || {
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -414,9 +414,8 @@ async fn an_event_arriving_while_its_day_is_archived_stays_hot_and_the_day_still
                             .unwrap();
                         assert_eq!(resp.status(), 200);
                     });
-            })
-            .join()
-            .unwrap();
+            });
+            tokio::task::block_in_place(|| send.join().unwrap());
         })
     };
     let a = Archiver::new(
@@ -495,8 +494,10 @@ fn pause_at(
             return;
         };
         paused.send(()).unwrap();
-        // Blocks this worker thread, as a stalled process would.
-        resume.recv().unwrap();
+        // Stalls the run, as a stopped process would. `block_in_place` hands
+        // this worker's queued tasks to another thread first, so that the
+        // rest of the test (other runs, HTTP, S3) is not held up with it.
+        tokio::task::block_in_place(|| resume.recv().unwrap());
     });
     (hook, paused_rx, resume_tx)
 }
