@@ -30,7 +30,7 @@ const RECENT_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 /// At most this many recent ids are remembered per chunk (16 bytes each).
 /// Past it, rows that arrive during the run cannot be told apart from the
 /// rows read, and the chunk is committed only if none arrived.
-const RECENT_IDS_MAX: usize = 1_000_000;
+const RECENT_IDS_MAX: usize = 100_000;
 
 /// What happened to one chunk.
 #[derive(Debug, Clone)]
@@ -569,8 +569,11 @@ impl Archiver {
     }
 
     /// The commit point of a group of written chunks, retried while the
-    /// short wait for the exclusive lock on `events` times out (each wait
-    /// holds ingest and stats back for at most that long).
+    /// wait for the exclusive lock on `events` times out. Each wait holds
+    /// ingest and stats back for at most its timeout, which starts at
+    /// `exclusive_lock_timeout` and doubles per attempt up to 8× — a
+    /// stats query already running longer than the first waits would
+    /// otherwise starve the commit forever.
     async fn commit_chunks(
         &self,
         run_id: i64,
@@ -580,13 +583,15 @@ impl Archiver {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_commit(run_id, written).await {
+            let wait = self.config.exclusive_lock_timeout * (1u32 << (attempt - 1).min(3));
+            match self.try_commit(run_id, written, wait).await {
                 Err(e) if attempt < attempts && e.is_lock_timeout() => {
                     let pause =
                         std::time::Duration::from_millis((50u64 << attempt.min(6)).min(2_000));
                     tracing::info!(
                         run_id,
                         attempt,
+                        ?wait,
                         ?pause,
                         "archive commit could not take its lock in time; retrying"
                     );
@@ -608,12 +613,13 @@ impl Archiver {
     ///    see — are set aside to stay hot; anything else that differs fails
     ///    the chunk (it stays hot, its objects become orphans).
     /// 4. The exclusive section, constant work per chunk: lock `events`
-    ///    (short `lock_timeout`), record the files, drop the chunks, put the
+    ///    (`lock_timeout` = `exclusive_wait`), record the files, drop the chunks, put the
     ///    set-aside rows back. Commit.
     async fn try_commit(
         &self,
         run_id: i64,
         written: &[Written<'_>],
+        exclusive_wait: std::time::Duration,
     ) -> Result<Vec<Result<(), ArchiveError>>, ArchiveError> {
         let mut tx = self.hot.pool().begin().await?;
         set_lock_timeout(&mut tx, self.config.commit_lock_timeout).await?;
@@ -639,7 +645,7 @@ impl Archiver {
             outcomes.push(outcome.map(|_| ()));
         }
 
-        set_lock_timeout(&mut tx, self.config.exclusive_lock_timeout).await?;
+        set_lock_timeout(&mut tx, exclusive_wait).await?;
         sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;

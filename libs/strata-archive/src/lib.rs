@@ -50,8 +50,9 @@ pub struct ArchiveConfig {
     /// Longest wait of the commit for its days' archive locks (in-flight
     /// late ingest into those days; nothing else waits meanwhile).
     pub commit_lock_timeout: Duration,
-    /// Longest wait for the exclusive lock on `events` in one commit
-    /// attempt: ingest and stats queue behind that wait, so it is short.
+    /// Wait for the exclusive lock on `events` in the first commit attempt;
+    /// each retry doubles it, up to 8×. Ingest and stats queue behind that
+    /// wait, so it starts short.
     pub exclusive_lock_timeout: Duration,
     /// Commit attempts per group before its chunks are left for the next
     /// run (each attempt after an exclusive-lock timeout).
