@@ -273,15 +273,7 @@ async fn malformed_or_misshapen_bodies_are_400() {
         ("{\"events\": {}}", "must be a JSON object of the form"),
         ("{\"events\": [], \"more\": 1}", "unknown field `more`"),
     ] {
-        let resp = app
-            .client
-            .post(app.url("/v1/events"))
-            .bearer_auth(&key)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.post_raw_events(&key, body).await;
         let (status, error) = error_of(resp).await;
         assert_eq!(status, 400, "{body:?}");
         assert!(error.contains(expected), "{body:?}: {error}");
@@ -526,15 +518,7 @@ async fn a_value_postgresql_would_refuse_is_rejected_alone_and_the_batch_is_stor
         parts.push(recent_event(id, "good", 1).to_string());
     }
     let body = format!(r#"{{"events": [{}]}}"#, parts.join(","));
-    let resp = app
-        .client
-        .post(app.url("/v1/events"))
-        .bearer_auth(&key)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_raw_events(&key, body).await;
     let status = resp.status();
     let answer: Value = resp.json().await.unwrap();
     assert_eq!(status, 200, "{answer}");

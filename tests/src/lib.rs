@@ -394,6 +394,23 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Posts `body` to /v1/events as it is, as JSON (for bodies a JSON
+    /// value cannot express: malformed, or with raw number literals).
+    pub async fn post_raw_events(
+        &self,
+        key: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/events"))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Posts and asserts a 200; returns the body, checked to add up.
     pub async fn ingest_ok(&self, key: &str, events: &[Value]) -> IngestCounts {
         let resp = self.post_events(key, &json!({ "events": events })).await;

@@ -446,7 +446,7 @@ impl Planner {
         }
         let bounds = (first_cohort, last_cohort, today);
         let hot_started = Instant::now();
-        if plan.files.is_empty() {
+        let (cohorts, meta) = if plan.files.is_empty() {
             // Hot only (bounded by the hot window): merged here.
             let hot = async {
                 let cohort_users = snap
@@ -471,65 +471,63 @@ impl Planner {
                 merge.mark(user, *p);
             }
             let cohorts = merge.finish(first_cohort, last_cohort, today);
-            let meta = self.meta(&plan, hot_rows, ms(hot_started), None);
-            return Ok(RetentionResponse {
-                from,
-                to,
-                period: period.as_str(),
-                periods,
-                cohorts,
-                meta,
-            });
-        }
-
-        // Both tiers: PostgreSQL streams the cohort users and their hot
-        // activity into DuckDB in bounded batches, and DuckDB counts the
-        // retained users per cohort and period over the union of both
-        // tiers' activity. Nothing here grows with users or the range.
-        let (users_tx, mut users_rx) =
-            tokio::sync::mpsc::channel::<Vec<(String, i32)>>(PAIR_BATCHES_IN_FLIGHT);
-        let (act_tx, mut act_rx) =
-            tokio::sync::mpsc::channel::<Vec<(String, i32, i64)>>(PAIR_BATCHES_IN_FLIGHT);
-        let hot = async move {
-            snap.cohort_users_into(project, period, cohort_days, PAIR_BATCH, &users_tx)
-                .await?;
-            drop(users_tx);
-            let events = snap
-                .cohort_activity_into(project, period, cohort_days, activity, PAIR_BATCH, &act_tx)
-                .await?;
-            drop(act_tx);
-            snap.finish().await?;
-            Ok::<_, QueryError>((events, ms(hot_started)))
-        }
-        .instrument(tracing::info_span!("hot_tier", stat = "retention"));
-        let cold = self.cold(&plan.files, move |conn, files| {
-            let paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
-            conn.execute_batch(
-                "CREATE TEMP TABLE cohort (user_id VARCHAR PRIMARY KEY, c INTEGER);
+            (cohorts, self.meta(&plan, hot_rows, ms(hot_started), None))
+        } else {
+            // Both tiers: PostgreSQL streams the cohort users and their hot
+            // activity into DuckDB in bounded batches, and DuckDB counts the
+            // retained users per cohort and period over the union of both
+            // tiers' activity. Nothing here grows with users or the range.
+            let (users_tx, mut users_rx) =
+                tokio::sync::mpsc::channel::<Vec<(String, i32)>>(PAIR_BATCHES_IN_FLIGHT);
+            let (act_tx, mut act_rx) =
+                tokio::sync::mpsc::channel::<Vec<(String, i32, i64)>>(PAIR_BATCHES_IN_FLIGHT);
+            let hot = async move {
+                snap.cohort_users_into(project, period, cohort_days, PAIR_BATCH, &users_tx)
+                    .await?;
+                drop(users_tx);
+                let events = snap
+                    .cohort_activity_into(
+                        project,
+                        period,
+                        cohort_days,
+                        activity,
+                        PAIR_BATCH,
+                        &act_tx,
+                    )
+                    .await?;
+                drop(act_tx);
+                snap.finish().await?;
+                Ok::<_, QueryError>((events, ms(hot_started)))
+            }
+            .instrument(tracing::info_span!("hot_tier", stat = "retention"));
+            let cold = self.cold(&plan.files, move |conn, files| {
+                let paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
+                conn.execute_batch(
+                    "CREATE TEMP TABLE cohort (user_id VARCHAR PRIMARY KEY, c INTEGER);
                  CREATE TEMP TABLE hot_act (user_id VARCHAR, p INTEGER);",
-            )?;
-            while let Some(batch) = users_rx.blocking_recv() {
-                let mut app = conn.appender("cohort")?;
-                for (user, c) in &batch {
-                    app.append_row(duckdb::params![user, c])?;
+                )?;
+                while let Some(batch) = users_rx.blocking_recv() {
+                    let mut app = conn.appender("cohort")?;
+                    for (user, c) in &batch {
+                        app.append_row(duckdb::params![user, c])?;
+                    }
+                    app.flush()?;
                 }
-                app.flush()?;
-            }
-            while let Some(batch) = act_rx.blocking_recv() {
-                let mut app = conn.appender("hot_act")?;
-                for (user, p, _) in &batch {
-                    app.append_row(duckdb::params![user, p])?;
+                while let Some(batch) = act_rx.blocking_recv() {
+                    let mut app = conn.appender("hot_act")?;
+                    for (user, p, _) in &batch {
+                        app.append_row(duckdb::params![user, p])?;
+                    }
+                    app.flush()?;
                 }
-                app.flush()?;
-            }
-            let sizes = rows(conn, "SELECT c, count(*) FROM cohort GROUP BY c", |r| {
-                Ok((r.get::<_, i32>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            let p = period.start_sql("day_n");
-            let retained = rows(
-                conn,
-                &format!(
-                    "WITH act AS (
+                let sizes = rows(conn, "SELECT c, count(*) FROM cohort GROUP BY c", |r| {
+                    Ok((r.get::<_, i32>(0)?, r.get::<_, i64>(1)?))
+                })?;
+                let p = period.start_sql("day_n");
+                let retained = rows(
+                    conn,
+                    &format!(
+                        "WITH act AS (
                        SELECT DISTINCT user_id, p FROM (
                          SELECT user_id, CAST({p} AS INTEGER) AS p FROM {}
                           WHERE user_id IN (SELECT user_id FROM cohort)
@@ -538,23 +536,24 @@ impl Planner {
                        FROM act a JOIN cohort c USING (user_id)
                       WHERE a.p >= c.c AND a.p < c.c + {len} * {periods}
                       GROUP BY 1, 2",
-                    source(&paths)
-                ),
-                |r| {
-                    Ok((
-                        r.get::<_, i32>(0)?,
-                        r.get::<_, i32>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                },
-            )?;
-            Ok((sizes, retained))
-        });
-        let ((hot_rows, hot_ms), cold) = tokio::try_join!(hot, cold)?;
-        let part = cold.ok_or_else(|| QueryError::Internal("cold files vanished".into()))?;
-        let (sizes, retained) = &part.value;
-        let cohorts = cohorts_from_counts(sizes, retained, bounds, len, periods);
-        let meta = self.meta(&plan, hot_rows, hot_ms, Some(part.meta));
+                        source(&paths)
+                    ),
+                    |r| {
+                        Ok((
+                            r.get::<_, i32>(0)?,
+                            r.get::<_, i32>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )?;
+                Ok((sizes, retained))
+            });
+            let ((hot_rows, hot_ms), cold) = tokio::try_join!(hot, cold)?;
+            let part = cold.ok_or_else(|| QueryError::Internal("cold files vanished".into()))?;
+            let (sizes, retained) = &part.value;
+            let cohorts = cohorts_from_counts(sizes, retained, bounds, len, periods);
+            (cohorts, self.meta(&plan, hot_rows, hot_ms, Some(part.meta)))
+        };
         Ok(RetentionResponse {
             from,
             to,
