@@ -701,15 +701,7 @@ async fn an_unreachable_object_store_is_503_naming_the_cold_days_only_when_neede
             "{detail} leaked: {body}"
         );
     }
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, ready) = app.get_public_json("/readyz").await;
     assert_eq!(ready["cold_store"], "unavailable", "{ready}");
     for path in [
         format!("/v1/stats/top-events?from={old}&to={recent}"),

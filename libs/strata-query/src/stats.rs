@@ -375,15 +375,9 @@ impl Planner {
                      CREATE TEMP TABLE hot_pairs (event_type VARCHAR, user_id VARCHAR, n BIGINT);",
                     source(&paths)
                 ))?;
-                // Ends when the hot half has sent everything (or failed, and
-                // then its error is the one reported).
-                while let Some(batch) = rx.blocking_recv() {
-                    let mut app = conn.appender("hot_pairs")?;
-                    for (t, user, n) in &batch {
-                        app.append_row(duckdb::params![t, user, n])?;
-                    }
-                    app.flush()?;
-                }
+                append_batches(conn, "hot_pairs", &mut rx, |app, (t, user, n)| {
+                    app.append_row(duckdb::params![t, user, n])
+                })?;
                 rows(
                     conn,
                     "SELECT event_type, CAST(sum(n) AS BIGINT), count(DISTINCT user_id)
@@ -506,20 +500,12 @@ impl Planner {
                     "CREATE TEMP TABLE cohort (user_id VARCHAR PRIMARY KEY, c INTEGER);
                  CREATE TEMP TABLE hot_act (user_id VARCHAR, p INTEGER);",
                 )?;
-                while let Some(batch) = users_rx.blocking_recv() {
-                    let mut app = conn.appender("cohort")?;
-                    for (user, c) in &batch {
-                        app.append_row(duckdb::params![user, c])?;
-                    }
-                    app.flush()?;
-                }
-                while let Some(batch) = act_rx.blocking_recv() {
-                    let mut app = conn.appender("hot_act")?;
-                    for (user, p, _) in &batch {
-                        app.append_row(duckdb::params![user, p])?;
-                    }
-                    app.flush()?;
-                }
+                append_batches(conn, "cohort", &mut users_rx, |app, (user, c)| {
+                    app.append_row(duckdb::params![user, c])
+                })?;
+                append_batches(conn, "hot_act", &mut act_rx, |app, (user, p, _)| {
+                    app.append_row(duckdb::params![user, p])
+                })?;
                 let sizes = rows(conn, "SELECT c, count(*) FROM cohort GROUP BY c", |r| {
                     Ok((r.get::<_, i32>(0)?, r.get::<_, i64>(1)?))
                 })?;
@@ -563,6 +549,24 @@ impl Planner {
             meta,
         })
     }
+}
+
+/// Appends every batch the hot half sends to `table`, until it is done (or
+/// has failed, and then its error is the one reported).
+fn append_batches<T>(
+    conn: &Connection,
+    table: &str,
+    rx: &mut tokio::sync::mpsc::Receiver<Vec<T>>,
+    row: impl Fn(&mut duckdb::Appender<'_>, &T) -> duckdb::Result<()>,
+) -> Result<(), QueryError> {
+    while let Some(batch) = rx.blocking_recv() {
+        let mut app = conn.appender(table)?;
+        for item in &batch {
+            row(&mut app, item)?;
+        }
+        app.flush()?;
+    }
+    Ok(())
 }
 
 fn top_event(event_type: String, count: i64, users: i64) -> TopEvent {
