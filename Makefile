@@ -31,17 +31,18 @@ lint: ## cargo fmt --check and clippy only
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-bench: ## Strata against its baselines on the same data (BENCH_SCALE=2 … for more; BENCH_HOT_LAYOUT=timescaledb for the hypertable), then the micro-benchmarks; rewrites that layout's section of docs/BENCHMARKS.md and docs/benchmarks/<layout>.json
+bench: ## Strata against its baselines on the same data (BENCH_SCALE=2 … for more; BENCH_HOT_LAYOUT=timescaledb for the hypertable; BENCH_ONLY_INGEST=1 for the ingest part alone), on a durable PostgreSQL with the settings of deploy/postgres/strata.conf; then the micro-benchmarks; rewrites that layout's section of docs/BENCHMARKS.md and docs/benchmarks/<layout>.json
 	@eval "$$(scripts/ensure-services.sh)"; \
 	eval "$$(scripts/ensure-s3.sh)"; \
-	if [ "$${BENCH_HOT_LAYOUT:-native}" = timescaledb ]; then \
-	  eval "$$(scripts/ensure-timescaledb.sh)"; \
-	  [ -n "$${STRATA_TEST_TIMESCALE_URL:-}" ] || { echo "strata: no PostgreSQL with TimescaleDB preloaded (see above)" >&2; exit 1; }; \
-	  export STRATA_TEST_DATABASE_URL=$$STRATA_TEST_TIMESCALE_URL; \
+	scripts/ensure-timescaledb.sh >/dev/null; \
+	eval "$$(scripts/ensure-bench-pg.sh)"; \
+	if [ "$${BENCH_HOT_LAYOUT:-native}" = timescaledb ] \
+	  && [ "$$(psql "$$STRATA_TEST_DATABASE_URL" -Atqc "SELECT current_setting('shared_preload_libraries') LIKE '%timescaledb%'")" != t ]; then \
+	  echo "strata: the bench PostgreSQL does not preload timescaledb (see above)" >&2; exit 1; \
 	fi; \
 	cargo build --quiet --workspace --bins; \
 	"$(CARGO_TARGET_DIR)/debug/strata-bench"; \
-	cargo bench --workspace --profile dev --bench micro -- --warm-up-time 1 --measurement-time 3
+	[ -n "$${BENCH_ONLY_INGEST:-}" ] || cargo bench --workspace --profile dev --bench micro -- --warm-up-time 1 --measurement-time 3
 
 bench-micro: ## Criterion micro-benchmarks of the inner loops (dev profile: the one profile DuckDB is built in)
 	cargo bench --workspace --profile dev --bench micro

@@ -3,9 +3,11 @@
 //! data in one run (see [`run`]); `benches/micro.rs` holds the Criterion
 //! micro-benchmarks of the inner loops.
 
+pub mod accounts;
 pub mod data;
 pub mod error;
 pub mod load;
+pub mod peer;
 pub mod procs;
 pub mod queries;
 pub mod report;

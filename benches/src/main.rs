@@ -66,6 +66,20 @@ struct Args {
     /// Keep the database and the bucket prefix for inspection.
     #[arg(long)]
     keep: bool,
+    /// Fills of the idempotency and first-seen records, in dedup windows of
+    /// the bench (90 days × events a day), at which ingest is measured
+    /// again; empty to skip.
+    #[arg(
+        long,
+        env = "BENCH_STEADY",
+        value_delimiter = ',',
+        default_value = "0,1,10,30"
+    )]
+    steady: Vec<u32>,
+    /// Only the ingest measurements (accounts, copy, seed design, steady
+    /// state); printed, docs left alone.
+    #[arg(long, env = "BENCH_ONLY_INGEST")]
+    only_ingest: bool,
 }
 
 #[tokio::main]
@@ -100,7 +114,15 @@ async fn main() -> anyhow::Result<()> {
         work_dir: a.work_dir,
         keep: a.keep,
         layout: a.layout,
+        steady: a.steady,
     };
+    if a.only_ingest {
+        let ingest = strata_benches::run::run_ingest(&cfg).await?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!("{}", ingest.markdown(cores));
+        println!("{}", serde_json::to_string_pretty(&ingest)?);
+        return Ok(());
+    }
     let report = strata_benches::run(&cfg).await?;
     let section = report.markdown();
     println!("{section}");

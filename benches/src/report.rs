@@ -67,6 +67,151 @@ pub struct IngestResult {
     pub cpu_per_million: CpuUse,
     /// PostgreSQL's CPU seconds per million rows of the `\copy`.
     pub copy_postgres_cpu_per_million: f64,
+    /// The seed design's writes (`crate::peer`), same bodies and clients.
+    pub peer_events_per_s: f64,
+    /// Strata / the peer; target ≥ 2.0.
+    pub peer_ratio: f64,
+    /// PostgreSQL's accounts of Strata's ingest, the copy and the peer.
+    pub accounts: Vec<crate::accounts::Accounts>,
+    /// Ingest as the dedup window fills.
+    pub steady: Option<SteadyResult>,
+}
+
+impl IngestResult {
+    /// The "Ingest" subsection (also what `strata-bench ingest` prints).
+    pub fn markdown(&self, cores: usize) -> String {
+        let i = self;
+        let mut o = String::new();
+        let mut line = |l: String| {
+            o.push_str(&l);
+            o.push('\n');
+        };
+        line("### Ingest".into());
+        line(String::new());
+        line("| | events | seconds | events/s |".into());
+        line("|---|---:|---:|---:|".into());
+        line(format!(
+            "| Strata: HTTP, {} clients × {}-event batches, to commit | {} | {:.1} | {:.0} |",
+            i.clients, i.batch_events, i.events, i.strata_secs, i.strata_events_per_s
+        ));
+        line(format!(
+            "| `psql \\copy` of the same rows as CSV into an identically indexed table | {} | {:.1} | {:.0} |",
+            i.events, i.copy_secs, i.copy_events_per_s
+        ));
+        line(format!(
+            "| the seed design: one `INSERT … ON CONFLICT (event_id) DO NOTHING` per batch, same bodies and clients | {} | {:.1} | {:.0} |",
+            i.events,
+            i.events as f64 / i.peer_events_per_s.max(1e-9),
+            i.peer_events_per_s
+        ));
+        line(format!(
+            "| **ratios** | | | **{:.2}× the copy, {:.2}× the seed design** |",
+            i.ratio, i.peer_ratio
+        ));
+        line(String::new());
+        line(format!(
+            "CPU seconds per million events: Strata {:.1} (strata-api {:.1}, PostgreSQL {:.1}) \
+             plus {:.1} in the load generator; `\\copy` {:.1} in PostgreSQL. On {} cores \
+             that CPU bounds the rate at {:.0} events/s for Strata against {:.0} for the copy.",
+            i.cpu_per_million.api + i.cpu_per_million.postgres,
+            i.cpu_per_million.api,
+            i.cpu_per_million.postgres,
+            i.cpu_per_million.client,
+            i.copy_postgres_cpu_per_million,
+            cores,
+            cores as f64 * 1e6
+                / (i.cpu_per_million.api + i.cpu_per_million.postgres + i.cpu_per_million.client),
+            cores as f64 * 1e6 / i.copy_postgres_cpu_per_million.max(1e-9),
+        ));
+        line(String::new());
+        line(format!(
+            "Peak RSS of strata-api under this load: {:.0} MiB.",
+            i.api_peak_rss_mib
+        ));
+        line(String::new());
+        line(
+            "PostgreSQL's accounts, per statement (`pg_stat_statements`; CPU is the load's \
+             PostgreSQL CPU apportioned by execution time; WAL bytes per event is the WAL \
+             position's move, the parties' rows are their own WAL):"
+                .into(),
+        );
+        line(String::new());
+        let loads: Vec<&crate::accounts::Accounts> = i.accounts.iter().collect();
+        line(crate::accounts::markdown(&loads));
+        if let Some(st) = &i.steady {
+            line(format!(
+                "Ingest as the dedup window fills: before each point the idempotency records are \
+                 filled with random ids ({} per dedup window: 90 days at the bench's daily rate) \
+                 and the first-seen records with users, vacuumed, and checkpointed; then the same \
+                 clients post fresh events of today. Full-page images are at their most right \
+                 after a checkpoint, so these are the figures of the first minute after one.",
+                st.window_ids
+            ));
+            line(String::new());
+            line(
+                "| fill | dedup ids | first-seen users | dedup bytes | events/s | PostgreSQL CPU s / M | strata-api CPU s / M | WAL bytes / event | full-page images / 1,000 events |"
+                    .into(),
+            );
+            line("|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into());
+            for p in &st.points {
+                let a = &p.accounts;
+                line(format!(
+                    "| {}× | {} | {} | {:.0} MiB | {:.0} | {:.1} | {:.1} | {:.0} | {} |",
+                    p.windows,
+                    p.dedup_ids,
+                    p.first_seen_users,
+                    to_mib(p.dedup_bytes),
+                    a.events_per_s,
+                    a.postgres_cpu,
+                    p.api_cpu,
+                    a.wal_bytes_per_event,
+                    a.fpi_per_1000
+                        .map_or_else(|| "n/a".to_owned(), |f| format!("{f:.1}"))
+                ));
+            }
+            line(String::new());
+        }
+        o
+    }
+}
+
+/// Ingest with the idempotency and first-seen tables pre-filled: one
+/// point per fill, the first with (almost) empty tables.
+#[derive(Debug, Clone, Serialize)]
+pub struct SteadyResult {
+    /// Event ids of one full dedup window at the bench's daily rate (90
+    /// days × events a day): the unit of the fills.
+    pub window_ids: u64,
+    pub points: Vec<SteadyPoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SteadyPoint {
+    /// Fill, in dedup windows of the bench (0 = empty).
+    pub windows: u32,
+    pub dedup_ids: u64,
+    pub first_seen_users: u64,
+    /// Bytes of the idempotency records with their indexes.
+    pub dedup_bytes: u64,
+    /// strata-api CPU seconds per million events.
+    pub api_cpu: f64,
+    pub accounts: crate::accounts::Accounts,
+}
+
+impl SteadyResult {
+    fn empty(&self) -> Option<&SteadyPoint> {
+        self.points.first()
+    }
+
+    /// The fullest point's rate and WAL per event over the empty one's.
+    pub fn ratios(&self) -> Option<(u32, f64, f64)> {
+        let (e, f) = (self.empty()?, self.points.last()?);
+        Some((
+            f.windows,
+            f.accounts.events_per_s / e.accounts.events_per_s,
+            f.accounts.wal_bytes_per_event / e.accounts.wal_bytes_per_event.max(1e-9),
+        ))
+    }
 }
 
 /// CPU seconds used by each party of a load.
@@ -244,6 +389,12 @@ pub fn targets(
             ingest.ratio >= 1.0,
         ),
         target(
+            "ingest vs the seed design's INSERT … ON CONFLICT",
+            "≥ 2.0×",
+            format!("{:.2}×", ingest.peer_ratio),
+            ingest.peer_ratio >= 2.0,
+        ),
+        target(
             "archive throughput",
             "≥ 500k rows/s",
             format!(
@@ -266,6 +417,20 @@ pub fn targets(
             storage.ratio >= 10.0,
         ),
     ];
+    if let Some((windows, rate, wal)) = ingest.steady.as_ref().and_then(SteadyResult::ratios) {
+        out.push(target(
+            &format!("ingest at {windows}× the dedup window vs empty"),
+            "≥ 0.8× the rate",
+            format!("{rate:.2}×"),
+            rate >= 0.8,
+        ));
+        out.push(target(
+            &format!("WAL per event at {windows}× the dedup window vs empty"),
+            "≤ 1.5×",
+            format!("{wal:.2}×"),
+            wal <= 1.5,
+        ));
+    }
     for q in queries {
         out.push(target(
             &format!("{}: Strata vs its slower tier", q.spec.name),
@@ -360,40 +525,7 @@ impl Report {
             ));
         }
         line(String::new());
-        line("### Ingest".into());
-        line(String::new());
-        line("| | events | seconds | events/s |".into());
-        line("|---|---:|---:|---:|".into());
-        line(format!(
-            "| Strata: HTTP, {} clients × {}-event batches, to commit | {} | {:.1} | {:.0} |",
-            i.clients, i.batch_events, i.events, i.strata_secs, i.strata_events_per_s
-        ));
-        line(format!(
-            "| `psql \\copy` of the same rows as CSV into an identically indexed table | {} | {:.1} | {:.0} |",
-            i.events, i.copy_secs, i.copy_events_per_s
-        ));
-        line(format!("| **ratio** | | | **{:.2}×** |", i.ratio));
-        line(String::new());
-        line(format!(
-            "CPU seconds per million events: Strata {:.1} (strata-api {:.1}, PostgreSQL {:.1}) \
-             plus {:.1} in the load generator; `\\copy` {:.1} in PostgreSQL. On {} cores \
-             that CPU bounds the rate at {:.0} events/s for Strata against {:.0} for the copy.",
-            i.cpu_per_million.api + i.cpu_per_million.postgres,
-            i.cpu_per_million.api,
-            i.cpu_per_million.postgres,
-            i.cpu_per_million.client,
-            i.copy_postgres_cpu_per_million,
-            m.cores,
-            m.cores as f64 * 1e6
-                / (i.cpu_per_million.api + i.cpu_per_million.postgres + i.cpu_per_million.client),
-            m.cores as f64 * 1e6 / i.copy_postgres_cpu_per_million.max(1e-9),
-        ));
-        line(String::new());
-        line(format!(
-            "Peak RSS of strata-api under this load: {:.0} MiB.",
-            i.api_peak_rss_mib
-        ));
-        line(String::new());
+        line(i.markdown(m.cores));
         line("### Archive".into());
         line(String::new());
         line("| | rows | seconds | rows/s | archiver peak RSS |".into());

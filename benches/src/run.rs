@@ -15,6 +15,7 @@ use chrono::{NaiveDate, Utc};
 use sqlx::PgPool;
 use strata_model::ValidEvent;
 
+use crate::accounts::{self, Meter};
 use crate::data::{self, CSV_COLUMNS, Load};
 use crate::error::{Result, failed};
 use crate::load::{Ingestor, LoadStats};
@@ -22,7 +23,7 @@ use crate::procs::{self, Proc};
 use crate::queries::{self, QuerySpec, Stat, TierMs, median};
 use crate::report::{
     self, ArchiveResult, BigChunk, CpuUse, DataInfo, FloodResult, IngestResult, Latency, Machine,
-    MemoryResult, QueryResult, Report, StorageResult, to_mib,
+    MemoryResult, QueryResult, Report, SteadyPoint, SteadyResult, StorageResult, to_mib,
 };
 
 /// Where the S3 server is (what `scripts/ensure-s3.sh` exports).
@@ -56,9 +57,19 @@ pub struct BenchConfig {
     /// Hot layout the binaries must use (`STRATA_HOT_LAYOUT`); the report
     /// names the layout the database got.
     pub layout: strata_hot::LayoutChoice,
+    /// Fills of the dedup records, in dedup windows of the bench, at which
+    /// ingest is measured again (empty = skip that measurement).
+    pub steady: Vec<u32>,
 }
 
 const DB: &str = "strata_bench";
+
+/// The generated history.
+struct History {
+    load: Load,
+    csv: PathBuf,
+    first_day: NaiveDate,
+}
 
 struct Bench<'a> {
     cfg: &'a BenchConfig,
@@ -74,6 +85,8 @@ struct Bench<'a> {
     key: String,
     load_key: String,
     runs: u32,
+    /// The server keeps per-statement accounts (`pg_stat_statements`).
+    statements: bool,
 }
 
 /// A key of `project` whose own rate limit is far above the load: rate
@@ -120,8 +133,9 @@ fn secs(since: Instant) -> f64 {
     since.elapsed().as_secs_f64()
 }
 
-pub async fn run(cfg: &BenchConfig) -> Result<Report> {
-    let started = Instant::now();
+/// A new bench database with Strata migrated into it, its keys, and the
+/// server's name.
+async fn set_up(cfg: &BenchConfig) -> Result<(Bench<'_>, PgPool, String, strata_hot::Layout)> {
     std::fs::create_dir_all(&cfg.work_dir)?;
     let admin = PgPool::connect(&cfg.admin_url).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
@@ -176,7 +190,8 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
     let project: i64 = sqlx::query_scalar("SELECT id FROM projects WHERE name = 'bench'")
         .fetch_one(&pool)
         .await?;
-    let mut b = Bench {
+    let statements = accounts::enable_statements(&pool).await?;
+    let b = Bench {
         cfg,
         api_bin,
         archiver_bin: bins.join("strata-archiver"),
@@ -190,8 +205,32 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         key,
         load_key,
         runs: 0,
+        statements,
     };
-    let result = b.measure_all(&postgres, layout, started).await;
+    Ok((b, admin, postgres, layout))
+}
+
+pub async fn run(cfg: &BenchConfig) -> Result<Report> {
+    let started = Instant::now();
+    let (mut b, admin, postgres, layout) = set_up(cfg).await?;
+    let result = b.measure_all(&admin, &postgres, layout, started).await;
+    if !cfg.keep {
+        b.clean_up(&admin).await;
+    }
+    result
+}
+
+/// The ingest measurements alone (`strata-bench ingest`): HTTP ingest with
+/// its accounts, the copy, the seed design, and the dedup window filling.
+pub async fn run_ingest(cfg: &BenchConfig) -> Result<IngestResult> {
+    let (mut b, admin, _, _) = set_up(cfg).await?;
+    let result = async {
+        let history = b.history()?;
+        let mut ingest = b.measure_ingest(history).await?;
+        ingest.steady = b.steady_state(&admin).await?;
+        Ok(ingest)
+    }
+    .await;
     if !cfg.keep {
         b.clean_up(&admin).await;
     }
@@ -205,11 +244,21 @@ impl Bench<'_> {
 
     /// Starts strata-api with an empty cold cache; its base URL once ready.
     async fn start_api(&mut self) -> Result<(Proc, Ingestor)> {
+        let (env, key) = (self.env.clone(), self.key.clone());
+        self.start_api_with(&env, &key).await
+    }
+
+    /// [`Self::start_api`] with another environment, posting with `key`.
+    async fn start_api_with(
+        &mut self,
+        env: &[(String, String)],
+        key: &str,
+    ) -> Result<(Proc, Ingestor)> {
         self.runs += 1;
         let port = procs::free_port()?;
         let cache = self.path(&format!("cache-{}", self.runs));
         let _ = std::fs::remove_dir_all(&cache);
-        let mut env = self.env.clone();
+        let mut env = env.to_vec();
         env.push(("STRATA_LISTEN".into(), format!("127.0.0.1:{port}")));
         env.push(("STRATA_COLD_CACHE_DIR".into(), cache.display().to_string()));
         let proc = Proc::spawn(&self.api_bin, &["serve"], &env, &self.path("api.log"))?;
@@ -233,7 +282,7 @@ impl Bench<'_> {
             Ingestor {
                 client: self.client.clone(),
                 base,
-                key: self.key.clone(),
+                key: key.to_owned(),
             },
         ))
     }
@@ -369,8 +418,225 @@ impl Bench<'_> {
         Ok((rows as u64, chunks as u64, secs))
     }
 
+    /// The history: every day's events as request bodies, and as the CSV
+    /// the copy baseline loads.
+    fn history(&self) -> Result<History> {
+        let cfg = self.cfg;
+        tracing::info!(
+            "generating {} days × {} events",
+            cfg.days,
+            cfg.events_per_day
+        );
+        let mut g = data::generator(cfg.days, self.today, cfg.users, cfg.events_per_day, 1);
+        let days: Vec<NaiveDate> = g.days().collect();
+        let csv = self.path("history.csv");
+        let mut load = Load::default();
+        let mut w = BufWriter::new(std::fs::File::create(&csv)?);
+        for (i, d) in days.iter().enumerate() {
+            let events = g.day(i as u32, *d);
+            load.push(&events, cfg.batch)?;
+            data::write_csv(&events, self.project, &mut w)?;
+        }
+        w.flush()?;
+        Ok(History {
+            load,
+            csv,
+            first_day: days.first().copied().unwrap_or(self.today),
+        })
+    }
+
+    /// Strata's ingest of the history over HTTP, `psql \copy` of the same
+    /// rows, and the seed design's writes of the same bodies, each with
+    /// PostgreSQL's accounts.
+    async fn measure_ingest(&mut self, history: History) -> Result<IngestResult> {
+        let cfg = self.cfg;
+        let events = history.load.events;
+        let bodies = Arc::new(history.load.bodies);
+        let (api, ingest) = self.start_api().await?;
+        self.sql("CHECKPOINT").await?;
+        tracing::info!("ingesting {events} events over HTTP");
+        let cpu0 = (api.cpu_secs(), own_cpu());
+        let meter = Meter::start(&self.pool, self.statements).await?;
+        let http = ingest.send(Arc::clone(&bodies), cfg.clients).await?;
+        let strata = meter
+            .finish(&self.pool, "Strata", http.events, Some(http.secs))
+            .await?;
+        let (api_cpu, client_cpu) = (api.cpu_secs() - cpu0.0, own_cpu() - cpu0.1);
+        let api_peak = api.peak_rss();
+        api.stop().await?;
+
+        self.create_baseline_table(history.first_day - chrono::Duration::days(5))
+            .await?;
+        self.sql("CHECKPOINT").await?;
+        tracing::info!("psql \\copy of the same rows");
+        let meter = Meter::start(&self.pool, self.statements).await?;
+        let copy_secs = self.psql_copy(&history.csv).await?;
+        let copy = meter
+            .finish(&self.pool, "psql \\copy", events, Some(copy_secs))
+            .await?;
+
+        crate::peer::create(&self.pool).await?;
+        self.sql("CHECKPOINT").await?;
+        tracing::info!("the seed design's INSERT … ON CONFLICT of the same bodies");
+        let meter = Meter::start(&self.pool, self.statements).await?;
+        let peer_load = crate::peer::send(&self.db_url, bodies, cfg.clients).await?;
+        let peer = meter
+            .finish(
+                &self.pool,
+                "seed design",
+                peer_load.events,
+                Some(peer_load.secs),
+            )
+            .await?;
+        let per_m = 1e6 / events.max(1) as f64;
+        Ok(IngestResult {
+            clients: cfg.clients,
+            batch_events: cfg.batch,
+            events: http.events,
+            strata_secs: http.secs,
+            strata_events_per_s: http.per_sec(),
+            copy_secs,
+            copy_events_per_s: copy.events_per_s,
+            ratio: http.per_sec() / copy.events_per_s,
+            api_peak_rss_mib: to_mib(api_peak),
+            cpu_per_million: CpuUse {
+                api: api_cpu * per_m,
+                postgres: strata.postgres_cpu,
+                client: client_cpu * per_m,
+            },
+            copy_postgres_cpu_per_million: copy.postgres_cpu,
+            peer_events_per_s: peer.events_per_s,
+            peer_ratio: http.per_sec() / peer.events_per_s,
+            accounts: vec![strata, copy, peer],
+            steady: None,
+        })
+    }
+
+    /// Ingest into a second database whose idempotency and first-seen
+    /// records are filled to 0, 1, 10 and 30 dedup windows of the bench
+    /// (`BenchConfig::steady`); `None` when that list is empty.
+    async fn steady_state(&mut self, admin: &PgPool) -> Result<Option<SteadyResult>> {
+        let cfg = self.cfg;
+        if cfg.steady.is_empty() {
+            return Ok(None);
+        }
+        let db = format!("{DB}_steady");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .execute(admin)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(admin)
+            .await?;
+        let url = with_database(&cfg.admin_url, &db)?;
+        let mut env = self.env.clone();
+        for (k, v) in &mut env {
+            if k == "STRATA_DATABASE_URL" {
+                v.clone_from(&url);
+            }
+        }
+        procs::run_output(&self.api_bin, &["migrate"], &env).await?;
+        let key = create_key(&self.api_bin, &env, "steady", "ingest").await?;
+        let pool = PgPool::connect(&url).await?;
+        let statements = accounts::enable_statements(&pool).await?;
+        let project: i64 = sqlx::query_scalar("SELECT id FROM projects WHERE name = 'steady'")
+            .fetch_one(&pool)
+            .await?;
+        let hot = strata_hot::HotStore::open(pool.clone())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let window_ids = 90 * u64::from(cfg.events_per_day);
+        let load_events = 40 * cfg.events_per_day;
+        let today = self.today;
+        let bodies = |seed: u64, n: u32| -> Result<Arc<Vec<data::Body>>> {
+            let events = data::generator(1, today, cfg.users, n, seed).day(0, today);
+            let mut load = Load::default();
+            load.push(&events, cfg.batch)?;
+            Ok(Arc::new(load.bodies))
+        };
+        // The users become known first, as in a store that has been running.
+        let (api, ingest) = self.start_api_with(&env, &key).await?;
+        ingest
+            .send(bodies(500, load_events / 4)?, cfg.clients)
+            .await?;
+        api.stop().await?;
+        let (mut ids, mut users) = (0u64, 0u64);
+        let mut points = Vec::new();
+        for &windows in &cfg.steady {
+            let (want_ids, want_users) = (
+                window_ids * u64::from(windows),
+                u64::from(cfg.users) * u64::from(windows),
+            );
+            tracing::info!("steady state: filling the dedup records to {want_ids} ids");
+            if want_ids > ids {
+                strata_hot::fill::fill_dedup(
+                    &pool,
+                    strata_model::ProjectId(project),
+                    want_ids - ids,
+                    90,
+                )
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+                ids = want_ids;
+            }
+            if want_users > users {
+                strata_hot::fill::fill_first_seen(
+                    &pool,
+                    strata_model::ProjectId(project),
+                    users,
+                    want_users,
+                    90,
+                )
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+                users = want_users;
+            }
+            sqlx::raw_sql("VACUUM (ANALYZE) event_ids; VACUUM (ANALYZE) user_first_seen")
+                .execute(&pool)
+                .await?;
+            // A fresh server: it lists the filled days and builds their
+            // filters before the load, as a server running for days has.
+            let (api, ingest) = self.start_api_with(&env, &key).await?;
+            wait_for_dedup_filters(&ingest, if ids > 0 { 90.0 } else { 0.0 }).await?;
+            sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
+            let load = bodies(600 + u64::from(windows), load_events)?;
+            let api0 = api.cpu_secs();
+            let meter = Meter::start(&pool, statements).await?;
+            let sent = ingest.send(load, cfg.clients).await?;
+            let accounts = meter
+                .finish(
+                    &pool,
+                    &format!("{windows}× window"),
+                    sent.events,
+                    Some(sent.secs),
+                )
+                .await?;
+            let dedup_bytes = hot
+                .hot_size(&[])
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .dedup_bytes;
+            points.push(SteadyPoint {
+                windows,
+                dedup_ids: ids,
+                first_seen_users: users,
+                dedup_bytes: dedup_bytes as u64,
+                api_cpu: (api.cpu_secs() - api0) * 1e6 / sent.events.max(1) as f64,
+                accounts,
+            });
+            api.stop().await?;
+        }
+        pool.close().await;
+        if !cfg.keep {
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .execute(admin)
+                .await?;
+        }
+        Ok(Some(SteadyResult { window_ids, points }))
+    }
+
     async fn measure_all(
         &mut self,
+        admin: &PgPool,
         postgres: &str,
         layout: strata_hot::Layout,
         started: Instant,
@@ -379,62 +645,16 @@ impl Bench<'_> {
         let today = self.today;
 
         // 1. The history, as bodies and as CSV.
-        tracing::info!(
-            "generating {} days × {} events",
-            cfg.days,
-            cfg.events_per_day
-        );
-        let mut g = data::generator(cfg.days, today, cfg.users, cfg.events_per_day, 1);
-        let days: Vec<NaiveDate> = g.days().collect();
-        let history_csv = self.path("history.csv");
-        let mut history = Load::default();
-        {
-            let mut w = BufWriter::new(std::fs::File::create(&history_csv)?);
-            for (i, d) in days.iter().enumerate() {
-                let events = g.day(i as u32, *d);
-                history.push(&events, cfg.batch)?;
-                data::write_csv(&events, self.project, &mut w)?;
-            }
-            w.flush()?;
-        }
-        let history_events = history.events;
+        let history = self.history()?;
+        let history_events = history.load.events;
+        let history_csv = history.csv.clone();
+        let first_history_day = history.first_day;
 
-        // 2. Ingest: Strata over HTTP, then `psql \copy` of the same rows.
+        // 2. Ingest: Strata over HTTP, `psql \copy` of the same rows, the
+        //    seed design's writes of the same bodies.
+        let mut ingest_result = self.measure_ingest(history).await?;
+        ingest_result.steady = self.steady_state(admin).await?;
         let (api, ingest) = self.start_api().await?;
-        self.sql("CHECKPOINT").await?;
-        tracing::info!("ingesting {history_events} events over HTTP");
-        let cpu0 = (api.cpu_secs(), procs::cpu_secs_named("postgres"), own_cpu());
-        let http = ingest.send(Arc::new(history.bodies), cfg.clients).await?;
-        let ingest_cpu = CpuUse {
-            api: api.cpu_secs() - cpu0.0,
-            postgres: procs::cpu_secs_named("postgres") - cpu0.1,
-            client: own_cpu() - cpu0.2,
-        };
-        let api_peak = api.peak_rss();
-        let first_day = days[0] - chrono::Duration::days(5);
-        self.create_baseline_table(first_day).await?;
-        self.sql("CHECKPOINT").await?;
-        tracing::info!("psql \\copy of the same rows");
-        let pg0 = procs::cpu_secs_named("postgres");
-        let copy_secs = self.psql_copy(&history_csv).await?;
-        let copy_pg_cpu = procs::cpu_secs_named("postgres") - pg0;
-        let ingest_result = IngestResult {
-            clients: cfg.clients,
-            batch_events: cfg.batch,
-            events: http.events,
-            strata_secs: http.secs,
-            strata_events_per_s: http.per_sec(),
-            copy_secs,
-            copy_events_per_s: history_events as f64 / copy_secs,
-            ratio: http.per_sec() / (history_events as f64 / copy_secs),
-            api_peak_rss_mib: to_mib(api_peak),
-            cpu_per_million: CpuUse {
-                api: ingest_cpu.api * 1e6 / history_events as f64,
-                postgres: ingest_cpu.postgres * 1e6 / history_events as f64,
-                client: ingest_cpu.client * 1e6 / history_events as f64,
-            },
-            copy_postgres_cpu_per_million: copy_pg_cpu * 1e6 / history_events as f64,
-        };
 
         // 3. Storage, hot: every event is still in PostgreSQL.
         let hot = strata_hot::HotStore::open(self.pool.clone())
@@ -613,7 +833,9 @@ impl Bench<'_> {
         };
 
         // 11. One big chunk through the archiver, for its memory.
-        let big = self.big_chunk(days[0] - chrono::Duration::days(3)).await?;
+        let big = self
+            .big_chunk(first_history_day - chrono::Duration::days(3))
+            .await?;
 
         let archive = ArchiveResult {
             rows: archived_rows,
@@ -890,6 +1112,41 @@ async fn late_day_flood(
         rejected += body["rejected"].as_array().map_or(0, |r| r.len() as u64);
     }
     Ok((batches, accepted, rejected))
+}
+
+/// Waits until the server knows at least `days` sealed days of dedup
+/// records and has a filter for each (its `/metrics` gauges), at most two
+/// minutes. A server without those gauges is not waited for.
+async fn wait_for_dedup_filters(ingest: &Ingestor, days: f64) -> Result<()> {
+    let gauge = |text: &str, name: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = ingest
+            .client
+            .get(format!("{}/metrics", ingest.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        match (
+            gauge(&text, "strata_dedup_filtered_days"),
+            gauge(&text, "strata_dedup_sealed_days"),
+        ) {
+            (Some(built), Some(sealed)) if built < sealed.max(days) => {
+                if Instant::now() > deadline {
+                    return Err(failed(format!(
+                        "dedup filters: {built} of {sealed} days built after 2 minutes"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            _ => return Ok(()),
+        }
+    }
 }
 
 fn own_cpu() -> f64 {

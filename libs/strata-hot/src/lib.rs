@@ -8,6 +8,7 @@ mod admin;
 mod chunks;
 pub mod copy;
 mod error;
+pub mod fill;
 mod ingest;
 mod keys;
 mod layout;
