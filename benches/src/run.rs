@@ -590,9 +590,11 @@ impl Bench<'_> {
                 .map_err(|e| failed(e.to_string()))?;
                 users = want_users;
             }
-            sqlx::raw_sql("VACUUM (ANALYZE) event_ids; VACUUM (ANALYZE) user_first_seen")
-                .execute(&pool)
-                .await?;
+            for table in ["event_ids", "user_first_seen"] {
+                sqlx::query(&format!("VACUUM (ANALYZE) {table}"))
+                    .execute(&pool)
+                    .await?;
+            }
             // A fresh server: it lists the filled days and builds their
             // filters before the load, as a server running for days has.
             let (api, ingest) = self.start_api_with(&env, &key).await?;
