@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
+use strata_hot::fill;
+use strata_model::ProjectId;
 use strata_tests::{IngestCounts, TestApp, recent_event, spawn_app};
 use uuid::Uuid;
 
@@ -163,15 +165,141 @@ async fn dedup_outlives_the_hot_chunk_and_expires_with_the_window() {
     assert_eq!((c.accepted, c.duplicates), (0, 1));
     assert!(app.stored("acme").await.is_empty());
 
-    // A window longer than the record's age keeps it; a zero window prunes it.
-    assert_eq!(
-        app.hot
-            .prune_dedup(Duration::from_secs(3600))
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(app.hot.prune_dedup(Duration::ZERO).await.unwrap(), 1);
+    // Records expire a whole arrival day at a time: today's outlive any
+    // window (see `ids_claimed_on_earlier_days_…` for expiry).
+    assert_eq!(app.hot.prune_dedup(Duration::ZERO).await.unwrap(), 0);
     let c = app.ingest_ok(&key, &[e]).await;
-    assert_eq!((c.accepted, c.duplicates), (1, 0));
+    assert_eq!((c.accepted, c.duplicates), (0, 1));
+}
+
+fn days_ago(n: u64) -> chrono::NaiveDate {
+    chrono::Utc::now()
+        .date_naive()
+        .checked_sub_days(chrono::Days::new(n))
+        .unwrap()
+}
+
+/// Waits until this process has a filter for every sealed day.
+async fn filters_built(app: &TestApp) -> (usize, usize) {
+    for _ in 0..300 {
+        let (built, days) = app.hot.dedup_filter_coverage();
+        if days > 0 && built == days {
+            return (built, days);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "dedup filters not built: {:?}",
+        app.hot.dedup_filter_coverage()
+    );
+}
+
+#[tokio::test]
+async fn ids_claimed_on_earlier_days_are_duplicates_until_their_day_expires() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let project = ProjectId(app.project_id("acme").await);
+    let pool = app.hot.pool();
+    // The records of a store that has run for 120 days (random ids), and
+    // three ids of this test that arrived 1, 80 and 100 days ago.
+    fill::fill_dedup(pool, project, 30_000, 120).await.unwrap();
+    let old: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    for (id, back) in old.iter().zip([1, 80, 100]) {
+        fill::claim_on_day(pool, project, &[*id], days_ago(back))
+            .await
+            .unwrap();
+    }
+    // Another project's claim of the same id is not this project's.
+    let other = app.key("other", "ingest").await;
+    let send =
+        |ids: &[Uuid]| -> Vec<Value> { ids.iter().map(|id| recent_event(*id, "u", 1)).collect() };
+
+    // First batch: no filter is built yet, so every earlier day is looked
+    // up in PostgreSQL.
+    let mut ids = old.clone();
+    ids.extend([Uuid::new_v4(), Uuid::new_v4()]);
+    let c = app.ingest_ok(&key, &send(&ids)).await;
+    assert_eq!((c.accepted, c.duplicates), (2, 3));
+    let c = app.ingest_ok(&other, &send(&old)).await;
+    assert_eq!((c.accepted, c.duplicates), (3, 0));
+
+    // With every sealed day's filter built: the same answers.
+    let (_, days) = filters_built(&app).await;
+    assert!(days >= 120, "{days} sealed days");
+    let mut ids = old.clone();
+    ids.extend([Uuid::new_v4(), Uuid::new_v4()]);
+    let c = app.ingest_ok(&key, &send(&ids)).await;
+    assert_eq!((c.accepted, c.duplicates), (2, 3));
+
+    // A 90-day window drops the days before it, 100 days back among them,
+    // and keeps 80 days back.
+    let pruned = app
+        .hot
+        .prune_dedup(Duration::from_secs(90 * 86_400))
+        .await
+        .unwrap();
+    // The 30 days 91–120 back (about 7,500 ids) and the id 100 days back.
+    assert!(pruned > 30_000 * 29 / 120, "{pruned} pruned");
+    let c = app.ingest_ok(&key, &send(&old)).await;
+    assert_eq!((c.accepted, c.duplicates), (1, 2));
+    let stored: HashSet<Uuid> = app
+        .stored("acme")
+        .await
+        .iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert!(stored.contains(&old[2]) && !stored.contains(&old[0]) && !stored.contains(&old[1]));
+}
+
+#[tokio::test]
+async fn a_new_claim_day_waits_for_claims_still_in_flight_on_the_day_before() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let project = ProjectId(app.project_id("acme").await);
+    let pool = app.hot.pool();
+    // As if the service last claimed yesterday, and one of yesterday's
+    // claims is still in flight, holding yesterday's claim-day lock.
+    let yesterday = days_ago(1);
+    fill::claim_on_day(pool, project, &[], yesterday)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE claim_watermark SET sealed_before = $1")
+        .bind(yesterday)
+        .execute(pool)
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    let mut in_flight = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+        .bind(strata_hot::CLAIM_DAY_LOCK_CLASS)
+        .bind(strata_model::day_number(yesterday))
+        .execute(&mut *in_flight)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO event_ids (project_id, event_id, day) VALUES ($1, $2, $3)")
+        .bind(project.0)
+        .bind(id)
+        .bind(yesterday)
+        .execute(&mut *in_flight)
+        .await
+        .unwrap();
+
+    // Today's first claim must wait for it, then see it.
+    let events = [recent_event(id, "u", 1)];
+    let ingest = app.ingest_ok(&key, &events);
+    tokio::pin!(ingest);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(800), &mut ingest)
+            .await
+            .is_err(),
+        "today's claims went ahead of yesterday's in-flight claim"
+    );
+    in_flight.commit().await.unwrap();
+    let c = ingest.await;
+    assert_eq!((c.accepted, c.duplicates), (0, 1));
+    let sealed: chrono::NaiveDate = sqlx::query_scalar("SELECT sealed_before FROM claim_watermark")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(sealed, days_ago(0));
 }

@@ -41,7 +41,8 @@ impl HotStore {
         let (rows_estimate, events_bytes, dedup_bytes) = sqlx::query_as(
             "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::int8,
                     coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8,
-                    pg_total_relation_size('event_ids')
+                    (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::int8
+                       FROM pg_partition_tree('event_ids'))
                FROM unnest($1::text[]) n JOIN pg_class c ON c.oid = to_regclass(n)",
         )
         .bind(&names)

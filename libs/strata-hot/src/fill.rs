@@ -11,32 +11,59 @@ use crate::HotError;
 /// Rows per statement, so that no fill is one giant transaction.
 const STEP: i64 = 1_000_000;
 
-/// Adds `ids` random event ids to `project`'s idempotency records, their
-/// arrivals spread evenly over the `days` days before today.
+/// Adds `ids` random event ids to `project`'s idempotency records, spread
+/// evenly over the `days` days before today (sealed days, as in a store
+/// that has been running).
 pub async fn fill_dedup(
     pool: &PgPool,
     project: ProjectId,
     ids: u64,
     days: u32,
 ) -> Result<(), HotError> {
+    let today = chrono::Utc::now().date_naive();
+    let days = days.max(1);
+    for back in 1..=days {
+        crate::claims::create_partition(pool, today - chrono::Duration::days(i64::from(back)))
+            .await?;
+    }
     let mut done = 0i64;
     while done < ids as i64 {
         let n = STEP.min(ids as i64 - done);
         sqlx::query(
-            "INSERT INTO event_ids (project_id, event_id, received_at)
-             SELECT $1, gen_random_uuid(),
-                    date_trunc('day', now()) - make_interval(days => 1 + (g % $3)::int)
-                        + make_interval(secs => (g * 7919 % 86400)::float8)
+            "INSERT INTO event_ids (project_id, event_id, day)
+             SELECT $1, gen_random_uuid(), $5::date - (1 + g % $3)::int
                FROM generate_series($4::int8, $4 + $2 - 1) AS g",
         )
         .bind(project.0)
         .bind(n)
-        .bind(i64::from(days.max(1)))
+        .bind(i64::from(days))
         .bind(done)
+        .bind(today)
         .execute(pool)
         .await?;
         done += n;
     }
+    Ok(())
+}
+
+/// Records `ids` as claimed by `project` on `day` (which must be sealed:
+/// before today), as if they had arrived then.
+pub async fn claim_on_day(
+    pool: &PgPool,
+    project: ProjectId,
+    ids: &[uuid::Uuid],
+    day: chrono::NaiveDate,
+) -> Result<(), HotError> {
+    crate::claims::create_partition(pool, day).await?;
+    sqlx::query(
+        "INSERT INTO event_ids (project_id, event_id, day)
+         SELECT $1, id, $3 FROM unnest($2::uuid[]) AS t(id)",
+    )
+    .bind(project.0)
+    .bind(ids)
+    .bind(day)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -1,11 +1,13 @@
 //! The ingest write: one transaction per request, in bulk.
 //!
-//! 1. Claim the batch's event_ids in `event_ids` (`ON CONFLICT DO NOTHING
-//!    RETURNING`): the ids returned are new, every other id is a duplicate,
-//!    whatever its timestamp and whichever tier its first copy lives in.
+//! 1. Claim the batch's event_ids in `event_ids` (`claims.rs`): the ids
+//!    returned are new, every other id is a duplicate, whatever its
+//!    timestamp and whichever tier its first copy lives in.
 //! 2. Insert exactly the new events into the day-partitioned `events`, with
 //!    one binary COPY (see `copy.rs`).
-//! 3. Lower each user's `first_ts` where this batch holds an earlier event.
+//! 3. Lower each user's `first_ts` where this batch holds an earlier event
+//!    (`first_seen.rs`; skipped for users this process knows to have an
+//!    earlier-or-equal one).
 //!
 //! Before all that, a batch with events in closed days (late events) holds
 //! those days' archive lock shared (`chunks::share_closed_days`).
@@ -16,13 +18,15 @@
 //! roll back before deciding. Deadlock, serialisation and "partition was
 //! dropped under us" errors are retried here and never reach the client.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use strata_model::{ProjectId, ValidEvent};
 use uuid::Uuid;
 
+use crate::claims::Claimed;
+use crate::first_seen;
 use crate::{HotError, HotStore};
 
 const MAX_ATTEMPTS: u32 = 6;
@@ -62,7 +66,17 @@ impl HotStore {
                 Err(e) => Err(e),
             };
             match attempt_result {
-                Ok(outcome) => return Ok(outcome),
+                Ok(Claimed::New(outcome)) => return Ok(outcome),
+                Ok(Claimed::Prepare(day)) if attempt < MAX_ATTEMPTS => {
+                    // Not a failure: a new claim day (or this process's
+                    // first), which is readied once and the batch retried.
+                    self.claims.prepare(&self.pool, day).await?;
+                }
+                Ok(Claimed::Prepare(day)) => {
+                    return Err(HotError::Invalid(format!(
+                        "the dedup records' day {day} kept changing under the insert"
+                    )));
+                }
                 Err(e) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
                     if is_missing_partition(&e) {
                         self.forget_days(&days);
@@ -80,39 +94,33 @@ impl HotStore {
         project: ProjectId,
         sorted: &[&ValidEvent],
         days: &BTreeSet<chrono::NaiveDate>,
-    ) -> Result<InsertOutcome, sqlx::Error> {
+    ) -> Result<Claimed<InsertOutcome>, sqlx::Error> {
         let ids: Vec<Uuid> = sorted.iter().map(|e| e.event_id.as_uuid()).collect();
         let mut tx = self.pool.begin().await?;
         // Late events: wait while the archiver commits one of their days.
         crate::chunks::share_closed_days(&mut tx, days, Utc::now()).await?;
 
-        let new_ids: HashSet<Uuid> = sqlx::query_scalar(
-            "INSERT INTO event_ids (project_id, event_id, received_at)
-             SELECT $1, id, now() FROM unnest($2::uuid[]) AS t(id) ORDER BY id
-             ON CONFLICT DO NOTHING
-             RETURNING event_id",
-        )
-        .bind(project.0)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-
+        let new_ids = match self.claims.claim(&mut tx, project, &ids).await? {
+            Claimed::New(ids) => ids,
+            Claimed::Prepare(day) => return Ok(Claimed::Prepare(day)),
+        };
         let fresh: Vec<&ValidEvent> = sorted
             .iter()
             .copied()
             .filter(|e| new_ids.contains(&e.event_id.as_uuid()))
             .collect();
+        let firsts = first_seen::firsts(&fresh);
         if !fresh.is_empty() {
             insert_rows(&mut tx, project, &fresh).await?;
-            lower_first_seen(&mut tx, project, &fresh).await?;
+            let unsettled = self.first_seen.unsettled(project, &firsts);
+            first_seen::lower(&mut tx, project, &unsettled).await?;
         }
         tx.commit().await?;
-        Ok(InsertOutcome {
+        self.first_seen.committed(project, &firsts);
+        Ok(Claimed::New(InsertOutcome {
             stored: fresh.len() as u64,
             duplicates: (sorted.len() - fresh.len()) as u64,
-        })
+        }))
     }
 }
 
@@ -126,42 +134,6 @@ async fn insert_rows(
     let mut copy = tx.copy_in_raw(crate::copy::COPY_EVENTS).await?;
     copy.send(buf).await?;
     copy.finish().await?;
-    Ok(())
-}
-
-/// Upserts the batch's earliest timestamp per user. Users already known with
-/// an earlier-or-equal `first_ts` are filtered out by a plain read first, so
-/// the common case (a returning user) takes no row lock; `first_ts` only ever
-/// decreases, so that filter stays right under concurrency.
-async fn lower_first_seen(
-    tx: &mut sqlx::PgConnection,
-    project: ProjectId,
-    events: &[&ValidEvent],
-) -> Result<(), sqlx::Error> {
-    let mut first: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
-    for e in events {
-        let ts = e.timestamp.as_datetime();
-        first
-            .entry(e.user_id.as_str())
-            .and_modify(|t| *t = (*t).min(ts))
-            .or_insert(ts);
-    }
-    let (users, times): (Vec<&str>, Vec<DateTime<Utc>>) = first.into_iter().unzip();
-    sqlx::query(
-        "INSERT INTO user_first_seen AS f (project_id, user_id, first_ts)
-         SELECT $1, n.u, n.t
-           FROM unnest($2::text[], $3::timestamptz[]) AS n(u, t)
-          WHERE NOT EXISTS (SELECT 1 FROM user_first_seen o
-                             WHERE o.project_id = $1 AND o.user_id = n.u AND o.first_ts <= n.t)
-          ORDER BY n.u
-         ON CONFLICT (project_id, user_id)
-         DO UPDATE SET first_ts = EXCLUDED.first_ts WHERE f.first_ts > EXCLUDED.first_ts",
-    )
-    .bind(project.0)
-    .bind(&users)
-    .bind(&times)
-    .execute(&mut *tx)
-    .await?;
     Ok(())
 }
 

@@ -6,9 +6,11 @@
 
 mod admin;
 mod chunks;
+mod claims;
 pub mod copy;
 mod error;
 pub mod fill;
+mod first_seen;
 mod ingest;
 mod keys;
 mod layout;
@@ -24,6 +26,7 @@ use sqlx::postgres::PgPoolOptions;
 
 pub use admin::{HotSize, ProjectTiers};
 pub use chunks::{Chunk, Layout, lock_days_for_archive};
+pub use claims::CLAIM_DAY_LOCK_CLASS;
 pub use error::HotError;
 pub use ingest::InsertOutcome;
 pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit, KeyOwner, OPERATOR_OWNER};
@@ -63,6 +66,11 @@ pub struct HotStore {
     /// Days whose native partition this process has seen exist. A stale entry
     /// (the archiver dropped the day) is corrected by the insert's retry.
     known_days: Arc<Mutex<HashSet<NaiveDate>>>,
+    /// The idempotency records' state in this process (`claims.rs`).
+    claims: Arc<claims::Claims>,
+    /// Upper bounds of first-seen times this process knows
+    /// (`first_seen.rs`).
+    first_seen: Arc<first_seen::Known>,
 }
 
 impl HotStore {
@@ -76,6 +84,8 @@ impl HotStore {
             pool,
             layout,
             known_days: Arc::default(),
+            claims: Arc::default(),
+            first_seen: Arc::default(),
         })
     }
 
@@ -103,30 +113,35 @@ impl HotStore {
         Ok(())
     }
 
-    /// Deletes idempotency records older than `window` (by first arrival),
-    /// in bounded batches. Returns how many were removed.
+    /// Drops the idempotency records of the days that ended more than
+    /// `window` ago, whole days at a time (an id is kept at least `window`,
+    /// at most a day more). Returns how many records were removed.
     pub async fn prune_dedup(&self, window: Duration) -> Result<u64, HotError> {
-        const BATCH: i64 = 50_000;
-        let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
-        let cutoff = chrono::Utc::now()
-            .checked_sub_signed(window)
-            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-        let mut total = 0;
-        loop {
-            let n = sqlx::query(
-                "DELETE FROM event_ids WHERE ctid = ANY (ARRAY(
-                     SELECT ctid FROM event_ids WHERE received_at < $1 LIMIT $2))",
-            )
-            .bind(cutoff)
-            .bind(BATCH)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            total += n;
-            if n < BATCH as u64 {
-                return Ok(total);
-            }
-        }
+        let days = window.as_secs().div_ceil(86_400);
+        let keep_from = chrono::Utc::now()
+            .date_naive()
+            .checked_sub_days(chrono::Days::new(days))
+            .unwrap_or(NaiveDate::MIN);
+        claims::drop_days_before(&self.pool, &self.claims, keep_from).await
+    }
+
+    /// Readies the idempotency records for today's claims (seals the days
+    /// before, lists them) and starts building their filters in the
+    /// background, so the first ingest requests need not. Ingest does this
+    /// itself when it has not been done.
+    pub async fn warm_dedup(&self) -> Result<(), HotError> {
+        let today: NaiveDate = sqlx::query_scalar("SELECT (now() AT TIME ZONE 'UTC')::date")
+            .fetch_one(&self.pool)
+            .await?;
+        self.claims.prepare(&self.pool, today).await
+    }
+
+    /// Sealed days of idempotency records, and how many of them this
+    /// process has a filter for (lookups of the others all go to
+    /// PostgreSQL).
+    pub fn dedup_filter_coverage(&self) -> (usize, usize) {
+        let (built, days) = self.claims.filter_coverage();
+        (built, days)
     }
 }
 

@@ -37,6 +37,7 @@ fn latency_histogram() -> Histogram {
 struct Scraped {
     pg: PgValues,
     counters: Vec<(&'static str, &'static str, u64)>,
+    gauges: Vec<(&'static str, &'static str, i64)>,
 }
 
 /// What PostgreSQL knows: shared by every replica.
@@ -110,6 +111,10 @@ impl prometheus_client::collector::Collector for ScrapedCollector {
         }
         for (name, help, v) in &all.counters {
             counter(&mut encoder, name, help, *v)?;
+        }
+        for (name, help, v) in &all.gauges {
+            let g = ConstGauge::new(*v);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
         }
         Ok(())
     }
@@ -287,11 +292,23 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         }
     }
     let counters = counters(&state);
-    m.scraped
-        .0
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .counters = counters;
+    let (filtered, sealed) = state.hot.dedup_filter_coverage();
+    {
+        let mut scraped = m.scraped.0.lock().unwrap_or_else(|p| p.into_inner());
+        scraped.counters = counters;
+        scraped.gauges = vec![
+            (
+                "strata_dedup_sealed_days",
+                "Closed arrival days of idempotency records that new ids are checked against",
+                sealed as i64,
+            ),
+            (
+                "strata_dedup_filtered_days",
+                "Of those, days this process has a filter for (the others are looked up in PostgreSQL)",
+                filtered as i64,
+            ),
+        ];
+    }
     let mut body = String::new();
     if prometheus_client::encoding::prometheus_text::encode(&mut body, &state.metrics.registry)
         .is_err()

@@ -297,6 +297,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     strata_hot::spawn_dedup_pruner(hot.clone(), args.dedup_window, args.dedup_prune_interval);
+    {
+        let hot = hot.clone();
+        tokio::spawn(async move {
+            if let Err(e) = hot.warm_dedup().await {
+                tracing::warn!(error = %e, "dedup records not warmed; the first ingest will");
+            }
+        });
+    }
     let cold = ColdStore::from_url(&args.tiering.cold_url, &S3Options::from(&args.s3))?;
     let archiver = Archiver::new(
         hot.clone(),

@@ -1,0 +1,140 @@
+//! Each user's first-seen time (`user_first_seen`), kept at ingest: the
+//! batch's earliest timestamp per user lowers the stored one.
+//!
+//! `first_ts` only ever decreases, so any value once committed is an upper
+//! bound of the stored one forever after. The process remembers the bound
+//! of the users it has written or seen (`Known`), and a batch sends only
+//! the users whose earliest event is before that bound: for returning users
+//! (most of a mature product's traffic) the statement is skipped entirely.
+//! The memory is bounded; when full it starts over, which costs lookups,
+//! never correctness.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use strata_model::{ProjectId, ValidEvent};
+
+/// Users remembered per process (about 100 bytes each).
+const KNOWN_MAX: usize = 200_000;
+
+/// Upper bounds of stored first-seen times, by (project, user).
+#[derive(Debug, Default)]
+pub(crate) struct Known(Mutex<HashMap<(i64, String), DateTime<Utc>>>);
+
+/// A batch's earliest time per user.
+pub(crate) type Firsts<'a> = BTreeMap<&'a str, DateTime<Utc>>;
+
+pub(crate) fn firsts<'a>(events: &[&'a ValidEvent]) -> Firsts<'a> {
+    let mut first: Firsts<'a> = BTreeMap::new();
+    for e in events {
+        let ts = e.timestamp.as_datetime();
+        first
+            .entry(e.user_id.as_str())
+            .and_modify(|t| *t = (*t).min(ts))
+            .or_insert(ts);
+    }
+    first
+}
+
+impl Known {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, String), DateTime<Utc>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The users of `firsts` whose stored time may be later than the
+    /// batch's: the ones to send.
+    pub(crate) fn unsettled<'a>(&self, project: ProjectId, firsts: &Firsts<'a>) -> Firsts<'a> {
+        let known = self.lock();
+        firsts
+            .iter()
+            .filter(|(u, t)| {
+                known
+                    .get(&(project.0, (**u).to_owned()))
+                    .is_none_or(|bound| *bound > **t)
+            })
+            .map(|(u, t)| (*u, *t))
+            .collect()
+    }
+
+    /// After the commit that sent (or skipped) `firsts`: each stored time
+    /// is now at most the batch's.
+    pub(crate) fn committed(&self, project: ProjectId, firsts: &Firsts<'_>) {
+        let mut known = self.lock();
+        if known.len() + firsts.len() > KNOWN_MAX {
+            known.clear();
+        }
+        for (u, t) in firsts {
+            known
+                .entry((project.0, (*u).to_owned()))
+                .and_modify(|b| *b = (*b).min(*t))
+                .or_insert(*t);
+        }
+    }
+}
+
+/// Lowers the stored first-seen time of each of `firsts` inside the ingest
+/// transaction. Users already stored with an earlier-or-equal time are
+/// filtered out by a plain read first, so a returning user takes no row
+/// lock; `first_ts` only ever decreases, so that filter stays right under
+/// concurrency.
+pub(crate) async fn lower(
+    tx: &mut sqlx::PgConnection,
+    project: ProjectId,
+    firsts: &Firsts<'_>,
+) -> Result<(), sqlx::Error> {
+    if firsts.is_empty() {
+        return Ok(());
+    }
+    let (users, times): (Vec<&str>, Vec<DateTime<Utc>>) =
+        firsts.iter().map(|(u, t)| (*u, *t)).unzip();
+    sqlx::query(
+        "INSERT INTO user_first_seen AS f (project_id, user_id, first_ts)
+         SELECT $1, n.u, n.t
+           FROM unnest($2::text[], $3::timestamptz[]) AS n(u, t)
+          WHERE NOT EXISTS (SELECT 1 FROM user_first_seen o
+                             WHERE o.project_id = $1 AND o.user_id = n.u AND o.first_ts <= n.t)
+          ORDER BY n.u
+         ON CONFLICT (project_id, user_id)
+         DO UPDATE SET first_ts = EXCLUDED.first_ts WHERE f.first_ts > EXCLUDED.first_ts",
+    )
+    .bind(project.0)
+    .bind(&users)
+    .bind(&times)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).unwrap()
+    }
+
+    #[test]
+    fn only_users_the_batch_may_lower_are_sent() {
+        let known = Known::default();
+        let p = ProjectId(1);
+        let batch: Firsts<'_> = [("a", t(100)), ("b", t(100))].into_iter().collect();
+        assert_eq!(known.unsettled(p, &batch).len(), 2, "nothing known yet");
+        known.committed(p, &batch);
+        let later: Firsts<'_> = [("a", t(100)), ("b", t(200))].into_iter().collect();
+        assert!(
+            known.unsettled(p, &later).is_empty(),
+            "not earlier: skipped"
+        );
+        let earlier: Firsts<'_> = [("a", t(50)), ("b", t(200))].into_iter().collect();
+        let sent = known.unsettled(p, &earlier);
+        assert_eq!(sent.keys().copied().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(
+            known.unsettled(ProjectId(2), &later).len(),
+            2,
+            "another project's users are its own"
+        );
+        known.committed(p, &earlier);
+        assert!(known.unsettled(p, &earlier).is_empty());
+    }
+}
