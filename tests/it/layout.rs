@@ -159,7 +159,9 @@ async fn concurrent_first_migrations_agree() {
 }
 
 /// The previous release's migrations: its hot-tier migration (kept as a
-/// fixture, byte for byte) and the files that did not change since.
+/// fixture, byte for byte) and the files it shipped beside it (those of
+/// 2026-11-26). Later files came after 20261126000000 replaced it, so an
+/// upgrade applies them after that one, as `migrate` does below.
 fn previous_release_migrations() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -168,7 +170,7 @@ fn previous_release_migrations() -> tempfile::TempDir {
     for entry in std::fs::read_dir(root.join("../migrations")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        if name.as_str() > "20261126000001" {
+        if name.as_str() > "20261126000001" && name.as_str() < "20261127" {
             std::fs::copy(&path, dir.path().join(name)).unwrap();
         }
     }
@@ -197,9 +199,22 @@ async fn databases_migrated_by_the_previous_release_keep_working() {
     if server == ServerTimescale::InstalledNotPreloaded {
         // The released migration cannot run here (that is the bug: FATAL),
         // so no such database can have been made on this server as it is.
-        // Make one with the same bookkeeping: today's schema, recorded as the
-        // released migrations with their checksums.
-        strata_hot::migrate(&pool, LayoutChoice::Native)
+        // Make one with the same bookkeeping: that release's schema (its
+        // files, with today's 20261126000000 in place of the fixture),
+        // recorded as the released migrations with their checksums.
+        let then = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for entry in std::fs::read_dir(root.join("../migrations")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < "20261127" {
+                std::fs::copy(&path, then.path().join(name)).unwrap();
+            }
+        }
+        sqlx::migrate::Migrator::new(then.path())
+            .await
+            .unwrap()
+            .run(&pool)
             .await
             .unwrap();
         pool.execute("DELETE FROM _sqlx_migrations").await.unwrap();
@@ -230,6 +245,17 @@ async fn databases_migrated_by_the_previous_release_keep_working() {
         .await
         .unwrap();
 
+    // An idempotency record of that release's shape, three days old.
+    let id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO event_ids (project_id, event_id, received_at)
+         VALUES (1, $1, now() - interval '3 days')",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+
     // Upgrading: the superseded version is accepted, the new one applies as a
     // no-op, and nothing is lost; the same again is a no-op.
     for _ in 0..2 {
@@ -246,6 +272,17 @@ async fn databases_migrated_by_the_previous_release_keep_working() {
             .await
             .unwrap();
     assert_eq!(versions[..2], [20261126000000, 20261126000001]);
+    // The record moved to the partition of its arrival day.
+    let (moved, day): (uuid::Uuid, chrono::NaiveDate) =
+        sqlx::query_as("SELECT event_id, day FROM event_ids")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(moved, id);
+    assert_eq!(
+        day,
+        (chrono::Utc::now() - chrono::Duration::days(3)).date_naive()
+    );
     let keys = HotStore::open(pool)
         .await
         .unwrap()
