@@ -46,8 +46,9 @@ pub async fn fill_dedup(
     Ok(())
 }
 
-/// Records `ids` as claimed by `project` on `day` (which must be sealed:
-/// before today), as if they had arrived then.
+/// Records `ids` as claimed by `project` on `day` (a sealed day, before
+/// today, unless `ids` is empty), as if they had arrived then; creates the
+/// day's partition if needed.
 pub async fn claim_on_day(
     pool: &PgPool,
     project: ProjectId,
