@@ -263,7 +263,11 @@ async fn a_new_claim_day_waits_for_claims_still_in_flight_on_the_day_before() {
     // The partitions of yesterday, today and tomorrow exist already, so
     // that only the seal (not a partition's creation, which also waits for
     // claims in flight) can make today's claim wait.
-    for day in [yesterday, days_ago(0), days_ago(0) + chrono::Duration::days(1)] {
+    for day in [
+        yesterday,
+        days_ago(0),
+        days_ago(0) + chrono::Duration::days(1),
+    ] {
         fill::claim_on_day(pool, project, &[], day).await.unwrap();
     }
     sqlx::query("UPDATE claim_watermark SET sealed_before = $1")
