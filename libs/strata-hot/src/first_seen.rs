@@ -18,9 +18,16 @@ use strata_model::{ProjectId, ValidEvent};
 /// Users remembered per process (about 100 bytes each).
 const KNOWN_MAX: usize = 200_000;
 
-/// Upper bounds of stored first-seen times, by (project, user).
+/// Upper bounds of stored first-seen times, by project, then user (looked
+/// up by `&str`, so a batch allocates only for users it adds).
 #[derive(Debug, Default)]
-pub(crate) struct Known(Mutex<HashMap<(i64, String), DateTime<Utc>>>);
+pub(crate) struct Known(Mutex<KnownUsers>);
+
+#[derive(Debug, Default)]
+struct KnownUsers {
+    by_project: HashMap<i64, HashMap<String, DateTime<Utc>>>,
+    len: usize,
+}
 
 /// A batch's earliest time per user.
 pub(crate) type Firsts<'a> = BTreeMap<&'a str, DateTime<Utc>>;
@@ -38,7 +45,7 @@ pub(crate) fn firsts<'a>(events: &[&'a ValidEvent]) -> Firsts<'a> {
 }
 
 impl Known {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, String), DateTime<Utc>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KnownUsers> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -46,11 +53,12 @@ impl Known {
     /// batch's: the ones to send.
     pub(crate) fn unsettled<'a>(&self, project: ProjectId, firsts: &Firsts<'a>) -> Firsts<'a> {
         let known = self.lock();
+        let users = known.by_project.get(&project.0);
         firsts
             .iter()
             .filter(|(u, t)| {
-                known
-                    .get(&(project.0, (**u).to_owned()))
+                users
+                    .and_then(|users| users.get(**u))
                     .is_none_or(|bound| *bound > **t)
             })
             .map(|(u, t)| (*u, *t))
@@ -61,14 +69,19 @@ impl Known {
     /// is now at most the batch's.
     pub(crate) fn committed(&self, project: ProjectId, firsts: &Firsts<'_>) {
         let mut known = self.lock();
-        if known.len() + firsts.len() > KNOWN_MAX {
-            known.clear();
+        if known.len + firsts.len() > KNOWN_MAX {
+            *known = KnownUsers::default();
         }
+        let KnownUsers { by_project, len } = &mut *known;
+        let users = by_project.entry(project.0).or_default();
         for (u, t) in firsts {
-            known
-                .entry((project.0, (*u).to_owned()))
-                .and_modify(|b| *b = (*b).min(*t))
-                .or_insert(*t);
+            match users.get_mut(*u) {
+                Some(bound) => *bound = (*bound).min(*t),
+                None => {
+                    users.insert((*u).to_owned(), *t);
+                    *len += 1;
+                }
+            }
         }
     }
 }
