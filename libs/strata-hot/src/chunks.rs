@@ -9,11 +9,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use strata_model::day_number;
 
+use crate::day_tables::EVENTS;
 use crate::{HotError, HotStore};
-
-/// Advisory-lock class for partition creation; the second key is the day
-/// number.
-const PARTITION_LOCK_CLASS: i32 = 0x5354_4b01;
 
 /// Advisory-lock class guarding a closed day's rows between the archiver's
 /// recount and its commit (second key: the day number). Every ingest
@@ -28,7 +25,6 @@ const ARCHIVE_DAY_LOCK_CLASS: i32 = 0x5354_4b03;
 /// before this long after the writer's clock: margin for clock skew between
 /// the api and the archiver, whose cutoff never passes its own `now`.
 const CLOSED_DAY_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
-const NATIVE_PREFIX: &str = "events_p";
 
 /// Which physical layout holds the hot events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,26 +72,6 @@ pub(crate) fn day_start(day: NaiveDate) -> DateTime<Utc> {
     day.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
-/// Identifiers and bounds are generated from a date, never from input.
-fn native_partition_ddl(day: NaiveDate) -> String {
-    let start = day_start(day);
-    let end = start + chrono::Duration::days(1);
-    format!(
-        "CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ('{}') TO ('{}')",
-        native_name(day),
-        start.format("%Y-%m-%d %H:%M:%S+00"),
-        end.format("%Y-%m-%d %H:%M:%S+00"),
-    )
-}
-
-fn native_name(day: NaiveDate) -> String {
-    format!("{NATIVE_PREFIX}{}", day.format("%Y%m%d"))
-}
-
-fn parse_native_name(name: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(name.strip_prefix(NATIVE_PREFIX)?, "%Y%m%d").ok()
-}
-
 impl HotStore {
     /// Makes sure every day in `days` has a chunk to receive rows. TimescaleDB
     /// creates chunks itself; native partitions are created here, each in its
@@ -115,14 +91,14 @@ impl HotStore {
         if unknown.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = unknown.iter().map(|d| native_name(*d)).collect();
+        let names: Vec<String> = unknown.iter().map(|d| EVENTS.name(*d)).collect();
         let missing: Vec<String> =
             sqlx::query_scalar("SELECT n FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL")
                 .bind(&names)
                 .fetch_all(&self.pool)
                 .await?;
         for day in &unknown {
-            if missing.contains(&native_name(*day)) {
+            if missing.contains(&EVENTS.name(*day)) {
                 self.create_native_partition(*day).await?;
             }
         }
@@ -134,12 +110,7 @@ impl HotStore {
     }
 
     async fn create_native_partition(&self, day: NaiveDate) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        lock_day(&mut tx, day).await?;
-        sqlx::query(&native_partition_ddl(day))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        EVENTS.create(&self.pool, day).await?;
         tracing::info!(%day, "created hot partition");
         Ok(())
     }
@@ -175,14 +146,14 @@ impl HotStore {
                 }
             }
             Layout::Native => {
-                let day = parse_native_name(&chunk.name).ok_or_else(|| {
+                let day = EVENTS.parse(&chunk.name).ok_or_else(|| {
                     HotError::Invalid(format!("{} is not a day partition", chunk.name))
                 })?;
                 // No advisory lock here: DROP locks the parent, which already
                 // serialises it with partition creation, and the archiver
                 // calls this holding `events` exclusively — taking the day
                 // lock after that would invert the creator's lock order.
-                sqlx::query(&format!("DROP TABLE {}", native_name(day)))
+                sqlx::query(&format!("DROP TABLE {}", EVENTS.name(day)))
                     .execute(&mut *conn)
                     .await?;
                 self.forget_days(&BTreeSet::from([day]));
@@ -204,9 +175,7 @@ impl HotStore {
         day: NaiveDate,
     ) -> Result<(), HotError> {
         if self.layout == Layout::Native {
-            sqlx::query(&native_partition_ddl(day))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(&EVENTS.ddl(day)).execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -234,26 +203,18 @@ pub(crate) async fn list_chunks_on(
                 .collect())
         }
         Layout::Native => {
-            let names: Vec<String> = sqlx::query_scalar(
-                "SELECT c.relname::text FROM pg_inherits i
-                   JOIN pg_class c ON c.oid = i.inhrelid
-                  WHERE i.inhparent = 'events'::regclass",
-            )
-            .fetch_all(&mut *conn)
-            .await?;
-            let mut chunks: Vec<Chunk> = names
+            let days = EVENTS.days(&mut *conn).await?;
+            Ok(days
                 .into_iter()
-                .filter_map(|name| {
-                    let start = day_start(parse_native_name(&name)?);
-                    Some(Chunk {
-                        name,
+                .map(|day| {
+                    let start = day_start(day);
+                    Chunk {
+                        name: EVENTS.name(day),
                         start,
                         end: start + chrono::Duration::days(1),
-                    })
+                    }
                 })
-                .collect();
-            chunks.sort_by_key(|c| c.start);
-            Ok(chunks)
+                .collect())
         }
     }
 }
@@ -302,25 +263,12 @@ pub async fn lock_days_for_archive(
     Ok(())
 }
 
-async fn lock_day(conn: &mut PgConnection, day: NaiveDate) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(PARTITION_LOCK_CLASS)
-        .bind(day_number(day))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn native_names_round_trip() {
-        let d = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
-        assert_eq!(native_name(d), "events_p20260105");
-        assert_eq!(parse_native_name("events_p20260105"), Some(d));
-        assert_eq!(parse_native_name("events_default"), None);
+    fn day_numbers_count_from_the_epoch() {
         assert_eq!(day_number(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()), 1);
     }
 }

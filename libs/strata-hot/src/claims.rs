@@ -40,27 +40,16 @@ use uuid::Uuid;
 use xorf::{BinaryFuse16, Filter};
 
 use crate::HotError;
+use crate::day_tables::CLAIMS;
 
 /// Advisory-lock class of a claim day (second key: the day number). Held
 /// shared by every claiming transaction of that day, exclusively by the
 /// seal.
 pub const CLAIM_DAY_LOCK_CLASS: i32 = 0x5354_4b04;
-/// Advisory-lock class serialising the creation of claim partitions.
-const CLAIM_PARTITION_LOCK_CLASS: i32 = 0x5354_4b05;
 /// The seal waits for claims of at most this many days before the one it
 /// seals for: a claiming transaction lasts milliseconds, and a transaction
 /// open for a week is not one the service runs.
 const SEAL_LOOKBACK_DAYS: i32 = 7;
-const PREFIX: &str = "event_ids_p";
-
-fn partition_name(day: NaiveDate) -> String {
-    format!("{PREFIX}{}", day.format("%Y%m%d"))
-}
-
-fn parse_partition_name(name: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(name.strip_prefix(PREFIX)?, "%Y%m%d").ok()
-}
-
 /// The filter key of an id: a 64-bit hash of the project and both halves
 /// of the UUID (splitmix64's finaliser, applied after each half).
 /// Collisions only cost a lookup.
@@ -118,6 +107,14 @@ impl View {
             days.reverse();
         }
         out
+    }
+
+    /// Sets the sealed days, dropping the filters of blocks that no longer
+    /// hold any (their days expired), so memory follows the window.
+    fn set_days(&mut self, days: Vec<NaiveDate>) {
+        let live: BTreeSet<i32> = days.iter().map(|d| block_of(*d)).collect();
+        self.blocks.retain(|b, _| live.contains(b));
+        self.days = days;
     }
 
     fn filter_for(&self, block: i32, days: &[NaiveDate]) -> Option<&Arc<BinaryFuse16>> {
@@ -246,16 +243,11 @@ impl Claims {
         self.ensure_partition(pool, day).await?;
         self.ensure_partition(pool, day + chrono::Duration::days(1))
             .await?;
-        seal_before(pool, day).await?;
-        let mut conn = pool.acquire().await?;
-        let before: NaiveDate = sqlx::query_scalar("SELECT sealed_before FROM claim_watermark")
-            .fetch_one(&mut *conn)
-            .await?;
-        let days = partitions(&mut conn).await?;
-        drop(conn);
+        let before = seal_before(pool, day).await?;
+        let days = CLAIMS.days(&mut *pool.acquire().await?).await?;
         {
             let mut view = lock(&self.view);
-            view.days = days.iter().copied().filter(|d| *d < before).collect();
+            view.set_days(days.iter().copied().filter(|d| *d < before).collect());
             view.before = Some(before);
         }
         lock(&self.partitions).extend(days);
@@ -330,41 +322,28 @@ impl Claims {
     pub(crate) fn forget(&self, day: NaiveDate) {
         lock(&self.partitions).remove(&day);
         let mut view = lock(&self.view);
-        view.days.retain(|d| *d != day);
+        let days = view.days.iter().copied().filter(|d| *d != day).collect();
+        view.set_days(days);
     }
 }
 
-/// Creates the claim partition of `day` unless it exists, in its own short
-/// transaction under an advisory lock (concurrent creators never race).
+/// Creates the claim partition of `day` unless it exists.
 pub(crate) async fn create_partition(pool: &PgPool, day: NaiveDate) -> Result<(), HotError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(CLAIM_PARTITION_LOCK_CLASS)
-        .bind(day_number(day))
-        .execute(&mut *tx)
-        .await?;
-    // Identifiers and bounds come from a date, never from input.
-    sqlx::query(&format!(
-        "CREATE TABLE IF NOT EXISTS {} PARTITION OF event_ids FOR VALUES FROM ('{day}') TO ('{}')",
-        partition_name(day),
-        day + chrono::Duration::days(1)
-    ))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    Ok(CLAIMS.create(pool, day).await?)
 }
 
 /// Moves the watermark to `day`, waiting for every claim still in flight on
-/// the days it seals. A no-op when it is already there or later.
-async fn seal_before(pool: &PgPool, day: NaiveDate) -> Result<(), sqlx::Error> {
+/// the days it seals. A no-op when it is already there or later. Returns
+/// the watermark after.
+async fn seal_before(pool: &PgPool, day: NaiveDate) -> Result<NaiveDate, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let current: NaiveDate =
         sqlx::query_scalar("SELECT sealed_before FROM claim_watermark FOR UPDATE")
             .fetch_one(&mut *tx)
             .await?;
     if current >= day {
-        return tx.commit().await;
+        tx.commit().await?;
+        return Ok(current);
     }
     let first = day_number(current).max(day_number(day) - SEAL_LOOKBACK_DAYS);
     sqlx::query("SELECT pg_advisory_xact_lock($1, g) FROM generate_series($2::int4, $3::int4) g")
@@ -379,23 +358,7 @@ async fn seal_before(pool: &PgPool, day: NaiveDate) -> Result<(), sqlx::Error> {
         .await?;
     tx.commit().await?;
     tracing::info!(%day, "sealed the dedup records of the days before");
-    Ok(())
-}
-
-/// Every claim partition's day, ascending.
-async fn partitions(conn: &mut PgConnection) -> Result<Vec<NaiveDate>, sqlx::Error> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-          WHERE i.inhparent = 'event_ids'::regclass",
-    )
-    .fetch_all(conn)
-    .await?;
-    let mut days: Vec<NaiveDate> = names
-        .iter()
-        .filter_map(|n| parse_partition_name(n))
-        .collect();
-    days.sort_unstable();
-    Ok(days)
+    Ok(day)
 }
 
 async fn build_filter(pool: &PgPool, days: &[NaiveDate]) -> Result<BinaryFuse16, HotError> {
@@ -434,14 +397,15 @@ pub(crate) async fn drop_days_before(
     keep_from: NaiveDate,
 ) -> Result<u64, HotError> {
     let mut conn = pool.acquire().await?;
-    let old: Vec<NaiveDate> = partitions(&mut conn)
+    let old: Vec<NaiveDate> = CLAIMS
+        .days(&mut conn)
         .await?
         .into_iter()
         .filter(|d| *d < keep_from)
         .collect();
     let mut rows = 0u64;
     for day in old {
-        let name = partition_name(day);
+        let name = CLAIMS.name(day);
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {name}"))
             .fetch_one(&mut *conn)
             .await?;
@@ -464,14 +428,6 @@ pub(crate) async fn drop_days_before(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partition_names_round_trip() {
-        let d = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
-        assert_eq!(partition_name(d), "event_ids_p20261128");
-        assert_eq!(parse_partition_name("event_ids_p20261128"), Some(d));
-        assert_eq!(parse_partition_name("event_ids"), None);
-    }
 
     #[test]
     fn keys_differ_by_project_and_id_and_filters_have_no_false_negatives() {

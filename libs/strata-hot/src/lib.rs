@@ -8,6 +8,7 @@ mod admin;
 mod chunks;
 mod claims;
 pub mod copy;
+mod day_tables;
 mod error;
 pub mod fill;
 mod first_seen;
@@ -140,8 +141,7 @@ impl HotStore {
     /// process has a filter for (lookups of the others all go to
     /// PostgreSQL).
     pub fn dedup_filter_coverage(&self) -> (usize, usize) {
-        let (built, days) = self.claims.filter_coverage();
-        (built, days)
+        self.claims.filter_coverage()
     }
 }
 
