@@ -54,7 +54,12 @@ fn events_to_parquet(c: &mut Criterion) {
     g.bench_function("rows_to_zstd_parquet_50k", |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let key = strata_cold::layout::file_key(1, chrono::Utc::now().date_naive(), 0, 1);
+                let key = strata_cold::ObjectKey {
+                    project_id: 1,
+                    day: chrono::Utc::now().date_naive(),
+                    seq: 0,
+                    run: 1,
+                };
                 let mut writer = FileWriter::create(&store, key, &options).unwrap();
                 let mut builder = BatchBuilder::with_capacity(options.batch_rows);
                 for e in &events {

@@ -14,8 +14,10 @@ for ensure in ensure-services ensure-s3 ensure-timescaledb; do
   exports=$("$here/$ensure.sh")
   eval "$exports"
 done
-"$here/ensure-tools.sh"
+exports=$("$here/ensure-tools.sh")
+eval "$exports"
 cargo fmt --all --check
+"$here/check-sorted-deps.py"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-run
 set +e

@@ -6,6 +6,8 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
     #[error("PostgreSQL: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("hot tier: {0}")]
+    Hot(#[from] strata_hot::HotError),
     #[error("HTTP: {0}")]
     Http(#[from] reqwest::Error),
     #[error("DuckDB: {0}")]

@@ -190,13 +190,6 @@ pub async fn run_output(bin: &Path, args: &[&str], env: &[(String, String)]) -> 
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// The directory holding this binary's sibling binaries (`strata-api`, …).
 pub fn bin_dir() -> Result<PathBuf> {
     let me = std::env::current_exe()?;

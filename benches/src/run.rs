@@ -255,28 +255,42 @@ impl Bench<'_> {
         key: &str,
     ) -> Result<(Proc, Ingestor)> {
         self.runs += 1;
-        let port = procs::free_port()?;
         let cache = self.path(&format!("cache-{}", self.runs));
         let _ = std::fs::remove_dir_all(&cache);
         let mut env = env.to_vec();
-        env.push(("STRATA_LISTEN".into(), format!("127.0.0.1:{port}")));
+        env.push(("STRATA_LISTEN".into(), "127.0.0.1:0".into()));
         env.push(("STRATA_COLD_CACHE_DIR".into(), cache.display().to_string()));
-        let proc = Proc::spawn(&self.api_bin, &["serve"], &env, &self.path("api.log"))?;
-        let base = format!("http://127.0.0.1:{port}");
+        let log = self.path("api.log");
+        // The log is appended to by every start: this start's lines follow.
+        let offset = std::fs::metadata(&log).map_or(0, |m| m.len());
+        let proc = Proc::spawn(&self.api_bin, &["serve"], &env, &log)?;
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut base: Option<String> = None;
         loop {
-            let ready = self.client.get(format!("{base}/readyz")).send().await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                break;
+            if base.is_none() {
+                // The port the system chose, as the server prints it.
+                let text = std::fs::read(&log).unwrap_or_default();
+                let mine = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default());
+                base = mine
+                    .lines()
+                    .find_map(|l| l.strip_prefix("strata-api listening on "))
+                    .map(str::to_owned);
+            }
+            if let Some(b) = &base {
+                let ready = self.client.get(format!("{b}/readyz")).send().await;
+                if ready.is_ok_and(|r| r.status().is_success()) {
+                    break;
+                }
             }
             if Instant::now() > deadline {
                 return Err(failed(format!(
                     "strata-api did not become ready; see {}",
-                    self.path("api.log").display()
+                    log.display()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let base = base.unwrap_or_default();
         Ok((
             proc,
             Ingestor {
@@ -405,17 +419,17 @@ impl Bench<'_> {
 
     /// The newest archive run: rows, chunks, seconds.
     async fn last_archive_run(&self) -> Result<(u64, u64, f64)> {
-        let (status, rows, chunks, secs): (String, i64, i32, f64) = sqlx::query_as(
-            "SELECT status, rows_moved, chunks_moved,
-                    extract(epoch FROM finished_at - started_at)::float8
-               FROM archive_runs ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        if status != "succeeded" {
-            return Err(failed(format!("the archive run ended {status}")));
+        let hot = strata_hot::HotStore::open(self.pool.clone()).await?;
+        let Some((run, _)) = hot.runs().list(1).await?.into_iter().next() else {
+            return Err(failed("no archive run was recorded"));
+        };
+        if run.status != "succeeded" {
+            return Err(failed(format!("the archive run ended {}", run.status)));
         }
-        Ok((rows as u64, chunks as u64, secs))
+        let secs = run.finished_at.map_or(0.0, |f| {
+            (f - run.started_at).num_milliseconds() as f64 / 1000.0
+        });
+        Ok((run.rows_moved as u64, run.chunks_moved as u64, secs))
     }
 
     /// The history: every day's events as request bodies, and as the CSV
@@ -636,6 +650,7 @@ impl Bench<'_> {
         Ok(Some(SteadyResult { window_ids, points }))
     }
 
+    /// The whole run, phase by phase; each phase is a method below.
     async fn measure_all(
         &mut self,
         admin: &PgPool,
@@ -643,31 +658,62 @@ impl Bench<'_> {
         layout: strata_hot::Layout,
         started: Instant,
     ) -> Result<Report> {
-        let cfg = self.cfg;
-        let today = self.today;
-
-        // 1. The history, as bodies and as CSV.
         let history = self.history()?;
-        let history_events = history.load.events;
-        let history_csv = history.csv.clone();
-        let first_history_day = history.first_day;
-
-        // 2. Ingest: Strata over HTTP, `psql \copy` of the same rows, the
-        //    seed design's writes of the same bodies.
+        let (history_events, history_csv, first_history_day) =
+            (history.load.events, history.csv.clone(), history.first_day);
         let mut ingest_result = self.measure_ingest(history).await?;
         ingest_result.steady = self.steady_state(admin).await?;
-        let (api, ingest) = self.start_api().await?;
+        let (api, load) = self.start_api().await?;
+        let hot = self.hot_footprint().await?;
+        let archived = self.archive_under_load(&load).await?;
+        let (late_events, late_csv) = self.late_events_into_archived_days(&load).await?;
+        api.stop().await?;
+        let (storage, cold) = self.storage(&hot, history_events).await?;
+        let parquet_dir = self.load_baselines(&history_csv, &late_csv).await?;
+        let queries = self.queries(&parquet_dir).await?;
+        let memory = self.long_range_memory().await?;
+        let flood = self.late_day_flood().await?;
+        let big_chunk = self
+            .big_chunk(first_history_day - chrono::Duration::days(3))
+            .await?;
 
-        // 3. Storage, hot: every event is still in PostgreSQL.
-        let hot = strata_hot::HotStore::open(self.pool.clone())
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        let chunks = hot.list_chunks().await.map_err(|e| failed(e.to_string()))?;
-        let size = hot
-            .hot_size(&chunks)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        let hot_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        let archive = archived.result(big_chunk);
+        let data = DataInfo {
+            scale: self.cfg.scale,
+            days: self.cfg.days,
+            users: self.cfg.users,
+            history_events,
+            load_events: archived.during.events + archived.alone.events,
+            late_events,
+            hot_rows_after_archive: cold.hot_rows_after as u64,
+            cold_rows: cold.rows as u64,
+            cold_files: cold.files as u64,
+        };
+        let targets = report::targets(&ingest_result, &archive, &storage, &queries);
+        Ok(Report {
+            date: Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            commit: git_commit(),
+            machine: Machine::read(postgres.to_owned()),
+            layout: layout.as_str().to_owned(),
+            data,
+            ingest: ingest_result,
+            archive,
+            storage,
+            queries,
+            memory,
+            flood,
+            targets,
+            total_secs: secs(started),
+        })
+    }
+
+    /// Every event is still in PostgreSQL: its size, and the baseline
+    /// table's for the same rows.
+    async fn hot_footprint(&self) -> Result<HotFootprint> {
+        let hot = strata_hot::HotStore::open(self.pool.clone()).await?;
+        let chunks = hot.list_chunks().await?;
+        let size = hot.hot_size(&chunks).await?;
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
             .fetch_one(&self.pool)
             .await?;
         let baseline_bytes: i64 = sqlx::query_scalar(
@@ -676,14 +722,22 @@ impl Bench<'_> {
         )
         .fetch_one(&self.pool)
         .await?;
+        Ok(HotFootprint {
+            hot,
+            size,
+            events,
+            baseline_bytes,
+        })
+    }
 
-        // 4. Archive while today's events keep arriving (in another
-        //    project). The same load runs alone for 15 s before and 15 s
-        //    after, so that the growth of the database during the run
-        //    weighs on both sides of the comparison.
+    /// Archives while today's events keep arriving (in another project).
+    /// The same load runs alone for 15 s before and 15 s after, so that the
+    /// growth of the database during the run weighs on both sides of the
+    /// comparison.
+    async fn archive_under_load(&mut self, load: &Ingestor) -> Result<ArchiveUnderLoad> {
         let window = Duration::from_secs(15);
         let (before, stats_before) = self
-            .load_until(&ingest, 1_000, tokio::time::sleep(window))
+            .load_until(load, 1_000, tokio::time::sleep(window))
             .await?;
         tracing::info!("archiving with ingest running");
         let archiver = Proc::spawn(
@@ -694,7 +748,7 @@ impl Bench<'_> {
         )?;
         let (status_tx, status_rx) = tokio::sync::oneshot::channel();
         let (during, stats_during) = self
-            .load_until(&ingest, 2_000, async move {
+            .load_until(load, 2_000, async move {
                 let _ = status_tx.send(archiver.wait().await);
             })
             .await?;
@@ -707,78 +761,108 @@ impl Bench<'_> {
                 self.path("archiver.log").display()
             )));
         }
-        let (archived_rows, archived_chunks, archive_secs) = self.last_archive_run().await?;
+        let (rows, chunks, secs) = self.last_archive_run().await?;
         let (after, stats_after) = self
-            .load_until(&ingest, 3_000, tokio::time::sleep(window))
+            .load_until(load, 3_000, tokio::time::sleep(window))
             .await?;
-        let alone = LoadStats {
-            events: before.events + after.events,
-            batches: before.batches + after.batches,
-            secs: before.secs + after.secs,
-            latencies_ms: [before.latencies_ms, after.latencies_ms].concat(),
-        };
-        let stats_alone = [stats_before, stats_after].concat();
+        Ok(ArchiveUnderLoad {
+            rows,
+            chunks,
+            secs,
+            archiver_peak,
+            alone: LoadStats {
+                events: before.events + after.events,
+                batches: before.batches + after.batches,
+                secs: before.secs + after.secs,
+                latencies_ms: [before.latencies_ms, after.latencies_ms].concat(),
+            },
+            during,
+            stats_alone: [stats_before, stats_after].concat(),
+            stats_during,
+        })
+    }
 
-        // 5. Late events into archived days: those days are then held by
-        //    both tiers, and every query below has to merge them.
+    /// Late events into archived days: those days are then held by both
+    /// tiers, and every query has to merge them. Returns how many, and
+    /// their CSV for the baselines.
+    async fn late_events_into_archived_days(&self, load: &Ingestor) -> Result<(u64, PathBuf)> {
+        let cfg = self.cfg;
         let mut late: Vec<ValidEvent> = Vec::new();
         for i in 0..8u32 {
             let back = 35 + i64::from(i) * (i64::from(cfg.days) - 40) / 8;
-            let d = today - chrono::Duration::days(back);
+            let d = self.today - chrono::Duration::days(back);
             let n = (cfg.events_per_day / 50).max(10);
             late.extend(data::generator(1, d, cfg.users, n, 100 + u64::from(i)).day(0, d));
         }
-        let late_events = late.len() as u64;
-        ingest.send(self.bodies(&late)?, cfg.clients).await?;
-        api.stop().await?;
+        load.send(self.bodies(&late)?, cfg.clients).await?;
         let late_csv = self.path("late.csv");
-        {
-            let mut w = BufWriter::new(std::fs::File::create(&late_csv)?);
-            data::write_csv(&late, self.project, &mut w)?;
-            w.flush()?;
-        }
-        drop(late);
+        let mut w = BufWriter::new(std::fs::File::create(&late_csv)?);
+        data::write_csv(&late, self.project, &mut w)?;
+        w.flush()?;
+        Ok((late.len() as u64, late_csv))
+    }
 
-        // 6. Storage, cold.
-        let (cold_files, cold_rows, cold_bytes): (i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*), coalesce(sum(rows), 0)::int8, coalesce(sum(bytes), 0)::int8
-               FROM cold_files WHERE project_id = $1",
-        )
-        .bind(self.project)
-        .fetch_one(&self.pool)
-        .await?;
-        let hot_after: i64 =
+    /// Hot and cold bytes per event, and what the cold tier holds now.
+    async fn storage(
+        &self,
+        hot: &HotFootprint,
+        history_events: u64,
+    ) -> Result<(StorageResult, ColdHolding)> {
+        let cold = hot
+            .hot
+            .manifest()
+            .totals(Some(strata_model::ProjectId(self.project)))
+            .await?;
+        let hot_rows_after: i64 =
             sqlx::query_scalar("SELECT count(*) FROM events WHERE project_id = $1")
                 .bind(self.project)
                 .fetch_one(&self.pool)
                 .await?;
-        let hot_bpe = (size.events_bytes + size.dedup_bytes) as f64 / hot_events as f64;
-        let cold_bpe = cold_bytes as f64 / cold_rows.max(1) as f64;
+        let size = &hot.size;
+        let hot_bpe = (size.events_bytes + size.dedup_bytes) as f64 / hot.events as f64;
+        let cold_bpe = cold.bytes as f64 / cold.rows.max(1) as f64;
         let storage = StorageResult {
-            hot_events: hot_events as u64,
+            hot_events: hot.events as u64,
             hot_events_bytes: size.events_bytes as u64,
             hot_dedup_bytes: size.dedup_bytes as u64,
             hot_bytes_per_event: hot_bpe,
-            cold_rows: cold_rows as u64,
-            cold_bytes: cold_bytes as u64,
+            cold_rows: cold.rows as u64,
+            cold_bytes: cold.bytes as u64,
             cold_bytes_per_event: cold_bpe,
             ratio: hot_bpe / cold_bpe,
-            baseline_table_bytes_per_event: baseline_bytes as f64 / history_events as f64,
+            baseline_table_bytes_per_event: hot.baseline_bytes as f64 / history_events as f64,
         };
+        let holding = ColdHolding {
+            files: cold.files,
+            rows: cold.rows,
+            hot_rows_after,
+        };
+        Ok((storage, holding))
+    }
 
-        // 7. The baselines get the rest of the rows.
+    /// The baselines get the rest of the rows: PostgreSQL's table, and the
+    /// Parquet that DuckDB alone reads (its directory).
+    async fn load_baselines(&self, history_csv: &Path, late_csv: &Path) -> Result<PathBuf> {
         tracing::info!("loading the baselines");
-        self.psql_copy(&late_csv).await?;
+        self.psql_copy(late_csv).await?;
         self.sql("ANALYZE bench_baseline.events; ANALYZE events; ANALYZE user_first_seen")
             .await?;
         let parquet_dir = self.path("duckdb-parquet");
         let _ = std::fs::remove_dir_all(&parquet_dir);
-        let (h, e, p) = (history_csv.clone(), late_csv.clone(), parquet_dir.clone());
+        let (h, e, p) = (
+            history_csv.to_path_buf(),
+            late_csv.to_path_buf(),
+            parquet_dir.clone(),
+        );
         tokio::task::spawn_blocking(move || queries::build_parquet(&[&h, &e], &p))
             .await
             .map_err(|e| failed(e.to_string()))??;
+        Ok(parquet_dir)
+    }
 
-        // 8. Queries.
+    /// The four queries, each against its baselines.
+    async fn queries(&mut self, parquet_dir: &Path) -> Result<Vec<QueryResult>> {
+        let today = self.today;
         let d = |n: i64| today - chrono::Duration::days(n);
         let specs = [
             ("DAU 90 days", Stat::Dau, d(89)),
@@ -786,7 +870,7 @@ impl Bench<'_> {
             ("top events 365 days", Stat::TopEvents { limit: 10 }, d(364)),
             ("retention 12 weeks", Stat::Retention { periods: 12 }, d(83)),
         ];
-        let mut query_results = Vec::new();
+        let mut results = Vec::new();
         for (name, stat, from) in specs {
             let spec = QuerySpec {
                 name: name.to_owned(),
@@ -795,14 +879,14 @@ impl Bench<'_> {
                 to: today,
             };
             tracing::info!("query: {name}");
-            query_results.push(self.query(&spec, &parquet_dir).await?);
+            results.push(self.query(&spec, parquet_dir).await?);
         }
+        Ok(results)
+    }
 
-        // 9. strata-api's memory for the longest range it accepts.
-        let memory = self.long_range_memory().await?;
-
-        // 10. A hostile client floods old days (each batch: 1,000 events on
-        //     1,000 distinct past days) beside the usual load.
+    /// A hostile client floods old days (each batch: 1,000 events on 1,000
+    /// distinct past days) beside the usual load.
+    async fn late_day_flood(&mut self) -> Result<FloodResult> {
         let (api, ingest) = self.start_api().await?;
         let flood_stop = Arc::new(AtomicBool::new(false));
         let flood = {
@@ -823,63 +907,15 @@ impl Bench<'_> {
                 stop.store(true, Ordering::Relaxed);
             })
             .await?;
-        let (flood_batches, flood_accepted, flood_rejected) = flood
+        let (batches, accepted, rejected) = flood
             .await
             .map_err(|e| failed(format!("flood task failed: {e}")))??;
         api.stop().await?;
-        let flood = FloodResult {
-            batches: flood_batches,
-            accepted: flood_accepted,
-            rejected: flood_rejected,
+        Ok(FloodResult {
+            batches,
+            accepted,
+            rejected,
             load_latency: Latency::of(&flood_load.latencies_ms),
-        };
-
-        // 11. One big chunk through the archiver, for its memory.
-        let big = self
-            .big_chunk(first_history_day - chrono::Duration::days(3))
-            .await?;
-
-        let archive = ArchiveResult {
-            rows: archived_rows,
-            chunks: archived_chunks,
-            run_secs: archive_secs,
-            rows_per_s: archived_rows as f64 / archive_secs,
-            archiver_peak_rss_mib: to_mib(archiver_peak),
-            ingest_alone_events_per_s: alone.per_sec(),
-            ingest_during_events_per_s: during.per_sec(),
-            ingest_drop: 1.0 - during.per_sec() / alone.per_sec(),
-            ingest_latency_alone: Latency::of(&alone.latencies_ms),
-            ingest_latency_during: Latency::of(&during.latencies_ms),
-            stats_latency_alone: Latency::of(&stats_alone),
-            stats_latency_during: Latency::of(&stats_during),
-            big_chunk: big,
-        };
-        let data = DataInfo {
-            scale: cfg.scale,
-            days: cfg.days,
-            users: cfg.users,
-            history_events,
-            load_events: during.events + alone.events,
-            late_events,
-            hot_rows_after_archive: hot_after as u64,
-            cold_rows: cold_rows as u64,
-            cold_files: cold_files as u64,
-        };
-        let targets = report::targets(&ingest_result, &archive, &storage, &query_results);
-        Ok(Report {
-            date: Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
-            commit: git_commit(),
-            machine: Machine::read(postgres.to_owned()),
-            layout: layout.as_str().to_owned(),
-            data,
-            ingest: ingest_result,
-            archive,
-            storage,
-            queries: query_results,
-            memory,
-            flood,
-            targets,
-            total_secs: secs(started),
         })
     }
 
@@ -1075,6 +1111,53 @@ impl Bench<'_> {
 /// Posts batches of 1,000 events on 1,000 distinct past days (a new window
 /// of days each time, so that every accepted day is new) until `stop`:
 /// batches sent, events accepted and rejected.
+/// [`Bench::hot_footprint`].
+struct HotFootprint {
+    hot: strata_hot::HotStore,
+    size: strata_hot::HotSize,
+    events: i64,
+    baseline_bytes: i64,
+}
+
+/// What the cold tier holds after archiving and late events.
+struct ColdHolding {
+    files: i64,
+    rows: i64,
+    hot_rows_after: i64,
+}
+
+/// [`Bench::archive_under_load`].
+struct ArchiveUnderLoad {
+    rows: u64,
+    chunks: u64,
+    secs: f64,
+    archiver_peak: u64,
+    alone: LoadStats,
+    during: LoadStats,
+    stats_alone: Vec<f64>,
+    stats_during: Vec<f64>,
+}
+
+impl ArchiveUnderLoad {
+    fn result(&self, big_chunk: BigChunk) -> ArchiveResult {
+        ArchiveResult {
+            rows: self.rows,
+            chunks: self.chunks,
+            run_secs: self.secs,
+            rows_per_s: self.rows as f64 / self.secs,
+            archiver_peak_rss_mib: to_mib(self.archiver_peak),
+            ingest_alone_events_per_s: self.alone.per_sec(),
+            ingest_during_events_per_s: self.during.per_sec(),
+            ingest_drop: 1.0 - self.during.per_sec() / self.alone.per_sec(),
+            ingest_latency_alone: Latency::of(&self.alone.latencies_ms),
+            ingest_latency_during: Latency::of(&self.during.latencies_ms),
+            stats_latency_alone: Latency::of(&self.stats_alone),
+            stats_latency_during: Latency::of(&self.stats_during),
+            big_chunk,
+        }
+    }
+}
+
 async fn late_day_flood(
     ingest: &Ingestor,
     today: NaiveDate,

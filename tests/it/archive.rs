@@ -26,7 +26,7 @@ async fn run(a: &Archiver) -> RunReport {
 
 async fn manifest(app: &TestApp) -> Vec<(i64, chrono::NaiveDate, i32, String, i64)> {
     sqlx::query_as("SELECT project_id, day, seq, object_key, rows FROM cold_files ORDER BY 1, 2, 3")
-        .fetch_all(app.hot.pool())
+        .fetch_all(&app.pool)
         .await
         .unwrap()
 }
@@ -98,7 +98,7 @@ async fn archive_many_days_across_projects(cold: TestCold) {
     assert!(again.chunks.is_empty() && again.succeeded());
     let runs: Vec<(String, i32)> =
         sqlx::query_as("SELECT status, chunks_moved FROM archive_runs ORDER BY id")
-            .fetch_all(app.hot.pool())
+            .fetch_all(&app.pool)
             .await
             .unwrap();
     assert_eq!(
@@ -189,7 +189,7 @@ async fn an_unreachable_object_store_loses_nothing_and_the_next_run_succeeds() {
     assert!(manifest(&app).await.is_empty());
     let (status, error): (String, Option<String>) =
         sqlx::query_as("SELECT status, error FROM archive_runs ORDER BY id DESC LIMIT 1")
-            .fetch_one(app.hot.pool())
+            .fetch_one(&app.pool)
             .await
             .unwrap();
     assert_eq!(status, "failed");
@@ -251,7 +251,7 @@ async fn a_two_million_row_chunk_streams_with_a_fixed_number_of_batches() {
     )
     .bind(project)
     .bind(day)
-    .execute(app.hot.pool())
+    .execute(&app.pool)
     .await
     .unwrap()
     .rows_affected();
@@ -433,7 +433,7 @@ async fn an_event_arriving_while_its_day_is_archived_stays_hot_and_the_day_still
     assert_eq!(hot.len(), 1, "{hot:?}");
     assert_eq!(hot[0].day(), oldest);
     let hot_ids: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM events")
-        .fetch_all(app.hot.pool())
+        .fetch_all(&app.pool)
         .await
         .unwrap();
     assert_eq!(hot_ids, vec![late_id], "only the newcomer stays hot");
@@ -469,8 +469,8 @@ async fn archiver_lock_holder(app: &TestApp) -> Option<i32> {
             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND ((classid::int8 << 32) | objid::int8) = $1",
     )
-    .bind(strata_archive::ARCHIVER_LOCK)
-    .fetch_optional(app.hot.pool())
+    .bind(strata_hot::locks::ARCHIVER)
+    .fetch_optional(&app.pool)
     .await
     .unwrap()
 }
@@ -532,7 +532,7 @@ async fn an_archiver_that_lost_its_lock_session_commits_nothing_after_a_successo
         .expect("run 1 holds the lock");
     sqlx::query("SELECT pg_terminate_backend($1)")
         .bind(pid)
-        .execute(app.hot.pool())
+        .execute(&app.pool)
         .await
         .unwrap();
     for _ in 0..100 {
@@ -734,7 +734,7 @@ async fn a_commit_that_cannot_lock_the_table_at_once_retries_instead_of_stalling
     tokio::task::spawn_blocking(move || paused.recv().unwrap())
         .await
         .unwrap();
-    let mut reader = app.hot.pool().begin().await.unwrap();
+    let mut reader = app.pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE events IN ACCESS SHARE MODE")
         .execute(&mut *reader)
         .await
@@ -756,7 +756,7 @@ async fn a_commit_that_cannot_lock_the_table_at_once_retries_instead_of_stalling
     assert!(report.succeeded(), "{report:?}");
     assert_eq!(manifest(&app).await.len(), 2);
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(app.hot.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(events, 2, "only beta's events of today stay hot");

@@ -114,3 +114,62 @@ async fn a_key_writes_only_its_own_project() {
     assert_eq!(in_a[0].user_id, "alice");
     assert_eq!(in_b[0].user_id, "bob");
 }
+
+/// Every error body says what went wrong for people (`error`), for programs
+/// (`code`), and which request it was (`request_id`, the `x-request-id`
+/// header, kept when the client sent one).
+#[tokio::test]
+async fn error_bodies_carry_a_stable_code_and_the_request_id() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "read").await;
+    let cases = [
+        (
+            "/v1/stats/dau?from=2026-01-01&to=2026-01-01",
+            None,
+            401,
+            "unauthorized",
+        ),
+        (
+            "/v1/stats/dau?from=2026-13-01&to=2026-01-01",
+            Some(&key),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/v1/stats/dau?from=2026-01-01&to=2026-01-01&x=1",
+            Some(&key),
+            400,
+            "unknown_parameter",
+        ),
+        (
+            "/v1/stats/top-events?from=2026-01-01&to=2026-01-01&limit=0",
+            Some(&key),
+            400,
+            "invalid_parameter",
+        ),
+        ("/v1/admin/archive/runs", Some(&key), 403, "forbidden"),
+        ("/v1/nowhere", Some(&key), 404, "no_such_route"),
+    ];
+    for (path, key, status, code) in cases {
+        let mut req = app.client.get(app.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+        let header = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], code, "{path}: {body}");
+        assert!(!body["error"].as_str().unwrap().is_empty(), "{body}");
+        assert_eq!(body["request_id"], header.as_str(), "{path}: {body}");
+    }
+    let resp = app
+        .client
+        .get(app.url("/v1/stats/dau?from=2026-01-01&to=2026-01-01"))
+        .header("x-request-id", "client-chosen-42")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["request_id"], "client-chosen-42", "{body}");
+}

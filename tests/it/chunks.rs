@@ -9,7 +9,7 @@ use uuid::Uuid;
 #[tokio::test]
 async fn hot_layout_is_the_hypertable_exactly_where_timescaledb_exists() {
     let app = spawn_app().await;
-    let expected = if ServerTimescale::of(app.hot.pool()).await == ServerTimescale::Preloaded {
+    let expected = if ServerTimescale::of(&app.pool).await == ServerTimescale::Preloaded {
         Layout::Timescale
     } else {
         Layout::Native
@@ -20,11 +20,10 @@ async fn hot_layout_is_the_hypertable_exactly_where_timescaledb_exists() {
 #[tokio::test]
 async fn events_over_seventy_days_land_in_their_utc_day_chunks() {
     // One batch over 72 days: past the default cap of 31 late days.
-    let app = strata_tests::spawn_app_with(strata_model::IngestLimits {
-        max_late_days: 100,
-        ..strata_model::IngestLimits::default()
-    })
-    .await;
+    let app = strata_tests::TestApp::builder()
+        .arg("--max-late-days-per-batch", 100)
+        .spawn()
+        .await;
     let key = app.key("acme", "ingest").await;
     let today = Utc::now().date_naive();
     let mut events = Vec::new();
@@ -63,7 +62,7 @@ async fn events_over_seventy_days_land_in_their_utc_day_chunks() {
     }
     let rows: Vec<(String, chrono::DateTime<Utc>)> =
         sqlx::query_as("SELECT tableoid::regclass::text, ts FROM events")
-            .fetch_all(app.hot.pool())
+            .fetch_all(&app.pool)
             .await
             .unwrap();
     assert_eq!(rows.len(), events.len());
@@ -95,22 +94,16 @@ async fn a_dropped_day_is_recreated_for_late_events() {
     app.ingest_ok(&key, &[event(Uuid::new_v4(), "u", "view", &day_ts)])
         .await;
     let chunk = app.hot.list_chunks().await.unwrap().remove(0);
-    let mut tx = app.hot.pool().begin().await.unwrap();
-    app.hot.drop_chunk(&mut tx, &chunk).await.unwrap();
-    tx.commit().await.unwrap();
+    app.drop_chunk_behind_the_servers_back(&chunk).await;
 
     // Another server process (its own partition cache) still believes the day exists.
-    let other = strata_hot::HotStore::open(app.hot.pool().clone())
-        .await
-        .unwrap();
+    let other = strata_hot::HotStore::open(app.pool.clone()).await.unwrap();
     let late = one_event_batch("late", &day_ts);
     // Warm its cache with the day, drop the day again behind its back, then insert.
     let project = strata_model::ProjectId(app.project_id("acme").await);
     other.insert_events(project, &late.events).await.unwrap();
     let chunk = app.hot.list_chunks().await.unwrap().remove(0);
-    let mut tx = app.hot.pool().begin().await.unwrap();
-    app.hot.drop_chunk(&mut tx, &chunk).await.unwrap();
-    tx.commit().await.unwrap();
+    app.drop_chunk_behind_the_servers_back(&chunk).await;
     let later = one_event_batch("later", &day_ts);
     let outcome = other.insert_events(project, &later.events).await.unwrap();
     assert_eq!(outcome.stored, 1);

@@ -23,7 +23,7 @@ async fn livez_readyz_and_unknown_routes() {
 async fn readyz_is_503_when_migrations_are_missing() {
     let app = spawn_app().await;
     sqlx::query("DELETE FROM _sqlx_migrations")
-        .execute(app.hot.pool())
+        .execute(&app.pool)
         .await
         .unwrap();
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
@@ -35,16 +35,17 @@ async fn readyz_is_503_when_migrations_are_missing() {
 
 #[tokio::test]
 async fn a_database_outage_is_503_with_retry_after_not_500() {
-    let app = spawn_app().await;
+    let app = strata_tests::TestApp::builder().pg_proxy().spawn().await;
     let key = app.key("acme", "ingest").await;
-    // Every connection of the server's pool is gone, as when PostgreSQL is down.
-    app.hot.pool().close().await;
+    // PostgreSQL "goes down": every connection of the server is cut.
+    app.pg_proxy.as_ref().unwrap().cut().await;
     let body =
         serde_json::json!({"events": [strata_tests::recent_event(uuid::Uuid::new_v4(), "u", 1)]});
     let resp = app.post_events(&key, &body).await;
-    assert_eq!(resp.status(), 503);
-    assert_eq!(resp.headers()["retry-after"], "1");
+    let (status, retry_after) = (resp.status(), resp.headers().get("retry-after").cloned());
     let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.unwrap(), "1");
     assert_eq!(body["error"], "the database is unavailable; retry later");
     assert_eq!(body["code"], "database_unavailable");
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
@@ -56,11 +57,7 @@ async fn a_database_outage_is_503_with_retry_after_not_500() {
 
 #[tokio::test]
 async fn readyz_follows_postgresql_down_and_back_without_a_restart() {
-    let app = strata_tests::spawn_app_opts(strata_tests::AppOptions {
-        pg_proxy: true,
-        ..strata_tests::AppOptions::default()
-    })
-    .await;
+    let app = strata_tests::TestApp::builder().pg_proxy().spawn().await;
     let ready = |app: &strata_tests::TestApp| {
         let req = app.client.get(app.url("/readyz")).send();
         async move {

@@ -155,9 +155,7 @@ async fn dedup_outlives_the_hot_chunk_and_expires_with_the_window() {
     // Drop the chunk the way the archiver's commit does.
     let chunks = app.hot.list_chunks().await.unwrap();
     assert_eq!(chunks.len(), 1);
-    let mut tx = app.hot.pool().begin().await.unwrap();
-    app.hot.drop_chunk(&mut tx, &chunks[0]).await.unwrap();
-    tx.commit().await.unwrap();
+    app.drop_chunk_behind_the_servers_back(&chunks[0]).await;
     assert!(app.hot.list_chunks().await.unwrap().is_empty());
 
     // The event's id is still known: a retry is a duplicate and stores nothing.
@@ -199,7 +197,7 @@ async fn ids_claimed_on_earlier_days_are_duplicates_until_their_day_expires() {
     let app = spawn_app().await;
     let key = app.key("acme", "ingest").await;
     let project = ProjectId(app.project_id("acme").await);
-    let pool = app.hot.pool();
+    let pool = &app.pool;
     // The records of a store that has run for 120 days (random ids), and
     // three ids of this test that arrived 1, 80 and 100 days ago.
     fill::fill_dedup(pool, project, 30_000, 120).await.unwrap();
@@ -209,6 +207,9 @@ async fn ids_claimed_on_earlier_days_are_duplicates_until_their_day_expires() {
             .await
             .unwrap();
     }
+    // Those days were written behind the server's back: it lists the
+    // records' days again, as a restarted server would.
+    app.hot.warm_dedup().await.unwrap();
     // Another project's claim of the same id is not this project's.
     let other = app.key("other", "ingest").await;
     let send =
@@ -256,7 +257,7 @@ async fn a_new_claim_day_waits_for_claims_still_in_flight_on_the_day_before() {
     let app = spawn_app().await;
     let key = app.key("acme", "ingest").await;
     let project = ProjectId(app.project_id("acme").await);
-    let pool = app.hot.pool();
+    let pool = &app.pool;
     // As if the service last claimed yesterday, and one of yesterday's
     // claims is still in flight, holding yesterday's claim-day lock.
     let yesterday = days_ago(1);
@@ -278,7 +279,7 @@ async fn a_new_claim_day_waits_for_claims_still_in_flight_on_the_day_before() {
     let id = Uuid::new_v4();
     let mut in_flight = pool.begin().await.unwrap();
     sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
-        .bind(strata_hot::CLAIM_DAY_LOCK_CLASS)
+        .bind(strata_hot::locks::CLAIM_DAY)
         .bind(strata_model::day_number(yesterday))
         .execute(&mut *in_flight)
         .await

@@ -4,8 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
-use strata_model::IngestLimits;
-use strata_tests::{event, recent_event, spawn_app, spawn_app_with};
+use strata_tests::{TestApp, event, recent_event, spawn_app};
 use uuid::Uuid;
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -340,12 +339,11 @@ async fn gzip_bodies_are_accepted() {
 
 #[tokio::test]
 async fn limits_on_count_bytes_and_decompressed_bytes_are_413() {
-    let limits = IngestLimits {
-        max_batch_events: 5,
-        max_body_bytes: 64 * 1024,
-        ..IngestLimits::default()
-    };
-    let app = spawn_app_with(limits).await;
+    let app = TestApp::builder()
+        .arg("--max-batch-events", 5)
+        .arg("--max-body-bytes", 64 * 1024)
+        .spawn()
+        .await;
     let key = app.key("acme", "ingest").await;
 
     // Too many events.
@@ -438,14 +436,14 @@ async fn first_seen_keeps_each_users_earliest_event() {
         "SELECT user_id, first_ts FROM user_first_seen WHERE project_id = $1 ORDER BY user_id",
     )
     .bind(project)
-    .fetch_all(app.hot.pool())
+    .fetch_all(&app.pool)
     .await
     .unwrap();
     let expected: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT user_id, min(ts) FROM events WHERE project_id = $1 GROUP BY user_id ORDER BY user_id",
     )
     .bind(project)
-    .fetch_all(app.hot.pool())
+    .fetch_all(&app.pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), 3);
@@ -491,7 +489,7 @@ fn hostile_properties() -> Vec<(String, bool)> {
 async fn a_value_postgresql_would_refuse_is_rejected_alone_and_the_batch_is_stored() {
     let app = spawn_app().await;
     let key = app.key("acme", "ingest").await;
-    let pool = app.hot.pool();
+    let pool = &app.pool;
     let cases = hostile_properties();
     // The judge: what PostgreSQL itself says of each text as jsonb.
     let mut pg_accepts = Vec::new();

@@ -1,9 +1,12 @@
 //! Integration tests against real PostgreSQL (one database per test).
 
+#![allow(clippy::unwrap_used)]
+
 mod admin;
 mod archive;
 mod auth;
 mod chunks;
+mod days;
 mod health;
 mod idempotency;
 mod ingest;

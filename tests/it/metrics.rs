@@ -1,7 +1,7 @@
 //! `/metrics`: Prometheus text, parsed with a Prometheus text-format parser.
 
 use serde_json::json;
-use strata_tests::{AppOptions, TestApp, recent_event, spawn_app, spawn_app_opts};
+use strata_tests::{TestApp, recent_event, spawn_app};
 use uuid::Uuid;
 
 async fn scrape(app: &TestApp) -> prometheus_parse::Scrape {
@@ -104,11 +104,10 @@ async fn counters_move_after_an_ingest_an_archive_run_and_a_query() {
 
 #[tokio::test]
 async fn postgresql_values_are_cached_between_scrapes_while_counters_stay_live() {
-    let app = spawn_app_opts(AppOptions {
-        metrics_pg_ttl: std::time::Duration::from_secs(600),
-        ..AppOptions::default()
-    })
-    .await;
+    let app = TestApp::builder()
+        .arg("--metrics-pg-ttl", "600s")
+        .spawn()
+        .await;
     let key = app.key("acme", "ingest").await;
     let before = scrape(&app).await;
     assert_eq!(value(&before, "strata_archive_rows_total", &[]), 0.0);

@@ -91,3 +91,41 @@ async fn the_served_document_is_valid_and_every_documented_route_exists() {
         "no Swagger UI at /docs/"
     );
 }
+
+/// Schemathesis (`make test` installs it from PyPI and names it in
+/// `STRATA_TEST_SCHEMATHESIS`) generates requests from the served document,
+/// valid and invalid, the way a client generator would, and checks every
+/// answer against the document: no server error, and no status, header or
+/// body the document does not describe.
+#[tokio::test]
+async fn schemathesis_finds_no_mismatch_between_the_document_and_the_service() {
+    let bin = std::env::var("STRATA_TEST_SCHEMATHESIS").unwrap_or_else(|_| {
+        panic!("STRATA_TEST_SCHEMATHESIS is not set: run the suite with `make test`, which installs schemathesis")
+    });
+    let app = spawn_app().await;
+    let key = app.key("fuzz", "ingest,read,admin").await;
+    let report = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(&bin)
+        .arg("run")
+        .arg(app.url("/openapi.json"))
+        .args(["--checks", "all"])
+        .args(["--max-examples", "25"])
+        .args(["--seed", "20261128"])
+        .args(["--workers", "2"])
+        .args(["--request-timeout", "30"])
+        .arg("--header")
+        .arg(format!("Authorization: Bearer {key}"))
+        .arg("--report-dir")
+        .arg(report.path())
+        .env("NO_COLOR", "1")
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "schemathesis failed:\n{text}");
+}

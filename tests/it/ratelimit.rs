@@ -3,26 +3,16 @@
 use std::time::Duration;
 
 use strata_hot::KeyLimit;
-use strata_http::ratelimit::{Limit, OnRedisError, RateLimitConfig};
 use strata_model::{ProjectName, Scopes};
-use strata_tests::{AppOptions, TestApp, spawn_app_opts, test_redis_url};
+use strata_tests::{TestApp, test_redis_url};
 
-fn config(redis_url: String, burst: u32, on_error: OnRedisError) -> RateLimitConfig {
-    RateLimitConfig {
-        redis_url,
-        // Slow refill: a test's requests never earn a token back.
-        default: Limit { rate: 0.01, burst },
-        on_error,
-        timeout: Duration::from_millis(300),
-    }
-}
-
-async fn limited_app(cfg: RateLimitConfig) -> TestApp {
-    spawn_app_opts(AppOptions {
-        rate_limit: Some(cfg),
-        ..AppOptions::default()
-    })
-    .await
+/// A server limiting every key to `burst` requests (and a slow refill: a
+/// test's requests never earn a token back); `on_error`: open or closed.
+async fn limited_app(redis_url: &str, burst: u32, on_error: &str) -> TestApp {
+    TestApp::builder()
+        .rate_limited(redis_url, burst, on_error)
+        .spawn()
+        .await
 }
 
 async fn get(app: &TestApp, url: String, key: &str) -> reqwest::Response {
@@ -43,7 +33,7 @@ const DAU: &str = "/v1/stats/dau?from=2026-01-01&to=2026-01-01";
 
 #[tokio::test]
 async fn a_burst_is_served_then_429_with_retry_after_and_ratelimit_headers() {
-    let app = limited_app(config(test_redis_url(), 3, OnRedisError::Open)).await;
+    let app = limited_app(&test_redis_url(), 3, "open").await;
     let key = app.key("acme", "ingest,read").await;
     let (_, ready) = app.get_public_json("/readyz").await;
     assert_eq!(ready["redis"], "ok", "{ready}");
@@ -77,7 +67,7 @@ async fn a_burst_is_served_then_429_with_retry_after_and_ratelimit_headers() {
 
 #[tokio::test]
 async fn a_key_with_its_own_limit_uses_it() {
-    let app = limited_app(config(test_redis_url(), 50, OnRedisError::Open)).await;
+    let app = limited_app(&test_redis_url(), 50, "open").await;
     let (key, _) = app
         .hot
         .create_key(
@@ -96,9 +86,8 @@ async fn a_key_with_its_own_limit_uses_it() {
 
 #[tokio::test]
 async fn two_api_replicas_share_one_bucket() {
-    let cfg = config(test_redis_url(), 3, OnRedisError::Open);
-    let app = limited_app(cfg.clone()).await;
-    let replica = app.spawn_replica(Some(cfg)).await;
+    let app = limited_app(&test_redis_url(), 3, "open").await;
+    let replica = app.spawn_replica(&[]).await;
     let key = app.key("acme", "read").await;
     let statuses = [
         get(&app, app.url(DAU), &key).await.status(),
@@ -111,8 +100,8 @@ async fn two_api_replicas_share_one_bucket() {
 
 #[tokio::test]
 async fn redis_down_lets_requests_through_when_open_and_refuses_them_when_closed() {
-    let down = "redis://127.0.0.1:1".to_owned();
-    let open = limited_app(config(down.clone(), 1, OnRedisError::Open)).await;
+    let down = "redis://127.0.0.1:1";
+    let open = limited_app(down, 1, "open").await;
     let key = open.key("acme", "read").await;
     for _ in 0..3 {
         let r = get(&open, open.url(DAU), &key).await;
@@ -124,7 +113,7 @@ async fn redis_down_lets_requests_through_when_open_and_refuses_them_when_closed
     assert_eq!(status, 200, "{ready}");
     assert!(ready["redis"] == "unavailable", "{ready}");
     let closed = open
-        .spawn_replica(Some(config(down, 1, OnRedisError::Closed)))
+        .spawn_replica(&[("--rate-limit-on-redis-error", "closed".into())])
         .await;
     let r = get(&open, closed.url(DAU), &key).await;
     assert_eq!(r.status(), 503);
@@ -142,7 +131,7 @@ async fn redis_stopping_mid_way_then_returning_is_handled_without_a_restart() {
         .unwrap();
     let proxy = strata_tests::proxy::TcpProxy::start(target).await;
     let via_proxy = format!("redis://127.0.0.1:{}", proxy.addr.port());
-    let app = limited_app(config(via_proxy, 100, OnRedisError::Open)).await;
+    let app = limited_app(&via_proxy, 100, "open").await;
     let key = app.key("acme", "read").await;
     let limited = |r: &reqwest::Response| r.headers().contains_key("ratelimit-limit");
     let r = get(&app, app.url(DAU), &key).await;

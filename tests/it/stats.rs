@@ -10,11 +10,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use strata_archive::{ArchiveConfig, Archiver, RunOutcome};
-use strata_model::IngestLimits;
 use strata_query::QueryConfig;
 use strata_tests::cold::TestCold;
 use strata_tests::oracle::{self, Ev};
-use strata_tests::{TestApp, event, spawn_app, spawn_app_full, spawn_app_with_cold};
+use strata_tests::{TestApp, event, spawn_app};
 use uuid::Uuid;
 
 fn today() -> NaiveDate {
@@ -31,11 +30,9 @@ fn at(day: NaiveDate, secs: u32) -> DateTime<Utc> {
 
 /// Ingest limits without the per-batch cap on late days, for tests that
 /// send many days at once.
-fn many_late_days() -> IngestLimits {
-    IngestLimits {
-        max_late_days: 10_000,
-        ..IngestLimits::default()
-    }
+/// No cap on the late days of one batch.
+fn many_late_days() -> strata_tests::TestAppBuilder {
+    TestApp::builder().arg("--max-late-days-per-batch", 10_000)
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -201,7 +198,7 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
     eprintln!("{context}");
     let mut rng = StdRng::seed_from_u64(seed);
     // Batches of random days: no cap on late days per batch here.
-    let app = spawn_app_full(many_late_days(), TestCold::s3(), QueryConfig::default()).await;
+    let app = many_late_days().cold(TestCold::s3()).spawn().await;
     let projects = ["alpha", "beta", "gamma"];
     let mut keys = Vec::new();
     for p in projects {
@@ -499,7 +496,7 @@ async fn empty_ranges_are_zero_filled_and_cohorts_listed_empty() {
 
 #[tokio::test]
 async fn hot_cold_and_straddling_ranges_say_which_tier_answered() {
-    let app = strata_tests::spawn_app_with(many_late_days()).await;
+    let app = many_late_days().spawn().await;
     let key = app.key("acme", "ingest,read").await;
     let mut events = Vec::new();
     for age in 0..45 {
@@ -658,7 +655,10 @@ async fn stats_during_an_archive_commit_count_every_row_once() {
 
 #[tokio::test]
 async fn an_unreachable_object_store_is_503_naming_the_cold_days_only_when_needed() {
-    let app = spawn_app_with_cold(TestCold::unreachable()).await;
+    let app = TestApp::builder()
+        .cold(TestCold::unreachable())
+        .spawn()
+        .await;
     let key = app.key("acme", "ingest,read").await;
     let (old, recent) = (day_ago(40), day_ago(2));
     send(
@@ -723,15 +723,11 @@ async fn an_unreachable_object_store_is_503_naming_the_cold_days_only_when_neede
 #[tokio::test]
 async fn the_cold_cache_hits_refetches_damaged_files_and_stays_bounded() {
     let s3 = TestCold::s3();
-    let app = spawn_app_full(
-        IngestLimits::default(),
-        s3,
-        QueryConfig {
-            cache_bytes: 1,
-            ..QueryConfig::default()
-        },
-    )
-    .await;
+    let app = TestApp::builder()
+        .cold(s3)
+        .arg("--cold-cache-bytes", 1)
+        .spawn()
+        .await;
     let key = app.key("acme", "ingest,read").await;
     let mut events = Vec::new();
     for age in 31..35 {
@@ -761,7 +757,7 @@ async fn the_cold_cache_hits_refetches_damaged_files_and_stays_bounded() {
 
 #[tokio::test]
 async fn cached_files_are_reused_and_a_damaged_one_is_fetched_again() {
-    let app = spawn_app_with_cold(TestCold::s3()).await;
+    let app = TestApp::builder().cold(TestCold::s3()).spawn().await;
     let key = app.key("acme", "ingest,read").await;
     let all = send(
         &app,
@@ -889,9 +885,10 @@ async fn stats_need_the_read_scope_and_see_only_their_project() {
 
 #[tokio::test]
 async fn a_database_outage_is_a_quick_503_for_stats() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().pg_proxy().spawn().await;
     let key = app.key("acme", "read").await;
-    app.hot.pool().close().await;
+    // PostgreSQL "goes down": every connection of the server is cut.
+    app.pg_proxy.as_ref().unwrap().cut().await;
     let d = day_ago(1);
     let resp = tokio::time::timeout(
         Duration::from_secs(20),
@@ -908,14 +905,14 @@ async fn a_database_outage_is_a_quick_503_for_stats() {
 
 #[tokio::test]
 async fn the_cold_cache_evicts_the_least_recently_used_file_first() {
-    let app = spawn_app_with_cold(TestCold::s3()).await;
+    let app = TestApp::builder().cold(TestCold::s3()).spawn().await;
     let key = app.key("acme", "ingest,read").await;
     let days = [day_ago(33), day_ago(32), day_ago(31)];
     let events: Vec<_> = days.iter().map(|d| ("u", "view", at(*d, 10))).collect();
     send(&app, &key, &events).await;
     app.archive(30).await;
     let total: i64 = sqlx::query_scalar("SELECT sum(bytes)::int8 FROM cold_files")
-        .fetch_one(app.hot.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     // Room for any two of the three files, not all three.

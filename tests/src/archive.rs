@@ -99,7 +99,7 @@ pub async fn hot_plus_cold(app: &TestApp, cold: &TestCold) -> Vec<Row> {
     let hot: Vec<HotRow> = sqlx::query_as(
         "SELECT project_id, event_id, user_id, event_type, ts, properties FROM events",
     )
-    .fetch_all(app.hot.pool())
+    .fetch_all(&app.pool)
     .await
     .unwrap();
     let mut rows: Vec<Row> = hot
@@ -116,7 +116,7 @@ pub async fn hot_plus_cold(app: &TestApp, cold: &TestCold) -> Vec<Row> {
         )
         .collect();
     let committed: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_files")
-        .fetch_all(app.hot.pool())
+        .fetch_all(&app.pool)
         .await
         .unwrap();
     for c in cold.glob_keys(&committed).await {

@@ -122,6 +122,24 @@ impl TestCold {
         v
     }
 
+    /// `strata-api serve` flags for this store.
+    pub fn flags(&self) -> Vec<String> {
+        let mut v = vec![format!("--cold-url={}", self.url)];
+        let mut opt = |name: &str, value: &Option<String>| {
+            if let Some(x) = value {
+                v.push(format!("{name}={x}"));
+            }
+        };
+        opt("--s3-endpoint", &self.s3.endpoint);
+        opt("--s3-region", &self.s3.region);
+        opt("--s3-access-key-id", &self.s3.access_key_id);
+        opt("--s3-secret-access-key", &self.s3.secret_access_key);
+        if let Some(t) = self.s3.request_timeout {
+            v.push(format!("--s3-request-timeout={}ms", t.as_millis()));
+        }
+        v
+    }
+
     /// Every object key under `events/`, sorted.
     pub async fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self

@@ -1,6 +1,6 @@
 //! Test harness: every test gets its own PostgreSQL database (so the suite
-//! runs in parallel and can be rerun) and, through [`spawn_app`], its own
-//! server on a random port — the same router the binary serves.
+//! runs in parallel and can be rerun) and, through [`TestApp::builder`], its
+//! own server on a random port — built by the binary's own wiring.
 //!
 //! The server under test is whatever `STRATA_TEST_DATABASE_URL` names
 //! (default: the local PostgreSQL on 127.0.0.1:5432); `make test` sets it.
@@ -17,10 +17,9 @@ use std::net::SocketAddr;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use strata_hot::{HotStore, PoolConfig};
-use strata_http::ratelimit::{RateLimitConfig, RateLimiter};
-use strata_http::{AppState, ServerConfig};
-use strata_model::{IngestLimits, ProjectName, Scopes};
-use strata_query::{DuckConfig, Planner, QueryConfig};
+use strata_http::app::App;
+use strata_model::{ProjectName, Scopes};
+use strata_runtime::config::ServeArgs;
 
 use crate::cold::TestCold;
 use tokio::sync::oneshot;
@@ -103,7 +102,7 @@ impl Drop for TestDb {
 /// Runs cleanup from `Drop`, which may itself run inside a runtime: on a
 /// thread with a runtime of its own, waiting for it to finish. Clients the
 /// future uses must be created inside it (connections belong to a runtime).
-pub(crate) fn block_on_own_runtime(fut: impl std::future::Future<Output = ()> + Send + 'static) {
+pub(crate) fn block_on_own_runtime(fut: impl Future<Output = ()> + Send + 'static) {
     let _ = std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -114,19 +113,25 @@ pub(crate) fn block_on_own_runtime(fut: impl std::future::Future<Output = ()> + 
     .join();
 }
 
-/// A running API server on a random port, with its own database.
+/// A running API server on a random port, with its own database: built by
+/// [`App::build`] from flags parsed as `strata-api serve` parses them, so
+/// the wiring under test is the binary's.
 #[derive(Debug)]
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub hot: HotStore,
+    /// The test's own connections to the server's database, for checks
+    /// that look past the API.
+    pub pool: PgPool,
     /// The cold tier the server reads (a temporary `file://` directory
     /// unless the test chose one).
     pub cold: TestCold,
     /// The planner's cache of remote cold files.
     pub cache_dir: tempfile::TempDir,
-    state: AppState,
-    /// With [`AppOptions::pg_proxy`]: the server's way to PostgreSQL.
+    /// The flags the server was built from (replicas reuse them).
+    args: Vec<String>,
+    /// With [`TestAppBuilder::pg_proxy`]: the server's way to PostgreSQL.
     pub pg_proxy: Option<proxy::TcpProxy>,
     shutdown: Option<oneshot::Sender<()>>,
     // Declared last: dropped after the server is told to stop.
@@ -141,23 +146,126 @@ impl Drop for TestApp {
     }
 }
 
+/// A server with every default (what most tests need).
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(IngestLimits::default()).await
+    TestApp::builder().spawn().await
 }
 
-pub async fn spawn_app_with(limits: IngestLimits) -> TestApp {
-    spawn_app_full(limits, TestCold::file(), QueryConfig::default()).await
+/// `strata-api serve`'s flags, parsed by the binary's own [`ServeArgs`].
+#[derive(Debug, clap::Parser)]
+struct Serve {
+    #[command(flatten)]
+    args: ServeArgs,
 }
 
-/// A server reading `cold` (e.g. [`TestCold::s3`]).
-pub async fn spawn_app_with_cold(cold: TestCold) -> TestApp {
-    spawn_app_full(IngestLimits::default(), cold, QueryConfig::default()).await
+fn parse_serve(args: &[String]) -> ServeArgs {
+    use clap::Parser;
+    Serve::try_parse_from(std::iter::once("strata-api").chain(args.iter().map(String::as_str)))
+        .unwrap_or_else(|e| panic!("bad test server flags {args:?}: {e}"))
+        .args
 }
 
-/// Planner settings for tests: small DuckDB, a private cache directory.
-pub fn test_query_config(cache_dir: &std::path::Path, base: QueryConfig) -> QueryConfig {
-    QueryConfig {
-        duckdb: DuckConfig {
+/// Builds a [`TestApp`]. Settings are given as the flags an operator would
+/// set (`.arg("--max-batch-events", 5)`); the builder adds the database,
+/// the cold tier and small DuckDB settings.
+#[derive(Debug)]
+pub struct TestAppBuilder {
+    args: Vec<String>,
+    cold: Option<TestCold>,
+    pg_proxy: bool,
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            args: Vec::new(),
+            cold: None,
+            pg_proxy: false,
+        }
+    }
+}
+
+impl TestAppBuilder {
+    /// One `strata-api serve` flag and its value; later flags win.
+    pub fn arg(mut self, flag: &str, value: impl std::fmt::Display) -> Self {
+        self.args.push(format!("{flag}={value}"));
+        self
+    }
+
+    /// The cold tier (default: a temporary `file://` directory).
+    pub fn cold(mut self, cold: TestCold) -> Self {
+        self.cold = Some(cold);
+        self
+    }
+
+    /// Reach PostgreSQL through a [`proxy::TcpProxy`] the test can cut.
+    pub fn pg_proxy(mut self) -> Self {
+        self.pg_proxy = true;
+        self
+    }
+
+    /// Per-key rate limits over the test Redis: `burst` requests, a slow
+    /// refill (a test's requests never earn a token back).
+    pub fn rate_limited(self, redis_url: &str, burst: u32, on_redis_error: &str) -> Self {
+        self.arg("--redis-url", redis_url)
+            .arg("--rate-limit-rate", 0.01)
+            .arg("--rate-limit-burst", burst)
+            .arg("--rate-limit-on-redis-error", on_redis_error)
+            .arg("--redis-timeout", "300ms")
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let db = TestDb::create().await;
+        let cold = self.cold.unwrap_or_else(TestCold::file);
+        let cache_dir = tempfile::tempdir().unwrap();
+        let proxy = if self.pg_proxy {
+            Some(proxy::TcpProxy::to_database(&db.url).await)
+        } else {
+            None
+        };
+        let database_url = match &proxy {
+            Some(p) => p.database_url(&db.url),
+            None => db.url.clone(),
+        };
+        let mut args = vec![
+            format!("--database-url={database_url}"),
+            format!("--cold-cache-dir={}", cache_dir.path().display()),
+            "--duckdb-memory-limit=512MB".to_owned(),
+            "--duckdb-threads=1".to_owned(),
+            // Tests see their own changes in /metrics at once.
+            "--metrics-pg-ttl=0s".to_owned(),
+        ];
+        if self.pg_proxy {
+            args.push("--database-max-connections=4".to_owned());
+            args.push("--database-acquire-timeout=2s".to_owned());
+        }
+        args.extend(cold.flags());
+        args.extend(self.args);
+        let args = last_flag_wins(args);
+        let (addr, hot, shutdown) = start_server(&args).await;
+        TestApp {
+            addr,
+            client: reqwest::Client::new(),
+            hot,
+            pool: db.pool().await,
+            cold,
+            cache_dir,
+            args,
+            pg_proxy: proxy,
+            shutdown: Some(shutdown),
+            db,
+        }
+    }
+}
+
+/// Planner settings for a test's own planner: small DuckDB, a private
+/// cache directory.
+pub fn test_query_config(
+    cache_dir: &std::path::Path,
+    base: strata_query::QueryConfig,
+) -> strata_query::QueryConfig {
+    strata_query::QueryConfig {
+        duckdb: strata_query::DuckConfig {
             memory_limit: "512MB".into(),
             threads: 1,
             temp_dir: Some(cache_dir.join("duckdb-tmp")),
@@ -167,41 +275,16 @@ pub fn test_query_config(cache_dir: &std::path::Path, base: QueryConfig) -> Quer
     }
 }
 
-pub async fn spawn_app_full(limits: IngestLimits, cold: TestCold, query: QueryConfig) -> TestApp {
-    spawn_app_opts(AppOptions {
-        limits,
-        cold,
-        query,
-        ..AppOptions::default()
-    })
-    .await
-}
-
-/// Everything a test server can be given.
-#[derive(Debug)]
-pub struct AppOptions {
-    pub limits: IngestLimits,
-    pub cold: TestCold,
-    pub query: QueryConfig,
-    pub rate_limit: Option<RateLimitConfig>,
-    /// Reach PostgreSQL through a [`proxy::TcpProxy`] the test can cut.
-    pub pg_proxy: bool,
-    /// How long `/metrics` reuses PostgreSQL-derived values (zero here, so
-    /// tests see their own changes at once; the server's default is 5 s).
-    pub metrics_pg_ttl: std::time::Duration,
-}
-
-impl Default for AppOptions {
-    fn default() -> Self {
-        Self {
-            limits: IngestLimits::default(),
-            cold: TestCold::file(),
-            query: QueryConfig::default(),
-            rate_limit: None,
-            pg_proxy: false,
-            metrics_pg_ttl: std::time::Duration::ZERO,
-        }
+/// `--flag=value` arguments with only the last of each flag kept (clap
+/// refuses a flag given twice).
+fn last_flag_wins(args: Vec<String>) -> Vec<String> {
+    let name = |a: &str| a.split('=').next().unwrap_or_default().to_owned();
+    let mut out: Vec<String> = Vec::new();
+    for a in args {
+        out.retain(|b| name(b) != name(&a));
+        out.push(a);
     }
+    out
 }
 
 /// Redis of the test machine (`make test` sets `STRATA_TEST_REDIS_URL`).
@@ -209,84 +292,25 @@ pub fn test_redis_url() -> String {
     std::env::var("STRATA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// Starts a server over `state` on a random port; it stops when the sender
-/// is dropped or used.
-async fn start_server(state: AppState) -> (SocketAddr, oneshot::Sender<()>) {
+/// Builds the app from `args` and serves it on a random port until the
+/// sender is dropped or used.
+async fn start_server(args: &[String]) -> (SocketAddr, HotStore, oneshot::Sender<()>) {
+    let mut app = App::build(&parse_serve(args)).await.unwrap();
+    // Tests start from a warmed server, so that what they do next (fill
+    // dedup records directly, say) is not raced by the warm-up.
+    (&mut app.warm_up).await.unwrap();
+    let hot = app.state.hot.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        strata_http::serve(listener, state, &ServerConfig::default(), async {
+        app.serve(listener, async {
             let _ = rx.await;
         })
         .await
         .unwrap();
     });
-    (addr, tx)
-}
-
-pub async fn spawn_app_opts(opts: AppOptions) -> TestApp {
-    let db = TestDb::create().await;
-    let (hot, proxy) = if opts.pg_proxy {
-        let mut url = reqwest::Url::parse(&db.url).unwrap();
-        let target = (
-            url.host_str().unwrap().to_owned(),
-            url.port().unwrap_or(5432),
-        );
-        let target = tokio::net::lookup_host(target)
-            .await
-            .unwrap()
-            .next()
-            .unwrap();
-        let proxy = proxy::TcpProxy::start(target).await;
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(proxy.addr.port())).unwrap();
-        let pool = strata_hot::lazy_pool(
-            url.as_str(),
-            &PoolConfig {
-                max_connections: 4,
-                acquire_timeout: std::time::Duration::from_secs(2),
-            },
-        )
-        .unwrap();
-        (HotStore::open(pool).await.unwrap(), Some(proxy))
-    } else {
-        (db.hot().await, None)
-    };
-    let cache_dir = tempfile::tempdir().unwrap();
-    let planner = Planner::new(
-        hot.clone(),
-        opts.cold.store.clone(),
-        test_query_config(cache_dir.path(), opts.query),
-    )
-    .unwrap();
-    let state = AppState {
-        hot: hot.clone(),
-        limits: opts.limits,
-        planner,
-        limiter: opts
-            .rate_limit
-            .clone()
-            .map(|c| RateLimiter::new(c).unwrap()),
-        archiver: Some(strata_archive::Archiver::new(
-            hot.clone(),
-            opts.cold.store.clone(),
-            strata_archive::ArchiveConfig::default(),
-        )),
-        metrics: strata_http::metrics::Metrics::with_pg_ttl(opts.metrics_pg_ttl),
-    };
-    let (addr, tx) = start_server(state.clone()).await;
-    TestApp {
-        addr,
-        client: reqwest::Client::new(),
-        hot,
-        cold: opts.cold,
-        cache_dir,
-        state,
-        pg_proxy: proxy,
-        shutdown: Some(tx),
-        db,
-    }
+    (addr, hot, tx)
 }
 
 /// A second server over the same database and Redis (another replica).
@@ -307,16 +331,31 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Another server process-equivalent on the same database, with its own
-    /// rate limiter instance talking to the same Redis.
-    pub async fn spawn_replica(&self, rate_limit: Option<RateLimitConfig>) -> Replica {
-        let mut state = self.state.clone();
-        state.limiter = rate_limit.map(|c| RateLimiter::new(c).unwrap());
-        let (addr, tx) = start_server(state).await;
+    /// Another replica on the same database: built the same way from the
+    /// same flags plus `extra` (later flags win), with its own rate limiter
+    /// talking to the same Redis.
+    pub async fn spawn_replica(&self, extra: &[(&str, String)]) -> Replica {
+        let mut args = self.args.clone();
+        args.extend(extra.iter().map(|(f, v)| format!("{f}={v}")));
+        let (addr, _, tx) = start_server(&last_flag_wins(args)).await;
         Replica {
             addr,
             _shutdown: tx,
         }
+    }
+
+    /// Drops a hot chunk behind the server's back, as the archiver's commit
+    /// does (TimescaleDB: `drop_chunks`; native: the day's partition).
+    pub async fn drop_chunk_behind_the_servers_back(&self, chunk: &strata_hot::Chunk) {
+        let sql = match self.hot.layout() {
+            strata_hot::Layout::Timescale => format!(
+                "SELECT drop_chunks('events', older_than => '{}'::timestamptz, newer_than => '{}'::timestamptz)",
+                chunk.end.to_rfc3339(),
+                chunk.start.to_rfc3339()
+            ),
+            strata_hot::Layout::Native => format!("DROP TABLE {}", chunk.name),
+        };
+        sqlx::query(&sql).execute(&self.pool).await.unwrap();
     }
 
     /// Creates an operator key (no project) and returns the secret.
@@ -342,7 +381,7 @@ impl TestApp {
     pub async fn project_id(&self, project: &str) -> i64 {
         sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
             .bind(project)
-            .fetch_one(self.hot.pool())
+            .fetch_one(&self.pool)
             .await
             .unwrap()
     }
@@ -435,7 +474,7 @@ impl TestApp {
               WHERE project_id = $1 ORDER BY event_id",
         )
         .bind(id)
-        .fetch_all(self.hot.pool())
+        .fetch_all(&self.pool)
         .await
         .unwrap()
     }

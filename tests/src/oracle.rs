@@ -1,4 +1,4 @@
-//! The stats of DESIGN.md §3 computed the plain way, over the list of events
+//! The stats of docs/CONTRACT.md §3 computed the plain way, over the list of events
 //! a project stored: an independent check of the planner (no SQL, no day
 //! numbers, no tiers). Dates are computed with chrono's calendar functions.
 

@@ -23,6 +23,29 @@ impl Drop for TcpProxy {
 }
 
 impl TcpProxy {
+    /// A proxy to the PostgreSQL server of `database_url`.
+    pub async fn to_database(database_url: &str) -> Self {
+        let url = reqwest::Url::parse(database_url).unwrap();
+        let target = (
+            url.host_str().unwrap().to_owned(),
+            url.port().unwrap_or(5432),
+        );
+        let target = tokio::net::lookup_host(target)
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        Self::start(target).await
+    }
+
+    /// `database_url` going through this proxy.
+    pub fn database_url(&self, database_url: &str) -> String {
+        let mut url = reqwest::Url::parse(database_url).unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(self.addr.port())).unwrap();
+        url.to_string()
+    }
+
     pub async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,3 +1,4 @@
+use strata_model::Classify;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -6,8 +7,6 @@ pub enum ArchiveError {
     Hot(#[from] strata_hot::HotError),
     #[error(transparent)]
     Cold(#[from] strata_cold::ColdError),
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
     #[error(
         "chunk {chunk} changed while it was archived (late events arrived: {detail}); it stays hot and is retried"
     )]
@@ -28,13 +27,34 @@ pub enum ArchiveError {
 impl ArchiveError {
     /// PostgreSQL gave up waiting for a lock (`lock_timeout`, SQLSTATE 55P03).
     pub fn is_lock_timeout(&self) -> bool {
-        matches!(self, Self::Database(e)
-            if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55P03"))
+        matches!(self, Self::Hot(e) if e.is_lock_timeout())
     }
 
     /// True when the object store itself failed: later chunks of the same
     /// run would fail the same way, so the run stops early.
     pub fn is_object_store(&self) -> bool {
         matches!(self, Self::Cold(e) if e.is_object_store())
+    }
+}
+
+impl Classify for ArchiveError {
+    fn kind(&self) -> strata_model::ErrorKind {
+        use strata_model::ErrorKind;
+        match self {
+            Self::Hot(e) => e.kind(),
+            Self::Cold(e) => e.kind(),
+            Self::ChunkChanged { .. } | Self::Fenced { .. } => ErrorKind::Conflict,
+            Self::Pipeline(_) | Self::GroupCommit(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Hot(e) => e.code(),
+            Self::Cold(e) => e.code(),
+            Self::ChunkChanged { .. } => "chunk_changed",
+            Self::Fenced { .. } => "archive_fenced",
+            Self::Pipeline(_) | Self::GroupCommit(_) => "internal",
+        }
     }
 }

@@ -10,12 +10,13 @@
 //! (orphans of crashed runs). One archiver runs at a time, under a
 //! PostgreSQL advisory lock.
 
+mod commit;
 mod demo;
 mod error;
 mod job;
-mod runs;
-
-pub use runs::{ChunkRecord, RunRecord, list_runs};
+mod pipeline;
+mod report;
+mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use strata_hot::HotStore;
 
 pub use demo::{DemoReport, load_demo};
 pub use error::ArchiveError;
-pub use job::{ARCHIVER_LOCK, ChunkOutcome, ChunkReport, RunOutcome, RunReport};
+pub use report::{ChunkOutcome, ChunkReport, RunOutcome, RunReport};
 
 /// Called at named points of a chunk's life; used by tests to kill the
 /// process there (`STRATA_ARCHIVER_FAILPOINT`).

@@ -30,7 +30,7 @@ const PARALLEL_FETCHES: usize = 8;
 
 /// One file a query needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileRef {
+pub struct WantedFile {
     pub day: NaiveDate,
     pub key: String,
     /// Size the manifest recorded.
@@ -81,12 +81,12 @@ struct Inner {
 
 /// The cold files reader: in place for `file://`, cached otherwise.
 #[derive(Debug, Clone)]
-pub struct ColdFiles {
+pub struct ColdReadCache {
     store: ColdStore,
     cache: Option<Arc<Inner>>,
 }
 
-impl ColdFiles {
+impl ColdReadCache {
     /// `dir` holds the cache of a remote store (created if missing; files
     /// already there are adopted, oldest first evicted); unused for `file://`.
     pub fn new(store: ColdStore, dir: &FsPath, max_bytes: u64) -> Result<Self, ColdError> {
@@ -149,7 +149,7 @@ impl ColdFiles {
     /// Makes `files` readable locally. Fails, naming every day affected,
     /// when any file cannot be fetched or is not the file the manifest
     /// recorded.
-    pub async fn materialize(&self, files: &[FileRef]) -> Result<Lease, ColdError> {
+    pub async fn materialize(&self, files: &[WantedFile]) -> Result<Lease, ColdError> {
         let Some(inner) = &self.cache else {
             return self.in_place(files);
         };
@@ -177,7 +177,7 @@ impl ColdFiles {
         }
         lease.misses = to_fetch.len() as u64;
         let store = self.store.object_store();
-        let results: Vec<(FileRef, Result<(), String>)> =
+        let results: Vec<(WantedFile, Result<(), String>)> =
             futures::stream::iter(to_fetch.into_iter().cloned())
                 .map(|f| {
                     let store = Arc::clone(&store);
@@ -216,7 +216,7 @@ impl ColdFiles {
         Ok(lease)
     }
 
-    fn in_place(&self, files: &[FileRef]) -> Result<Lease, ColdError> {
+    fn in_place(&self, files: &[WantedFile]) -> Result<Lease, ColdError> {
         let mut paths = Vec::with_capacity(files.len());
         let mut failed = BTreeSet::new();
         for f in files {
@@ -262,7 +262,7 @@ impl Lease {
 async fn fetch(
     store: Arc<dyn object_store::ObjectStore>,
     inner: Arc<Inner>,
-    f: &FileRef,
+    f: &WantedFile,
 ) -> Result<(), String> {
     use futures::TryStreamExt;
     use tokio::io::AsyncWriteExt;

@@ -45,3 +45,24 @@ impl ColdError {
         }
     }
 }
+
+impl strata_model::Classify for ColdError {
+    fn kind(&self) -> strata_model::ErrorKind {
+        use strata_model::ErrorKind;
+        match self {
+            Self::BadUrl { .. } => ErrorKind::Invalid,
+            Self::Unreadable { .. } => ErrorKind::Unavailable,
+            _ if self.is_object_store() => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadUrl { .. } => "invalid_cold_url",
+            Self::Unreadable { .. } => "cold_unavailable",
+            _ if self.is_object_store() => "object_store_unavailable",
+            _ => "internal",
+        }
+    }
+}

@@ -15,10 +15,11 @@ mod store;
 mod verify;
 mod writer;
 
-pub use cache::{ColdFiles, FileRef, Lease};
+pub use cache::{ColdReadCache, Lease, WantedFile};
 pub use checksum::IdChecksum;
 pub use error::ColdError;
+pub use layout::ObjectKey;
 pub use reader::ObjectStoreReader;
 pub use store::{ColdStore, S3Options};
 pub use verify::verify_file;
-pub use writer::{Batch, BatchBuilder, BatchStats, FileStats, FileWriter, WriterOptions};
+pub use writer::{Batch, BatchBuilder, BatchStats, FileWriter, WriterOptions, WrittenFile};

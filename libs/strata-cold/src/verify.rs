@@ -10,11 +10,11 @@ use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use uuid::Uuid;
 
 use crate::schema::{self, event_schema};
-use crate::{ColdError, ColdStore, FileStats, IdChecksum, ObjectStoreReader};
+use crate::{ColdError, ColdStore, IdChecksum, ObjectStoreReader, WrittenFile};
 
 /// Checks that the object at `expected.key` holds exactly what was written.
-pub async fn verify_file(store: &ColdStore, expected: &FileStats) -> Result<(), ColdError> {
-    let key = &expected.key;
+pub async fn verify_file(store: &ColdStore, expected: &WrittenFile) -> Result<(), ColdError> {
+    let key = &expected.key.path();
     let fail = |reason: String| ColdError::Verification {
         key: key.to_string(),
         reason,
@@ -79,18 +79,28 @@ pub async fn verify_file(store: &ColdStore, expected: &FileStats) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::file_key;
+    use crate::layout::ObjectKey;
     use crate::{BatchBuilder, FileWriter, S3Options, WriterOptions};
     use object_store::{ObjectStoreExt, PutPayload};
 
-    async fn write(store: &ColdStore, seq: u32, rows: u32) -> FileStats {
+    async fn write(store: &ColdStore, seq: u32, rows: u32) -> WrittenFile {
         let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
         let opts = WriterOptions {
             batch_rows: 100,
             row_group_rows: 250,
             zstd_level: 3,
         };
-        let mut w = FileWriter::create(store, file_key(1, day, seq, 1), &opts).unwrap();
+        let mut w = FileWriter::create(
+            store,
+            ObjectKey {
+                project_id: 1,
+                day,
+                seq,
+                run: 1,
+            },
+            &opts,
+        )
+        .unwrap();
         let mut b = BatchBuilder::with_capacity(100);
         for i in 0..rows {
             let props = (i % 2 == 0).then(|| format!("{{\"i\":{i}}}"));
@@ -122,7 +132,7 @@ mod tests {
         assert_eq!(stats.rows, 1_001);
         assert_eq!((stats.min_ts, stats.max_ts), (1_000, 2_000));
         verify_file(&store, &stats).await.unwrap();
-        assert!(store.local_path(&stats.key).unwrap().exists());
+        assert!(store.local_path(&stats.key.path()).unwrap().exists());
 
         // Claiming a different content fails.
         let mut wrong = stats.clone();
@@ -148,7 +158,7 @@ mod tests {
         // A truncated object fails.
         let bytes = store
             .object_store()
-            .get(&stats.key)
+            .get(&stats.key.path())
             .await
             .unwrap()
             .bytes()
@@ -156,7 +166,10 @@ mod tests {
             .unwrap();
         store
             .object_store()
-            .put(&stats.key, PutPayload::from(bytes.slice(..bytes.len() / 2)))
+            .put(
+                &stats.key.path(),
+                PutPayload::from(bytes.slice(..bytes.len() / 2)),
+            )
             .await
             .unwrap();
         assert!(verify_file(&store, &stats).await.is_err());

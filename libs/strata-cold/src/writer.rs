@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use crate::layout::ObjectKey;
+
 use arrow::array::{ArrayRef, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::record_batch::RecordBatch;
 use object_store::ObjectStoreExt;
@@ -67,8 +69,8 @@ impl WriterOptions {
 
 /// What was written, as recorded in the manifest and checked on read-back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileStats {
-    pub key: Path,
+pub struct WrittenFile {
+    pub key: ObjectKey,
     pub rows: u64,
     pub bytes: u64,
     /// Microseconds since the Unix epoch, UTC.
@@ -198,7 +200,8 @@ impl BatchBuilder {
 
 /// One Parquet object being written.
 pub struct FileWriter {
-    key: Path,
+    key: ObjectKey,
+    path: Path,
     store: ColdStore,
     writer: AsyncArrowWriter<BufWriter>,
     stats: BatchStats,
@@ -216,13 +219,15 @@ impl std::fmt::Debug for FileWriter {
 impl FileWriter {
     pub fn create(
         store: &ColdStore,
-        key: Path,
+        key: ObjectKey,
         options: &WriterOptions,
     ) -> Result<Self, ColdError> {
-        let sink = BufWriter::new(store.object_store(), key.clone());
+        let path = key.path();
+        let sink = BufWriter::new(store.object_store(), path.clone());
         let writer = AsyncArrowWriter::try_new(sink, event_schema(), Some(options.properties()?))?;
         Ok(Self {
             key,
+            path,
             store: store.clone(),
             writer,
             stats: BatchStats::default(),
@@ -238,11 +243,11 @@ impl FileWriter {
     /// Finishes the footer, completes the upload (the multipart upload's
     /// completion, for large S3 objects) and makes the object durable
     /// ([`ColdStore::make_durable`]); only then is it reported written.
-    pub async fn close(self) -> Result<FileStats, ColdError> {
+    pub async fn close(self) -> Result<WrittenFile, ColdError> {
         self.writer.close().await?;
-        self.store.make_durable(&self.key).await?;
-        let bytes = self.store.object_store().head(&self.key).await?.size;
-        Ok(FileStats {
+        self.store.make_durable(&self.path).await?;
+        let bytes = self.store.object_store().head(&self.path).await?.size;
+        Ok(WrittenFile {
             key: self.key,
             rows: self.stats.rows,
             bytes,

@@ -38,16 +38,15 @@ impl HotStore {
     /// the same measure for both layouts.
     pub async fn hot_size(&self, chunks: &[Chunk]) -> Result<HotSize, HotError> {
         let names: Vec<&str> = chunks.iter().map(|c| c.name.as_str()).collect();
-        let (rows_estimate, events_bytes, dedup_bytes) = sqlx::query_as(
+        let (rows_estimate, events_bytes): (i64, i64) = sqlx::query_as(
             "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::int8,
-                    coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8,
-                    (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::int8
-                       FROM pg_partition_tree('event_ids'))
+                    coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8
                FROM unnest($1::text[]) n JOIN pg_class c ON c.oid = to_regclass(n)",
         )
         .bind(&names)
         .fetch_one(&self.pool)
         .await?;
+        let dedup_bytes = crate::claims::bytes(&self.pool).await?;
         Ok(HotSize {
             rows_estimate,
             events_bytes,
@@ -78,10 +77,7 @@ impl HotStore {
         )
         .fetch_all(pool)
         .await?;
-        let ids: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT project_id, count(*) FROM event_ids GROUP BY project_id")
-                .fetch_all(pool)
-                .await?;
+        let ids = crate::claims::per_project(pool).await?;
         let size = self.hot_size(&self.list_chunks().await?).await?;
         let share = |part: i64, total: i64, bytes: i64| -> i64 {
             if total == 0 {
@@ -103,18 +99,13 @@ impl HotStore {
             let p = out.entry(id).or_default();
             p.hot_bytes += share(n, ids_total, size.dedup_bytes);
         }
-        let cold: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT project_id, count(DISTINCT day), count(*), sum(rows)::int8, sum(bytes)::int8
-               FROM cold_files GROUP BY project_id",
-        )
-        .fetch_all(pool)
-        .await?;
-        for (id, days, files, rows, bytes) in cold {
-            let p = out.entry(id).or_default();
-            p.cold_days = days;
-            p.cold_files = files;
-            p.cold_rows = rows;
-            p.cold_bytes = bytes;
+        let cold = self.manifest().per_project().await?;
+        for c in cold {
+            let p = out.entry(c.project_id).or_default();
+            p.cold_days = c.days;
+            p.cold_files = c.files;
+            p.cold_rows = c.rows;
+            p.cold_bytes = c.bytes;
         }
         Ok(out.into_values().collect())
     }

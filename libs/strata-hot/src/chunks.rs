@@ -7,24 +7,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
-use strata_model::day_number;
 
 use crate::day_tables::EVENTS;
 use crate::{HotError, HotStore};
-
-/// Advisory-lock class guarding a closed day's rows between the archiver's
-/// recount and its commit (second key: the day number). Every ingest
-/// transaction that writes into a closed day holds it shared (shared holders
-/// never wait for each other); the archive commit takes it exclusively, so
-/// while it recounts and commits no row can arrive in the day, yet ingest
-/// into every other day and all stats go on. Both sides take their days in
-/// ascending order, before any lock on `events`, so they cannot deadlock.
-const ARCHIVE_DAY_LOCK_CLASS: i32 = 0x5354_4b03;
-
-/// A day counts as closed (the archiver may be moving it) once it ends
-/// before this long after the writer's clock: margin for clock skew between
-/// the api and the archiver, whose cutoff never passes its own `now`.
-const CLOSED_DAY_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
 
 /// Which physical layout holds the hot events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +116,11 @@ impl HotStore {
 
     /// Drops one chunk inside the caller's transaction (the archiver's commit
     /// point). Returns an error if the chunk no longer exists.
-    pub async fn drop_chunk(&self, conn: &mut PgConnection, chunk: &Chunk) -> Result<(), HotError> {
+    pub(crate) async fn drop_chunk(
+        &self,
+        conn: &mut PgConnection,
+        chunk: &Chunk,
+    ) -> Result<(), HotError> {
         match self.layout {
             Layout::Timescale => {
                 let dropped: Vec<String> = sqlx::query_scalar(
@@ -147,7 +136,7 @@ impl HotStore {
             }
             Layout::Native => {
                 let day = EVENTS.parse(&chunk.name).ok_or_else(|| {
-                    HotError::Invalid(format!("{} is not a day partition", chunk.name))
+                    HotError::Unexpected(format!("{} is not a day partition", chunk.name))
                 })?;
                 // No advisory lock here: DROP locks the parent, which already
                 // serialises it with partition creation, and the archiver
@@ -169,7 +158,7 @@ impl HotStore {
     /// was being archived go back into it). TimescaleDB creates its chunk
     /// on insert; a native partition is created here, without the creation
     /// lock, which only orders creators that do not hold `events`.
-    pub async fn recreate_day(
+    pub(crate) async fn recreate_day(
         &self,
         conn: &mut PgConnection,
         day: NaiveDate,
@@ -216,59 +205,5 @@ pub(crate) async fn list_chunks_on(
                 })
                 .collect())
         }
-    }
-}
-
-/// Ingest side: holds the archive-day lock shared, until the transaction
-/// ends, for every day of `days` that is closed at `now`. Today's traffic
-/// (the common case) takes no lock at all.
-pub(crate) async fn share_closed_days(
-    conn: &mut PgConnection,
-    days: &BTreeSet<NaiveDate>,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let closed: Vec<i32> = days
-        .iter()
-        .filter(|d| day_start(**d) + chrono::Duration::days(1) <= now + CLOSED_DAY_MARGIN)
-        .map(|d| day_number(*d))
-        .collect();
-    if closed.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock_shared($1, s.d)
-           FROM (SELECT d FROM unnest($2::int4[]) AS t(d) ORDER BY d) s",
-    )
-    .bind(ARCHIVE_DAY_LOCK_CLASS)
-    .bind(&closed)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Archiver side: takes the archive-day lock of each day exclusively until
-/// the transaction ends, in ascending order (waits for in-flight ingest
-/// into those days; later ones wait for this transaction).
-pub async fn lock_days_for_archive(
-    conn: &mut PgConnection,
-    days: &BTreeSet<NaiveDate>,
-) -> Result<(), HotError> {
-    for d in days {
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(ARCHIVE_DAY_LOCK_CLASS)
-            .bind(day_number(*d))
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn day_numbers_count_from_the_epoch() {
-        assert_eq!(day_number(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()), 1);
     }
 }

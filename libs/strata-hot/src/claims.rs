@@ -14,7 +14,7 @@
 //! - Across days, a transaction of day `d` first probes every partition of
 //!   an earlier day, and those are closed to new claims ("sealed"): every
 //!   claiming transaction holds its day's lock (advisory, class
-//!   `CLAIM_DAY_LOCK_CLASS`) shared, and checks after taking it that its day
+//!   `CLAIM_DAY`) shared, and checks after taking it that its day
 //!   is still `claim_watermark.sealed_before` (so neither sealed nor later
 //!   than the seal). Sealing the days before `d` takes those days' locks
 //!   exclusively, so it waits for every claim of them still in flight, then
@@ -41,11 +41,8 @@ use xorf::{BinaryFuse16, Filter};
 
 use crate::HotError;
 use crate::day_tables::CLAIMS;
+use crate::locks::CLAIM_DAY;
 
-/// Advisory-lock class of a claim day (second key: the day number). Held
-/// shared by every claiming transaction of that day, exclusively by the
-/// seal.
-pub const CLAIM_DAY_LOCK_CLASS: i32 = 0x5354_4b04;
 /// The seal waits for claims of at most this many days before the one it
 /// seals for: a claiming transaction lasts milliseconds, and a transaction
 /// open for a week is not one the service runs.
@@ -162,7 +159,7 @@ impl Claims {
             "SELECT d FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS d) t,
                     LATERAL pg_advisory_xact_lock_shared($1, d - date '1970-01-01')",
         )
-        .bind(CLAIM_DAY_LOCK_CLASS)
+        .bind(CLAIM_DAY)
         .fetch_one(&mut *tx)
         .await?;
         if !lock(&self.partitions).contains(&day) {
@@ -347,7 +344,7 @@ async fn seal_before(pool: &PgPool, day: NaiveDate) -> Result<NaiveDate, sqlx::E
     }
     let first = day_number(current).max(day_number(day) - SEAL_LOOKBACK_DAYS);
     sqlx::query("SELECT pg_advisory_xact_lock($1, g) FROM generate_series($2::int4, $3::int4) g")
-        .bind(CLAIM_DAY_LOCK_CLASS)
+        .bind(CLAIM_DAY)
         .bind(first)
         .bind(day_number(day) - 1)
         .execute(&mut *tx)
@@ -381,10 +378,27 @@ async fn build_filter(pool: &PgPool, days: &[NaiveDate]) -> Result<BinaryFuse16,
     tokio::task::spawn_blocking(move || {
         keys.sort_unstable();
         keys.dedup();
-        BinaryFuse16::try_from(&keys).map_err(|e| HotError::Invalid(format!("{what}: {e}")))
+        BinaryFuse16::try_from(&keys).map_err(|reason| HotError::Filter { what, reason })
     })
     .await
-    .map_err(|e| HotError::Invalid(e.to_string()))?
+    .map_err(HotError::Task)?
+}
+
+/// Bytes of every claim partition, indexes included.
+pub(crate) async fn bytes(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::int8
+           FROM pg_partition_tree('event_ids')",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// Ids remembered per project.
+pub(crate) async fn per_project(pool: &PgPool) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT project_id, count(*) FROM event_ids GROUP BY project_id")
+        .fetch_all(pool)
+        .await
 }
 
 /// Drops the claim partitions of days before `keep_from` (whole days only,

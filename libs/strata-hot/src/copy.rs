@@ -68,7 +68,7 @@ pub fn encode_events<'a>(
 
 /// The statement that streams the events in `[start, end)`, ordered by
 /// project and time, in the column order [`CopyRows`] reads.
-pub fn copy_chunk_sql(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+pub(crate) fn copy_chunk_sql(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
     let lit = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S%.6f+00");
     format!(
         "COPY (SELECT project_id, event_id, user_id, event_type, ts, properties::text, received_at
@@ -99,10 +99,16 @@ pub struct CopyRows {
     pos: usize,
     header: bool,
     done: bool,
+    /// A complete row found by [`CopyRows::has_row`]: its fields' spans
+    /// and where the next row starts.
+    pending: Option<(Spans, usize)>,
 }
 
+/// (offset, length) of each field's bytes in the buffer; `None`: NULL.
+type Spans = [Option<(usize, usize)>; 7];
+
 fn bad(what: impl std::fmt::Display) -> HotError {
-    HotError::Invalid(format!("unexpected COPY data from PostgreSQL: {what}"))
+    HotError::Unexpected(format!("unexpected COPY data from PostgreSQL: {what}"))
 }
 
 fn be_i32(b: &[u8]) -> i32 {
@@ -123,7 +129,7 @@ fn text<'a>(b: &'a [u8], what: &str) -> Result<&'a str, HotError> {
 impl CopyRows {
     /// Adds the next piece of the stream.
     pub fn extend(&mut self, piece: &[u8]) {
-        if self.pos > 0 {
+        if self.pos > 0 && self.pending.is_none() {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
@@ -135,9 +141,18 @@ impl CopyRows {
         self.done
     }
 
-    /// The next complete row, or `None` when more data is needed (or the
-    /// trailer was reached).
-    pub fn next_row(&mut self) -> Result<Option<EventRow<'_>>, HotError> {
+    /// True when a complete row is buffered ([`CopyRows::next_row`] will
+    /// return it).
+    pub fn has_row(&mut self) -> Result<bool, HotError> {
+        if self.pending.is_none() {
+            self.pending = self.scan()?;
+        }
+        Ok(self.pending.is_some())
+    }
+
+    /// Finds the next complete row without consuming it (the header and
+    /// the trailer are consumed).
+    fn scan(&mut self) -> Result<Option<(Spans, usize)>, HotError> {
         if self.done {
             return Ok(None);
         }
@@ -170,7 +185,7 @@ impl CopyRows {
         if fields != 7 {
             return Err(bad(format!("{fields} fields in a row, expected 7")));
         }
-        let mut spans: [Option<(usize, usize)>; 7] = [None; 7];
+        let mut spans: Spans = [None; 7];
         let mut off = 2;
         for span in &mut spans {
             if b.len() < off + 4 {
@@ -187,7 +202,19 @@ impl CopyRows {
                 off += len;
             }
         }
-        self.pos = start + off;
+        Ok(Some((spans, start + off)))
+    }
+
+    /// The next complete row, or `None` when more data is needed (or the
+    /// trailer was reached).
+    pub fn next_row(&mut self) -> Result<Option<EventRow<'_>>, HotError> {
+        if !self.has_row()? {
+            return Ok(None);
+        }
+        let Some((spans, next)) = self.pending.take() else {
+            return Ok(None);
+        };
+        self.pos = next;
         let buf = &self.buf;
         let field = |i: usize, what: &str| -> Result<&[u8], HotError> {
             let (at, len) = spans[i].ok_or_else(|| bad(format!("{what} is NULL")))?;

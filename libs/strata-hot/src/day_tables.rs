@@ -5,7 +5,6 @@
 
 use chrono::NaiveDate;
 use sqlx::{PgConnection, PgPool};
-use strata_model::day_number;
 
 /// One parent's day partitions.
 #[derive(Debug)]
@@ -23,7 +22,7 @@ pub(crate) struct DayTables {
 pub(crate) const EVENTS: DayTables = DayTables {
     parent: "events",
     prefix: "events_p",
-    lock_class: 0x5354_4b01,
+    lock_class: crate::locks::EVENTS_PARTITION,
     bounds: |day| {
         let start = crate::chunks::day_start(day);
         let end = start + chrono::Duration::days(1);
@@ -38,7 +37,7 @@ pub(crate) const EVENTS: DayTables = DayTables {
 pub(crate) const CLAIMS: DayTables = DayTables {
     parent: "event_ids",
     prefix: "event_ids_p",
-    lock_class: 0x5354_4b05,
+    lock_class: crate::locks::CLAIMS_PARTITION,
     bounds: |day| {
         (
             day.to_string(),
@@ -71,11 +70,7 @@ impl DayTables {
     /// never race on DDL and no data transaction holds DDL locks.
     pub(crate) async fn create(&self, pool: &PgPool, day: NaiveDate) -> Result<(), sqlx::Error> {
         let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(self.lock_class)
-            .bind(day_number(day))
-            .execute(&mut *tx)
-            .await?;
+        crate::locks::lock_day_xact(&mut tx, self.lock_class, day).await?;
         sqlx::query(&self.ddl(day)).execute(&mut *tx).await?;
         tx.commit().await
     }

@@ -3,9 +3,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum HotError {
     #[error("PostgreSQL is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
-    Database(sqlx::Error),
+    Database(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0} migration(s) not applied; run `strata-api migrate`")]
@@ -32,17 +32,32 @@ pub enum HotError {
     UnknownMigrations(Vec<i64>),
     #[error("{0}")]
     NotFound(String),
+    /// A value from the caller (a command-line argument, a setting) is not
+    /// acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// PostgreSQL returned something this code cannot have produced.
+    #[error("{0}")]
+    Unexpected(String),
+    /// A dedup filter could not be built (xorf gives a static reason).
+    #[error("{what}: {reason}")]
+    Filter { what: String, reason: &'static str },
+    /// A background task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl From<sqlx::Error> for HotError {
     fn from(e: sqlx::Error) -> Self {
         match e {
+            // A connection that cannot be made or broke (a server going
+            // down answers a connection attempt with garbage, a protocol
+            // error) is an outage, not a bug.
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => Self::Unavailable(e.to_string()),
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => Self::Unavailable(e),
             sqlx::Error::Database(ref db)
                 if db.code().is_some_and(|c| {
                     // 57P01-03: admin shutdown, crash shutdown, cannot connect now;
@@ -51,7 +66,7 @@ impl From<sqlx::Error> for HotError {
                     matches!(&*c, "57P01" | "57P02" | "57P03" | "53300" | "55P03")
                 }) =>
             {
-                Self::Unavailable(e.to_string())
+                Self::Unavailable(e)
             }
             other => Self::Database(other),
         }
@@ -62,5 +77,40 @@ impl HotError {
     /// Whether the caller should answer "try again later" (503) rather than 500.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_) | Self::NotMigrated(_))
+    }
+
+    /// PostgreSQL gave up waiting for a lock (`lock_timeout`, SQLSTATE 55P03).
+    pub fn is_lock_timeout(&self) -> bool {
+        matches!(self, Self::Unavailable(e) | Self::Database(e)
+            if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55P03"))
+    }
+}
+
+impl strata_model::Classify for HotError {
+    fn kind(&self) -> strata_model::ErrorKind {
+        use strata_model::ErrorKind;
+        match self {
+            Self::Unavailable(_) | Self::NotMigrated(_) => ErrorKind::Unavailable,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Invalid(_) => ErrorKind::Invalid,
+            Self::Database(_)
+            | Self::Migrate(_)
+            | Self::UnknownLayout
+            | Self::LayoutUnavailable(_)
+            | Self::LayoutMismatch { .. }
+            | Self::UnknownMigrations(_)
+            | Self::Unexpected(_)
+            | Self::Filter { .. }
+            | Self::Task(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) if self.is_lock_timeout() => "database_busy",
+            Self::Unavailable(_) => "database_unavailable",
+            Self::NotMigrated(_) => "database_not_migrated",
+            other => other.kind().default_code(),
+        }
     }
 }

@@ -10,7 +10,7 @@
 //!    earlier-or-equal one).
 //!
 //! Before all that, a batch with events in closed days (late events) holds
-//! those days' archive lock shared (`chunks::share_closed_days`).
+//! those days' archive lock shared (`locks::share_closed_days`).
 //!
 //! Concurrency: rows are locked in one global order — event_ids sorted,
 //! then users sorted — so overlapping batches wait for each other instead of
@@ -73,7 +73,7 @@ impl HotStore {
                     self.claims.prepare(&self.pool, day).await?;
                 }
                 Ok(Claimed::Prepare(day)) => {
-                    return Err(HotError::Invalid(format!(
+                    return Err(HotError::Unexpected(format!(
                         "the dedup records' day {day} kept changing under the insert"
                     )));
                 }
@@ -98,7 +98,7 @@ impl HotStore {
         let ids: Vec<Uuid> = sorted.iter().map(|e| e.event_id.as_uuid()).collect();
         let mut tx = self.pool.begin().await?;
         // Late events: wait while the archiver commits one of their days.
-        crate::chunks::share_closed_days(&mut tx, days, Utc::now()).await?;
+        crate::locks::share_closed_days(&mut tx, days, Utc::now()).await?;
 
         let new_ids = match self.claims.claim(&mut tx, project, &ids).await? {
             Claimed::New(ids) => ids,

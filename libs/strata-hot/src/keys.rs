@@ -81,7 +81,7 @@ fn scopes_from_db(raw: Vec<String>) -> Result<Scopes, HotError> {
         .map(|s| s.parse::<Scope>())
         .collect::<Result<Vec<_>, _>>()
         .map(Scopes::new)
-        .map_err(|e| HotError::Invalid(e.to_string()))
+        .map_err(|e| HotError::Unexpected(format!("a stored key has {e}")))
 }
 
 type KeyRow = (

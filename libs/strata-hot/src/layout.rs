@@ -22,10 +22,6 @@ use crate::{HotError, Layout};
 /// does the same work idempotently without it.
 const SUPERSEDED: &[i64] = &[20261126000001];
 
-/// Advisory-lock class that serialises `migrate` runs on one database: the
-/// decision, the extension and the migrations happen as one step.
-const MIGRATE_LOCK_CLASS: i32 = 0x5354_4b02;
-
 /// The embedded migrations from `migrations/`. Applied versions that are no
 /// longer embedded are checked against [`SUPERSEDED`] by [`migrate`] instead
 /// of by sqlx.
@@ -209,7 +205,7 @@ pub async fn migrate(pool: &PgPool, choice: LayoutChoice) -> Result<Layout, HotE
     // Its own connection: the lock and the session setting end with it.
     let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
     sqlx::query("SELECT pg_advisory_lock($1, 0)")
-        .bind(MIGRATE_LOCK_CLASS)
+        .bind(crate::locks::MIGRATE)
         .execute(&mut conn)
         .await?;
     let result = migrate_locked(&mut conn, choice).await;

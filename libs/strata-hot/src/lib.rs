@@ -12,9 +12,13 @@ mod day_tables;
 mod error;
 pub mod fill;
 mod first_seen;
+mod handoff;
 mod ingest;
 mod keys;
 mod layout;
+pub mod locks;
+pub mod manifest;
+pub mod runs;
 mod stats;
 
 use std::collections::HashSet;
@@ -26,13 +30,14 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 pub use admin::{HotSize, ProjectTiers};
-pub use chunks::{Chunk, Layout, lock_days_for_archive};
-pub use claims::CLAIM_DAY_LOCK_CLASS;
+pub use chunks::{Chunk, Layout};
 pub use error::HotError;
+pub use handoff::{ArchiveCommit, ChunkRead, ChunkRows, Recount};
 pub use ingest::InsertOutcome;
 pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit, KeyOwner, OPERATOR_OWNER};
 pub use layout::{LayoutChoice, migrate};
-pub use stats::{ColdFile, DayCount, ReadSnapshot, Sink, TypeCount};
+pub use manifest::{ManifestEntry, NewManifestEntry};
+pub use stats::{DayCount, ReadSnapshot, Sink, TypeCount};
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -88,10 +93,6 @@ impl HotStore {
             claims: Arc::default(),
             first_seen: Arc::default(),
         })
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
     }
 
     pub fn layout(&self) -> Layout {

@@ -10,7 +10,8 @@
 //! are not MVCC-safe; the lock is what makes the hot half trustworthy.)
 //!
 //! Day arithmetic is done on day numbers (days since 1970-01-01) of
-//! `ts AT TIME ZONE 'UTC'`, the same integers the cold tier's SQL computes.
+//! `ts AT TIME ZONE 'UTC'`, the same integers the cold tier's SQL computes
+//! (both written in `strata_model`'s `days.rs`).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -22,10 +23,11 @@ use sqlx::{Executor, Postgres, Transaction};
 use strata_model::{Period, ProjectId};
 
 use crate::chunks::{Layout, day_start, list_chunks_on};
+use crate::manifest::ManifestEntry;
 use crate::{HotError, HotStore};
 
-/// The day number of an event, in SQL.
-const DAY_SQL: &str = "(((ts AT TIME ZONE 'UTC')::date - DATE '1970-01-01'))";
+/// The day number of an event, in SQL (`strata_model::pg_day_number`).
+const DAY_SQL: &str = "(((ts) AT TIME ZONE 'UTC')::date - DATE '1970-01-01')";
 
 fn day_end(day: NaiveDate) -> DateTime<Utc> {
     day_start(day) + chrono::Duration::days(1)
@@ -81,7 +83,7 @@ async fn stream_into<T: Send>(
 }
 
 fn cohort_users_sql(period: Period) -> String {
-    let cohort = period.start_sql("((first_ts AT TIME ZONE 'UTC')::date - DATE '1970-01-01')");
+    let cohort = period.start_sql(&strata_model::pg_day_number("first_ts"));
     format!(
         "SELECT user_id, {cohort}::int4 FROM user_first_seen
           WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3"
@@ -97,15 +99,6 @@ fn cohort_activity_sql(period: Period) -> String {
             AND f.first_ts >= $4 AND f.first_ts < $5
           GROUP BY e.user_id, p"
     )
-}
-
-/// One committed cold file, as the manifest lists it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ColdFile {
-    pub day: NaiveDate,
-    pub object_key: String,
-    pub rows: i64,
-    pub bytes: i64,
 }
 
 /// Distinct users and events of one day.
@@ -136,18 +129,8 @@ impl HotStore {
     /// in progress to finish.
     pub async fn read_snapshot(&self, lock_timeout: Duration) -> Result<ReadSnapshot, HotError> {
         let mut tx = self.pool.begin().await?;
-        // One round trip. LOCK takes no snapshot: the first SELECT after it
-        // does. Every stats join is an aggregate over whole ranges, where a
-        // nested loop is never right; PostgreSQL picks one when statistics
-        // are missing (freshly filled partitions; partitioned parents are
-        // never auto-analyzed), turning a 20 ms join into 30 s.
-        let setup = format!(
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
-             SET LOCAL lock_timeout = '{}ms';
-             SET LOCAL enable_nestloop = off;
-             LOCK TABLE events IN ACCESS SHARE MODE;",
-            lock_timeout.as_millis().max(1)
-        );
+        // One round trip (see `locks.rs`).
+        let setup = crate::locks::lock_for_snapshot(lock_timeout);
         (&mut *tx).execute(setup.as_str()).await?;
         Ok(ReadSnapshot {
             tx,
@@ -169,16 +152,8 @@ impl ReadSnapshot {
         project: ProjectId,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<ColdFile>, HotError> {
-        Ok(sqlx::query_as(
-            "SELECT day, object_key, rows, bytes FROM cold_files
-              WHERE project_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day, seq",
-        )
-        .bind(project.0)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *self.tx)
-        .await?)
+    ) -> Result<Vec<ManifestEntry>, HotError> {
+        crate::manifest::files_for_days(&mut self.tx, project, from, to).await
     }
 
     /// Days in `[from, to]` that have a hot chunk.
@@ -350,5 +325,13 @@ impl ReadSnapshot {
             .bind(day_end(first_to))
             .fetch_all(&mut *self.tx)
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_event_day_is_the_model_s_day_number_sql() {
+        assert_eq!(super::DAY_SQL, strata_model::pg_day_number("ts"));
     }
 }

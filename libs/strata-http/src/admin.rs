@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
-use strata_archive::{ChunkRecord, RunRecord};
-use strata_model::parse_bounded;
+use strata_hot::runs::{ChunkRecord, RunRecord};
+use strata_model::{ErrorKind, parse_bounded};
 
 use crate::params::{QueryParams, query_params};
 use crate::{ApiError, AppState, Authenticated};
@@ -104,7 +104,7 @@ pub struct RunsResponse {
 
 #[utoipa::path(get, path = "/v1/admin/archive/runs", tag = "admin",
     security(("bearer" = []), ("api_key" = [])),
-    params(("limit" = Option<u32>, Query, description = "Newest runs to list, 1-500 (default 20)")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Newest runs to list, 1-500 (default 20)")),
     responses(
         (status = 200, description = "Archive runs, newest first, with chunk outcomes", body = RunsResponse),
         (status = 400, description = "Bad request", body = crate::openapi::ErrorBody), (status = 403, description = "Not an operator key", body = crate::openapi::ErrorBody),
@@ -117,9 +117,11 @@ pub async fn runs(
     auth.require_operator()?;
     let p = query_params(raw, &["limit"])?;
     let limit = parse_bounded("limit", p.get("limit").map(String::as_str), 20, 1, 500)?;
-    let runs = strata_archive::list_runs(state.hot.pool(), i64::from(limit))
-        .await
-        .map_err(archive_error)?
+    let runs = state
+        .hot
+        .runs()
+        .list(i64::from(limit))
+        .await?
         .into_iter()
         .map(|(run, chunks)| RunView { run, chunks })
         .collect();
@@ -144,26 +146,19 @@ pub async fn start_run(
     auth: Authenticated,
 ) -> Result<(StatusCode, Json<StartedRun>), ApiError> {
     auth.require_operator()?;
-    let archiver = state
-        .archiver
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable("this server has no archiver configured".into()))?;
-    match archiver
-        .start_in_background()
-        .await
-        .map_err(archive_error)?
-    {
+    let archiver = state.archiver.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::Unavailable,
+            "archiver_not_configured",
+            "this server has no archiver configured",
+        )
+    })?;
+    match archiver.start_in_background().await? {
         Some(run_id) => Ok((StatusCode::ACCEPTED, Json(StartedRun { run_id }))),
-        None => Err(ApiError::Conflict(
-            "an archive run is in progress; see GET /v1/admin/archive/runs".into(),
+        None => Err(ApiError::new(
+            ErrorKind::Conflict,
+            "archive_run_in_progress",
+            "an archive run is in progress; see GET /v1/admin/archive/runs",
         )),
-    }
-}
-
-fn archive_error(e: strata_archive::ArchiveError) -> ApiError {
-    match e {
-        strata_archive::ArchiveError::Hot(h) => ApiError::Hot(h),
-        strata_archive::ArchiveError::Database(d) => ApiError::Hot(d.into()),
-        other => ApiError::Internal(other.to_string()),
     }
 }

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use strata_hot::{AuthenticatedKey, KeyOwner};
-use strata_model::{ApiKey, ProjectId, Scope};
+use strata_model::{ApiKey, ErrorKind, ProjectId, Scope};
 
 use crate::ratelimit::{Decision, Limit};
 use crate::{ApiError, AppState};
@@ -32,11 +32,11 @@ impl Authenticated {
                 project_id: *id,
                 project: name,
             }),
-            KeyOwner::Project { .. } => Err(ApiError::Forbidden(format!(
+            KeyOwner::Project { .. } => Err(ApiError::forbidden(format!(
                 "this key lacks the {scope} scope (it has: {})",
                 self.0.scopes
             ))),
-            KeyOwner::Operator => Err(ApiError::Forbidden(format!(
+            KeyOwner::Operator => Err(ApiError::forbidden(format!(
                 "an operator key belongs to no project; use a project key with the {scope} scope"
             ))),
         }
@@ -56,8 +56,8 @@ impl Authenticated {
     pub fn require_operator(&self) -> Result<(), ApiError> {
         match self.0.owner {
             KeyOwner::Operator => Ok(()),
-            KeyOwner::Project { .. } => Err(ApiError::Forbidden(
-                "this needs an operator key (created with `strata-api keys create --operator`): archive runs concern every project".into(),
+            KeyOwner::Project { .. } => Err(ApiError::forbidden(
+                "this needs an operator key (created with `strata-api keys create --operator`): archive runs concern every project",
             )),
         }
     }
@@ -75,11 +75,11 @@ fn presented_key(parts: &Parts) -> Result<&str, ApiError> {
     if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
         let v = v
             .to_str()
-            .map_err(|_| ApiError::Unauthorized("Authorization header is not ASCII".into()))?;
+            .map_err(|_| ApiError::unauthorized("Authorization header is not ASCII"))?;
         let (scheme, key) = v.trim().split_once(' ').unwrap_or((v, ""));
         if !scheme.eq_ignore_ascii_case("bearer") || key.trim().is_empty() {
-            return Err(ApiError::Unauthorized(
-                "Authorization must be 'Bearer <api key>'".into(),
+            return Err(ApiError::unauthorized(
+                "Authorization must be 'Bearer <api key>'",
             ));
         }
         return Ok(key.trim());
@@ -88,10 +88,10 @@ fn presented_key(parts: &Parts) -> Result<&str, ApiError> {
         return v
             .to_str()
             .map(str::trim)
-            .map_err(|_| ApiError::Unauthorized("X-API-Key header is not ASCII".into()));
+            .map_err(|_| ApiError::unauthorized("X-API-Key header is not ASCII"));
     }
-    Err(ApiError::Unauthorized(
-        "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'".into(),
+    Err(ApiError::unauthorized(
+        "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
     ))
 }
 
@@ -109,7 +109,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .authenticate(&hash)
             .await?
             .map(Self)
-            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))
+            .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))
     }
 }
 
@@ -147,7 +147,7 @@ pub(crate) async fn authenticate_and_limit(
             retry_after_secs,
             reset_secs,
         } => {
-            let mut resp = ApiError::TooManyRequests(format!(
+            let mut resp = ApiError::new(ErrorKind::RateLimited, "rate_limited", format!(
                 "rate limit of {} requests per second (burst {}) exceeded; retry in {retry_after_secs} s",
                 limit.rate, limit.burst
             ))
@@ -158,10 +158,12 @@ pub(crate) async fn authenticate_and_limit(
             resp
         }
         Decision::Unchecked => next.run(req).await,
-        Decision::Unavailable => {
-            ApiError::Unavailable("rate limiting is unavailable (Redis); retry later".into())
-                .into_response()
-        }
+        Decision::Unavailable => ApiError::new(
+            ErrorKind::Unavailable,
+            "rate_limiter_unavailable",
+            "rate limiting is unavailable (Redis); retry later",
+        )
+        .into_response(),
     }
 }
 

@@ -1,135 +1,231 @@
-//! The one place errors become HTTP statuses. Every error body is
-//! `{"error": "..."}`.
+//! The one place errors become HTTP responses. Every crate's error says its
+//! [`ErrorKind`] and a stable code ([`Classify`]); [`status`] maps kinds to
+//! statuses in one match. Every error body is
+//! `{"error": "<for people>", "code": "<for programs>", "request_id": "…"}`
+//! (plus `days` when cold days could not be read); the request id is added
+//! by [`add_request_id`], which knows the request.
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use strata_archive::ArchiveError;
+use strata_cold::ColdError;
 use strata_hot::HotError;
-use strata_model::{BatchError, ModelError};
+use strata_model::{BatchError, Classify, ErrorKind, ModelError};
 use strata_query::QueryError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    PayloadTooLarge(String),
-    #[error("{0}")]
-    UnsupportedMediaType(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    TooManyRequests(String),
-    /// A dependency other than PostgreSQL is down (503 with this message).
-    #[error("{0}")]
-    Unavailable(String),
+    /// Raised by the HTTP layer itself (authentication, request shape).
+    #[error("{message}")]
+    Http {
+        kind: ErrorKind,
+        code: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Hot(#[from] HotError),
     #[error(transparent)]
     Query(#[from] QueryError),
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error(transparent)]
+    Cold(#[from] ColdError),
 }
 
-impl From<BatchError> for ApiError {
-    fn from(e: BatchError) -> Self {
-        match e {
-            BatchError::TooManyEvents { .. } => Self::PayloadTooLarge(e.to_string()),
-            BatchError::Malformed(_) | BatchError::WrongShape(_) => Self::BadRequest(e.to_string()),
-        }
-    }
-}
-
-impl From<ModelError> for ApiError {
-    fn from(e: ModelError) -> Self {
-        Self::BadRequest(e.to_string())
+/// The status of each kind: the only such mapping.
+pub fn status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Hot(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Query(QueryError::Invalid(_)) => StatusCode::BAD_REQUEST,
-            Self::Query(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Hot(_) | Self::Query(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Http {
+            kind,
+            code,
+            message: message.into(),
         }
     }
+
+    /// A bad request parameter or body (`code` names which rule).
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, "forbidden", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, "internal", message)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Http { kind, .. } => *kind,
+            Self::Hot(e) => e.kind(),
+            Self::Query(e) => e.kind(),
+            Self::Archive(e) => e.kind(),
+            Self::Model(e) => e.kind(),
+            Self::Batch(e) => e.kind(),
+            Self::Cold(e) => e.kind(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Http { code, .. } => code,
+            Self::Hot(e) => e.code(),
+            Self::Query(e) => e.code(),
+            Self::Archive(e) => e.code(),
+            Self::Model(e) => e.code(),
+            Self::Batch(e) => e.code(),
+            Self::Cold(e) => e.code(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        status(self.kind())
+    }
+
+    /// What the client reads: internal detail and dependency detail
+    /// (endpoints, buckets, users) go to the log only.
+    fn public_message(&self) -> String {
+        match (self.kind(), self) {
+            (ErrorKind::Internal, _) => "internal error; see the server log".to_owned(),
+            (_, Self::Query(QueryError::ColdUnavailable { days, .. })) => {
+                let list: Vec<String> = days.iter().map(ToString::to_string).collect();
+                format!(
+                    "the cold tier could not be read for {} day(s): {}; retry later",
+                    days.len(),
+                    list.join(", ")
+                )
+            }
+            (ErrorKind::Unavailable, Self::Http { message, .. }) => message.clone(),
+            (ErrorKind::Unavailable, _) => "the database is unavailable; retry later".to_owned(),
+            _ => self.to_string(),
+        }
+    }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// For people: what was wrong and, where it helps, what would be
+    /// accepted.
+    #[schema(example = "from 2026-02-02 is after to 2026-02-01")]
+    pub error: String,
+    /// For programs: a stable `snake_case` name of the failure. Among them:
+    /// `invalid_parameter`, `unknown_parameter`, `repeated_parameter`,
+    /// `invalid_query_string`, `malformed_json`, `invalid_body`,
+    /// `invalid_gzip`, `unreadable_body`, `unauthorized`, `forbidden`, `no_such_route`,
+    /// `batch_too_large`, `body_too_large`, `unsupported_content_type`,
+    /// `unsupported_content_encoding`, `rate_limited`,
+    /// `archive_run_in_progress`, `database_unavailable`, `database_busy`,
+    /// `database_not_migrated`, `cold_unavailable`,
+    /// `rate_limiter_unavailable`, `archiver_not_configured`, `internal`.
+    #[schema(example = "invalid_parameter")]
+    pub code: &'static str,
+    /// The request's `x-request-id` (also sent back as that header): quote
+    /// it to find the request's log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "4f1c9a7e-3b2d-4c5e-8f60-1a2b3c4d5e6f")]
+    pub request_id: Option<String>,
+    /// Only with `cold_unavailable`: the days that could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days: Option<Vec<chrono::NaiveDate>>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        // 503 bodies carry a stable code and a fixed message: the driver's
-        // detail (endpoints, buckets, users) goes to the log only.
-        if let Self::Query(QueryError::ColdUnavailable { days, .. }) = &self {
-            tracing::warn!(error = %self, "cold tier unavailable");
-            let list: Vec<String> = days.iter().map(ToString::to_string).collect();
-            let body = serde_json::json!({
-                "error": format!(
-                    "the cold tier could not be read for {} day(s): {}; retry later",
-                    days.len(),
-                    list.join(", ")
-                ),
-                "code": "cold_unavailable",
-                "days": days,
-            });
-            let mut response = (status, Json(body)).into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return response;
+        match self.kind() {
+            ErrorKind::Internal => {
+                tracing::error!(error = %self, code = self.code(), "request failed")
+            }
+            ErrorKind::Unavailable => {
+                tracing::warn!(error = %self, code = self.code(), "dependency unavailable");
+            }
+            _ => {}
         }
-        let (message, code) = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self, "request failed");
-            ("internal error; see the server log".to_owned(), None)
-        } else if let Self::Unavailable(m) = &self {
-            tracing::warn!(error = %m, "dependency unavailable");
-            (m.clone(), Some("dependency_unavailable"))
-        } else if status == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(error = %self, "dependency unavailable");
-            (
-                "the database is unavailable; retry later".to_owned(),
-                Some("database_unavailable"),
-            )
-        } else {
-            (self.to_string(), None)
+        let days = match &self {
+            Self::Query(QueryError::ColdUnavailable { days, .. }) => {
+                Some(days.iter().copied().collect())
+            }
+            _ => None,
         };
-        let body = match code {
-            Some(code) => serde_json::json!({ "error": message, "code": code }),
-            None => serde_json::json!({ "error": message }),
+        let body = ErrorBody {
+            error: self.public_message(),
+            code: self.code(),
+            request_id: None,
+            days,
         };
-        let mut response = (status, Json(body)).into_response();
+        let mut response = (status, Json(body.clone())).into_response();
+        response.extensions_mut().insert(body);
+        let headers = response.headers_mut();
         match status {
             StatusCode::UNAUTHORIZED => {
-                response.headers_mut().insert(
+                headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"strata\""),
                 );
             }
             StatusCode::SERVICE_UNAVAILABLE => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                let after = if self.code() == "cold_unavailable" {
+                    "5"
+                } else {
+                    "1"
+                };
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(after));
             }
             _ => {}
         }
         response
     }
+}
+
+/// Adds the request id (set by the request-id layer outside this one) to
+/// every error body: a client quoting it lets an operator find the log
+/// lines of that request.
+pub(crate) async fn add_request_id(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    let body = response.extensions().get::<ErrorBody>().cloned();
+    let (Some(request_id), Some(body)) = (request_id, body) else {
+        return response;
+    };
+    let body = ErrorBody {
+        request_id: Some(request_id),
+        ..body.clone()
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let fresh = Json(body).into_response();
+    Response::from_parts(parts, fresh.into_body())
 }

@@ -1,4 +1,4 @@
-//! `POST /v1/events`: the ingest contract of DESIGN.md §2.
+//! `POST /v1/events`: the ingest contract of docs/CONTRACT.md §2.
 
 use std::io::Read;
 
@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, header};
 use flate2::read::MultiGzDecoder;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
-use strata_model::{IngestLimits, ParsedBatch, Rejection, Scope, parse_batch};
+use strata_model::{ErrorKind, IngestLimits, ParsedBatch, Rejection, Scope, parse_batch};
 
 use crate::{ApiError, AppState, Authenticated};
 
@@ -39,9 +39,11 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType(format!(
-            "Content-Type {ct:?} is not supported; send application/json"
-        )))
+        Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            "unsupported_content_type",
+            format!("Content-Type {ct:?} is not supported; send application/json"),
+        ))
     }
 }
 
@@ -53,16 +55,20 @@ fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     match v.to_ascii_lowercase().as_str() {
         "" | "identity" => Ok(Encoding::Identity),
         "gzip" | "x-gzip" => Ok(Encoding::Gzip),
-        _ => Err(ApiError::UnsupportedMediaType(format!(
-            "Content-Encoding {v:?} is not supported; send gzip or none"
-        ))),
+        _ => Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            "unsupported_content_encoding",
+            format!("Content-Encoding {v:?} is not supported; send gzip or none"),
+        )),
     }
 }
 
 fn too_large(limit: usize, what: &str) -> ApiError {
-    ApiError::PayloadTooLarge(format!(
-        "request body {what} exceeds the limit of {limit} bytes"
-    ))
+    ApiError::new(
+        ErrorKind::TooLarge,
+        "body_too_large",
+        format!("request body {what} exceeds the limit of {limit} bytes"),
+    )
 }
 
 /// Reads at most `limit` bytes of body; more is a 413, not a bigger buffer.
@@ -70,9 +76,10 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit, "")),
-        Err(e) => Err(ApiError::BadRequest(format!(
-            "could not read request body: {e}"
-        ))),
+        Err(e) => Err(ApiError::invalid(
+            "unreadable_body",
+            format!("could not read request body: {e}"),
+        )),
     }
 }
 
@@ -83,7 +90,12 @@ fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     MultiGzDecoder::new(raw)
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| ApiError::BadRequest(format!("request body is not valid gzip: {e}")))?;
+        .map_err(|e| {
+            ApiError::invalid(
+                "invalid_gzip",
+                format!("request body is not valid gzip: {e}"),
+            )
+        })?;
     if out.len() > limit {
         return Err(too_large(limit, "after decompression"));
     }
@@ -135,7 +147,7 @@ pub async fn ingest(
     // Decompression and JSON parsing are CPU work: keep them off the runtime.
     let batch = tokio::task::spawn_blocking(move || decode_and_parse(raw, encoding, &limits))
         .await
-        .map_err(|e| ApiError::Internal(format!("ingest parser task failed: {e}")))??;
+        .map_err(|e| ApiError::internal(format!("ingest parser task failed: {e}")))??;
 
     let outcome = state
         .hot
@@ -180,11 +192,11 @@ mod tests {
         assert_eq!(gunzip(&gz(&data), 1000).unwrap().len(), 1000);
         assert!(matches!(
             gunzip(&gz(&data), 999),
-            Err(ApiError::PayloadTooLarge(_))
+            Err(e) if e.kind() == ErrorKind::TooLarge
         ));
         assert!(matches!(
             gunzip(b"not gzip", 999),
-            Err(ApiError::BadRequest(_))
+            Err(e) if e.kind() == ErrorKind::Invalid
         ));
     }
 

@@ -1,7 +1,9 @@
-//! Strata's HTTP API. The binary only wires configuration into [`AppState`]
-//! and calls [`serve`]; every route, limit and status mapping lives here.
+//! Strata's HTTP API. [`app::App::build`] wires configuration into
+//! [`AppState`] (for the binary and the tests alike); every route, limit
+//! and status mapping lives here.
 
 mod admin;
+pub mod app;
 mod auth;
 mod error;
 mod health;
@@ -73,11 +75,15 @@ async fn openapi_json() -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route".into())
+    ApiError::new(
+        strata_model::ErrorKind::NotFound,
+        "no_such_route",
+        "no such route",
+    )
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::Internal("handler panicked".into()).into_response()
+    ApiError::internal("handler panicked").into_response()
 }
 
 /// The whole HTTP surface.
@@ -132,6 +138,7 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(trace)
                 .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(axum::middleware::from_fn(error::add_request_id))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,

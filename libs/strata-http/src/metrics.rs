@@ -43,7 +43,7 @@ struct Scraped {
 /// What PostgreSQL knows: shared by every replica.
 #[derive(Debug, Default, Clone)]
 struct PgValues {
-    archive_runs: Vec<(String, u64)>,
+    runs_by_status: Vec<(String, u64)>,
     archive_rows: u64,
     archive_bytes: u64,
     archive_lag_seconds: f64,
@@ -70,7 +70,7 @@ impl prometheus_client::collector::Collector for ScrapedCollector {
                 None,
                 c.metric_type(),
             )?;
-            for (status, n) in &s.archive_runs {
+            for (status, n) in &s.runs_by_status {
                 let labels = vec![("status", status.clone())];
                 ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
             }
@@ -324,15 +324,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
 }
 
 async fn scrape_pg(state: &AppState) -> Result<PgValues, strata_hot::HotError> {
-    let pool = state.hot.pool();
-    let runs: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT status, count(*), coalesce(sum(rows_moved), 0)::int8,
-                coalesce(sum(bytes_written), 0)::int8
-           FROM archive_runs GROUP BY status",
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(strata_hot::HotError::from)?;
+    let runs = state.hot.runs().by_status().await?;
     let cutoff = state.archiver.as_ref().map_or_else(
         || chrono::Utc::now() - chrono::Duration::days(30),
         strata_archive::Archiver::cutoff,
@@ -344,16 +336,15 @@ async fn scrape_pg(state: &AppState) -> Result<PgValues, strata_hot::HotError> {
     });
     let hot = state.hot.hot_size(&chunks).await?;
     let (hot_rows, hot_bytes) = (hot.rows_estimate, hot.events_bytes + hot.dedup_bytes);
-    let (cold_rows, cold_bytes): (i64, i64) = sqlx::query_as(
-        "SELECT coalesce(sum(rows), 0)::int8, coalesce(sum(bytes), 0)::int8 FROM cold_files",
-    )
-    .fetch_one(pool)
-    .await
-    .map_err(strata_hot::HotError::from)?;
+    let cold = state.hot.manifest().totals(None).await?;
+    let (cold_rows, cold_bytes) = (cold.rows, cold.bytes);
     Ok(PgValues {
-        archive_rows: runs.iter().map(|r| r.2.max(0) as u64).sum(),
-        archive_bytes: runs.iter().map(|r| r.3.max(0) as u64).sum(),
-        archive_runs: runs.into_iter().map(|r| (r.0, r.1.max(0) as u64)).collect(),
+        archive_rows: runs.iter().map(|r| r.rows.max(0) as u64).sum(),
+        archive_bytes: runs.iter().map(|r| r.bytes.max(0) as u64).sum(),
+        runs_by_status: runs
+            .into_iter()
+            .map(|r| (r.status, r.runs.max(0) as u64))
+            .collect(),
         archive_lag_seconds: lag,
         tier_rows: [("hot", hot_rows), ("cold", cold_rows)],
         tier_bytes: [("hot", hot_bytes), ("cold", cold_bytes)],

@@ -6,13 +6,16 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-/// Every error: a message for people.
+pub use crate::error::ErrorBody;
+
+/// `period` of a retention request.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    #[schema(example = "from 2026-02-02 is after to 2026-02-01")]
-    pub error: String,
-    /// Only on 503 for cold days: the days that could not be read.
-    pub days: Option<Vec<chrono::NaiveDate>>,
+#[serde(rename_all = "lowercase")]
+pub enum PeriodParam {
+    /// UTC days.
+    Day,
+    /// ISO weeks, from Monday.
+    Week,
 }
 
 /// One event as sent (documentation of the ingest body).
@@ -32,10 +35,16 @@ pub struct EventIn {
     pub properties: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// The ingest body.
+/// The ingest body. Only its shape is checked as a whole: each item of
+/// `events` is then validated on its own against [`EventIn`]'s rules, and
+/// an item that breaks them (any JSON value can be sent) is rejected by its
+/// index in the 200 answer's `rejected`, while the others are stored.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IngestRequest {
-    pub events: Vec<EventIn>,
+    /// Events, each checked on its own against `EventIn` (see above); at
+    /// most STRATA_MAX_BATCH_EVENTS (default 10,000) of them, else 413.
+    #[schema(value_type = Vec<Value>)]
+    pub events: Vec<serde_json::Value>,
 }
 
 struct Security;
@@ -73,6 +82,7 @@ impl Modify for Security {
         crate::health::readyz,
         crate::metrics::render,
     ),
+    components(schemas(PeriodParam)),
     modifiers(&Security),
     tags(
         (name = "ingest", description = "Send events"),

@@ -16,17 +16,24 @@ pub(crate) fn query_params(
     raw: QueryParams,
     allowed: &[&str],
 ) -> Result<HashMap<String, String>, ApiError> {
-    let Query(pairs) = raw.map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+    let Query(pairs) = raw
+        .map_err(|e| ApiError::invalid("invalid_query_string", format!("bad query string: {e}")))?;
     let mut map = HashMap::new();
     for (k, v) in pairs {
         if !allowed.contains(&k.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "unknown parameter {k:?}; this endpoint takes {}",
-                allowed.join(", ")
-            )));
+            return Err(ApiError::invalid(
+                "unknown_parameter",
+                format!(
+                    "unknown parameter {k:?}; this endpoint takes {}",
+                    allowed.join(", ")
+                ),
+            ));
         }
         if map.insert(k.clone(), v).is_some() {
-            return Err(ApiError::BadRequest(format!("parameter {k:?} is repeated")));
+            return Err(ApiError::invalid(
+                "repeated_parameter",
+                format!("parameter {k:?} is repeated"),
+            ));
         }
     }
     Ok(map)

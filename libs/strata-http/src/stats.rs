@@ -1,4 +1,5 @@
-//! `GET /v1/stats/*`: DESIGN.md §3, answered by the tier-aware planner.
+//! `GET /v1/stats/*` (docs/CONTRACT.md, "Stats"), answered by the
+//! tier-aware planner.
 //! Every parameter is checked here; anything a client can send that is
 //! wrong is a 400 naming the parameter.
 
@@ -23,8 +24,10 @@ fn range(state: &AppState, p: &HashMap<String, String>) -> Result<DayRange, ApiE
 #[utoipa::path(get, path = "/v1/stats/dau", tag = "stats",
     security(("bearer" = []), ("api_key" = [])),
     params(
-        ("from" = String, Query, description = "First day, YYYY-MM-DD (UTC)"),
-        ("to" = String, Query, description = "Last day, YYYY-MM-DD (UTC), inclusive"),
+        ("from" = String, Query, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-11-01",
+            description = "First day (UTC), YYYY-MM-DD. The range may span at most STRATA_MAX_QUERY_DAYS days (default 3660) and `from` must not be after `to`: 400 otherwise"),
+        ("to" = String, Query, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-11-27",
+            description = "Last day (UTC), YYYY-MM-DD, inclusive"),
     ),
     responses(
         (status = 200, description = "Distinct users per day, zero-filled", body = DauResponse),
@@ -47,9 +50,11 @@ pub async fn dau(
 #[utoipa::path(get, path = "/v1/stats/top-events", tag = "stats",
     security(("bearer" = []), ("api_key" = [])),
     params(
-        ("from" = String, Query, description = "First day, YYYY-MM-DD (UTC)"),
-        ("to" = String, Query, description = "Last day, YYYY-MM-DD (UTC), inclusive"),
-        ("limit" = Option<u32>, Query, description = "1-1000, default 10"),
+        ("from" = String, Query, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-11-01",
+            description = "First day (UTC), YYYY-MM-DD. The range may span at most STRATA_MAX_QUERY_DAYS days (default 3660) and `from` must not be after `to`: 400 otherwise"),
+        ("to" = String, Query, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-11-27",
+            description = "Last day (UTC), YYYY-MM-DD, inclusive"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Event types to return, 1-1000, default 10"),
     ),
     responses(
         (status = 200, description = "Event types by count, with distinct users", body = TopEventsResponse),
@@ -78,10 +83,12 @@ pub async fn top_events(
 #[utoipa::path(get, path = "/v1/stats/retention", tag = "stats",
     security(("bearer" = []), ("api_key" = [])),
     params(
-        ("from" = String, Query, description = "First day, YYYY-MM-DD (UTC)"),
-        ("to" = String, Query, description = "Last day, YYYY-MM-DD (UTC), inclusive"),
-        ("period" = Option<String>, Query, description = "day (default) or week (ISO, from Monday)"),
-        ("periods" = Option<u32>, Query, description = "Periods tracked per cohort, 1-100, default 8: retained[k] for k = 0 … periods−1, retained[0] being the cohort's size; periods not yet started are left out"),
+        ("from" = String, Query, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-11-01",
+            description = "First day (UTC), YYYY-MM-DD. The range may span at most STRATA_MAX_QUERY_DAYS days (default 3660) and `from` must not be after `to`: 400 otherwise"),
+        ("to" = String, Query, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-11-27",
+            description = "Last day (UTC), YYYY-MM-DD, inclusive"),
+        ("period" = Option<crate::openapi::PeriodParam>, Query, description = "day (default) or week (ISO, from Monday)"),
+        ("periods" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Periods tracked per cohort, 1-100, default 8: retained[k] for k = 0 … periods−1, retained[0] being the cohort's size; periods not yet started are left out"),
     ),
     responses(
         (status = 200, description = "Cohorts by first-event period", body = RetentionResponse),

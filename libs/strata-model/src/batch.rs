@@ -38,14 +38,31 @@ impl Default for IngestLimits {
 }
 
 /// Faults of the request as a whole; everything else is per event.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Error)]
 pub enum BatchError {
     #[error("request body is not valid JSON: {0}")]
-    Malformed(String),
+    Malformed(#[source] serde_json::Error),
     #[error("request body must be a JSON object of the form {{\"events\": [...]}}: {0}")]
-    WrongShape(String),
+    WrongShape(#[source] serde_json::Error),
     #[error("batch holds {count} events, over the limit of {max}")]
     TooManyEvents { count: usize, max: usize },
+}
+
+impl crate::Classify for BatchError {
+    fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Self::TooManyEvents { .. } => crate::ErrorKind::TooLarge,
+            Self::Malformed(_) | Self::WrongShape(_) => crate::ErrorKind::Invalid,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed_json",
+            Self::WrongShape(_) => "invalid_body",
+            Self::TooManyEvents { .. } => "batch_too_large",
+        }
+    }
 }
 
 /// One refused event: its position in the request and why.
@@ -97,9 +114,9 @@ pub fn parse_batch(
 ) -> Result<ParsedBatch, BatchError> {
     let wire: WireBatch<'_> = serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
-            BatchError::WrongShape(e.to_string())
+            BatchError::WrongShape(e)
         } else {
-            BatchError::Malformed(e.to_string())
+            BatchError::Malformed(e)
         }
     })?;
     if wire.events.len() > limits.max_batch_events {
@@ -224,10 +241,10 @@ mod tests {
             ..IngestLimits::default()
         };
         let body = format!(r#"{{"events":[{},{}]}}"#, event(ID1), event(ID1));
-        assert_eq!(
+        assert!(matches!(
             parse_batch(body.as_bytes(), &limits, now()).unwrap_err(),
             BatchError::TooManyEvents { count: 2, max: 1 }
-        );
+        ));
     }
 
     #[test]

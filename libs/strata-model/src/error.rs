@@ -75,3 +75,21 @@ pub enum ModelError {
         max: u32,
     },
 }
+
+impl crate::Classify for ModelError {
+    fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::Invalid
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadDate { .. }
+            | Self::RangeReversed { .. }
+            | Self::RangeTooLong { .. }
+            | Self::BadPeriod(_)
+            | Self::OutOfRange { .. } => "invalid_parameter",
+            Self::BadProjectName(_) | Self::BadScope(_) => "invalid_argument",
+            _ => "invalid_event",
+        }
+    }
+}

@@ -6,16 +6,20 @@
 //! `UserId::parse`, …). Code past this crate never re-checks a field.
 
 mod batch;
+mod days;
 mod error;
 mod event;
 mod generate;
 mod key;
+mod kind;
 pub mod pgjson;
 mod query;
 
 pub use batch::{BatchError, IngestLimits, ParsedBatch, Rejection, parse_batch};
+pub use days::{day_number, duckdb_day_number, from_day_number, pg_day_number};
 pub use error::ModelError;
 pub use event::{EventId, EventTime, EventType, Properties, UserId, ValidEvent};
 pub use generate::{Generator, GeneratorSpec};
 pub use key::{ApiKey, KeyHash, ProjectId, ProjectName, Scope, Scopes};
-pub use query::{DayRange, Period, day_number, from_day_number, parse_bounded};
+pub use kind::{Classify, ErrorKind};
+pub use query::{DayRange, Period, parse_bounded};

@@ -1,24 +1,11 @@
 //! Stats request parameters: inclusive UTC day ranges and retention periods.
-//!
-//! Days are also handled as *day numbers* (days since 1970-01-01), the form
-//! both tiers compute in SQL, so that PostgreSQL and DuckDB agree on every
-//! boundary without time-zone settings.
+//! Day numbers and their SQL are in `days.rs`.
 
 use std::fmt;
 
 use chrono::{Datelike, Duration, NaiveDate};
 
 use crate::ModelError;
-
-/// Days since 1970-01-01 (negative before).
-pub fn day_number(day: NaiveDate) -> i32 {
-    (day - NaiveDate::default()).num_days() as i32
-}
-
-/// The date of a day number.
-pub fn from_day_number(n: i32) -> NaiveDate {
-    NaiveDate::default() + Duration::days(i64::from(n))
-}
 
 fn parse_day(field: &'static str, raw: &str) -> Result<NaiveDate, ModelError> {
     let bad = || ModelError::BadDate {
@@ -134,27 +121,6 @@ impl Period {
             Self::Week => day - Duration::days(i64::from(day.weekday().num_days_from_monday())),
         }
     }
-
-    /// The same as [`Period::start_of`] on day numbers; 1970-01-01 was a
-    /// Thursday, so Mondays are the day numbers ≡ 4 (mod 7).
-    pub fn start_of_number(self, day: i32) -> i32 {
-        match self {
-            Self::Day => day,
-            Self::Week => day - (day - 4).rem_euclid(7),
-        }
-    }
-
-    /// SQL for the period start (as a day number) of `day_number_expr`, an
-    /// integer day-number expression. The same text runs on PostgreSQL and
-    /// DuckDB, and computes exactly [`Period::start_of_number`].
-    pub fn start_sql(self, day_number_expr: &str) -> String {
-        match self {
-            Self::Day => format!("({day_number_expr})"),
-            Self::Week => {
-                format!("(({day_number_expr}) - ((({day_number_expr}) - 4) % 7 + 7) % 7)")
-            }
-        }
-    }
 }
 
 impl fmt::Display for Period {
@@ -188,6 +154,7 @@ pub fn parse_bounded(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{day_number, from_day_number};
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

@@ -46,8 +46,10 @@ impl DuckEngine {
             .enable_autoload_extension(false)?
             .with("autoinstall_known_extensions", "false")?;
         if let Some(dir) = &cfg.temp_dir {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| QueryError::Internal(format!("DuckDB temp dir: {e}")))?;
+            std::fs::create_dir_all(dir).map_err(|source| QueryError::Io {
+                what: "creating the DuckDB temp dir",
+                source,
+            })?;
             config = config.with("temp_directory", dir.to_string_lossy())?;
         }
         let conn = Connection::open_in_memory_with_flags(config)?;
@@ -70,7 +72,7 @@ impl DuckEngine {
         let guard = InterruptOnDrop(Some(conn.interrupt_handle()));
         let result = tokio::task::spawn_blocking(move || work(&conn))
             .await
-            .map_err(|e| QueryError::Internal(format!("cold query task: {e}")))?;
+            .map_err(QueryError::Task)?;
         let mut guard = guard;
         guard.0 = None;
         result
@@ -92,9 +94,10 @@ impl Drop for InterruptOnDrop {
 pub fn source(paths: &[PathBuf]) -> String {
     let list: Vec<String> = paths.iter().map(|p| sql_string(p)).collect();
     format!(
-        "(SELECT *, CAST(date - DATE '1970-01-01' AS INTEGER) AS day_n FROM read_parquet([{}],
+        "(SELECT *, {} AS day_n FROM read_parquet([{}],
             hive_partitioning = true,
             hive_types = {{'project_id': BIGINT, 'date': DATE}}))",
+        strata_model::duckdb_day_number("date"),
         list.join(", ")
     )
 }

@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use strata_cold::ColdError;
 use strata_hot::HotError;
-use strata_model::ModelError;
+use strata_model::{Classify, ModelError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -21,6 +21,16 @@ pub enum QueryError {
     },
     #[error("cold query failed: {0}")]
     Engine(#[from] duckdb::Error),
+    #[error("cold tier: {0}")]
+    Cold(#[source] ColdError),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cold query task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -38,7 +48,7 @@ impl From<ColdError> for QueryError {
     fn from(e: ColdError) -> Self {
         match e {
             ColdError::Unreadable { days, reason } => Self::ColdUnavailable { days, reason },
-            other => Self::Internal(other.to_string()),
+            other => Self::Cold(other),
         }
     }
 }
@@ -50,6 +60,31 @@ impl QueryError {
             Self::Hot(e) => e.is_unavailable(),
             Self::ColdUnavailable { .. } => true,
             _ => false,
+        }
+    }
+}
+
+impl Classify for QueryError {
+    fn kind(&self) -> strata_model::ErrorKind {
+        use strata_model::ErrorKind;
+        match self {
+            Self::Invalid(e) => e.kind(),
+            Self::Hot(e) => e.kind(),
+            Self::ColdUnavailable { .. } => ErrorKind::Unavailable,
+            Self::Cold(e) => e.kind(),
+            Self::Engine(_) | Self::Io { .. } | Self::Task(_) | Self::Internal(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(e) => e.code(),
+            Self::Hot(e) => e.code(),
+            Self::ColdUnavailable { .. } => "cold_unavailable",
+            Self::Cold(e) => e.code(),
+            Self::Engine(_) | Self::Io { .. } | Self::Task(_) | Self::Internal(_) => "internal",
         }
     }
 }

@@ -17,24 +17,28 @@
 //!
 //! Nothing is ever added across tiers that could double count.
 
+mod dau;
 mod duck;
 mod error;
 pub mod merge;
 mod meta;
-mod stats;
+mod plan;
+mod response;
+mod retention;
+mod top_events;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use strata_cold::ColdFiles;
+use strata_cold::ColdReadCache;
 use strata_hot::HotStore;
 
 pub use duck::{DuckConfig, DuckEngine};
 pub use error::QueryError;
 pub use meta::{CacheMeta, ColdMeta, DayRangeMeta, HotMeta, Meta};
-pub use stats::{Cohort, DauPoint, DauResponse, RetentionResponse, TopEvent, TopEventsResponse};
+pub use response::{Cohort, DauPoint, DauResponse, RetentionResponse, TopEvent, TopEventsResponse};
 
 /// Planner settings.
 #[derive(Debug, Clone)]
@@ -100,7 +104,7 @@ impl AtomicCounters {
 #[derive(Debug, Clone)]
 pub struct Planner {
     hot: HotStore,
-    files: ColdFiles,
+    files: ColdReadCache,
     duck: Arc<DuckEngine>,
     config: QueryConfig,
     counters: Arc<AtomicCounters>,
@@ -112,7 +116,7 @@ impl Planner {
         cold: strata_cold::ColdStore,
         config: QueryConfig,
     ) -> Result<Self, QueryError> {
-        let files = ColdFiles::new(cold, &config.cache_dir, config.cache_bytes)?;
+        let files = ColdReadCache::new(cold, &config.cache_dir, config.cache_bytes)?;
         let duck = Arc::new(DuckEngine::open(&config.duckdb)?);
         Ok(Self {
             hot,

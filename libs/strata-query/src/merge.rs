@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDate;
 use strata_model::{DayRange, from_day_number};
 
-use crate::stats::{Cohort, DauPoint};
+use crate::response::{Cohort, DauPoint};
 
 /// Distinct users per day. A day one tier holds alone arrives as a count;
 /// a day both tiers hold arrives as each tier's users, and counts their

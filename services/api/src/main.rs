@@ -4,13 +4,10 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata_archive::{ArchiveConfig, Archiver};
-use strata_cold::{ColdStore, S3Options};
-use strata_core::config::{DatabaseArgs, S3Args, ServeArgs, TieringArgs};
 use strata_hot::{HotStore, KeyLimit};
-use strata_http::ratelimit::{Limit, OnRedisError, RateLimitConfig, RateLimiter};
-use strata_http::{AppState, ServerConfig};
-use strata_model::{GeneratorSpec, IngestLimits, ProjectName, Scopes};
-use strata_query::{Planner, QueryConfig};
+use strata_http::app::App;
+use strata_model::{GeneratorSpec, ProjectName, Scopes};
+use strata_runtime::config::{DatabaseArgs, S3Args, ServeArgs, TieringArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "strata-api", version, about = "Strata event analytics API")]
@@ -134,16 +131,12 @@ enum KeysCommand {
 }
 
 async fn open_migrated(db: &DatabaseArgs) -> anyhow::Result<HotStore> {
-    let pool = strata_hot::lazy_pool(db.database_url.expose(), &db.pool_config())?;
-    strata_hot::migrate(&pool, db.hot_layout)
-        .await
-        .context("applying migrations")?;
-    Ok(HotStore::open(pool).await?)
+    db.open_hot().await.context("applying migrations")
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    strata_core::telemetry::run_main("strata-api", run(cli))
+    strata_runtime::telemetry::run_main("strata-api", run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -170,7 +163,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 #[allow(clippy::print_stdout)]
 async fn demo_data(args: DemoArgs) -> anyhow::Result<()> {
     let hot = open_migrated(&args.db).await?;
-    let cold = ColdStore::from_url(&args.tiering.cold_url, &S3Options::from(&args.s3))?;
+    let cold = args.tiering.cold_store(&args.s3)?;
     let archiver = Archiver::new(
         hot.clone(),
         cold,
@@ -274,64 +267,24 @@ async fn keys(db: &DatabaseArgs, command: KeysCommand) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let hot = open_migrated(&args.db).await?;
-    let limiter = match &args.redis_url {
-        Some(url) => {
-            let r = &args.rate_limit;
-            let default = Limit {
-                rate: r.rate_limit_rate,
-                burst: r.rate_limit_burst,
-            };
-            KeyLimit::new(default.rate, default.burst).context("default rate limit")?;
-            Some(RateLimiter::new(RateLimitConfig {
-                redis_url: url.expose().to_owned(),
-                default,
-                on_error: OnRedisError::parse(&r.rate_limit_on_redis_error)
-                    .unwrap_or(OnRedisError::Open),
-                timeout: r.redis_timeout,
-            })?)
-        }
-        None => {
-            tracing::info!("STRATA_REDIS_URL is not set; requests are not rate limited");
-            None
-        }
-    };
-    strata_hot::spawn_dedup_pruner(hot.clone(), args.dedup_window, args.dedup_prune_interval);
-    {
-        let hot = hot.clone();
-        tokio::spawn(async move {
-            if let Err(e) = hot.warm_dedup().await {
-                tracing::warn!(error = %e, "dedup records not warmed; the first ingest will");
-            }
-        });
-    }
-    let cold = ColdStore::from_url(&args.tiering.cold_url, &S3Options::from(&args.s3))?;
-    let archiver = Archiver::new(
-        hot.clone(),
-        cold.clone(),
-        ArchiveConfig {
-            hot_retention: args.tiering.hot_retention,
-            ..ArchiveConfig::default()
-        },
-    );
-    let planner = Planner::new(hot.clone(), cold, QueryConfig::from(&args.query))?;
-    let state = AppState {
-        hot,
-        limits: IngestLimits::from(&args.limits),
-        planner,
-        limiter,
-        archiver: Some(archiver),
-        metrics: strata_http::metrics::Metrics::new(),
-    };
-    let config = ServerConfig {
-        request_timeout: args.request_timeout,
-    };
+    let app = App::build(&args).await.map_err(|e| match e {
+        // The only hot-tier step of the build is opening (and migrating) it.
+        strata_http::ApiError::Hot(e) => anyhow::Error::new(e).context("applying migrations"),
+        other => anyhow::Error::new(other),
+    })?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, "strata-api serving");
-    strata_http::serve(listener, state, &config, async {
-        strata_core::shutdown_signal().await;
+    let addr = listener.local_addr()?;
+    tracing::info!(listen = %addr, "strata-api serving");
+    // The one line serve prints on stdout: where it listens (with
+    // `--listen 127.0.0.1:0`, the port the system chose).
+    #[allow(clippy::print_stdout)]
+    {
+        println!("strata-api listening on http://{addr}");
+    }
+    app.serve(listener, async {
+        strata_runtime::shutdown_signal().await;
         tracing::info!("finishing in-flight requests");
     })
     .await?;

@@ -207,6 +207,29 @@ async fn the_hot_layout_setting_is_honoured_or_refused_with_the_reason() {
     }
 }
 
+/// The base URL a starting `strata-api serve` prints on its stdout. The
+/// rest of its stdout is drained in the background.
+async fn listening_on(child: &mut tokio::process::Child) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(60), out.read_line(&mut line))
+        .await
+        .expect("strata-api printed no address within 60 s")
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("strata-api listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line of stdout: {line:?}"))
+        .to_owned();
+    tokio::spawn(async move {
+        let mut rest = Vec::new();
+        let _ = out.read_to_end(&mut rest).await;
+    });
+    base
+}
+
+/// A port nothing listens on (for an unreachable collector).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -215,8 +238,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `strata-api serve` on a free port with a `file://` cold tier in `cold`,
-/// once it answers ready.
+/// `strata-api serve` on a port the system picks (`--listen 127.0.0.1:0`,
+/// read back from its stdout) with a `file://` cold tier in `cold`, once it
+/// answers ready.
 async fn spawn_serve(db: &TestDb, cold: &std::path::Path) -> (tokio::process::Child, String) {
     let url = format!("file://{}", cold.display());
     spawn_serve_env(db, &[("STRATA_COLD_URL", url)]).await
@@ -236,21 +260,20 @@ async fn spawn_serve_logging(
     rust_log: &str,
     stderr: Stdio,
 ) -> (tokio::process::Child, String) {
-    let port = free_port();
     let cache = std::env::temp_dir().join(format!("strata-cache-{}", Uuid::new_v4().simple()));
-    let child = tokio::process::Command::new(BIN)
+    let mut child = tokio::process::Command::new(BIN)
         .env("STRATA_DATABASE_URL", &db.url)
-        .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
+        .env("STRATA_LISTEN", "127.0.0.1:0")
         .env("STRATA_COLD_CACHE_DIR", cache)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", rust_log)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    let base = listening_on(&mut child).await;
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
         if let Ok(r) = client.get(format!("{base}/readyz")).send().await
             && r.status() == 200

@@ -8,9 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata_archive::{ArchiveConfig, Archiver, FAIL_POINTS, RunOutcome};
-use strata_cold::{ColdStore, S3Options};
-use strata_core::config::{DatabaseArgs, S3Args, TieringArgs};
-use strata_hot::HotStore;
+use strata_runtime::config::{DatabaseArgs, S3Args, TieringArgs};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 #[derive(Debug, Parser)]
@@ -70,16 +68,12 @@ fn failpoint_from_env() -> anyhow::Result<Option<strata_archive::FailPointHook>>
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    strata_core::telemetry::run_main("strata-archiver", run(cli))
+    strata_runtime::telemetry::run_main("strata-archiver", run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let pool = strata_hot::lazy_pool(cli.db.database_url.expose(), &cli.db.pool_config())?;
-    strata_hot::migrate(&pool, cli.db.hot_layout)
-        .await
-        .context("applying migrations")?;
-    let hot = HotStore::open(pool).await?;
-    let cold = ColdStore::from_url(&cli.tiering.cold_url, &S3Options::from(&cli.s3))?;
+    let hot = cli.db.open_hot().await.context("applying migrations")?;
+    let cold = cli.tiering.cold_store(&cli.s3)?;
     let config = ArchiveConfig {
         hot_retention: cli.tiering.hot_retention,
         failpoint: failpoint_from_env()?,
@@ -169,7 +163,7 @@ async fn daemon(archiver: Archiver, schedule: &str) -> anyhow::Result<()> {
     scheduler.add(job).await?;
     scheduler.start().await?;
     tracing::info!(schedule, "strata-archiver daemon started");
-    strata_core::shutdown_signal().await;
+    strata_runtime::shutdown_signal().await;
     tracing::info!("stopping; a run in progress is abandoned and its chunks stay hot");
     let mut scheduler = scheduler;
     tokio::time::timeout(Duration::from_secs(10), scheduler.shutdown())

@@ -61,7 +61,7 @@ async fn crash_then_rerun(point: &str) {
     assert!(app.hot.list_chunks().await.unwrap().is_empty(), "{point}");
     assert_exactly_once(&app, &cold, &sent).await;
     let listed: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_files ORDER BY 1")
-        .fetch_all(app.hot.pool())
+        .fetch_all(&app.pool)
         .await
         .unwrap();
     assert_eq!(

@@ -10,7 +10,7 @@ pub use shutdown::shutdown_signal;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-pub enum CoreError {
+pub enum RuntimeError {
     #[error("could not initialise logging: {0}")]
     Telemetry(String),
 }

@@ -6,10 +6,9 @@ use std::time::Duration;
 use std::path::PathBuf;
 
 use clap::Args;
-use strata_cold::S3Options;
-use strata_hot::{LayoutChoice, PoolConfig};
+use strata_cold::{ColdError, ColdStore, S3Options};
+use strata_hot::{HotError, HotStore, LayoutChoice, PoolConfig};
 use strata_model::IngestLimits;
-use strata_query::{DuckConfig, QueryConfig};
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30d, 24h, 90s)"))
@@ -88,6 +87,13 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
+    /// The hot tier, pending migrations applied first.
+    pub async fn open_hot(&self) -> Result<HotStore, HotError> {
+        let pool = strata_hot::lazy_pool(self.database_url.expose(), &self.pool_config())?;
+        strata_hot::migrate(&pool, self.hot_layout).await?;
+        HotStore::open(pool).await
+    }
+
     pub fn pool_config(&self) -> PoolConfig {
         PoolConfig {
             max_connections: self.database_max_connections,
@@ -106,6 +112,14 @@ pub struct TieringArgs {
     /// Age after which a day chunk moves from PostgreSQL to the cold tier.
     #[arg(long, env = "STRATA_HOT_RETENTION", default_value = "30d", value_parser = duration)]
     pub hot_retention: Duration,
+}
+
+impl TieringArgs {
+    /// The cold store `cold_url` names (the one place a cold URL becomes a
+    /// store; `s3` applies to `s3://` URLs).
+    pub fn cold_store(&self, s3: &S3Args) -> Result<ColdStore, ColdError> {
+        ColdStore::from_url(&self.cold_url, &S3Options::from(s3))
+    }
 }
 
 /// S3 settings for `s3://` cold URLs. Unset values fall back to the
@@ -187,22 +201,6 @@ pub struct QueryArgs {
     /// Longest wait of a stats request for an archive commit to finish (then 503).
     #[arg(long, env = "STRATA_STATS_LOCK_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub stats_lock_timeout: Duration,
-}
-
-impl From<&QueryArgs> for QueryConfig {
-    fn from(a: &QueryArgs) -> Self {
-        Self {
-            max_query_days: a.max_query_days,
-            lock_timeout: a.stats_lock_timeout,
-            duckdb: DuckConfig {
-                memory_limit: a.duckdb_memory_limit.clone(),
-                threads: a.duckdb_threads,
-                temp_dir: Some(a.cold_cache_dir.join("duckdb-tmp")),
-            },
-            cache_dir: a.cold_cache_dir.clone(),
-            cache_bytes: a.cold_cache_bytes,
-        }
-    }
 }
 
 /// Bounds on one ingest request.
@@ -314,6 +312,12 @@ pub struct ServeArgs {
     /// Longest time one request may take before it is answered 503.
     #[arg(long, env = "STRATA_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub request_timeout: Duration,
+
+    /// How long `/metrics` reuses the values it reads from PostgreSQL
+    /// (tier sizes, run totals), so frequent scrapers cost the database
+    /// nothing; in-process counters are always live.
+    #[arg(long, env = "STRATA_METRICS_PG_TTL", default_value = "5s", value_parser = duration)]
+    pub metrics_pg_ttl: Duration,
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::CoreError;
+use crate::RuntimeError;
 
 /// Flushes and stops the exporters on [`Telemetry::shutdown`].
 #[derive(Debug, Default)]
@@ -66,7 +66,7 @@ fn otlp_endpoint() -> Option<String> {
 
 /// Logs, plus OTLP traces and metrics when an endpoint is configured.
 /// `service` names the process unless `OTEL_SERVICE_NAME` is set.
-pub fn init(service: &'static str) -> Result<Telemetry, CoreError> {
+pub fn init(service: &'static str) -> Result<Telemetry, RuntimeError> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let logs = tracing_subscriber::fmt::layer()
@@ -75,7 +75,7 @@ pub fn init(service: &'static str) -> Result<Telemetry, CoreError> {
         .with_current_span(true)
         .with_span_list(false)
         .with_span_events(FmtSpan::NONE);
-    let err = |e: &dyn std::fmt::Display| CoreError::Telemetry(e.to_string());
+    let err = |e: &dyn std::fmt::Display| RuntimeError::Telemetry(e.to_string());
     if otlp_endpoint().is_none() {
         tracing_subscriber::registry()
             .with(logs.with_filter(filter))

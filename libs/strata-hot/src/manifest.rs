@@ -1,0 +1,157 @@
+//! The cold tier's manifest: `cold_files`, one row per committed Parquet
+//! object. This module owns the table; a cold object exists for readers
+//! exactly when its row does (rows are inserted in the archive commit, in
+//! the same transaction that drops the hot chunk).
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgConnection;
+use strata_model::ProjectId;
+
+use crate::{HotError, HotStore};
+
+/// One committed cold file, as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ManifestEntry {
+    pub day: NaiveDate,
+    pub object_key: String,
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// A file to record in the archive commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewManifestEntry {
+    pub project_id: i64,
+    pub day: NaiveDate,
+    /// Files of this project and day committed before it.
+    pub seq: i32,
+    pub object_key: String,
+    pub rows: i64,
+    pub bytes: i64,
+    pub min_ts: DateTime<Utc>,
+    pub max_ts: DateTime<Utc>,
+    /// Hex of the file's id checksum.
+    pub checksum: String,
+}
+
+/// Files, rows and bytes of the manifest (or of one project's part).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ManifestTotals {
+    pub files: i64,
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// One project's part of the manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct ProjectManifest {
+    pub project_id: i64,
+    pub days: i64,
+    pub files: i64,
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// The manifest, read outside any stats snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct Manifest<'a> {
+    hot: &'a HotStore,
+}
+
+impl HotStore {
+    pub fn manifest(&self) -> Manifest<'_> {
+        Manifest { hot: self }
+    }
+}
+
+impl Manifest<'_> {
+    /// Every committed object key (the orphan sweep keeps these).
+    pub async fn object_keys(&self) -> Result<HashSet<String>, HotError> {
+        let keys: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_files")
+            .fetch_all(&self.hot.pool)
+            .await?;
+        Ok(keys.into_iter().collect())
+    }
+
+    /// Per project, the number of files already committed for `day`: the
+    /// next file of that project and day takes this sequence number.
+    pub async fn next_seqs(&self, day: NaiveDate) -> Result<BTreeMap<i64, i32>, HotError> {
+        let rows: Vec<(i64, i32)> = sqlx::query_as(
+            "SELECT project_id, count(*)::int FROM cold_files WHERE day = $1 GROUP BY project_id",
+        )
+        .bind(day)
+        .fetch_all(&self.hot.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Files, rows and bytes of every project, or of `project`.
+    pub async fn totals(&self, project: Option<ProjectId>) -> Result<ManifestTotals, HotError> {
+        let (files, rows, bytes) = sqlx::query_as(
+            "SELECT count(*)::int8, coalesce(sum(rows), 0)::int8, coalesce(sum(bytes), 0)::int8
+               FROM cold_files WHERE $1::int8 IS NULL OR project_id = $1",
+        )
+        .bind(project.map(|p| p.0))
+        .fetch_one(&self.hot.pool)
+        .await?;
+        Ok(ManifestTotals { files, rows, bytes })
+    }
+
+    /// Each project's days, files, rows and bytes.
+    pub(crate) async fn per_project(&self) -> Result<Vec<ProjectManifest>, HotError> {
+        Ok(sqlx::query_as(
+            "SELECT project_id, count(DISTINCT day) AS days, count(*) AS files,
+                    sum(rows)::int8 AS rows, sum(bytes)::int8 AS bytes
+               FROM cold_files GROUP BY project_id",
+        )
+        .fetch_all(&self.hot.pool)
+        .await?)
+    }
+}
+
+/// The project's files for days in `[from, to]`, inside a stats snapshot.
+pub(crate) async fn files_for_days(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<ManifestEntry>, HotError> {
+    Ok(sqlx::query_as(
+        "SELECT day, object_key, rows, bytes FROM cold_files
+          WHERE project_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day, seq",
+    )
+    .bind(project.0)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Records `files` as written by archive run `run_id` (inside its commit).
+pub(crate) async fn insert_files(
+    tx: &mut PgConnection,
+    run_id: i64,
+    files: &[NewManifestEntry],
+) -> Result<(), HotError> {
+    for f in files {
+        sqlx::query(
+            "INSERT INTO cold_files (project_id, day, seq, object_key, rows, bytes, min_ts, max_ts, checksum, run_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(f.project_id)
+        .bind(f.day)
+        .bind(f.seq)
+        .bind(&f.object_key)
+        .bind(f.rows)
+        .bind(f.bytes)
+        .bind(f.min_ts)
+        .bind(f.max_ts)
+        .bind(&f.checksum)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}

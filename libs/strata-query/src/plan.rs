@@ -1,0 +1,192 @@
+//! One request's plan: a PostgreSQL snapshot's manifest and hot days, the
+//! cold executor (cache, then DuckDB over local files), and the `meta`
+//! every answer carries.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use duckdb::Connection;
+use strata_cold::WantedFile;
+use strata_hot::{ManifestEntry, ReadSnapshot};
+use strata_model::ProjectId;
+use tracing::Instrument;
+
+use crate::meta::{CacheMeta, ColdMeta, HotMeta, Meta, ranges};
+use crate::{Planner, QueryError};
+
+/// Hot (event_type, user) pairs per batch streamed into DuckDB, and
+/// batches buffered between the two halves: bounds the memory of a
+/// mixed-tier top-events request, whatever the range.
+pub(crate) const PAIR_BATCH: usize = 8_192;
+pub(crate) const PAIR_BATCHES_IN_FLIGHT: usize = 2;
+
+/// What one snapshot says about the days of a request.
+pub(crate) struct Plan {
+    pub files: Vec<ManifestEntry>,
+    pub hot_days: BTreeSet<NaiveDate>,
+    pub both: BTreeSet<NaiveDate>,
+    pub started: Instant,
+}
+
+/// A cold query's output and what it cost.
+pub(crate) struct ColdPart<T> {
+    pub value: T,
+    pub meta: ColdMeta,
+}
+
+pub(crate) fn ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+/// Rows of DuckDB's `count(*)` etc. as unsigned.
+pub(crate) fn u(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+impl Planner {
+    pub(crate) async fn plan(
+        &self,
+        project: ProjectId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<(ReadSnapshot, Plan), QueryError> {
+        let started = Instant::now();
+        let mut snap = self.hot.read_snapshot(self.config.lock_timeout).await?;
+        let files = snap.manifest(project, from, to).await?;
+        let hot_days = snap.hot_days(from, to).await?;
+        let cold_days: BTreeSet<NaiveDate> = files.iter().map(|f| f.day).collect();
+        let both = hot_days.intersection(&cold_days).copied().collect();
+        Ok((
+            snap,
+            Plan {
+                files,
+                hot_days,
+                both,
+                started,
+            },
+        ))
+    }
+
+    /// Fetches `files` (through the cache when remote) and runs `work` over
+    /// their local paths, each with its day. `None` when there are no files.
+    /// The future owns everything it uses, so it can run beside the hot half.
+    pub(crate) fn cold<T: Send + 'static>(
+        &self,
+        files: &[ManifestEntry],
+        work: impl FnOnce(&Connection, Vec<(NaiveDate, PathBuf)>) -> Result<T, QueryError>
+        + Send
+        + 'static,
+    ) -> impl Future<Output = Result<Option<ColdPart<T>>, QueryError>> + Send + 'static {
+        let files = files.to_vec();
+        let cache = self.files.clone();
+        let duck = Arc::clone(&self.duck);
+        let span = tracing::info_span!("cold_tier", files = files.len());
+        async move {
+            if files.is_empty() {
+                return Ok(None);
+            }
+            let started = Instant::now();
+            let refs: Vec<WantedFile> = files
+                .iter()
+                .map(|f| WantedFile {
+                    day: f.day,
+                    key: f.object_key.clone(),
+                    bytes: u(f.bytes),
+                })
+                .collect();
+            let lease = cache.materialize(&refs).await?;
+            let days: Vec<NaiveDate> = files.iter().map(|f| f.day).collect();
+            let located: Vec<(NaiveDate, PathBuf)> = days
+                .iter()
+                .copied()
+                .zip(lease.paths.iter().cloned())
+                .collect();
+            let value = match duck.run(move |conn| work(conn, located)).await {
+                Ok(v) => v,
+                Err(QueryError::Engine(e)) if is_file_error(&e) => {
+                    // A cached file passed the size and magic checks but does
+                    // not read: discard it so the next request fetches it again.
+                    lease.invalidate();
+                    return Err(QueryError::ColdUnavailable {
+                        days: days.into_iter().collect(),
+                        reason: format!("a cold file could not be read and was discarded: {e}"),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            let cold_days: BTreeSet<NaiveDate> = days.into_iter().collect();
+            let meta = ColdMeta {
+                days: cold_days.len(),
+                day_ranges: ranges(&cold_days),
+                files: files.len() as u64,
+                rows: files.iter().map(|f| u(f.rows)).sum(),
+                bytes: files.iter().map(|f| u(f.bytes)).sum(),
+                ms: ms(started),
+                cache: CacheMeta {
+                    in_place: !lease.cached,
+                    hits: lease.hits,
+                    misses: lease.misses,
+                    fetched_bytes: lease.fetched_bytes,
+                },
+            };
+            drop(lease);
+            Ok(Some(ColdPart { value, meta }))
+        }
+        .instrument(span)
+    }
+
+    pub(crate) fn meta(
+        &self,
+        plan: &Plan,
+        hot_rows: u64,
+        hot_ms: u64,
+        cold: Option<ColdMeta>,
+    ) -> Meta {
+        let meta = Meta {
+            hot: HotMeta {
+                days: plan.hot_days.len(),
+                day_ranges: ranges(&plan.hot_days),
+                rows: hot_rows,
+                ms: hot_ms,
+            },
+            cold: cold.unwrap_or_else(|| ColdMeta {
+                cache: CacheMeta {
+                    in_place: self.files.is_local(),
+                    ..CacheMeta::default()
+                },
+                ..ColdMeta::default()
+            }),
+            both_days: plan.both.iter().copied().collect(),
+            ms: ms(plan.started),
+        };
+        self.counters.add(&meta);
+        meta
+    }
+}
+
+/// Appends every batch the hot half sends to `table`, until it is done (or
+/// has failed, and then its error is the one reported).
+pub(crate) fn append_batches<T>(
+    conn: &Connection,
+    table: &str,
+    rx: &mut tokio::sync::mpsc::Receiver<Vec<T>>,
+    row: impl Fn(&mut duckdb::Appender<'_>, &T) -> duckdb::Result<()>,
+) -> Result<(), QueryError> {
+    while let Some(batch) = rx.blocking_recv() {
+        let mut app = conn.appender(table)?;
+        for item in &batch {
+            row(&mut app, item)?;
+        }
+        app.flush()?;
+    }
+    Ok(())
+}
+
+/// DuckDB errors that come from reading a file rather than from our SQL.
+fn is_file_error(e: &duckdb::Error) -> bool {
+    let msg = e.to_string();
+    msg.contains(".parquet") || msg.contains("IO Error")
+}

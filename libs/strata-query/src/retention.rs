@@ -1,0 +1,162 @@
+//! Retention: cohorts from first-seen times; each tier gives the (user,
+//! period) pairs of cohort users, counted once per period.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::Utc;
+use strata_model::{DayRange, Period, ProjectId, day_number, from_day_number};
+use tracing::Instrument;
+
+use crate::duck::{rows, source};
+use crate::merge::{RetentionMerge, cohorts_from_counts};
+use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, append_batches, ms, u};
+use crate::response::RetentionResponse;
+use crate::{Planner, QueryError};
+
+impl Planner {
+    /// Cohorts by the period of each user's first event, and how many of
+    /// them were active in each following period.
+    pub async fn retention(
+        &self,
+        project: ProjectId,
+        range: DayRange,
+        period: Period,
+        periods: u32,
+    ) -> Result<RetentionResponse, QueryError> {
+        let (from, to) = (range.from(), range.to());
+        let len = period.days();
+        let today = day_number(Utc::now().date_naive());
+        let first_cohort = period.start_of_number(day_number(from));
+        let last_cohort = period.start_of_number(day_number(to));
+        let n = periods as i32;
+        // Activity that can count: from the first cohort to the last
+        // cohort's last tracked period, never past the current period (a
+        // future-dated event in it counts; the period has started).
+        let current_end = period.start_of_number(today) + len - 1;
+        let activity_to = (last_cohort + n * len - 1).min(current_end);
+        let cohort_days = (
+            from_day_number(first_cohort),
+            from_day_number(last_cohort + len - 1),
+        );
+        let activity = (
+            from_day_number(first_cohort),
+            from_day_number(activity_to.max(first_cohort)),
+        );
+
+        let (mut snap, mut plan) = self.plan(project, activity.0, activity.1).await?;
+        if activity_to < first_cohort {
+            plan.files.clear();
+        }
+        let bounds = (first_cohort, last_cohort, today);
+        let hot_started = Instant::now();
+        let (cohorts, meta) = if plan.files.is_empty() {
+            // Hot only (bounded by the hot window): merged here.
+            let hot = async {
+                let cohort_users = snap
+                    .cohort_users(project, period, cohort_days.0, cohort_days.1)
+                    .await?;
+                let act = if activity_to < first_cohort || cohort_users.is_empty() {
+                    Vec::new()
+                } else {
+                    snap.cohort_activity(project, period, cohort_days, activity)
+                        .await?
+                };
+                snap.finish().await?;
+                Ok::<_, QueryError>((cohort_users, act))
+            }
+            .instrument(tracing::info_span!("hot_tier", stat = "retention"))
+            .await?;
+            let (cohort_users, act) = hot;
+            let mut merge = RetentionMerge::new(&cohort_users, len, periods);
+            let mut hot_rows = 0;
+            for (user, p, events) in &act {
+                hot_rows += u(*events);
+                merge.mark(user, *p);
+            }
+            let cohorts = merge.finish(first_cohort, last_cohort, today);
+            (cohorts, self.meta(&plan, hot_rows, ms(hot_started), None))
+        } else {
+            // Both tiers: PostgreSQL streams the cohort users and their hot
+            // activity into DuckDB in bounded batches, and DuckDB counts the
+            // retained users per cohort and period over the union of both
+            // tiers' activity. Nothing here grows with users or the range.
+            let (users_tx, mut users_rx) =
+                tokio::sync::mpsc::channel::<Vec<(String, i32)>>(PAIR_BATCHES_IN_FLIGHT);
+            let (act_tx, mut act_rx) =
+                tokio::sync::mpsc::channel::<Vec<(String, i32, i64)>>(PAIR_BATCHES_IN_FLIGHT);
+            let hot = async move {
+                snap.cohort_users_into(project, period, cohort_days, PAIR_BATCH, &users_tx)
+                    .await?;
+                drop(users_tx);
+                let events = snap
+                    .cohort_activity_into(
+                        project,
+                        period,
+                        cohort_days,
+                        activity,
+                        PAIR_BATCH,
+                        &act_tx,
+                    )
+                    .await?;
+                drop(act_tx);
+                snap.finish().await?;
+                Ok::<_, QueryError>((events, ms(hot_started)))
+            }
+            .instrument(tracing::info_span!("hot_tier", stat = "retention"));
+            let cold = self.cold(&plan.files, move |conn, files| {
+                let paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
+                conn.execute_batch(
+                    "CREATE TEMP TABLE cohort (user_id VARCHAR PRIMARY KEY, c INTEGER);
+                 CREATE TEMP TABLE hot_act (user_id VARCHAR, p INTEGER);",
+                )?;
+                append_batches(conn, "cohort", &mut users_rx, |app, (user, c)| {
+                    app.append_row(duckdb::params![user, c])
+                })?;
+                append_batches(conn, "hot_act", &mut act_rx, |app, (user, p, _)| {
+                    app.append_row(duckdb::params![user, p])
+                })?;
+                let sizes = rows(conn, "SELECT c, count(*) FROM cohort GROUP BY c", |r| {
+                    Ok((r.get::<_, i32>(0)?, r.get::<_, i64>(1)?))
+                })?;
+                let p = period.start_sql("day_n");
+                let retained = rows(
+                    conn,
+                    &format!(
+                        "WITH act AS (
+                       SELECT DISTINCT user_id, p FROM (
+                         SELECT user_id, CAST({p} AS INTEGER) AS p FROM {}
+                          WHERE user_id IN (SELECT user_id FROM cohort)
+                         UNION ALL SELECT user_id, p FROM hot_act))
+                     SELECT c.c, CAST((a.p - c.c) // {len} AS INTEGER), count(*)
+                       FROM act a JOIN cohort c USING (user_id)
+                      WHERE a.p >= c.c AND a.p < c.c + {len} * {periods}
+                      GROUP BY 1, 2",
+                        source(&paths)
+                    ),
+                    |r| {
+                        Ok((
+                            r.get::<_, i32>(0)?,
+                            r.get::<_, i32>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )?;
+                Ok((sizes, retained))
+            });
+            let ((hot_rows, hot_ms), cold) = tokio::try_join!(hot, cold)?;
+            let part = cold.ok_or_else(|| QueryError::Internal("cold files vanished".into()))?;
+            let (sizes, retained) = &part.value;
+            let cohorts = cohorts_from_counts(sizes, retained, bounds, len, periods);
+            (cohorts, self.meta(&plan, hot_rows, hot_ms, Some(part.meta)))
+        };
+        Ok(RetentionResponse {
+            from,
+            to,
+            period: period.as_str(),
+            periods,
+            cohorts,
+            meta,
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! Top events: counts add across tiers; distinct users come from the
+//! union of both tiers' (event_type, user) pairs, inside DuckDB.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use strata_model::{DayRange, ProjectId};
+use tracing::Instrument;
+
+use crate::duck::{rows, source};
+use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, append_batches, ms, u};
+use crate::response::{TopEvent, TopEventsResponse, top_event};
+use crate::{Planner, QueryError};
+
+impl Planner {
+    /// Event types by count (descending, ties by name), with distinct users.
+    pub async fn top_events(
+        &self,
+        project: ProjectId,
+        range: DayRange,
+        limit: u32,
+    ) -> Result<TopEventsResponse, QueryError> {
+        let (from, to) = (range.from(), range.to());
+        let (mut snap, plan) = self.plan(project, from, to).await?;
+        let hot_started = Instant::now();
+        let (mut events, hot_rows, hot_ms, cold_meta) = if plan.files.is_empty() {
+            // Hot only: PostgreSQL's answer is final.
+            let hot = async {
+                let hot = snap.top_events(project, from, to).await?;
+                snap.finish().await?;
+                Ok::<_, QueryError>(hot)
+            }
+            .instrument(tracing::info_span!("hot_tier", stat = "top_events"))
+            .await?;
+            let rows = hot.iter().map(|t| u(t.count)).sum();
+            let events = hot
+                .into_iter()
+                .map(|t| TopEvent {
+                    event_type: t.event_type,
+                    count: u(t.count),
+                    users: u(t.users),
+                })
+                .collect();
+            (events, rows, ms(hot_started), None)
+        } else if plan.hot_days.is_empty() {
+            // Cold only: DuckDB's answer is final.
+            snap.finish().await?;
+            let part = self
+                .cold(&plan.files, |conn, files| {
+                    let paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
+                    rows(
+                        conn,
+                        &format!(
+                            "SELECT event_type, count(*), count(DISTINCT user_id) FROM {}
+                              GROUP BY event_type",
+                            source(&paths)
+                        ),
+                        |r| Ok(top_event(r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                })
+                .await?
+                .ok_or_else(|| QueryError::Internal("cold files vanished".into()))?;
+            (part.value, 0, 0, Some(part.meta))
+        } else {
+            // Both: DuckDB groups the cold (event_type, user) pairs while
+            // PostgreSQL groups the hot ones; the hot pairs are streamed into
+            // DuckDB in bounded batches (two in flight) and distinct users
+            // counted over the union.
+            let (tx, mut rx) =
+                tokio::sync::mpsc::channel::<Vec<(String, String, i64)>>(PAIR_BATCHES_IN_FLIGHT);
+            let hot = async move {
+                let started = Instant::now();
+                let rows = snap
+                    .type_users_into(project, (from, to), PAIR_BATCH, &tx)
+                    .await?;
+                drop(tx);
+                snap.finish().await?;
+                Ok::<_, QueryError>((rows, ms(started)))
+            }
+            .instrument(tracing::info_span!("hot_tier", stat = "top_events"));
+            let cold = self.cold(&plan.files, move |conn, files| {
+                let paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
+                conn.execute_batch(&format!(
+                    "CREATE TEMP TABLE cold_pairs AS
+                       SELECT event_type, user_id, count(*) AS n FROM {}
+                        GROUP BY event_type, user_id;
+                     CREATE TEMP TABLE hot_pairs (event_type VARCHAR, user_id VARCHAR, n BIGINT);",
+                    source(&paths)
+                ))?;
+                append_batches(conn, "hot_pairs", &mut rx, |app, (t, user, n)| {
+                    app.append_row(duckdb::params![t, user, n])
+                })?;
+                rows(
+                    conn,
+                    "SELECT event_type, CAST(sum(n) AS BIGINT), count(DISTINCT user_id)
+                       FROM (SELECT * FROM cold_pairs UNION ALL SELECT * FROM hot_pairs)
+                      GROUP BY event_type",
+                    |r| Ok(top_event(r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+            });
+            let ((hot_rows, hot_ms), part) = tokio::try_join!(hot, cold)?;
+            let part = part.ok_or_else(|| QueryError::Internal("cold files vanished".into()))?;
+            (part.value, hot_rows, hot_ms, Some(part.meta))
+        };
+        events.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.event_type.cmp(&b.event_type))
+        });
+        events.truncate(limit as usize);
+        let meta = self.meta(&plan, hot_rows, hot_ms, cold_meta);
+        Ok(TopEventsResponse {
+            from,
+            to,
+            events,
+            meta,
+        })
+    }
+}
