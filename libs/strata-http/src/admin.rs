@@ -107,7 +107,9 @@ pub struct RunsResponse {
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Newest runs to list, 1-500 (default 20)")),
     responses(
         (status = 200, description = "Archive runs, newest first, with chunk outcomes", body = RunsResponse),
-        (status = 400, description = "Bad request", body = crate::openapi::ErrorBody), (status = 403, description = "Not an operator key", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Bad request", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an operator key", body = crate::openapi::ErrorBody),
     ))]
 pub async fn runs(
     State(state): State<AppState>,
@@ -138,6 +140,7 @@ pub struct StartedRun {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 202, description = "Run started", body = StartedRun),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not an operator key", body = crate::openapi::ErrorBody),
         (status = 409, description = "A run is in progress", body = crate::openapi::ErrorBody),
     ))]
