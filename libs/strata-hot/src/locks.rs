@@ -145,11 +145,7 @@ pub(crate) async fn lock_days_for_archive(
     days: &BTreeSet<NaiveDate>,
 ) -> Result<(), HotError> {
     for d in days {
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(ARCHIVE_DAY)
-            .bind(day_number(*d))
-            .execute(&mut *conn)
-            .await?;
+        lock_day_xact(conn, ARCHIVE_DAY, *d).await?;
     }
     Ok(())
 }
