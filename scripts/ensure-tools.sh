@@ -10,3 +10,15 @@ if ! command -v cargo-nextest >/dev/null; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >&2 || true
 
+# Schemathesis (PyPI), the schema-driven fuzzer the suite runs against
+# /openapi.json (tests/it/openapi.rs), in a virtualenv of its own.
+st_version=4.32.5
+st=$root/schemathesis
+if [ "$("$st/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $st_version" ]; then
+  python3 -m venv --help >/dev/null 2>&1 || apt_install python3 python3-venv
+  log "installing schemathesis $st_version into $st"
+  rm -rf "$st"
+  python3 -m venv "$st" >&2
+  "$st/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$st_version" >&2
+fi
+echo "export STRATA_TEST_SCHEMATHESIS=$st/bin/schemathesis"

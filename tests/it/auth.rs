@@ -173,3 +173,33 @@ async fn error_bodies_carry_a_stable_code_and_the_request_id() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["request_id"], "client-chosen-42", "{body}");
 }
+
+/// A method a route does not offer is a 405 naming the allowed ones, asked
+/// with or without a key: authentication runs only for the route's own
+/// methods, so a client learns the method is wrong, not that it lacks a key.
+#[tokio::test]
+async fn an_unsupported_method_is_405_before_any_key_is_asked_for() {
+    let app = spawn_app().await;
+    for (method, path, allow) in [
+        ("TRACE", "/v1/admin/tiers", "GET,HEAD"),
+        ("DELETE", "/v1/stats/dau", "GET,HEAD"),
+        ("GET", "/v1/events", "POST"),
+        ("PUT", "/v1/admin/archive/run", "POST"),
+    ] {
+        let resp = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 405, "{method} {path}");
+        let got = resp.headers()["allow"].to_str().unwrap().replace(' ', "");
+        assert_eq!(got, allow, "{method} {path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["code"], "method_not_allowed",
+            "{method} {path}: {body}"
+        );
+        assert!(body["request_id"].is_string(), "{body}");
+    }
+}

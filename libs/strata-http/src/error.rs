@@ -47,6 +47,7 @@ pub fn status(kind: ErrorKind) -> StatusCode {
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -140,7 +141,7 @@ pub struct ErrorBody {
     /// For programs: a stable `snake_case` name of the failure. Among them:
     /// `invalid_parameter`, `unknown_parameter`, `repeated_parameter`,
     /// `invalid_query_string`, `malformed_json`, `invalid_body`,
-    /// `invalid_gzip`, `unreadable_body`, `unauthorized`, `forbidden`, `no_such_route`,
+    /// `invalid_gzip`, `unreadable_body`, `unauthorized`, `forbidden`, `no_such_route`, `method_not_allowed`,
     /// `batch_too_large`, `body_too_large`, `unsupported_content_type`,
     /// `unsupported_content_encoding`, `rate_limited`,
     /// `archive_run_in_progress`, `database_unavailable`, `database_busy`,

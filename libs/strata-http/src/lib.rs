@@ -82,6 +82,15 @@ async fn not_found() -> ApiError {
     )
 }
 
+/// The route exists, the method does not (axum adds `Allow`).
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        strata_model::ErrorKind::MethodNotAllowed,
+        "method_not_allowed",
+        "this route does not offer this method; see the Allow header",
+    )
+}
+
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("handler panicked").into_response()
 }
@@ -102,18 +111,32 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
             project = tracing::field::Empty,
         )
     });
+    // Authentication wraps each method's handler, not the route: a method
+    // a route does not offer is a 405 (with Allow) before any key is asked for.
+    let auth = axum::middleware::from_fn_with_state(state.clone(), auth::authenticate_and_limit);
     let v1 = Router::new()
-        .route("/v1/events", post(ingest::ingest))
-        .route("/v1/stats/dau", get(stats::dau))
-        .route("/v1/stats/top-events", get(stats::top_events))
-        .route("/v1/stats/retention", get(stats::retention))
-        .route("/v1/admin/tiers", get(admin::tiers))
-        .route("/v1/admin/archive/runs", get(admin::runs))
-        .route("/v1/admin/archive/run", post(admin::start_run))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate_and_limit,
-        ));
+        .route("/v1/events", post(ingest::ingest).route_layer(auth.clone()))
+        .route("/v1/stats/dau", get(stats::dau).route_layer(auth.clone()))
+        .route(
+            "/v1/stats/top-events",
+            get(stats::top_events).route_layer(auth.clone()),
+        )
+        .route(
+            "/v1/stats/retention",
+            get(stats::retention).route_layer(auth.clone()),
+        )
+        .route(
+            "/v1/admin/tiers",
+            get(admin::tiers).route_layer(auth.clone()),
+        )
+        .route(
+            "/v1/admin/archive/runs",
+            get(admin::runs).route_layer(auth.clone()),
+        )
+        .route(
+            "/v1/admin/archive/run",
+            post(admin::start_run).route_layer(auth),
+        );
     Router::new()
         .merge(v1)
         .route("/livez", get(health::livez))
@@ -128,6 +151,7 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         )
         .route("/readyz", get(health::readyz))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -38,8 +38,11 @@ pub struct EventIn {
 /// The ingest body. Only its shape is checked as a whole: each item of
 /// `events` is then validated on its own against [`EventIn`]'s rules, and
 /// an item that breaks them (any JSON value can be sent) is rejected by its
-/// index in the 200 answer's `rejected`, while the others are stored.
+/// index in the 200 answer's `rejected`, while the others are stored. Any
+/// other member than `events` is refused (400), so a misspelt field is
+/// never silently ignored.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IngestRequest {
     /// Events, each checked on its own against `EventIn` (see above); at
     /// most STRATA_MAX_BATCH_EVENTS (default 10,000) of them, else 413.

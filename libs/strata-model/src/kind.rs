@@ -12,6 +12,8 @@ pub enum ErrorKind {
     /// A valid credential without the right.
     Forbidden,
     NotFound,
+    /// The route exists but does not offer the request's method.
+    MethodNotAllowed,
     /// The request conflicts with the current state (e.g. a run in progress).
     Conflict,
     /// The request is larger than a configured limit.
@@ -34,6 +36,7 @@ impl ErrorKind {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::TooLarge => "too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
