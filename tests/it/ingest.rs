@@ -452,6 +452,83 @@ async fn first_seen_keeps_each_users_earliest_event() {
     assert!(Utc::now() - ann > Duration::hours(199));
 }
 
+/// Each user gets a dense per-project ordinal when first seen (ADR-027):
+/// in user order within a batch, kept when a late event lowers the
+/// first-seen time, never reused; concurrent batches that first see the
+/// same users still give each user exactly one, below the project's counter.
+#[tokio::test]
+async fn users_get_dense_ordinals_when_first_seen_and_keep_them() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let other = app.key("other", "ingest").await;
+    let project = app.project_id("acme").await;
+    let ordinals = |project: i64| {
+        let pool = app.pool.clone();
+        async move {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT user_id, ordinal FROM user_first_seen WHERE project_id = $1 ORDER BY ordinal",
+            )
+            .bind(project)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let next: i64 =
+                sqlx::query_scalar("SELECT next_user_ordinal FROM projects WHERE id = $1")
+                    .bind(project)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            (rows, next)
+        }
+    };
+    let batch = |users: &[&str], hours_ago: i64| -> Vec<Value> {
+        users
+            .iter()
+            .map(|u| recent_event(Uuid::new_v4(), u, hours_ago))
+            .collect()
+    };
+    app.ingest_ok(&key, &batch(&["cat", "ann", "bob"], 5)).await;
+    app.ingest_ok(&other, &batch(&["zed"], 5)).await;
+    app.ingest_ok(&key, &batch(&["bob", "dan"], 4)).await;
+    // An earlier event of ann lowers her first-seen time, not her ordinal.
+    app.ingest_ok(&key, &batch(&["ann"], 300)).await;
+    let (rows, next) = ordinals(project).await;
+    let named = |v: &[(&str, i64)]| -> Vec<(String, i64)> {
+        v.iter().map(|(u, o)| ((*u).to_owned(), *o)).collect()
+    };
+    assert_eq!(
+        rows,
+        named(&[("ann", 0), ("bob", 1), ("cat", 2), ("dan", 3)])
+    );
+    assert_eq!(next, 4);
+    let zed = app.project_id("other").await;
+    assert_eq!(
+        ordinals(zed).await,
+        (named(&[("zed", 0)]), 1),
+        "per project"
+    );
+
+    // Eight concurrent batches of 40 users, each overlapping the next by half.
+    let sends = (0..8).map(|b| {
+        let users: Vec<String> = (b * 20..b * 20 + 40).map(|u| format!("u{u:03}")).collect();
+        let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+        let events = batch(&refs, 2);
+        let (app, key) = (&app, &key);
+        async move { app.ingest_ok(key, &events).await }
+    });
+    futures::future::join_all(sends).await;
+    let (rows, next) = ordinals(project).await;
+    assert_eq!(rows.len(), 4 + 180, "every user has one ordinal");
+    let mut seen = std::collections::HashSet::new();
+    for (user, o) in &rows {
+        assert!(seen.insert(*o), "ordinal {o} given twice ({user})");
+        assert!(
+            (0..next).contains(o),
+            "{user}: {o} not below the counter {next}"
+        );
+    }
+}
+
 /// Property texts at and past the edges of what `jsonb` stores, and whether
 /// Strata's own nesting limit (64 levels, stricter than PostgreSQL's stack)
 /// refuses them.
