@@ -313,6 +313,9 @@ pub struct StorageResult {
     pub cold_rows: u64,
     pub cold_bytes: u64,
     pub cold_bytes_per_event: f64,
+    /// Cold days with an exact rollup (ADR-027), and its bytes.
+    pub rollup_days: u64,
+    pub rollup_bytes: u64,
     /// hot / cold; target ≥ 10.
     pub ratio: f64,
     /// The `\copy` baseline table (heap + index), for reference.
@@ -604,6 +607,13 @@ impl Report {
         line(format!(
             "| cold: ZSTD Parquet | {} | {} | {:.1} |",
             s.cold_rows, s.cold_bytes, s.cold_bytes_per_event
+        ));
+        line(format!(
+            "| cold: exact rollups of {} days (users per day and per event type) | {} | {} | {:.2} |",
+            s.rollup_days,
+            s.cold_rows,
+            s.rollup_bytes,
+            s.rollup_bytes as f64 / s.cold_rows.max(1) as f64
         ));
         line(format!(
             "| (reference: the `\\copy` table, heap + index, no dedup) | | | {:.0} |",

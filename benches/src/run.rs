@@ -818,6 +818,10 @@ impl Bench<'_> {
                 .bind(self.project)
                 .fetch_one(&self.pool)
                 .await?;
+        let (rollup_days, rollup_bytes) = hot
+            .hot
+            .rollup_footprint(Some(strata_model::ProjectId(self.project)))
+            .await?;
         let size = &hot.size;
         let hot_bpe = (size.events_bytes + size.dedup_bytes) as f64 / hot.events as f64;
         let cold_bpe = cold.bytes as f64 / cold.rows.max(1) as f64;
@@ -829,6 +833,8 @@ impl Bench<'_> {
             cold_rows: cold.rows as u64,
             cold_bytes: cold.bytes as u64,
             cold_bytes_per_event: cold_bpe,
+            rollup_days: rollup_days as u64,
+            rollup_bytes: rollup_bytes as u64,
             ratio: hot_bpe / cold_bpe,
             baseline_table_bytes_per_event: hot.baseline_bytes as f64 / history_events as f64,
         };

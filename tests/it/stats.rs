@@ -273,8 +273,8 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
         let b = rng.random_range(0..80);
         ranges.push((day_ago(a.max(b)), day_ago(a.min(b))));
     }
-    let (mut saw_both, mut saw_mixed) = (false, false);
-    for (i, range) in ranges.into_iter().enumerate() {
+    let (mut saw_both, mut saw_mixed, mut saw_rollups) = (false, false, false);
+    for (i, range) in ranges.iter().copied().enumerate() {
         let p = projects[i % projects.len()];
         let key = &keys[i % projects.len()];
         let limit = rng.random_range(1..8);
@@ -292,9 +292,110 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
         saw_both |= !meta["both_days"].as_array().unwrap().is_empty();
         saw_mixed |=
             meta["hot"]["days"].as_u64() > Some(0) && meta["cold"]["days"].as_u64() > Some(0);
+        // Every cold day has a current rollup here (made by the archive
+        // commits, merged for the days archived twice).
+        assert_eq!(
+            meta["cold"]["rollups"]["days"], meta["cold"]["days"],
+            "a cold day was not answered from its rollup ({context}): {meta}"
+        );
+        saw_rollups |= meta["cold"]["rollups"]["days"].as_u64() > Some(0);
     }
     assert!(saw_both, "no range covered a day held by both tiers");
     assert!(saw_mixed, "no range straddled the tiers");
+    assert!(saw_rollups, "no range was answered from rollups");
+
+    // A missing rollup (alpha's five earliest days) and an unreadable one
+    // (beta's earliest day): those days are answered from their files, the
+    // others still from rollups, and every answer stays exact.
+    let kept_by_commits = rollup_sets(&app.pool).await;
+    let (alpha, beta) = (app.project_id("alpha").await, app.project_id("beta").await);
+    sqlx::query(
+        "DELETE FROM day_rollups WHERE project_id = $1 AND day IN
+           (SELECT day FROM day_rollup_sources WHERE project_id = $1 ORDER BY day LIMIT 5)",
+    )
+    .bind(alpha)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE day_rollups SET users = '\\x0102'::bytea WHERE project_id = $1 AND day =
+           (SELECT min(day) FROM day_rollup_sources WHERE project_id = $1)",
+    )
+    .bind(beta)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let whole = (day_ago(75), today());
+    for (i, p) in projects.iter().enumerate() {
+        let meta = check_all(
+            &app,
+            &keys[i],
+            world.events(p),
+            whole,
+            5,
+            (true, 8),
+            &context,
+        )
+        .await;
+        let (rollup_days, cold_days) = (
+            meta["cold"]["rollups"]["days"].as_u64().unwrap(),
+            meta["cold"]["days"].as_u64().unwrap(),
+        );
+        let lost = match *p {
+            "alpha" => 5,
+            "beta" => 1,
+            _ => 0,
+        };
+        assert_eq!(rollup_days + lost, cold_days, "{p} ({context}): {meta}");
+    }
+
+    // Rebuilt from the Parquet files, the rollups equal what the archive
+    // commits kept, and every cold day is answered from them again.
+    let report = app
+        .archiver(20)
+        .rebuild_rollups(None, None, None)
+        .await
+        .unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.rebuilt, report.days, "{report:?}");
+    assert_eq!(
+        rollup_sets(&app.pool).await,
+        kept_by_commits,
+        "rollups rebuilt from Parquet differ from those the archive commits kept ({context})"
+    );
+    for (i, p) in projects.iter().enumerate() {
+        let meta = check_all(
+            &app,
+            &keys[i],
+            world.events(p),
+            whole,
+            5,
+            (false, 8),
+            &context,
+        )
+        .await;
+        assert_eq!(
+            meta["cold"]["rollups"]["days"], meta["cold"]["days"],
+            "{p}: {meta}"
+        );
+    }
+}
+
+/// Every rollup row, decoded: (project, day, event type) → (events, users).
+async fn rollup_sets(
+    pool: &sqlx::PgPool,
+) -> std::collections::BTreeMap<(i64, NaiveDate, String), (i64, Vec<u32>)> {
+    let rows: Vec<(i64, NaiveDate, String, i64, Vec<u8>)> =
+        sqlx::query_as("SELECT project_id, day, event_type, events, users FROM day_rollups")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    rows.into_iter()
+        .map(|(p, d, t, n, users)| {
+            let users = strata_hot::rollups::decode(&users).unwrap();
+            ((p, d, t), (n, users.iter().collect()))
+        })
+        .collect()
 }
 
 /// Sends `events` (user, type, time) for a project and returns them as the
@@ -514,17 +615,28 @@ async fn hot_cold_and_straddling_ranges_say_which_tier_answered() {
         ((day_ago(44), day_ago(35)), false, true),
         ((day_ago(44), today()), true, true),
     ];
-    for ((from, to), hot, cold) in cases {
-        let meta = check_all(&app, &key, &all, (from, to), 10, (true, 8), "tiers").await;
-        assert_eq!(meta["hot"]["days"].as_u64().unwrap() > 0, hot, "{meta}");
-        assert_eq!(meta["cold"]["days"].as_u64().unwrap() > 0, cold, "{meta}");
-        assert_eq!(meta["cold"]["cache"]["in_place"], true, "{meta}");
-        if hot {
-            assert!(meta["hot"]["rows"].as_u64().unwrap() > 0, "{meta}");
+    // Cold days from their rollups, then (rollups gone) from their files.
+    for rollups in [true, false] {
+        if !rollups {
+            app.drop_rollups().await;
         }
-        if cold {
-            assert!(meta["cold"]["files"].as_u64().unwrap() > 0, "{meta}");
-            assert!(meta["cold"]["rows"].as_u64().unwrap() > 0, "{meta}");
+        for ((from, to), hot, cold) in cases {
+            let meta = check_all(&app, &key, &all, (from, to), 10, (true, 8), "tiers").await;
+            assert_eq!(meta["hot"]["days"].as_u64().unwrap() > 0, hot, "{meta}");
+            assert_eq!(meta["cold"]["days"].as_u64().unwrap() > 0, cold, "{meta}");
+            assert_eq!(meta["cold"]["cache"]["in_place"], true, "{meta}");
+            if hot {
+                assert!(meta["hot"]["rows"].as_u64().unwrap() > 0, "{meta}");
+            }
+            let from_rollups = meta["cold"]["rollups"]["days"].as_u64().unwrap();
+            if cold && rollups {
+                assert_eq!(meta["cold"]["days"], from_rollups, "{meta}");
+                assert_eq!(meta["cold"]["files"], 0, "{meta}");
+            } else if cold {
+                assert_eq!(from_rollups, 0, "{meta}");
+                assert!(meta["cold"]["files"].as_u64().unwrap() > 0, "{meta}");
+                assert!(meta["cold"]["rows"].as_u64().unwrap() > 0, "{meta}");
+            }
         }
     }
 }
@@ -678,6 +790,14 @@ async fn an_unreachable_object_store_is_503_naming_the_cold_days_only_when_neede
         "{r:?}"
     );
 
+    // The cold day's rollup answers without the store.
+    let (status, body) = app
+        .get_json(&key, &format!("/v1/stats/dau?from={old}&to={recent}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["cold"]["rollups"]["days"], 1, "{body}");
+    // Without it, the day's file is needed.
+    app.drop_rollups().await;
     let resp = app
         .client
         .get(app.url(&format!("/v1/stats/dau?from={old}&to={recent}")))
@@ -735,6 +855,7 @@ async fn the_cold_cache_hits_refetches_damaged_files_and_stays_bounded() {
     }
     let all = send(&app, &key, &events).await;
     app.archive(30).await;
+    app.drop_rollups().await; // the cold days come from their files
     let (from, to) = (day_ago(34), day_ago(31));
     let path = format!("/v1/stats/dau?from={from}&to={to}");
     let cache = &app.cache_dir;
@@ -769,6 +890,7 @@ async fn cached_files_are_reused_and_a_damaged_one_is_fetched_again() {
     )
     .await;
     app.archive(30).await;
+    app.drop_rollups().await; // the cold days come from their files
     let (from, to) = (day_ago(33), day_ago(32));
     let path = format!("/v1/stats/dau?from={from}&to={to}");
     let first = ok(&app, &key, &path).await;
@@ -911,6 +1033,7 @@ async fn the_cold_cache_evicts_the_least_recently_used_file_first() {
     let events: Vec<_> = days.iter().map(|d| ("u", "view", at(*d, 10))).collect();
     send(&app, &key, &events).await;
     app.archive(30).await;
+    app.drop_rollups().await; // the cold days come from their files
     let total: i64 = sqlx::query_scalar("SELECT sum(bytes)::int8 FROM cold_files")
         .fetch_one(&app.pool)
         .await

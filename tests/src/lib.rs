@@ -386,6 +386,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Removes every rollup (ADR-027), so that stats read the cold days from
+    /// their files, as they do for a day whose rollup is missing or stale.
+    pub async fn drop_rollups(&self) {
+        sqlx::query("DELETE FROM day_rollups")
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
     /// An archiver over this app's database and cold tier.
     pub fn archiver(&self, hot_retention_days: u64) -> strata_archive::Archiver {
         strata_archive::Archiver::new(

@@ -33,6 +33,15 @@ impl Written<'_> {
             .collect()
     }
 
+    /// New files per project.
+    fn files_per_project(&self) -> BTreeMap<i64, i64> {
+        let mut out = BTreeMap::new();
+        for f in &self.files {
+            *out.entry(f.key.project_id).or_insert(0) += 1;
+        }
+        out
+    }
+
     fn manifest_entries(&self) -> Vec<NewManifestEntry> {
         self.files
             .iter()
@@ -122,6 +131,14 @@ impl Archiver {
                 commit.set_aside(w.chunk, &now.arrived).await?;
                 tracing::info!(chunk = %w.chunk.name, rows = now.arrived.len(),
                     "events arrived while the chunk was archived; they stay hot for the next run");
+            }
+            let stale = commit
+                .record_rollups(w.chunk, &now.arrived, &w.files_per_project())
+                .await?;
+            if !stale.is_empty() {
+                tracing::warn!(chunk = %w.chunk.name, projects = ?stale,
+                    "the day's rollup did not cover its earlier files and stays stale; \
+                     stats read that day's Parquet until `strata-archiver rollups rebuild`");
             }
             outcomes.push(Ok(()));
         }

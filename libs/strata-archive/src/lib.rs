@@ -16,6 +16,7 @@ mod error;
 mod job;
 mod pipeline;
 mod report;
+mod rollups;
 mod sweep;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use strata_hot::HotStore;
 pub use demo::{DemoReport, load_demo};
 pub use error::ArchiveError;
 pub use report::{ChunkOutcome, ChunkReport, RunOutcome, RunReport};
+pub use rollups::RebuildReport;
 
 /// Called at named points of a chunk's life; used by tests to kill the
 /// process there (`STRATA_ARCHIVER_FAILPOINT`).

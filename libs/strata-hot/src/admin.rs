@@ -19,6 +19,9 @@ pub struct ProjectTiers {
     pub cold_files: i64,
     pub cold_rows: i64,
     pub cold_bytes: i64,
+    /// Cold days with a rollup, and the bytes of its user sets (ADR-027).
+    pub rollup_days: i64,
+    pub rollup_bytes: i64,
 }
 
 /// The hot tier's size, from the catalog (no scan of the events).
@@ -106,6 +109,11 @@ impl HotStore {
             p.cold_files = c.files;
             p.cold_rows = c.rows;
             p.cold_bytes = c.bytes;
+        }
+        for (id, days, bytes) in crate::rollups::per_project(pool).await? {
+            let p = out.entry(id).or_default();
+            p.rollup_days = days;
+            p.rollup_bytes = bytes;
         }
         Ok(out.into_values().collect())
     }

@@ -11,7 +11,8 @@
 //!    until commit, while ingest into other days and stats go on.
 //! 3. Recount each chunk (outside any lock on `events`): rows that arrived
 //!    after the chunk was read are set aside to stay hot; anything else
-//!    that differs fails the chunk (the archiver leaves it hot).
+//!    that differs fails the chunk (the archiver leaves it hot). The rows
+//!    that do move are rolled up into their day's rollups (ADR-027).
 //! 4. The exclusive section, constant work per chunk: lock `events`, record
 //!    the files, drop the chunks, put the set-aside rows back. Commit.
 
@@ -225,6 +226,32 @@ impl ArchiveCommit<'_> {
         .await?;
         self.kept_days.insert(chunk.day());
         Ok(())
+    }
+
+    /// Step 3, continued, for a chunk that passed its recount: the rollups
+    /// (ADR-027, `rollups.rs`) of the rows it archives (the chunk less the
+    /// rows set aside), merged per project into the day's rollup in this
+    /// transaction, before the exclusive section. `files`: the new files
+    /// per project. Returns the projects whose rollup was left stale (it
+    /// did not cover the day's earlier files; a rebuild mends it).
+    pub async fn record_rollups(
+        &mut self,
+        chunk: &Chunk,
+        arrived: &[Uuid],
+        files: &BTreeMap<i64, i64>,
+    ) -> Result<Vec<i64>, HotError> {
+        let day = chunk.day();
+        let by_project =
+            crate::rollups::aggregate_events(&mut self.tx, (chunk.start, chunk.end), arrived)
+                .await?;
+        let mut stale = Vec::new();
+        for (project, rollup) in &by_project {
+            let n = files.get(project).copied().unwrap_or(0);
+            if !crate::rollups::merge_archived(&mut self.tx, *project, day, rollup, n).await? {
+                stale.push(*project);
+            }
+        }
+        Ok(stale)
     }
 
     /// Step 4 begins: `events` exclusively, waiting at most `wait`.

@@ -132,6 +132,15 @@ impl HotStore {
         upsert_project(&mut conn, project).await
     }
 
+    /// The id of `project`, if it exists.
+    pub async fn find_project(&self, project: &ProjectName) -> Result<Option<ProjectId>, HotError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
+            .bind(project.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(id.map(ProjectId))
+    }
+
     /// Creates `project` if it is new, then a fresh key for it. The returned
     /// [`ApiKey`] is the only copy of the secret.
     pub async fn create_key(

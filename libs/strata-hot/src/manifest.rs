@@ -99,6 +99,41 @@ impl Manifest<'_> {
         Ok(ManifestTotals { files, rows, bytes })
     }
 
+    /// The files of every (project, day) with days in `[from, to]` (each
+    /// bound optional; of `project`, or of every project), ordered by
+    /// project, day and seq.
+    pub async fn days(
+        &self,
+        project: Option<ProjectId>,
+        (from, to): (Option<NaiveDate>, Option<NaiveDate>),
+    ) -> Result<Vec<(i64, ManifestEntry)>, HotError> {
+        let rows: Vec<(i64, NaiveDate, String, i64, i64)> = sqlx::query_as(
+            "SELECT project_id, day, object_key, rows, bytes FROM cold_files
+              WHERE ($1::int8 IS NULL OR project_id = $1)
+                AND ($2::date IS NULL OR day >= $2) AND ($3::date IS NULL OR day <= $3)
+              ORDER BY project_id, day, seq",
+        )
+        .bind(project.map(|p| p.0))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.hot.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, day, object_key, rows, bytes)| {
+                (
+                    p,
+                    ManifestEntry {
+                        day,
+                        object_key,
+                        rows,
+                        bytes,
+                    },
+                )
+            })
+            .collect())
+    }
+
     /// Each project's days, files, rows and bytes.
     pub(crate) async fn per_project(&self) -> Result<Vec<ProjectManifest>, HotError> {
         Ok(sqlx::query_as(

@@ -218,6 +218,64 @@ impl ReadSnapshot {
             .collect())
     }
 
+    /// The project's rollups (`rollups.rs`) for days in `[from, to]`: the
+    /// all-types rows when `all_types`, else the per-type rows.
+    pub async fn rollups(
+        &mut self,
+        project: ProjectId,
+        from: NaiveDate,
+        to: NaiveDate,
+        all_types: bool,
+    ) -> Result<crate::RollupRead, HotError> {
+        crate::rollups::read(&mut self.tx, project, (from, to), all_types).await
+    }
+
+    /// The distinct (day, user ordinal) pairs of hot events on `days`.
+    pub async fn day_ordinals(
+        &mut self,
+        project: ProjectId,
+        days: &BTreeSet<NaiveDate>,
+    ) -> Result<Vec<(NaiveDate, i64)>, HotError> {
+        let (Some(first), Some(last)) = (days.first(), days.last()) else {
+            return Ok(Vec::new());
+        };
+        let numbers: Vec<i32> = days.iter().map(|d| strata_model::day_number(*d)).collect();
+        let day = strata_model::pg_day_number("e.ts");
+        let sql = format!(
+            "SELECT DISTINCT ({day})::int4 AS d, f.ordinal FROM events e
+               JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
+              WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3 AND ({day}) = ANY($4)"
+        );
+        let rows: Vec<(i32, i64)> = in_days(&sql, project, (*first, *last))
+            .bind(numbers)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(d, o)| (strata_model::from_day_number(d), o))
+            .collect())
+    }
+
+    /// Per event type of hot events in `[from, to]`: events and the sorted
+    /// distinct ordinals of its users.
+    pub async fn type_ordinals(
+        &mut self,
+        project: ProjectId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, i64, Vec<i64>)>, HotError> {
+        Ok(in_days(
+            "SELECT e.event_type, count(*), array_agg(DISTINCT f.ordinal ORDER BY f.ordinal)
+               FROM events e
+               JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
+              WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3 GROUP BY e.event_type",
+            project,
+            (from, to),
+        )
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
     /// Events and distinct users per event type in `[from, to]`.
     pub async fn top_events(
         &mut self,
@@ -292,6 +350,50 @@ impl ReadSnapshot {
             .bind(day_start(first_from))
             .bind(day_end(first_to));
         stream_into(q.fetch(&mut *self.tx), batch, sink, |r| r.2).await
+    }
+
+    /// [`Self::cohort_users`] as user ordinals.
+    pub async fn cohort_ordinals(
+        &mut self,
+        project: ProjectId,
+        period: Period,
+        first_from: NaiveDate,
+        first_to: NaiveDate,
+    ) -> Result<Vec<(i64, i32)>, HotError> {
+        let cohort = period.start_sql(&strata_model::pg_day_number("first_ts"));
+        let sql = format!(
+            "SELECT ordinal, {cohort}::int4 FROM user_first_seen
+              WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3"
+        );
+        Ok(in_days(&sql, project, (first_from, first_to))
+            .fetch_all(&mut *self.tx)
+            .await?)
+    }
+
+    /// Per period start (day number) of hot events in `[from, to]` by users
+    /// whose first event falls in `[first_from, first_to]`: their sorted
+    /// distinct ordinals, and the events they cover.
+    pub async fn cohort_activity_ordinals(
+        &mut self,
+        project: ProjectId,
+        period: Period,
+        (first_from, first_to): (NaiveDate, NaiveDate),
+        (from, to): (NaiveDate, NaiveDate),
+    ) -> Result<Vec<(i32, Vec<i64>, i64)>, HotError> {
+        let p = period.start_sql(&strata_model::pg_day_number("e.ts"));
+        let sql = format!(
+            "SELECT {p}::int4 AS p, array_agg(DISTINCT f.ordinal ORDER BY f.ordinal), count(*)
+               FROM events e
+               JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
+              WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3
+                AND f.first_ts >= $4 AND f.first_ts < $5
+              GROUP BY p"
+        );
+        Ok(in_days(&sql, project, (from, to))
+            .bind(day_start(first_from))
+            .bind(day_end(first_to))
+            .fetch_all(&mut *self.tx)
+            .await?)
     }
 
     /// Users whose first event ever falls in `[first_from, first_to]` (days),

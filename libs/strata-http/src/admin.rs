@@ -28,8 +28,18 @@ pub struct ProjectTiersView {
     pub hot: TierFootprint,
     pub cold: TierFootprint,
     pub cold_files: i64,
+    /// Exact rollups of cold days (ADR-027), beside the Parquet they summarise.
+    pub rollups: RollupFootprint,
     /// Hot bytes per event divided by cold bytes per event.
     pub hot_to_cold_bytes_per_event: Option<f64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RollupFootprint {
+    /// Cold days that have a rollup.
+    pub days: i64,
+    /// Bytes of their user sets.
+    pub bytes: i64,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -79,6 +89,10 @@ pub async fn tiers(
                     bytes_per_event: cold,
                 },
                 cold_files: p.cold_files,
+                rollups: RollupFootprint {
+                    days: p.rollup_days,
+                    bytes: p.rollup_bytes,
+                },
                 hot_to_cold_bytes_per_event: hot.zip(cold).map(|(h, c)| h / c),
             }
         })

@@ -387,6 +387,11 @@ fn counters(state: &AppState) -> Vec<(&'static str, &'static str, u64)> {
             p.cold_bytes,
         ),
         (
+            "strata_query_rollup_days",
+            "Cold days answered from their exact rollups instead of their files",
+            p.rollup_days,
+        ),
+        (
             "strata_rate_limit_redis_errors",
             "Rate-limit checks that Redis failed",
             redis_errors,

@@ -37,7 +37,7 @@ use strata_hot::HotStore;
 
 pub use duck::{DuckConfig, DuckEngine};
 pub use error::QueryError;
-pub use meta::{CacheMeta, ColdMeta, DayRangeMeta, HotMeta, Meta};
+pub use meta::{CacheMeta, ColdMeta, DayRangeMeta, HotMeta, Meta, RollupMeta};
 pub use response::{Cohort, DauPoint, DauResponse, RetentionResponse, TopEvent, TopEventsResponse};
 
 /// Planner settings.
@@ -74,6 +74,7 @@ pub struct PlannerCounters {
     pub hot_rows: u64,
     pub cold_rows: u64,
     pub cold_bytes: u64,
+    pub rollup_days: u64,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +85,7 @@ pub(crate) struct AtomicCounters {
     hot_rows: AtomicU64,
     cold_rows: AtomicU64,
     cold_bytes: AtomicU64,
+    rollup_days: AtomicU64,
 }
 
 impl AtomicCounters {
@@ -97,6 +99,7 @@ impl AtomicCounters {
         add(&self.hot_rows, meta.hot.rows);
         add(&self.cold_rows, meta.cold.rows);
         add(&self.cold_bytes, meta.cold.bytes);
+        add(&self.rollup_days, meta.cold.rollups.days as u64);
     }
 }
 
@@ -138,6 +141,7 @@ impl Planner {
             hot_rows: get(&c.hot_rows),
             cold_rows: get(&c.cold_rows),
             cold_bytes: get(&c.cold_bytes),
+            rollup_days: get(&c.rollup_days),
         }
     }
 

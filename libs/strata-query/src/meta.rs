@@ -56,6 +56,17 @@ pub struct ColdMeta {
     pub bytes: u64,
     pub ms: u64,
     pub cache: CacheMeta,
+    /// Cold days answered from their exact rollups instead of their files.
+    pub rollups: RollupMeta,
+}
+
+/// Cold days answered from rollups (ADR-027).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RollupMeta {
+    pub days: usize,
+    pub day_ranges: Vec<DayRangeMeta>,
+    /// Bytes of the user sets read.
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]

@@ -1,8 +1,8 @@
-//! One request's plan: a PostgreSQL snapshot's manifest and hot days, the
-//! cold executor (cache, then DuckDB over local files), and the `meta`
+//! One request's plan: a PostgreSQL snapshot's manifest, current rollups
+//! and hot days, the cold executor (cache, then DuckDB over local files), and the `meta`
 //! every answer carries.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,11 +10,11 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use duckdb::Connection;
 use strata_cold::WantedFile;
-use strata_hot::{ManifestEntry, ReadSnapshot};
+use strata_hot::{ManifestEntry, ReadSnapshot, RollupRead, RollupSource};
 use strata_model::ProjectId;
 use tracing::Instrument;
 
-use crate::meta::{CacheMeta, ColdMeta, HotMeta, Meta, ranges};
+use crate::meta::{CacheMeta, ColdMeta, HotMeta, Meta, RollupMeta, ranges};
 use crate::{Planner, QueryError};
 
 /// Hot (event_type, user) pairs per batch streamed into DuckDB, and
@@ -23,12 +23,52 @@ use crate::{Planner, QueryError};
 pub(crate) const PAIR_BATCH: usize = 8_192;
 pub(crate) const PAIR_BATCHES_IN_FLIGHT: usize = 2;
 
+/// Which rollup rows a statistic can use (ADR-027).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RollupUse {
+    /// The day's users over all event types.
+    AllTypes,
+    /// Events and users per event type.
+    PerType,
+}
+
 /// What one snapshot says about the days of a request.
 pub(crate) struct Plan {
+    /// Every cold file of the range.
     pub files: Vec<ManifestEntry>,
+    /// The files of the cold days no current rollup answers: the ones to read.
+    pub parquet: Vec<ManifestEntry>,
+    pub cold_days: BTreeSet<NaiveDate>,
+    /// Rollups of cold days that cover exactly the day's files now.
+    pub rollups: RollupRead,
     pub hot_days: BTreeSet<NaiveDate>,
     pub both: BTreeSet<NaiveDate>,
     pub started: Instant,
+}
+
+impl Plan {
+    /// Answer every cold day from Parquet after all.
+    pub fn without_rollups(&mut self) {
+        self.rollups = RollupRead::default();
+        self.parquet = self.files.clone();
+    }
+}
+
+/// Keeps the rollups whose source is exactly the day's files in `files`.
+fn current_rollups(mut read: RollupRead, files: &[ManifestEntry]) -> RollupRead {
+    let mut per_day: BTreeMap<NaiveDate, RollupSource> = BTreeMap::new();
+    for f in files {
+        let s = per_day.entry(f.day).or_default();
+        s.cold_files += 1;
+        s.cold_rows += f.rows;
+    }
+    read.days.retain(|day, _| {
+        per_day
+            .get(day)
+            .is_some_and(|now| read.sources.get(day) == Some(now))
+    });
+    read.sources.retain(|day, _| read.days.contains_key(day));
+    read
 }
 
 /// A cold query's output and what it cost.
@@ -52,6 +92,7 @@ impl Planner {
         project: ProjectId,
         from: NaiveDate,
         to: NaiveDate,
+        rollups: RollupUse,
     ) -> Result<(ReadSnapshot, Plan), QueryError> {
         let started = Instant::now();
         let mut snap = self.hot.read_snapshot(self.config.lock_timeout).await?;
@@ -59,10 +100,23 @@ impl Planner {
         let hot_days = snap.hot_days(from, to).await?;
         let cold_days: BTreeSet<NaiveDate> = files.iter().map(|f| f.day).collect();
         let both = hot_days.intersection(&cold_days).copied().collect();
+        let read = match rollups {
+            RollupUse::AllTypes => snap.rollups(project, from, to, true).await?,
+            RollupUse::PerType => snap.rollups(project, from, to, false).await?,
+        };
+        let rollups = current_rollups(read, &files);
+        let parquet = files
+            .iter()
+            .filter(|f| !rollups.days.contains_key(&f.day))
+            .cloned()
+            .collect();
         Ok((
             snap,
             Plan {
                 files,
+                parquet,
+                cold_days,
+                rollups,
                 hot_days,
                 both,
                 started,
@@ -131,6 +185,7 @@ impl Planner {
                     misses: lease.misses,
                     fetched_bytes: lease.fetched_bytes,
                 },
+                rollups: RollupMeta::default(),
             };
             drop(lease);
             Ok(Some(ColdPart { value, meta }))
@@ -145,6 +200,23 @@ impl Planner {
         hot_ms: u64,
         cold: Option<ColdMeta>,
     ) -> Meta {
+        let mut cold = cold.unwrap_or_else(|| ColdMeta {
+            cache: CacheMeta {
+                in_place: self.files.is_local(),
+                ..CacheMeta::default()
+            },
+            ..ColdMeta::default()
+        });
+        // Every cold day of the range, whether its files or its rollup
+        // answered; files, rows and bytes are what was read.
+        cold.days = plan.cold_days.len();
+        cold.day_ranges = ranges(&plan.cold_days);
+        let rollup_days: BTreeSet<NaiveDate> = plan.rollups.days.keys().copied().collect();
+        cold.rollups = RollupMeta {
+            days: rollup_days.len(),
+            day_ranges: ranges(&rollup_days),
+            bytes: plan.rollups.bytes,
+        };
         let meta = Meta {
             hot: HotMeta {
                 days: plan.hot_days.len(),
@@ -152,13 +224,7 @@ impl Planner {
                 rows: hot_rows,
                 ms: hot_ms,
             },
-            cold: cold.unwrap_or_else(|| ColdMeta {
-                cache: CacheMeta {
-                    in_place: self.files.is_local(),
-                    ..CacheMeta::default()
-                },
-                ..ColdMeta::default()
-            }),
+            cold,
             both_days: plan.both.iter().copied().collect(),
             ms: ms(plan.started),
         };

@@ -1,16 +1,21 @@
 //! Retention: cohorts from first-seen times; each tier gives the (user,
-//! period) pairs of cohort users, counted once per period.
+//! period) pairs of cohort users, counted once per period: as ordinals
+//! when every cold day has a current rollup (set intersections), else as
+//! user ids inside DuckDB.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use chrono::Utc;
+use roaring::RoaringBitmap;
+use strata_hot::ALL_TYPES;
 use strata_model::{DayRange, Period, ProjectId, day_number, from_day_number};
 use tracing::Instrument;
 
 use crate::duck::{rows, source};
 use crate::merge::{RetentionMerge, cohorts_from_counts};
-use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, append_batches, ms, u};
+use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, RollupUse, append_batches, ms, u};
 use crate::response::RetentionResponse;
 use crate::{Planner, QueryError};
 
@@ -44,13 +49,79 @@ impl Planner {
             from_day_number(activity_to.max(first_cohort)),
         );
 
-        let (mut snap, mut plan) = self.plan(project, activity.0, activity.1).await?;
+        let (mut snap, mut plan) = self
+            .plan(project, activity.0, activity.1, RollupUse::AllTypes)
+            .await?;
         if activity_to < first_cohort {
             plan.files.clear();
+            plan.parquet.clear();
+            plan.cold_days.clear();
+            plan.rollups = Default::default();
+        } else if !plan.parquet.is_empty() {
+            // A cold day without a current rollup: activity is then a union
+            // of user ids, so every cold day comes from its files.
+            plan.without_rollups();
         }
         let bounds = (first_cohort, last_cohort, today);
         let hot_started = Instant::now();
-        let (cohorts, meta) = if plan.files.is_empty() {
+        let (cohorts, meta) = if !plan.rollups.days.is_empty() {
+            // Every cold day from its rollup: cohorts and period activity
+            // as sets of ordinals, retained users as intersections.
+            let hot = async {
+                let cohort_users = snap
+                    .cohort_ordinals(project, period, cohort_days.0, cohort_days.1)
+                    .await?;
+                let act = if plan.hot_days.is_empty() || cohort_users.is_empty() {
+                    Vec::new()
+                } else {
+                    snap.cohort_activity_ordinals(project, period, cohort_days, activity)
+                        .await?
+                };
+                snap.finish().await?;
+                Ok::<_, QueryError>((cohort_users, act))
+            }
+            .instrument(tracing::info_span!("hot_tier", stat = "retention"))
+            .await?;
+            let (cohort_users, act) = hot;
+            let mut cohorts: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
+            for (o, c) in cohort_users {
+                if let Ok(o) = u32::try_from(o) {
+                    cohorts.entry(c).or_default().insert(o);
+                }
+            }
+            let mut active: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
+            let mut hot_rows = 0;
+            for (p, ordinals, events) in act {
+                hot_rows += u(events);
+                active
+                    .entry(p)
+                    .or_default()
+                    .extend(ordinals.into_iter().filter_map(|o| u32::try_from(o).ok()));
+            }
+            for (day, rollup) in &plan.rollups.days {
+                if let Some(all) = rollup.get(ALL_TYPES) {
+                    let p = period.start_of_number(day_number(*day));
+                    *active.entry(p).or_default() |= &all.users;
+                }
+            }
+            let sizes: Vec<(i32, i64)> = cohorts
+                .iter()
+                .map(|(c, set)| (*c, set.len() as i64))
+                .collect();
+            let mut retained = Vec::new();
+            for (c, set) in &cohorts {
+                for k in 0..n {
+                    if let Some(act) = active.get(&(c + k * len)) {
+                        let kept = set.intersection_len(act);
+                        if kept > 0 {
+                            retained.push((*c, k, kept as i64));
+                        }
+                    }
+                }
+            }
+            let cohorts = cohorts_from_counts(&sizes, &retained, bounds, len, periods);
+            (cohorts, self.meta(&plan, hot_rows, ms(hot_started), None))
+        } else if plan.files.is_empty() {
             // Hot only (bounded by the hot window): merged here.
             let hot = async {
                 let cohort_users = snap

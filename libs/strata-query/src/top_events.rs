@@ -1,14 +1,17 @@
 //! Top events: counts add across tiers; distinct users come from the
-//! union of both tiers' (event_type, user) pairs, inside DuckDB.
+//! union of both tiers' users: as ordinals when every cold day of the range
+//! has a current rollup, else as (event_type, user) pairs inside DuckDB.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use strata_hot::TypeRollup;
 use strata_model::{DayRange, ProjectId};
 use tracing::Instrument;
 
 use crate::duck::{rows, source};
-use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, append_batches, ms, u};
+use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, RollupUse, append_batches, ms, u};
 use crate::response::{TopEvent, TopEventsResponse, top_event};
 use crate::{Planner, QueryError};
 
@@ -21,9 +24,53 @@ impl Planner {
         limit: u32,
     ) -> Result<TopEventsResponse, QueryError> {
         let (from, to) = (range.from(), range.to());
-        let (mut snap, plan) = self.plan(project, from, to).await?;
+        let (mut snap, mut plan) = self.plan(project, from, to, RollupUse::PerType).await?;
+        if !plan.parquet.is_empty() {
+            // Some cold day has no current rollup: the users of a type over
+            // the range are then a union of ids, so every day comes from
+            // its files (the rollups cannot join ids).
+            plan.without_rollups();
+        }
         let hot_started = Instant::now();
-        let (mut events, hot_rows, hot_ms, cold_meta) = if plan.files.is_empty() {
+        let (mut events, hot_rows, hot_ms, cold_meta) = if !plan.rollups.days.is_empty() {
+            // Every cold day from its rollup: counts add, and each type's
+            // users are the union of its day sets and the hot users'
+            // ordinals.
+            let hot = async {
+                let hot = if plan.hot_days.is_empty() {
+                    Vec::new()
+                } else {
+                    snap.type_ordinals(project, from, to).await?
+                };
+                snap.finish().await?;
+                Ok::<_, QueryError>(hot)
+            }
+            .instrument(tracing::info_span!("hot_tier", stat = "top_events"))
+            .await?;
+            let mut types: BTreeMap<String, TypeRollup> = BTreeMap::new();
+            for day in plan.rollups.days.values() {
+                for (t, r) in day {
+                    types.entry(t.clone()).or_default().add(r);
+                }
+            }
+            let mut rows = 0;
+            for (t, n, ordinals) in hot {
+                rows += u(n);
+                let r = types.entry(t).or_default();
+                r.events += n;
+                r.users
+                    .extend(ordinals.into_iter().filter_map(|o| u32::try_from(o).ok()));
+            }
+            let events = types
+                .into_iter()
+                .map(|(event_type, r)| TopEvent {
+                    event_type,
+                    count: u(r.events),
+                    users: r.users.len(),
+                })
+                .collect();
+            (events, rows, ms(hot_started), None)
+        } else if plan.files.is_empty() {
             // Hot only: PostgreSQL's answer is final.
             let hot = async {
                 let hot = snap.top_events(project, from, to).await?;

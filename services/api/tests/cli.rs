@@ -445,22 +445,62 @@ async fn two_api_replicas_and_the_archiver_against_postgres_redis_and_s3() {
     assert!(out.status.success(), "{out:?}");
     assert!(!cold.keys().await.is_empty());
 
-    // Replica b answers across both tiers, with cold files fetched from S3.
+    // Replica b answers across both tiers: the cold day from the rollup the
+    // archive commit wrote; without it, from the file fetched from S3; and
+    // from the rollup again once `rollups rebuild` made it from that file.
     let today = chrono::Utc::now().date_naive();
     let from = today - chrono::Duration::days(45);
-    let top: Value = client
-        .get(format!("{b}/v1/stats/top-events?from={from}&to={today}"))
-        .bearer_auth(&busy)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let top_events = || async {
+        let top: Value = client
+            .get(format!("{b}/v1/stats/top-events?from={from}&to={today}"))
+            .bearer_auth(&busy)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(top["events"][0]["count"], 30, "{top}");
+        assert_eq!(top["events"][0]["users"], 7, "{top}");
+        top
+    };
+    let top = top_events().await;
+    assert_eq!(top["meta"]["cold"]["rollups"]["days"], 1, "{top}");
+    let pool = db.pool().await;
+    sqlx::query("DELETE FROM day_rollups")
+        .execute(&pool)
         .await
         .unwrap();
-    assert_eq!(top["events"][0]["count"], 30, "{top}");
+    let top = top_events().await;
+    assert_eq!(top["meta"]["cold"]["rollups"]["days"], 0, "{top}");
     assert!(
         top["meta"]["cold"]["cache"]["misses"].as_u64().unwrap() > 0,
         "{top}"
+    );
+    let out = Command::new(&archiver)
+        .args(["rollups", "rebuild", "--project", "demo"])
+        .env("STRATA_DATABASE_URL", &db.url)
+        .envs(cold.env_vars())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout(&out).starts_with("1 cold day(s): 1 rebuilt, 0 changed"),
+        "{out:?}"
+    );
+    let top = top_events().await;
+    assert_eq!(top["meta"]["cold"]["rollups"]["days"], 1, "{top}");
+    let out = Command::new(&archiver)
+        .args(["rollups", "rebuild", "--project", "nobody"])
+        .env("STRATA_DATABASE_URL", &db.url)
+        .envs(cold.env_vars())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no project named \"nobody\""),
+        "{out:?}"
     );
     // Archive runs are an operator's view: a key made with `--operator`.
     let out = run(&db, &["keys", "create", "--operator"]);

@@ -1,6 +1,8 @@
 //! `strata-archiver`: moves hot day chunks to Parquet in object storage.
 //! `strata-archiver` runs as a daemon on a cron schedule;
-//! `strata-archiver run --once [--dry-run]` runs one pass. Wiring only.
+//! `strata-archiver run --once [--dry-run]` runs one pass;
+//! `strata-archiver rollups rebuild` rebuilds the rollups of cold days.
+//! Wiring only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +48,29 @@ enum Command {
         /// Print what would move, move nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// The exact rollups of cold days.
+    Rollups {
+        #[command(subcommand)]
+        command: RollupsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RollupsCommand {
+    /// Rebuild the rollups of cold days from their Parquet files (days
+    /// archived before rollups existed, or whose rollup went stale); exits
+    /// non-zero when a day could not be rebuilt.
+    Rebuild {
+        /// Only this project (its name); default: every project.
+        #[arg(long)]
+        project: Option<String>,
+        /// First day, YYYY-MM-DD; default: the earliest cold day.
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day, YYYY-MM-DD, inclusive; default: the latest cold day.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
     },
 }
 
@@ -93,8 +118,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 run_once(&archiver).await
             }
         }
+        Some(Command::Rollups {
+            command: RollupsCommand::Rebuild { project, from, to },
+        }) => rebuild_rollups(&archiver, project, from, to).await,
         None => daemon(archiver, &cli.schedule).await,
     }
+}
+
+#[allow(clippy::print_stdout)]
+async fn rebuild_rollups(
+    archiver: &Archiver,
+    project: Option<String>,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> anyhow::Result<()> {
+    let project = match project {
+        Some(name) => Some(archiver.find_project(&name).await?),
+        None => None,
+    };
+    if let (Some(from), Some(to)) = (from, to) {
+        anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+    }
+    let report = archiver.rebuild_rollups(project, from, to).await?;
+    println!(
+        "{} cold day(s): {} rebuilt, {} changed while read (left as archived), {} failed",
+        report.days,
+        report.rebuilt,
+        report.changed,
+        report.failed.len()
+    );
+    for (p, day, reason) in &report.failed {
+        println!("failed\tproject {p}\t{day}\t{reason}");
+    }
+    anyhow::ensure!(
+        report.failed.is_empty(),
+        "{} day(s) could not be rebuilt; their stats keep coming from their files",
+        report.failed.len()
+    );
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)]
