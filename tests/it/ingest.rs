@@ -455,7 +455,8 @@ async fn first_seen_keeps_each_users_earliest_event() {
 /// Each user gets a dense per-project ordinal when first seen (ADR-027):
 /// in user order within a batch, kept when a late event lowers the
 /// first-seen time, never reused; concurrent batches that first see the
-/// same users still give each user exactly one, below the project's counter.
+/// same users still give each user exactly one, below what the project's
+/// sequence gives next.
 #[tokio::test]
 async fn users_get_dense_ordinals_when_first_seen_and_keep_them() {
     let app = spawn_app().await;
@@ -472,12 +473,14 @@ async fn users_get_dense_ordinals_when_first_seen_and_keep_them() {
             .fetch_all(&pool)
             .await
             .unwrap();
-            let next: i64 =
-                sqlx::query_scalar("SELECT next_user_ordinal FROM projects WHERE id = $1")
-                    .bind(project)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
+            // The next number the project's sequence would give.
+            let next: i64 = sqlx::query_scalar(&format!(
+                "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+                   FROM user_ordinals_{project}"
+            ))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
             (rows, next)
         }
     };

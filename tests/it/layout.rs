@@ -255,6 +255,15 @@ async fn databases_migrated_by_the_previous_release_keep_working() {
     .execute(&pool)
     .await
     .unwrap();
+    // First-seen records of that release's shape (no ordinal).
+    sqlx::query(
+        "INSERT INTO user_first_seen (project_id, user_id, first_ts) VALUES
+           (1, 'late', now() - interval '1 day'), (1, 'early', now() - interval '9 days'),
+           (1, 'mid', now() - interval '5 days')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
 
     // Upgrading: the superseded version is accepted, the new one applies as a
     // no-op, and nothing is lost; the same again is a no-op.
@@ -283,7 +292,7 @@ async fn databases_migrated_by_the_previous_release_keep_working() {
         day,
         (chrono::Utc::now() - chrono::Duration::days(3)).date_naive()
     );
-    let keys = HotStore::open(pool)
+    let keys = HotStore::open(pool.clone())
         .await
         .unwrap()
         .list_keys()
@@ -291,6 +300,20 @@ async fn databases_migrated_by_the_previous_release_keep_working() {
         .unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].project, "kept");
+    // Users already seen are numbered in first-seen order, and the
+    // project's sequence goes on after them.
+    let numbered: Vec<(String, i64)> =
+        sqlx::query_as("SELECT user_id, ordinal FROM user_first_seen ORDER BY ordinal")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let names: Vec<(&str, i64)> = numbered.iter().map(|(u, o)| (u.as_str(), *o)).collect();
+    assert_eq!(names, [("early", 0), ("mid", 1), ("late", 2)]);
+    let next: i64 = sqlx::query_scalar("SELECT nextval('user_ordinals_1')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(next, 3);
 }
 
 #[tokio::test]

@@ -81,13 +81,10 @@ pub async fn fill_first_seen(
     while at < to as i64 {
         let n = STEP.min(to as i64 - at);
         sqlx::query(
-            "WITH base AS (
-                 UPDATE projects SET next_user_ordinal = next_user_ordinal + $2
-                  WHERE id = $1 RETURNING next_user_ordinal - $2 AS first)
-             INSERT INTO user_first_seen (project_id, user_id, first_ts, ordinal)
+            "INSERT INTO user_first_seen (project_id, user_id, first_ts, ordinal)
              SELECT $1, 'fill_' || g,
                     date_trunc('day', now()) - make_interval(days => 1 + (g % $3)::int),
-                    (SELECT first FROM base) + (g - $4)
+                    nextval(strata_user_ordinals($1))
                FROM generate_series($4::int8, $4 + $2 - 1) AS g
              ON CONFLICT DO NOTHING",
         )

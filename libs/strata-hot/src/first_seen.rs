@@ -92,13 +92,12 @@ impl Known {
 /// read first, so a returning user takes no row lock; `first_ts` only ever
 /// decreases, so that filter stays right under concurrency.
 ///
-/// A new user's ordinal comes from the project's `next_user_ordinal`, moved
-/// once per batch that has new users. That row is locked before any user
-/// row and the statement is the transaction's last, so batches with new
-/// users of one project queue there briefly, and never deadlock (users are
-/// then locked in sorted order). An ordinal is never reused; a user first
-/// seen by two batches at once keeps the ordinal of the batch that
-/// committed first, and the other batch's number is skipped.
+/// A new user's ordinal comes from the project's sequence
+/// (`user_ordinals_<project>`), in user order within the batch: no lock is
+/// held until commit, so batches with new users never queue behind each
+/// other. An ordinal is never reused; a user first seen by two batches at
+/// once keeps the ordinal of the batch that committed first, and the other
+/// batch's number is skipped.
 pub(crate) async fn lower(
     tx: &mut sqlx::PgConnection,
     project: ProjectId,
@@ -111,18 +110,17 @@ pub(crate) async fn lower(
         firsts.iter().map(|(u, t)| (*u, *t)).unzip();
     sqlx::query(
         "WITH batch AS (
-             SELECT n.u, n.t, o.ordinal
+             SELECT n.u, n.t,
+                    (SELECT o.ordinal FROM user_first_seen o
+                      WHERE o.project_id = $1 AND o.user_id = n.u) AS ordinal
                FROM unnest($2::text[], $3::timestamptz[]) AS n(u, t)
-               LEFT JOIN user_first_seen o ON o.project_id = $1 AND o.user_id = n.u
-              WHERE o.first_ts IS NULL OR o.first_ts > n.t),
+              WHERE NOT EXISTS (SELECT 1 FROM user_first_seen o
+                                 WHERE o.project_id = $1 AND o.user_id = n.u AND o.first_ts <= n.t)),
          fresh AS (
-             SELECT u, row_number() OVER (ORDER BY u) - 1 AS i FROM batch WHERE ordinal IS NULL),
-         base AS (
-             UPDATE projects SET next_user_ordinal = next_user_ordinal + (SELECT count(*) FROM fresh)
-              WHERE id = $1 AND EXISTS (SELECT 1 FROM fresh)
-             RETURNING next_user_ordinal - (SELECT count(*) FROM fresh) AS first)
+             SELECT u, nextval(strata_user_ordinals($1)) AS ordinal
+               FROM (SELECT u FROM batch WHERE ordinal IS NULL ORDER BY u) AS s)
          INSERT INTO user_first_seen AS f (project_id, user_id, first_ts, ordinal)
-         SELECT $1, b.u, b.t, coalesce(b.ordinal, (SELECT first FROM base) + fr.i)
+         SELECT $1, b.u, b.t, coalesce(b.ordinal, fr.ordinal)
            FROM batch b LEFT JOIN fresh fr ON fr.u = b.u
           ORDER BY b.u
          ON CONFLICT (project_id, user_id)
