@@ -59,7 +59,8 @@ CREATE TABLE day_rollups (
 );
 
 -- What a day's rollup rows were computed from: the day's cold files
--- (`cold_files`, counted, with the sum of their rows). The planner uses a
+-- (`cold_files`, counted, with the sum of their rows), and how many rows
+-- it has. The planner uses a
 -- day's rollup only when both still equal the manifest's in the same
 -- snapshot; otherwise it reads that day's Parquet, so a missing or stale
 -- rollup costs time, never exactness.
@@ -68,6 +69,9 @@ CREATE TABLE day_rollup_sources (
     day         date NOT NULL,
     cold_files  integer NOT NULL CHECK (cold_files > 0),
     cold_rows   bigint NOT NULL CHECK (cold_rows > 0),
+    -- Per-type rows written beside the all-types row: a day with any other
+    -- number of rows is incomplete and read from its files.
+    types       integer NOT NULL CHECK (types > 0),
     built_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (project_id, day)
 );

@@ -157,6 +157,27 @@ async fn check_all(
         body["meta"]
     );
     let meta = body["meta"].clone();
+    // DAU of one event type: the same oracle over that type's events; a
+    // type with no event at all (`never`) is all zeros.
+    for event_type in ["buy", "zz_rare", "never"] {
+        let body = ok(
+            app,
+            key,
+            &format!("/v1/stats/dau?from={from}&to={to}&event_type={event_type}"),
+        )
+        .await;
+        let of_type: Vec<Ev> = events
+            .iter()
+            .filter(|e| e.event_type == event_type)
+            .cloned()
+            .collect();
+        assert_eq!(
+            dau_of(&body),
+            oracle::dau(&of_type, from, to),
+            "DAU of {event_type} {from}..{to} ({context}); meta {}",
+            body["meta"]
+        );
+    }
     let body = ok(
         app,
         key,
@@ -304,9 +325,10 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
     assert!(saw_mixed, "no range straddled the tiers");
     assert!(saw_rollups, "no range was answered from rollups");
 
-    // A missing rollup (alpha's five earliest days) and an unreadable one
-    // (beta's earliest day): those days are answered from their files, the
-    // others still from rollups, and every answer stays exact.
+    // Missing rollups (alpha's five earliest days), an unreadable one
+    // (beta's earliest day) and an incomplete one (gamma's): those days are
+    // answered from their files, the others still from rollups, and every
+    // answer stays exact.
     let kept_by_commits = rollup_sets(&app.pool).await;
     let (alpha, beta) = (app.project_id("alpha").await, app.project_id("beta").await);
     sqlx::query(
@@ -322,6 +344,17 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
            (SELECT min(day) FROM day_rollup_sources WHERE project_id = $1)",
     )
     .bind(beta)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // And an incomplete one: gamma's earliest day loses one event type's row.
+    let gamma = app.project_id("gamma").await;
+    sqlx::query(
+        "DELETE FROM day_rollups WHERE (project_id, day, event_type) =
+           (SELECT project_id, day, event_type FROM day_rollups
+             WHERE project_id = $1 AND event_type <> '' ORDER BY day, event_type LIMIT 1)",
+    )
+    .bind(gamma)
     .execute(&app.pool)
     .await
     .unwrap();
@@ -343,8 +376,7 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
         );
         let lost = match *p {
             "alpha" => 5,
-            "beta" => 1,
-            _ => 0,
+            _ => 1,
         };
         assert_eq!(rollup_days + lost, cold_days, "{p} ({context}): {meta}");
     }
@@ -955,6 +987,10 @@ async fn bad_parameters_are_400_with_a_clear_message() {
             "repeated",
         ),
         (
+            "/v1/stats/dau?from=2026-01-01&to=2026-01-02&event_type=",
+            "event_type",
+        ),
+        (
             "/v1/stats/top-events?from=2026-01-01&to=2026-01-02&limit=0",
             "between 1 and 1000",
         ),
@@ -1057,7 +1093,7 @@ async fn the_cold_cache_evicts_the_least_recently_used_file_first() {
         let planner = planner.clone();
         async move {
             let range = strata_model::DayRange::new(day, day, 10).unwrap();
-            let r = planner.dau(project, range).await.unwrap();
+            let r = planner.dau(project, range, None).await.unwrap();
             assert_eq!(r.days[0].users, 1);
             r.meta.cold.cache.misses
         }

@@ -223,17 +223,25 @@ async fn write(
     .await?;
     let files = i32::try_from(source.cold_files)
         .map_err(|_| HotError::Unexpected("too many cold files for one day".into()))?;
+    if !rollup.contains_key(ALL_TYPES) {
+        return Err(HotError::Unexpected(format!(
+            "a rollup of {day} without its all-types row"
+        )));
+    }
+    let types = i32::try_from(rollup.len() - 1)
+        .map_err(|_| HotError::Unexpected("too many event types for one day".into()))?;
     sqlx::query(
-        "INSERT INTO day_rollup_sources (project_id, day, cold_files, cold_rows)
-         VALUES ($1, $2, $3, $4)
+        "INSERT INTO day_rollup_sources (project_id, day, cold_files, cold_rows, types)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (project_id, day)
          DO UPDATE SET cold_files = EXCLUDED.cold_files, cold_rows = EXCLUDED.cold_rows,
-                       built_at = now()",
+                       types = EXCLUDED.types, built_at = now()",
     )
     .bind(project)
     .bind(day)
     .bind(files)
     .bind(source.cold_rows)
+    .bind(types)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -304,16 +312,28 @@ pub struct RollupRead {
     pub bytes: u64,
 }
 
-/// Reads the rollups of `project` for days in `[from, to]`: only the
-/// [`ALL_TYPES`] rows when `all_types`, else only the per-type rows.
+/// Which rows of a day's rollup a statistic reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollupRows<'a> {
+    /// The [`ALL_TYPES`] row.
+    AllTypes,
+    /// Every per-type row.
+    PerType,
+    /// One event type's row; a covered day without it had no such event.
+    Type(&'a str),
+}
+
+/// Reads the rollups of `project` for days in `[from, to]`, the rows
+/// `which` names. A day is returned only when complete: its all-types row
+/// present, as many rows as its source says, every bitmap read decodes.
 pub(crate) async fn read(
     conn: &mut PgConnection,
     project: ProjectId,
     (from, to): (NaiveDate, NaiveDate),
-    all_types: bool,
+    which: RollupRows<'_>,
 ) -> Result<RollupRead, HotError> {
-    let sources: Vec<(NaiveDate, i32, i64)> = sqlx::query_as(
-        "SELECT day, cold_files, cold_rows FROM day_rollup_sources
+    let sources: Vec<(NaiveDate, i32, i64, i32)> = sqlx::query_as(
+        "SELECT day, cold_files, cold_rows, types FROM day_rollup_sources
           WHERE project_id = $1 AND day BETWEEN $2 AND $3",
     )
     .bind(project.0)
@@ -321,34 +341,46 @@ pub(crate) async fn read(
     .bind(to)
     .fetch_all(&mut *conn)
     .await?;
-    let rows: Vec<(NaiveDate, String, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT day, event_type, events, users FROM day_rollups
-          WHERE project_id = $1 AND day BETWEEN $2 AND $3
-            AND (event_type = '') = $4",
+    // The all-types row always; the per-type rows asked for; and each day's
+    // number of rows, to tell a complete day from a damaged one.
+    let (all, only): (bool, Option<&str>) = match which {
+        RollupRows::AllTypes => (false, None),
+        RollupRows::PerType => (true, None),
+        RollupRows::Type(t) => (false, Some(t)),
+    };
+    let rows: Vec<(NaiveDate, String, i64, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT r.day, r.event_type, r.events, r.users, n.rows
+           FROM day_rollups r
+           JOIN (SELECT day, count(*) AS rows FROM day_rollups
+                  WHERE project_id = $1 AND day BETWEEN $2 AND $3 GROUP BY day) n USING (day)
+          WHERE r.project_id = $1 AND r.day BETWEEN $2 AND $3
+            AND (r.event_type = '' OR $4 OR r.event_type = $5)",
     )
     .bind(project.0)
     .bind(from)
     .bind(to)
-    .bind(all_types)
+    .bind(all)
+    .bind(only)
     .fetch_all(&mut *conn)
     .await?;
-    let mut out = RollupRead {
-        sources: sources
-            .into_iter()
-            .map(|(d, f, r)| {
-                (
-                    d,
-                    RollupSource {
-                        cold_files: i64::from(f),
-                        cold_rows: r,
-                    },
-                )
-            })
-            .collect(),
-        ..RollupRead::default()
-    };
-    let mut damaged = Vec::new();
-    for (day, event_type, events, users) in rows {
+    let mut out = RollupRead::default();
+    let mut expected_rows: BTreeMap<NaiveDate, i64> = BTreeMap::new();
+    for (day, cold_files, cold_rows, types) in sources {
+        out.sources.insert(
+            day,
+            RollupSource {
+                cold_files: i64::from(cold_files),
+                cold_rows,
+            },
+        );
+        expected_rows.insert(day, i64::from(types) + 1);
+    }
+    let mut damaged = std::collections::BTreeSet::new();
+    for (day, event_type, events, users, day_rows) in rows {
+        if expected_rows.get(&day) != Some(&day_rows) {
+            damaged.insert(day);
+            continue;
+        }
         out.bytes += users.len() as u64;
         match decode(&users) {
             Ok(users) => {
@@ -360,13 +392,24 @@ pub(crate) async fn read(
             Err(e) => {
                 tracing::warn!(project = project.0, %day, error = %e,
                     "a rollup does not decode; the day is answered from its Parquet files");
-                damaged.push(day);
+                damaged.insert(day);
             }
         }
     }
-    for day in damaged {
-        out.days.remove(&day);
-        out.sources.remove(&day);
+    for (day, rollup) in &out.days {
+        if !rollup.contains_key(ALL_TYPES) {
+            damaged.insert(*day);
+        }
+    }
+    for day in &damaged {
+        out.days.remove(day);
+        out.sources.remove(day);
+    }
+    if which == RollupRows::PerType {
+        // The all-types row was read to check the day; callers want types.
+        for rollup in out.days.values_mut() {
+            rollup.remove(ALL_TYPES);
+        }
     }
     Ok(out)
 }

@@ -170,18 +170,22 @@ impl ReadSnapshot {
             .collect())
     }
 
-    /// Per day with events in `[from, to]`: distinct users and events.
+    /// Per day with events in `[from, to]` (of `event_type` only, when
+    /// given): distinct users and events.
     pub async fn dau(
         &mut self,
         project: ProjectId,
         from: NaiveDate,
         to: NaiveDate,
+        event_type: Option<&str>,
     ) -> Result<Vec<DayCount>, HotError> {
         let sql = format!(
             "SELECT {DAY_SQL}::int4 AS d, count(DISTINCT user_id), count(*) FROM events
-              WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY d"
+              WHERE project_id = $1 AND ts >= $2 AND ts < $3
+                AND ($4::text IS NULL OR event_type = $4) GROUP BY d"
         );
         let rows: Vec<(i32, i64, i64)> = in_days(&sql, project, (from, to))
+            .bind(event_type)
             .fetch_all(&mut *self.tx)
             .await?;
         Ok(rows
@@ -194,11 +198,13 @@ impl ReadSnapshot {
             .collect())
     }
 
-    /// The distinct (day, user) pairs of `days`.
+    /// The distinct (day, user) pairs of `days` (of `event_type` events only,
+    /// when given).
     pub async fn day_users(
         &mut self,
         project: ProjectId,
         days: &BTreeSet<NaiveDate>,
+        event_type: Option<&str>,
     ) -> Result<Vec<(NaiveDate, String)>, HotError> {
         let (Some(first), Some(last)) = (days.first(), days.last()) else {
             return Ok(Vec::new());
@@ -206,10 +212,12 @@ impl ReadSnapshot {
         let numbers: Vec<i32> = days.iter().map(|d| strata_model::day_number(*d)).collect();
         let sql = format!(
             "SELECT DISTINCT {DAY_SQL}::int4 AS d, user_id FROM events
-              WHERE project_id = $1 AND ts >= $2 AND ts < $3 AND {DAY_SQL} = ANY($4)"
+              WHERE project_id = $1 AND ts >= $2 AND ts < $3 AND {DAY_SQL} = ANY($4)
+                AND ($5::text IS NULL OR event_type = $5)"
         );
         let rows: Vec<(i32, String)> = in_days(&sql, project, (*first, *last))
             .bind(numbers)
+            .bind(event_type)
             .fetch_all(&mut *self.tx)
             .await?;
         Ok(rows
@@ -218,23 +226,25 @@ impl ReadSnapshot {
             .collect())
     }
 
-    /// The project's rollups (`rollups.rs`) for days in `[from, to]`: the
-    /// all-types rows when `all_types`, else the per-type rows.
+    /// The project's rollups (`rollups.rs`) for days in `[from, to]`, the
+    /// rows `which` names.
     pub async fn rollups(
         &mut self,
         project: ProjectId,
         from: NaiveDate,
         to: NaiveDate,
-        all_types: bool,
+        which: crate::RollupRows<'_>,
     ) -> Result<crate::RollupRead, HotError> {
-        crate::rollups::read(&mut self.tx, project, (from, to), all_types).await
+        crate::rollups::read(&mut self.tx, project, (from, to), which).await
     }
 
-    /// The distinct (day, user ordinal) pairs of hot events on `days`.
+    /// The distinct (day, user ordinal) pairs of hot events on `days` (of
+    /// `event_type` only, when given).
     pub async fn day_ordinals(
         &mut self,
         project: ProjectId,
         days: &BTreeSet<NaiveDate>,
+        event_type: Option<&str>,
     ) -> Result<Vec<(NaiveDate, i64)>, HotError> {
         let (Some(first), Some(last)) = (days.first(), days.last()) else {
             return Ok(Vec::new());
@@ -244,10 +254,12 @@ impl ReadSnapshot {
         let sql = format!(
             "SELECT DISTINCT ({day})::int4 AS d, f.ordinal FROM events e
                JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
-              WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3 AND ({day}) = ANY($4)"
+              WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3 AND ({day}) = ANY($4)
+                AND ($5::text IS NULL OR e.event_type = $5)"
         );
         let rows: Vec<(i32, i64)> = in_days(&sql, project, (*first, *last))
             .bind(numbers)
+            .bind(event_type)
             .fetch_all(&mut *self.tx)
             .await?;
         Ok(rows

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use strata_model::{DayRange, Period, Scope, parse_bounded};
+use strata_model::{DayRange, EventType, Period, Scope, parse_bounded};
 use strata_query::{DauResponse, RetentionResponse, TopEventsResponse};
 
 use crate::params::{QueryParams, query_params};
@@ -28,6 +28,8 @@ fn range(state: &AppState, p: &HashMap<String, String>) -> Result<DayRange, ApiE
             description = "First day (UTC), YYYY-MM-DD. The range may span at most STRATA_MAX_QUERY_DAYS days (default 3660) and `from` must not be after `to`: 400 otherwise"),
         ("to" = String, Query, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-11-27",
             description = "Last day (UTC), YYYY-MM-DD, inclusive"),
+        ("event_type" = Option<String>, Query, min_length = 1, max_length = 128, example = "signup",
+            description = "Count only the users who had an event of this type that day (1-128 bytes)"),
     ),
     responses(
         (status = 200, description = "Distinct users per day, zero-filled", body = DauResponse),
@@ -42,9 +44,15 @@ pub async fn dau(
     raw: QueryParams,
 ) -> Result<Json<DauResponse>, ApiError> {
     let key = auth.require(Scope::Read)?;
-    let p = query_params(raw, &["from", "to"])?;
+    let p = query_params(raw, &["from", "to", "event_type"])?;
     let range = range(&state, &p)?;
-    Ok(Json(state.planner.dau(key.project_id, range).await?))
+    let event_type = p.get("event_type").map(EventType::parse).transpose()?;
+    Ok(Json(
+        state
+            .planner
+            .dau(key.project_id, range, event_type.as_ref())
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/stats/top-events", tag = "stats",

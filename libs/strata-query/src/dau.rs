@@ -8,25 +8,32 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use roaring::RoaringBitmap;
-use strata_hot::ALL_TYPES;
-use strata_model::{DayRange, ProjectId, from_day_number};
+use strata_hot::{ALL_TYPES, RollupRows};
+use strata_model::{DayRange, EventType, ProjectId, from_day_number};
 use tracing::Instrument;
 
-use crate::duck::{rows, source};
+use crate::duck::{rows, source, sql_text};
 use crate::merge::DauMerge;
-use crate::plan::{RollupUse, ms, u};
+use crate::plan::{ms, u};
 use crate::response::DauResponse;
 use crate::{Planner, QueryError};
 
 impl Planner {
-    /// Distinct users per day of `range`, zero-filled.
+    /// Distinct users per day of `range`, zero-filled; with `event_type`,
+    /// the users who had an event of that type that day.
     pub async fn dau(
         &self,
         project: ProjectId,
         range: DayRange,
+        event_type: Option<&EventType>,
     ) -> Result<DauResponse, QueryError> {
         let (from, to) = (range.from(), range.to());
-        let (mut snap, plan) = self.plan(project, from, to, RollupUse::AllTypes).await?;
+        let only: Option<String> = event_type.map(|t| t.as_str().to_owned());
+        let (which, key) = match event_type {
+            Some(t) => (RollupRows::Type(t.as_str()), t.as_str()),
+            None => (RollupRows::AllTypes, ALL_TYPES),
+        };
+        let (mut snap, plan) = self.plan(project, from, to, which).await?;
         // Days both tiers hold: their user sets are unioned, as ordinals
         // where the cold day has a rollup, as user ids where it has files.
         let (both_rollup, both_files): (BTreeSet<NaiveDate>, BTreeSet<NaiveDate>) = plan
@@ -36,11 +43,13 @@ impl Planner {
         let both_cold = both_files.clone();
         // The hot half ends the snapshot as soon as it is done: the cold
         // files it listed are immutable, so the lock need not outlive it.
+        let hot_only = only.clone();
         let hot = async move {
             let started = Instant::now();
-            let counts = snap.dau(project, from, to).await?;
-            let pairs = snap.day_users(project, &both_files).await?;
-            let ordinals = snap.day_ordinals(project, &both_rollup).await?;
+            let only = hot_only.as_deref();
+            let counts = snap.dau(project, from, to, only).await?;
+            let pairs = snap.day_users(project, &both_files, only).await?;
+            let ordinals = snap.day_ordinals(project, &both_rollup, only).await?;
             snap.finish().await?;
             Ok::<_, QueryError>((counts, pairs, ordinals, ms(started)))
         }
@@ -51,13 +60,16 @@ impl Planner {
             let paths = |v: Vec<(NaiveDate, PathBuf)>| -> Vec<PathBuf> {
                 v.into_iter().map(|(_, p)| p).collect()
             };
+            let filter = only.as_deref().map_or_else(String::new, |t| {
+                format!("WHERE event_type = {}", sql_text(t))
+            });
             let counts: Vec<(i32, i64)> = if alone.is_empty() {
                 Vec::new()
             } else {
                 rows(
                     conn,
                     &format!(
-                        "SELECT day_n, count(DISTINCT user_id) FROM {} GROUP BY day_n",
+                        "SELECT day_n, count(DISTINCT user_id) FROM {} {filter} GROUP BY day_n",
                         source(&paths(alone))
                     ),
                     |r| Ok((r.get(0)?, r.get(1)?)),
@@ -69,7 +81,7 @@ impl Planner {
                 rows(
                     conn,
                     &format!(
-                        "SELECT DISTINCT day_n, user_id FROM {}",
+                        "SELECT DISTINCT day_n, user_id FROM {} {filter}",
                         source(&paths(shared))
                     ),
                     |r| Ok((r.get(0)?, r.get(1)?)),
@@ -94,7 +106,7 @@ impl Planner {
             .rollups
             .days
             .iter()
-            .filter_map(|(d, r)| Some((*d, r.get(ALL_TYPES)?.users.clone())))
+            .map(|(d, r)| (*d, r.get(key).map(|t| t.users.clone()).unwrap_or_default()))
             .collect();
         for (d, ordinal) in hot_ordinals {
             if let (Some(set), Ok(o)) = (rollup_users.get_mut(&d), u32::try_from(ordinal)) {

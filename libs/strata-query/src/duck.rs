@@ -103,7 +103,12 @@ pub fn source(paths: &[PathBuf]) -> String {
 }
 
 fn sql_string(p: &Path) -> String {
-    format!("'{}'", p.to_string_lossy().replace('\'', "''"))
+    sql_text(&p.to_string_lossy())
+}
+
+/// `text` as an SQL string literal.
+pub fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Runs `sql` and maps every row.

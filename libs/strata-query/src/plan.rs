@@ -10,7 +10,7 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use duckdb::Connection;
 use strata_cold::WantedFile;
-use strata_hot::{ManifestEntry, ReadSnapshot, RollupRead, RollupSource};
+use strata_hot::{ManifestEntry, ReadSnapshot, RollupRead, RollupRows, RollupSource};
 use strata_model::ProjectId;
 use tracing::Instrument;
 
@@ -22,15 +22,6 @@ use crate::{Planner, QueryError};
 /// mixed-tier top-events request, whatever the range.
 pub(crate) const PAIR_BATCH: usize = 8_192;
 pub(crate) const PAIR_BATCHES_IN_FLIGHT: usize = 2;
-
-/// Which rollup rows a statistic can use (ADR-027).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RollupUse {
-    /// The day's users over all event types.
-    AllTypes,
-    /// Events and users per event type.
-    PerType,
-}
 
 /// What one snapshot says about the days of a request.
 pub(crate) struct Plan {
@@ -92,7 +83,7 @@ impl Planner {
         project: ProjectId,
         from: NaiveDate,
         to: NaiveDate,
-        rollups: RollupUse,
+        rollups: RollupRows<'_>,
     ) -> Result<(ReadSnapshot, Plan), QueryError> {
         let started = Instant::now();
         let mut snap = self.hot.read_snapshot(self.config.lock_timeout).await?;
@@ -100,11 +91,7 @@ impl Planner {
         let hot_days = snap.hot_days(from, to).await?;
         let cold_days: BTreeSet<NaiveDate> = files.iter().map(|f| f.day).collect();
         let both = hot_days.intersection(&cold_days).copied().collect();
-        let read = match rollups {
-            RollupUse::AllTypes => snap.rollups(project, from, to, true).await?,
-            RollupUse::PerType => snap.rollups(project, from, to, false).await?,
-        };
-        let rollups = current_rollups(read, &files);
+        let rollups = current_rollups(snap.rollups(project, from, to, rollups).await?, &files);
         let parquet = files
             .iter()
             .filter(|f| !rollups.days.contains_key(&f.day))

@@ -9,13 +9,13 @@ use std::time::Instant;
 
 use chrono::Utc;
 use roaring::RoaringBitmap;
-use strata_hot::ALL_TYPES;
+use strata_hot::{ALL_TYPES, RollupRows};
 use strata_model::{DayRange, Period, ProjectId, day_number, from_day_number};
 use tracing::Instrument;
 
 use crate::duck::{rows, source};
 use crate::merge::{RetentionMerge, cohorts_from_counts};
-use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, RollupUse, append_batches, ms, u};
+use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, append_batches, ms, u};
 use crate::response::RetentionResponse;
 use crate::{Planner, QueryError};
 
@@ -50,7 +50,7 @@ impl Planner {
         );
 
         let (mut snap, mut plan) = self
-            .plan(project, activity.0, activity.1, RollupUse::AllTypes)
+            .plan(project, activity.0, activity.1, RollupRows::AllTypes)
             .await?;
         if activity_to < first_cohort {
             plan.files.clear();

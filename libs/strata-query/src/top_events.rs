@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use strata_hot::TypeRollup;
+use strata_hot::{RollupRows, TypeRollup};
 use strata_model::{DayRange, ProjectId};
 use tracing::Instrument;
 
 use crate::duck::{rows, source};
-use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, RollupUse, append_batches, ms, u};
+use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, append_batches, ms, u};
 use crate::response::{TopEvent, TopEventsResponse, top_event};
 use crate::{Planner, QueryError};
 
@@ -24,7 +24,7 @@ impl Planner {
         limit: u32,
     ) -> Result<TopEventsResponse, QueryError> {
         let (from, to) = (range.from(), range.to());
-        let (mut snap, mut plan) = self.plan(project, from, to, RollupUse::PerType).await?;
+        let (mut snap, mut plan) = self.plan(project, from, to, RollupRows::PerType).await?;
         if !plan.parquet.is_empty() {
             // Some cold day has no current rollup: the users of a type over
             // the range are then a union of ids, so every day comes from
