@@ -206,6 +206,23 @@ async fn check_all(
             body["meta"]
         );
     }
+    // Retention counting only returns by a `click`.
+    let body = ok(
+        app,
+        key,
+        &format!(
+            "/v1/stats/retention?from={from}&to={to}&period={period}&periods={periods}&return_event=click"
+        ),
+    )
+    .await;
+    if today() == before {
+        assert_eq!(
+            retention_of(&body),
+            oracle::retention_returning(events, from, to, (week, periods), before, Some("click")),
+            "retention returning by click {from}..{to} {period} x{periods} ({context}); meta {}",
+            body["meta"]
+        );
+    }
     meta
 }
 

@@ -72,6 +72,19 @@ pub fn retention(
     periods: usize,
     today: NaiveDate,
 ) -> Vec<(NaiveDate, u64, Vec<u64>)> {
+    retention_returning(events, from, to, (week, periods), today, None)
+}
+
+/// [`retention`] where only events of `return_event` (when given) make a
+/// user active in a period; cohorts still come from the first event ever.
+pub fn retention_returning(
+    events: &[Ev],
+    from: NaiveDate,
+    to: NaiveDate,
+    (week, periods): (bool, usize),
+    today: NaiveDate,
+    return_event: Option<&str>,
+) -> Vec<(NaiveDate, u64, Vec<u64>)> {
     let step = Duration::days(if week { 7 } else { 1 });
     let mut first: HashMap<&str, NaiveDate> = HashMap::new();
     for e in events {
@@ -80,7 +93,9 @@ pub fn retention(
     }
     let mut active: HashSet<(&str, NaiveDate)> = HashSet::new();
     for e in events {
-        active.insert((&e.user, period_start(e.day(), week)));
+        if return_event.is_none_or(|t| t == e.event_type) {
+            active.insert((&e.user, period_start(e.day(), week)));
+        }
     }
     let mut out = Vec::new();
     let mut cohort = period_start(from, week);

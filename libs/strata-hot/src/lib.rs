@@ -39,7 +39,7 @@ pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit, KeyOwner, OPERATOR_OWNER};
 pub use layout::{LayoutChoice, migrate};
 pub use manifest::{ManifestEntry, NewManifestEntry};
 pub use rollups::{ALL_TYPES, DayRollup, RollupRead, RollupRows, RollupSource, TypeRollup};
-pub use stats::{DayCount, ReadSnapshot, Sink, TypeCount};
+pub use stats::{CohortActivity, DayCount, ReadSnapshot, Sink, TypeCount};
 
 /// Pool settings.
 #[derive(Debug, Clone)]

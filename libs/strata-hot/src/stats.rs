@@ -97,8 +97,20 @@ fn cohort_activity_sql(period: Period) -> String {
            JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
           WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3
             AND f.first_ts >= $4 AND f.first_ts < $5
+            AND ($6::text IS NULL OR e.event_type = $6)
           GROUP BY e.user_id, p"
     )
+}
+
+/// Which activity of which cohorts a retention query reads: events in
+/// `days` (of `event_type` only, when given) by users whose first event
+/// falls in `cohort_days`, grouped by `period`.
+#[derive(Debug, Clone, Copy)]
+pub struct CohortActivity<'a> {
+    pub period: Period,
+    pub cohort_days: (NaiveDate, NaiveDate),
+    pub days: (NaiveDate, NaiveDate),
+    pub event_type: Option<&'a str>,
 }
 
 /// Distinct users and events of one day.
@@ -351,16 +363,15 @@ impl ReadSnapshot {
     pub async fn cohort_activity_into(
         &mut self,
         project: ProjectId,
-        period: Period,
-        (first_from, first_to): (NaiveDate, NaiveDate),
-        days: (NaiveDate, NaiveDate),
+        a: CohortActivity<'_>,
         batch: usize,
         sink: &Sink<(String, i32, i64)>,
     ) -> Result<u64, HotError> {
-        let sql = cohort_activity_sql(period);
-        let q = in_days(&sql, project, days)
-            .bind(day_start(first_from))
-            .bind(day_end(first_to));
+        let sql = cohort_activity_sql(a.period);
+        let q = in_days(&sql, project, a.days)
+            .bind(day_start(a.cohort_days.0))
+            .bind(day_end(a.cohort_days.1))
+            .bind(a.event_type);
         stream_into(q.fetch(&mut *self.tx), batch, sink, |r| r.2).await
     }
 
@@ -388,22 +399,22 @@ impl ReadSnapshot {
     pub async fn cohort_activity_ordinals(
         &mut self,
         project: ProjectId,
-        period: Period,
-        (first_from, first_to): (NaiveDate, NaiveDate),
-        (from, to): (NaiveDate, NaiveDate),
+        a: CohortActivity<'_>,
     ) -> Result<Vec<(i32, Vec<i64>, i64)>, HotError> {
-        let p = period.start_sql(&strata_model::pg_day_number("e.ts"));
+        let p = a.period.start_sql(&strata_model::pg_day_number("e.ts"));
         let sql = format!(
             "SELECT {p}::int4 AS p, array_agg(DISTINCT f.ordinal ORDER BY f.ordinal), count(*)
                FROM events e
                JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
               WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3
                 AND f.first_ts >= $4 AND f.first_ts < $5
+                AND ($6::text IS NULL OR e.event_type = $6)
               GROUP BY p"
         );
-        Ok(in_days(&sql, project, (from, to))
-            .bind(day_start(first_from))
-            .bind(day_end(first_to))
+        Ok(in_days(&sql, project, a.days)
+            .bind(day_start(a.cohort_days.0))
+            .bind(day_end(a.cohort_days.1))
+            .bind(a.event_type)
             .fetch_all(&mut *self.tx)
             .await?)
     }
@@ -423,20 +434,19 @@ impl ReadSnapshot {
             .await?)
     }
 
-    /// Distinct (user, period start) pairs of events in `[from, to]` (days)
-    /// by users whose first event falls in `[first_from, first_to]`, with
-    /// how many events each pair covers.
+    /// Distinct (user, period start) pairs of events in `[from, to]` (days;
+    /// of `event_type` only, when given) by users whose first event falls in
+    /// `[first_from, first_to]`, with how many events each pair covers.
     pub async fn cohort_activity(
         &mut self,
         project: ProjectId,
-        period: Period,
-        (first_from, first_to): (NaiveDate, NaiveDate),
-        (from, to): (NaiveDate, NaiveDate),
+        a: CohortActivity<'_>,
     ) -> Result<Vec<(String, i32, i64)>, HotError> {
-        let sql = cohort_activity_sql(period);
-        Ok(in_days(&sql, project, (from, to))
-            .bind(day_start(first_from))
-            .bind(day_end(first_to))
+        let sql = cohort_activity_sql(a.period);
+        Ok(in_days(&sql, project, a.days)
+            .bind(day_start(a.cohort_days.0))
+            .bind(day_end(a.cohort_days.1))
+            .bind(a.event_type)
             .fetch_all(&mut *self.tx)
             .await?)
     }

@@ -97,6 +97,8 @@ pub async fn top_events(
             description = "Last day (UTC), YYYY-MM-DD, inclusive"),
         ("period" = Option<crate::openapi::PeriodParam>, Query, description = "day (default) or week (ISO, from Monday)"),
         ("periods" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Periods tracked per cohort, 1-100, default 8: retained[k] for k = 0 … periods−1, retained[0] being the cohort's size; periods not yet started are left out"),
+        ("return_event" = Option<String>, Query, min_length = 1, max_length = 128, example = "purchase",
+            description = "Count a cohort user as retained in a period only for an event of this type (1-128 bytes); cohorts still come from each user's first event of any type"),
     ),
     responses(
         (status = 200, description = "Cohorts by first-event period", body = RetentionResponse),
@@ -111,14 +113,21 @@ pub async fn retention(
     raw: QueryParams,
 ) -> Result<Json<RetentionResponse>, ApiError> {
     let key = auth.require(Scope::Read)?;
-    let p = query_params(raw, &["from", "to", "period", "periods"])?;
+    let p = query_params(raw, &["from", "to", "period", "periods", "return_event"])?;
     let range = range(&state, &p)?;
     let period = Period::parse(p.get("period").map_or("day", String::as_str))?;
     let periods = parse_bounded("periods", p.get("periods").map(String::as_str), 8, 1, 100)?;
+    let return_event = p.get("return_event").map(EventType::parse).transpose()?;
     Ok(Json(
         state
             .planner
-            .retention(key.project_id, range, period, periods)
+            .retention(
+                key.project_id,
+                range,
+                period,
+                periods,
+                return_event.as_ref(),
+            )
             .await?,
     ))
 }

@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use chrono::Utc;
 use roaring::RoaringBitmap;
-use strata_hot::{ALL_TYPES, RollupRows};
-use strata_model::{DayRange, Period, ProjectId, day_number, from_day_number};
+use strata_hot::{ALL_TYPES, CohortActivity, RollupRows};
+use strata_model::{DayRange, EventType, Period, ProjectId, day_number, from_day_number};
 use tracing::Instrument;
 
-use crate::duck::{rows, source};
+use crate::duck::{rows, source, sql_text};
 use crate::merge::{RetentionMerge, cohorts_from_counts};
 use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, append_batches, ms, u};
 use crate::response::RetentionResponse;
@@ -21,14 +21,21 @@ use crate::{Planner, QueryError};
 
 impl Planner {
     /// Cohorts by the period of each user's first event, and how many of
-    /// them were active in each following period.
+    /// them were active in each following period (active: had an event of
+    /// `return_event`, when given).
     pub async fn retention(
         &self,
         project: ProjectId,
         range: DayRange,
         period: Period,
         periods: u32,
+        return_event: Option<&EventType>,
     ) -> Result<RetentionResponse, QueryError> {
+        let returned: Option<String> = return_event.map(|t| t.as_str().to_owned());
+        let (which, key) = match return_event {
+            Some(t) => (RollupRows::Type(t.as_str()), t.as_str()),
+            None => (RollupRows::AllTypes, ALL_TYPES),
+        };
         let (from, to) = (range.from(), range.to());
         let len = period.days();
         let today = day_number(Utc::now().date_naive());
@@ -49,9 +56,7 @@ impl Planner {
             from_day_number(activity_to.max(first_cohort)),
         );
 
-        let (mut snap, mut plan) = self
-            .plan(project, activity.0, activity.1, RollupRows::AllTypes)
-            .await?;
+        let (mut snap, mut plan) = self.plan(project, activity.0, activity.1, which).await?;
         if activity_to < first_cohort {
             plan.files.clear();
             plan.parquet.clear();
@@ -63,6 +68,12 @@ impl Planner {
             plan.without_rollups();
         }
         let bounds = (first_cohort, last_cohort, today);
+        let wanted = |event_type| CohortActivity {
+            period,
+            cohort_days,
+            days: activity,
+            event_type,
+        };
         let hot_started = Instant::now();
         let (cohorts, meta) = if !plan.rollups.days.is_empty() {
             // Every cold day from its rollup: cohorts and period activity
@@ -74,7 +85,7 @@ impl Planner {
                 let act = if plan.hot_days.is_empty() || cohort_users.is_empty() {
                     Vec::new()
                 } else {
-                    snap.cohort_activity_ordinals(project, period, cohort_days, activity)
+                    snap.cohort_activity_ordinals(project, wanted(returned.as_deref()))
                         .await?
                 };
                 snap.finish().await?;
@@ -99,7 +110,7 @@ impl Planner {
                     .extend(ordinals.into_iter().filter_map(|o| u32::try_from(o).ok()));
             }
             for (day, rollup) in &plan.rollups.days {
-                if let Some(all) = rollup.get(ALL_TYPES) {
+                if let Some(all) = rollup.get(key) {
                     let p = period.start_of_number(day_number(*day));
                     *active.entry(p).or_default() |= &all.users;
                 }
@@ -130,7 +141,7 @@ impl Planner {
                 let act = if activity_to < first_cohort || cohort_users.is_empty() {
                     Vec::new()
                 } else {
-                    snap.cohort_activity(project, period, cohort_days, activity)
+                    snap.cohort_activity(project, wanted(returned.as_deref()))
                         .await?
                 };
                 snap.finish().await?;
@@ -156,6 +167,7 @@ impl Planner {
                 tokio::sync::mpsc::channel::<Vec<(String, i32)>>(PAIR_BATCHES_IN_FLIGHT);
             let (act_tx, mut act_rx) =
                 tokio::sync::mpsc::channel::<Vec<(String, i32, i64)>>(PAIR_BATCHES_IN_FLIGHT);
+            let hot_returned = returned.clone();
             let hot = async move {
                 snap.cohort_users_into(project, period, cohort_days, PAIR_BATCH, &users_tx)
                     .await?;
@@ -163,9 +175,12 @@ impl Planner {
                 let events = snap
                     .cohort_activity_into(
                         project,
-                        period,
-                        cohort_days,
-                        activity,
+                        CohortActivity {
+                            period,
+                            cohort_days,
+                            days: activity,
+                            event_type: hot_returned.as_deref(),
+                        },
                         PAIR_BATCH,
                         &act_tx,
                     )
@@ -191,13 +206,16 @@ impl Planner {
                     Ok((r.get::<_, i32>(0)?, r.get::<_, i64>(1)?))
                 })?;
                 let p = period.start_sql("day_n");
+                let filter = returned
+                    .as_deref()
+                    .map_or_else(String::new, |t| format!("AND event_type = {}", sql_text(t)));
                 let retained = rows(
                     conn,
                     &format!(
                         "WITH act AS (
                        SELECT DISTINCT user_id, p FROM (
                          SELECT user_id, CAST({p} AS INTEGER) AS p FROM {}
-                          WHERE user_id IN (SELECT user_id FROM cohort)
+                          WHERE user_id IN (SELECT user_id FROM cohort) {filter}
                          UNION ALL SELECT user_id, p FROM hot_act))
                      SELECT c.c, CAST((a.p - c.c) // {len} AS INTEGER), count(*)
                        FROM act a JOIN cohort c USING (user_id)
