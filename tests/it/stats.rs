@@ -507,6 +507,52 @@ async fn a_day_split_across_tiers_counts_each_user_once() {
     check_all(&app, &key, &all, (d, d), 10, (false, 3), "split day").await;
 }
 
+/// A day archived a second time (late events) whose rollup did not cover
+/// its first file, as for a day archived before rollups existed, keeps no
+/// current rollup: it is answered from its files, exactly, until
+/// `rollups rebuild` makes one that covers both files.
+#[tokio::test]
+async fn a_rollup_left_stale_by_a_second_archive_falls_back_until_rebuilt() {
+    let app = many_late_days().spawn().await;
+    let key = app.key("acme", "ingest,read").await;
+    let day = day_ago(40);
+    let mut all = send(
+        &app,
+        &key,
+        &[("a", "view", at(day, 10)), ("b", "click", at(day, 20))],
+    )
+    .await;
+    app.archive(30).await;
+    for table in ["day_rollups", "day_rollup_sources"] {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    all.extend(
+        send(
+            &app,
+            &key,
+            &[("c", "view", at(day, 30)), ("a", "buy", at(day, 40))],
+        )
+        .await,
+    );
+    app.archive(30).await;
+    let meta = check_all(&app, &key, &all, (day, day), 10, (false, 2), "stale").await;
+    assert_eq!(meta["cold"]["files"], 2, "{meta}");
+    assert_eq!(meta["cold"]["rollups"]["days"], 0, "{meta}");
+
+    let report = app
+        .archiver(30)
+        .rebuild_rollups(None, None, None)
+        .await
+        .unwrap();
+    assert_eq!((report.days, report.rebuilt), (1, 1), "{report:?}");
+    let meta = check_all(&app, &key, &all, (day, day), 10, (false, 2), "rebuilt").await;
+    assert_eq!(meta["cold"]["rollups"]["days"], 1, "{meta}");
+    assert_eq!(meta["cold"]["files"], 0, "{meta}");
+}
+
 #[tokio::test]
 async fn a_cold_first_event_and_hot_activity_make_one_retained_user() {
     let app = spawn_app().await;

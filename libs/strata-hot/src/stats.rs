@@ -218,24 +218,7 @@ impl ReadSnapshot {
         days: &BTreeSet<NaiveDate>,
         event_type: Option<&str>,
     ) -> Result<Vec<(NaiveDate, String)>, HotError> {
-        let (Some(first), Some(last)) = (days.first(), days.last()) else {
-            return Ok(Vec::new());
-        };
-        let numbers: Vec<i32> = days.iter().map(|d| strata_model::day_number(*d)).collect();
-        let sql = format!(
-            "SELECT DISTINCT {DAY_SQL}::int4 AS d, user_id FROM events
-              WHERE project_id = $1 AND ts >= $2 AND ts < $3 AND {DAY_SQL} = ANY($4)
-                AND ($5::text IS NULL OR event_type = $5)"
-        );
-        let rows: Vec<(i32, String)> = in_days(&sql, project, (*first, *last))
-            .bind(numbers)
-            .bind(event_type)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(d, u)| (strata_model::from_day_number(d), u))
-            .collect())
+        self.day_pairs(project, days, event_type, "e.user_id").await
     }
 
     /// The project's rollups (`rollups.rs`) for days in `[from, to]`, the
@@ -258,25 +241,45 @@ impl ReadSnapshot {
         days: &BTreeSet<NaiveDate>,
         event_type: Option<&str>,
     ) -> Result<Vec<(NaiveDate, i64)>, HotError> {
+        self.day_pairs(project, days, event_type, "f.ordinal").await
+    }
+
+    /// The distinct (day, `what`) pairs of hot events `e` on `days` (of
+    /// `event_type` only, when given); `what` may name the user's
+    /// first-seen record `f`.
+    async fn day_pairs<T>(
+        &mut self,
+        project: ProjectId,
+        days: &BTreeSet<NaiveDate>,
+        event_type: Option<&str>,
+        what: &str,
+    ) -> Result<Vec<(NaiveDate, T)>, HotError>
+    where
+        T: for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres> + Send + Unpin,
+    {
         let (Some(first), Some(last)) = (days.first(), days.last()) else {
             return Ok(Vec::new());
         };
         let numbers: Vec<i32> = days.iter().map(|d| strata_model::day_number(*d)).collect();
         let day = strata_model::pg_day_number("e.ts");
+        let join = if what.starts_with("f.") {
+            "JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id"
+        } else {
+            ""
+        };
         let sql = format!(
-            "SELECT DISTINCT ({day})::int4 AS d, f.ordinal FROM events e
-               JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
+            "SELECT DISTINCT ({day})::int4 AS d, {what} FROM events e {join}
               WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3 AND ({day}) = ANY($4)
                 AND ($5::text IS NULL OR e.event_type = $5)"
         );
-        let rows: Vec<(i32, i64)> = in_days(&sql, project, (*first, *last))
+        let rows: Vec<(i32, T)> = in_days(&sql, project, (*first, *last))
             .bind(numbers)
             .bind(event_type)
             .fetch_all(&mut *self.tx)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(d, o)| (strata_model::from_day_number(d), o))
+            .map(|(d, v)| (strata_model::from_day_number(d), v))
             .collect())
     }
 

@@ -477,13 +477,16 @@ async fn two_api_replicas_and_the_archiver_against_postgres_redis_and_s3() {
         top["meta"]["cold"]["cache"]["misses"].as_u64().unwrap() > 0,
         "{top}"
     );
-    let out = Command::new(&archiver)
-        .args(["rollups", "rebuild", "--project", "demo"])
-        .env("STRATA_DATABASE_URL", &db.url)
-        .envs(cold.env_vars())
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let rebuild = |project: &str| {
+        Command::new(&archiver)
+            .args(["rollups", "rebuild", "--project", project])
+            .env("STRATA_DATABASE_URL", &db.url)
+            .envs(cold.env_vars())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = rebuild("demo");
     assert!(out.status.success(), "{out:?}");
     assert!(
         stdout(&out).starts_with("1 cold day(s): 1 rebuilt, 0 changed"),
@@ -491,12 +494,7 @@ async fn two_api_replicas_and_the_archiver_against_postgres_redis_and_s3() {
     );
     let top = top_events().await;
     assert_eq!(top["meta"]["cold"]["rollups"]["days"], 1, "{top}");
-    let out = Command::new(&archiver)
-        .args(["rollups", "rebuild", "--project", "nobody"])
-        .env("STRATA_DATABASE_URL", &db.url)
-        .envs(cold.env_vars())
-        .output()
-        .unwrap();
+    let out = rebuild("nobody");
     assert!(!out.status.success(), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no project named \"nobody\""),
