@@ -49,6 +49,23 @@ where
         .bind(day_end(to))
 }
 
+/// `sql` bound for [`CohortActivity`] `a`: `$1`-`$3` as [`in_days`] over
+/// `a.days`, `$4`, `$5` the instants bounding `a.cohort_days`, `$6` the
+/// event type or NULL.
+fn for_activity<'q, O>(
+    sql: &'q str,
+    project: ProjectId,
+    a: CohortActivity<'q>,
+) -> QueryAs<'q, Postgres, O, PgArguments>
+where
+    O: for<'r> sqlx::FromRow<'r, PgRow>,
+{
+    in_days(sql, project, a.days)
+        .bind(day_start(a.cohort_days.0))
+        .bind(day_end(a.cohort_days.1))
+        .bind(a.event_type)
+}
+
 /// Where streamed rows go, in batches.
 pub type Sink<T> = tokio::sync::mpsc::Sender<Vec<T>>;
 
@@ -82,10 +99,12 @@ async fn stream_into<T: Send>(
     Ok(total)
 }
 
-fn cohort_users_sql(period: Period) -> String {
+/// Users first seen in a range of days (`what`: `user_id` or `ordinal`),
+/// with the start of their cohort period.
+fn cohort_users_sql(period: Period, what: &str) -> String {
     let cohort = period.start_sql(&strata_model::pg_day_number("first_ts"));
     format!(
-        "SELECT user_id, {cohort}::int4 FROM user_first_seen
+        "SELECT {what}, {cohort}::int4 FROM user_first_seen
           WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3"
     )
 }
@@ -356,7 +375,7 @@ impl ReadSnapshot {
         batch: usize,
         sink: &Sink<(String, i32)>,
     ) -> Result<u64, HotError> {
-        let sql = cohort_users_sql(period);
+        let sql = cohort_users_sql(period, "user_id");
         let q = in_days(&sql, project, days);
         stream_into(q.fetch(&mut *self.tx), batch, sink, |_| 1).await
     }
@@ -371,10 +390,7 @@ impl ReadSnapshot {
         sink: &Sink<(String, i32, i64)>,
     ) -> Result<u64, HotError> {
         let sql = cohort_activity_sql(a.period);
-        let q = in_days(&sql, project, a.days)
-            .bind(day_start(a.cohort_days.0))
-            .bind(day_end(a.cohort_days.1))
-            .bind(a.event_type);
+        let q = for_activity(&sql, project, a);
         stream_into(q.fetch(&mut *self.tx), batch, sink, |r| r.2).await
     }
 
@@ -386,11 +402,7 @@ impl ReadSnapshot {
         first_from: NaiveDate,
         first_to: NaiveDate,
     ) -> Result<Vec<(i64, i32)>, HotError> {
-        let cohort = period.start_sql(&strata_model::pg_day_number("first_ts"));
-        let sql = format!(
-            "SELECT ordinal, {cohort}::int4 FROM user_first_seen
-              WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3"
-        );
+        let sql = cohort_users_sql(period, "ordinal");
         Ok(in_days(&sql, project, (first_from, first_to))
             .fetch_all(&mut *self.tx)
             .await?)
@@ -414,10 +426,7 @@ impl ReadSnapshot {
                 AND ($6::text IS NULL OR e.event_type = $6)
               GROUP BY p"
         );
-        Ok(in_days(&sql, project, a.days)
-            .bind(day_start(a.cohort_days.0))
-            .bind(day_end(a.cohort_days.1))
-            .bind(a.event_type)
+        Ok(for_activity(&sql, project, a)
             .fetch_all(&mut *self.tx)
             .await?)
     }
@@ -431,7 +440,7 @@ impl ReadSnapshot {
         first_from: NaiveDate,
         first_to: NaiveDate,
     ) -> Result<Vec<(String, i32)>, HotError> {
-        let sql = cohort_users_sql(period);
+        let sql = cohort_users_sql(period, "user_id");
         Ok(in_days(&sql, project, (first_from, first_to))
             .fetch_all(&mut *self.tx)
             .await?)
@@ -446,10 +455,7 @@ impl ReadSnapshot {
         a: CohortActivity<'_>,
     ) -> Result<Vec<(String, i32, i64)>, HotError> {
         let sql = cohort_activity_sql(a.period);
-        Ok(in_days(&sql, project, a.days)
-            .bind(day_start(a.cohort_days.0))
-            .bind(day_end(a.cohort_days.1))
-            .bind(a.event_type)
+        Ok(for_activity(&sql, project, a)
             .fetch_all(&mut *self.tx)
             .await?)
     }
