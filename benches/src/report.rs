@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::queries::{QuerySpec, Timing};
+use crate::queries::{QuerySpec, Stat, Timing};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Machine {
@@ -451,6 +451,29 @@ pub fn targets(
                 "≥ 10× faster",
                 format!("{:.1}×", q.speedup_vs_postgres),
                 q.speedup_vs_postgres >= 10.0,
+            ));
+        }
+        // Rollups (ADR-027): never slower than DuckDB alone over the same
+        // events; long ranges of top events and retention 10× faster; a
+        // year of DAU in 20 ms.
+        let long = q.spec.to - q.spec.from >= chrono::Duration::days(364);
+        let (want, at_least) = match q.spec.stat {
+            Stat::TopEvents { .. } if long => ("≥ 10× faster", 10.0),
+            Stat::Retention { .. } => ("≥ 10× faster", 10.0),
+            _ => ("≥ 1.0×", 1.0),
+        };
+        out.push(target(
+            &format!("{}: vs DuckDB alone", q.spec.name),
+            want,
+            format!("{:.2}×", q.speedup_vs_duckdb),
+            q.speedup_vs_duckdb >= at_least,
+        ));
+        if matches!(q.spec.stat, Stat::Dau) && long {
+            out.push(target(
+                &format!("{}: request time", q.spec.name),
+                "≤ 20 ms",
+                format!("{:.0} ms", q.strata.median_ms),
+                q.strata.median_ms <= 20.0,
             ));
         }
         out.push(target(
