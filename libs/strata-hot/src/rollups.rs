@@ -141,30 +141,26 @@ async fn manifest_source(
     })
 }
 
-async fn stored_source(
+/// The day's stored rollup, locked for update: its source and rows, or
+/// `None` when there is none or it is not complete (its all-types row, as
+/// many rows as the source records, every bitmap decoding) — the same
+/// test [`read`] applies.
+async fn stored_rollup(
     conn: &mut PgConnection,
     project: i64,
     day: NaiveDate,
-) -> Result<Option<RollupSource>, HotError> {
-    let row: Option<(i32, i64)> = sqlx::query_as(
-        "SELECT cold_files, cold_rows FROM day_rollup_sources
+) -> Result<Option<(RollupSource, DayRollup)>, HotError> {
+    let source: Option<(i32, i64, i32)> = sqlx::query_as(
+        "SELECT cold_files, cold_rows, types FROM day_rollup_sources
           WHERE project_id = $1 AND day = $2 FOR UPDATE",
     )
     .bind(project)
     .bind(day)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|(f, r)| RollupSource {
-        cold_files: i64::from(f),
-        cold_rows: r,
-    }))
-}
-
-async fn stored_rollup(
-    conn: &mut PgConnection,
-    project: i64,
-    day: NaiveDate,
-) -> Result<DayRollup, HotError> {
+    let Some((files, cold_rows, types)) = source else {
+        return Ok(None);
+    };
     let rows: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
         "SELECT event_type, events, users FROM day_rollups WHERE project_id = $1 AND day = $2",
     )
@@ -172,17 +168,21 @@ async fn stored_rollup(
     .bind(day)
     .fetch_all(&mut *conn)
     .await?;
-    rows.into_iter()
-        .map(|(t, events, users)| {
-            Ok((
-                t,
-                TypeRollup {
-                    events,
-                    users: decode(&users)?,
-                },
-            ))
-        })
-        .collect()
+    let mut rollup = DayRollup::new();
+    for (t, events, users) in rows {
+        let Ok(users) = decode(&users) else {
+            return Ok(None);
+        };
+        rollup.insert(t, TypeRollup { events, users });
+    }
+    if !rollup.contains_key(ALL_TYPES) || rollup.len() != types as usize + 1 {
+        return Ok(None);
+    }
+    let source = RollupSource {
+        cold_files: i64::from(files),
+        cold_rows,
+    };
+    Ok(Some((source, rollup)))
 }
 
 /// Replaces the day's rollup rows and source.
@@ -193,23 +193,26 @@ async fn write(
     rollup: &DayRollup,
     source: RollupSource,
 ) -> Result<(), HotError> {
+    let files = i32::try_from(source.cold_files)
+        .map_err(|_| HotError::Unexpected("too many cold files for one day".into()))?;
+    if !rollup.contains_key(ALL_TYPES) {
+        return Err(HotError::Unexpected(format!(
+            "a rollup of {day} without its all-types row"
+        )));
+    }
+    let type_rows = i32::try_from(rollup.len() - 1)
+        .map_err(|_| HotError::Unexpected("too many event types for one day".into()))?;
     sqlx::query("DELETE FROM day_rollups WHERE project_id = $1 AND day = $2")
         .bind(project)
         .bind(day)
         .execute(&mut *conn)
         .await?;
-    let (types, events, users): (Vec<&str>, Vec<i64>, Vec<Vec<u8>>) = rollup
-        .iter()
-        .map(|(t, r)| (t.as_str(), r.events, encode(&r.users)))
-        .fold(
-            (vec![], vec![], vec![]),
-            |(mut a, mut b, mut c), (t, e, u)| {
-                a.push(t);
-                b.push(e);
-                c.push(u);
-                (a, b, c)
-            },
-        );
+    let (mut types, mut events, mut users) = (Vec::new(), Vec::new(), Vec::new());
+    for (t, r) in rollup {
+        types.push(t.as_str());
+        events.push(r.events);
+        users.push(encode(&r.users));
+    }
     sqlx::query(
         "INSERT INTO day_rollups (project_id, day, event_type, events, users)
          SELECT $1, $2, t, e, u FROM unnest($3::text[], $4::int8[], $5::bytea[]) AS r(t, e, u)",
@@ -221,15 +224,6 @@ async fn write(
     .bind(&users)
     .execute(&mut *conn)
     .await?;
-    let files = i32::try_from(source.cold_files)
-        .map_err(|_| HotError::Unexpected("too many cold files for one day".into()))?;
-    if !rollup.contains_key(ALL_TYPES) {
-        return Err(HotError::Unexpected(format!(
-            "a rollup of {day} without its all-types row"
-        )));
-    }
-    let types = i32::try_from(rollup.len() - 1)
-        .map_err(|_| HotError::Unexpected("too many event types for one day".into()))?;
     sqlx::query(
         "INSERT INTO day_rollup_sources (project_id, day, cold_files, cold_rows, types)
          VALUES ($1, $2, $3, $4, $5)
@@ -241,7 +235,7 @@ async fn write(
     .bind(day)
     .bind(files)
     .bind(source.cold_rows)
-    .bind(types)
+    .bind(type_rows)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -260,18 +254,12 @@ pub(crate) async fn merge_archived(
     files: i64,
 ) -> Result<bool, HotError> {
     let before = manifest_source(conn, project, day).await?;
-    let stored = stored_source(conn, project, day).await?;
-    let current = match stored {
-        Some(s) => s == before,
-        None => before.cold_files == 0,
-    };
-    if !current {
-        return Ok(false);
-    }
-    let mut rollup = if before.cold_files == 0 {
-        DayRollup::new()
-    } else {
-        stored_rollup(conn, project, day).await?
+    // A stored rollup that is stale, incomplete or unreadable is left as it
+    // is (stats read the day's files; a rebuild mends it).
+    let mut rollup = match stored_rollup(conn, project, day).await? {
+        Some((source, rollup)) if source == before => rollup,
+        _ if before.cold_files == 0 => DayRollup::new(),
+        _ => return Ok(false),
     };
     for (t, r) in added {
         rollup.entry(t.clone()).or_default().add(r);
