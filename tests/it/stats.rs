@@ -223,6 +223,34 @@ async fn check_all(
             body["meta"]
         );
     }
+    // Cohorts of each user's first `buy`, returning by any event or by a
+    // `view`; and of a type nobody had (every cohort empty).
+    for (start, ret) in [("buy", None), ("buy", Some("view")), ("never", None)] {
+        let ret_param = ret.map_or_else(String::new, |r| format!("&return_event={r}"));
+        let body = ok(
+            app,
+            key,
+            &format!(
+                "/v1/stats/retention?from={from}&to={to}&period={period}&periods={periods}&start_event={start}{ret_param}"
+            ),
+        )
+        .await;
+        if today() == before {
+            assert_eq!(
+                retention_of(&body),
+                oracle::retention_filtered(
+                    events,
+                    from,
+                    to,
+                    (week, periods),
+                    before,
+                    (Some(start), ret)
+                ),
+                "retention from the first {start} returning by {ret:?} {from}..{to} {period} x{periods} ({context}); meta {}",
+                body["meta"]
+            );
+        }
+    }
     meta
 }
 
@@ -296,6 +324,17 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
         let c = app.ingest_ok(key, &resend(&world, &mut rng, p)[..1]).await;
         assert_eq!(c.accepted, 0);
     }
+    // The archive runs sealed every closed hot day (ADR-028); late events
+    // into those days are recorded beside their rollups.
+    for (p, key) in projects.iter().zip(&keys) {
+        let batch = (0..30).map(|_| random_event(&mut rng, 2..20)).collect();
+        world.send(&app, p, key, batch).await;
+    }
+    let late: i64 = sqlx::query_scalar("SELECT count(*) FROM hot_late_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(late > 0, "no late event was recorded for a sealed day");
 
     // Fixed ranges (all hot, all cold, straddling, beyond the data), then
     // random ones.
@@ -311,7 +350,8 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
         let b = rng.random_range(0..80);
         ranges.push((day_ago(a.max(b)), day_ago(a.min(b))));
     }
-    let (mut saw_both, mut saw_mixed, mut saw_rollups) = (false, false, false);
+    let (mut saw_both, mut saw_mixed, mut saw_rollups, mut saw_sealed) =
+        (false, false, false, false);
     for (i, range) in ranges.iter().copied().enumerate() {
         let p = projects[i % projects.len()];
         let key = &keys[i % projects.len()];
@@ -337,7 +377,9 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
             "a cold day was not answered from its rollup ({context}): {meta}"
         );
         saw_rollups |= meta["cold"]["rollups"]["days"].as_u64() > Some(0);
+        saw_sealed |= meta["hot"]["rollups"]["days"].as_u64() > Some(0);
     }
+    assert!(saw_sealed, "no range was answered from sealed hot days");
     assert!(saw_both, "no range covered a day held by both tiers");
     assert!(saw_mixed, "no range straddled the tiers");
     assert!(saw_rollups, "no range was answered from rollups");
@@ -375,6 +417,32 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
     .execute(&app.pool)
     .await
     .unwrap();
+    // And the hot side: alpha's first sealed day loses its all-types row,
+    // beta's its type rows; gamma's first has a bitmap that does not decode.
+    for (project, damage) in [
+        (
+            alpha,
+            "DELETE FROM hot_rollups WHERE event_type = '' AND project_id = $1 AND day =",
+        ),
+        (
+            beta,
+            "DELETE FROM hot_rollups WHERE event_type <> '' AND project_id = $1 AND day =",
+        ),
+        (
+            gamma,
+            "UPDATE hot_rollups SET users = '\\x0102'::bytea WHERE project_id = $1 AND day =",
+        ),
+    ] {
+        let n = sqlx::query(&format!(
+            "{damage} (SELECT min(day) FROM hot_rollup_seals WHERE project_id = $1)"
+        ))
+        .bind(project)
+        .execute(&app.pool)
+        .await
+        .unwrap()
+        .rows_affected();
+        assert!(n > 0, "nothing to damage in {project}'s sealed days");
+    }
     let whole = (day_ago(75), today());
     for (i, p) in projects.iter().enumerate() {
         let meta = check_all(
@@ -396,6 +464,12 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
             _ => 1,
         };
         assert_eq!(rollup_days + lost, cold_days, "{p} ({context}): {meta}");
+        let sealed = meta["hot"]["rollups"]["days"].as_u64().unwrap();
+        assert_eq!(
+            sealed,
+            sealed_days(&app.pool, app.project_id(p).await).await - 1,
+            "{p}: the damaged sealed day must be read from its rows ({context}): {meta}"
+        );
     }
 
     // Rebuilt from the Parquet files, the rollups equal what the archive
@@ -428,6 +502,45 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
             "{p}: {meta}"
         );
     }
+
+    // The rebuild also sealed every closed hot day again: the late events
+    // are folded in, the damaged seals rewritten from the rows, and every
+    // closed hot day is answered from its rollup.
+    assert!(report.hot_days_sealed > 0, "{report:?}");
+    let late: i64 = sqlx::query_scalar("SELECT count(*) FROM hot_late_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(late, 0);
+    for (i, p) in projects.iter().enumerate() {
+        let meta = check_all(
+            &app,
+            &keys[i],
+            world.events(p),
+            whole,
+            5,
+            (true, 6),
+            &context,
+        )
+        .await;
+        let project = app.project_id(p).await;
+        assert_eq!(
+            meta["hot"]["rollups"]["days"].as_u64().unwrap(),
+            sealed_days(&app.pool, project).await,
+            "{p} ({context}): {meta}"
+        );
+        assert!(meta["hot"]["rollups"]["days"].as_u64() > Some(0), "{meta}");
+    }
+}
+
+/// The project's sealed hot days.
+async fn sealed_days(pool: &sqlx::PgPool, project: i64) -> u64 {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM hot_rollup_seals WHERE project_id = $1")
+        .bind(project)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    n as u64
 }
 
 /// Every rollup row, decoded: (project, day, event type) → (events, users).
@@ -554,6 +667,136 @@ async fn a_rollup_left_stale_by_a_second_archive_falls_back_until_rebuilt() {
     let meta = check_all(&app, &key, &all, range, 10, (false, 2), "rebuilt").await;
     assert_eq!(meta["cold"]["rollups"]["days"], 2, "{meta}");
     assert_eq!(meta["cold"]["files"], 0, "{meta}");
+}
+
+/// A sealed hot day (ADR-028) is answered from its rollup plus the late
+/// events recorded since, exactly, while late batches race the seals; its
+/// seal goes with its chunk when the day is archived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sealed_day_is_its_rollup_plus_late_events_even_while_sealing_races_ingest() {
+    let app = many_late_days().spawn().await;
+    let key = app.key("acme", "ingest,read").await;
+    let (d, e) = (day_ago(3), day_ago(2));
+    let mut all = send(
+        &app,
+        &key,
+        &[
+            ("ann", "view", at(d, 10)),
+            ("bob", "click", at(d, 20)),
+            ("ann", "view", at(e, 30)),
+            ("cat", "view", at(today(), 0)),
+        ],
+    )
+    .await;
+    let report = app.seal().await;
+    assert!(
+        report.days.contains(&d) && report.days.contains(&e),
+        "{report:?}"
+    );
+    assert!(
+        !report.days.contains(&today()),
+        "today is not over: {report:?}"
+    );
+    let range = (d, today());
+    let meta = check_all(&app, &key, &all, range, 10, (false, 4), "sealed").await;
+    assert_eq!(meta["hot"]["rollups"]["days"], 2, "{meta}");
+    assert_eq!(
+        app.seal().await.days,
+        Vec::<NaiveDate>::new(),
+        "nothing left to seal"
+    );
+
+    // Late batches into the sealed days (new users, old users, a new type)
+    // from four clients while the days are sealed again and again.
+    let sealer = {
+        let hot = app.hot.clone();
+        tokio::spawn(async move {
+            let mut passes = 0;
+            for _ in 0..30 {
+                hot.reseal(
+                    (NaiveDate::MIN, NaiveDate::MAX),
+                    Utc::now(),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+                passes += 1;
+            }
+            passes
+        })
+    };
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (app_addr, key) = (app.addr, key.clone());
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut sent = Vec::new();
+            for b in 0..15 {
+                let mut body = Vec::new();
+                for i in 0..8u32 {
+                    let day = if (b + i) % 2 == 0 { d } else { e };
+                    let user = format!("late{}", (c * 7 + b * 3 + i) % 23);
+                    let t = at(day, 1_000 + i);
+                    let event_type = ["view", "click", "late_type"][i as usize % 3];
+                    body.push(event(Uuid::new_v4(), &user, event_type, &ts(t)));
+                    sent.push(Ev {
+                        user,
+                        event_type: event_type.to_owned(),
+                        ts: t,
+                    });
+                }
+                let r = http
+                    .post(format!("http://{app_addr}/v1/events"))
+                    .bearer_auth(&key)
+                    .json(&json!({ "events": body }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+            }
+            sent
+        }));
+    }
+    for c in clients {
+        all.extend(c.await.unwrap());
+    }
+    assert_eq!(sealer.await.unwrap(), 30);
+    // Whatever the interleaving, the days are their rollups plus late events.
+    let meta = check_all(&app, &key, &all, range, 10, (false, 4), "raced").await;
+    assert_eq!(meta["hot"]["rollups"]["days"], 2, "{meta}");
+    all.extend(send(&app, &key, &[("dan", "buy", at(d, 5_000))]).await);
+    let late: i64 = sqlx::query_scalar("SELECT count(*) FROM hot_late_events WHERE day = $1")
+        .bind(d)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(late, 1, "the last late event is recorded beside the seal");
+    check_all(&app, &key, &all, range, 10, (true, 2), "late").await;
+    let report = app.seal().await;
+    assert_eq!(
+        (report.days.clone(), report.late_events),
+        (vec![d], 1),
+        "{report:?}"
+    );
+    check_all(&app, &key, &all, range, 10, (false, 4), "resealed").await;
+
+    // Archived, the day's seal goes with its chunk; its late events return
+    // to the rows path until the next seal.
+    app.archive(2).await;
+    let left: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM hot_rollup_seals WHERE day = $1)
+              + (SELECT count(*) FROM hot_sealed_days WHERE day = $1)",
+    )
+    .bind(d)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+    all.extend(send(&app, &key, &[("eli", "view", at(d, 6_000))]).await);
+    let meta = check_all(&app, &key, &all, range, 10, (false, 4), "archived").await;
+    assert_eq!(meta["both_days"], json!([d.to_string()]), "{meta}");
+    app.seal().await;
+    check_all(&app, &key, &all, range, 10, (false, 4), "archived, sealed").await;
 }
 
 #[tokio::test]
@@ -723,7 +966,13 @@ async fn hot_cold_and_straddling_ranges_say_which_tier_answered() {
             assert_eq!(meta["hot"]["days"].as_u64().unwrap() > 0, hot, "{meta}");
             assert_eq!(meta["cold"]["days"].as_u64().unwrap() > 0, cold, "{meta}");
             assert_eq!(meta["cold"]["cache"]["in_place"], true, "{meta}");
-            if hot {
+            // The archive run sealed the closed hot days (ADR-028): their
+            // rollups answer them until dropped, then their rows.
+            let sealed = meta["hot"]["rollups"]["days"].as_u64().unwrap();
+            if hot && rollups {
+                assert!(sealed > 0, "{meta}");
+            } else if hot {
+                assert_eq!(sealed, 0, "{meta}");
                 assert!(meta["hot"]["rows"].as_u64().unwrap() > 0, "{meta}");
             }
             let from_rollups = meta["cold"]["rollups"]["days"].as_u64().unwrap();

@@ -234,6 +234,9 @@ impl TestAppBuilder {
             "--duckdb-threads=1".to_owned(),
             // Tests see their own changes in /metrics at once.
             "--metrics-pg-ttl=0s".to_owned(),
+            // Tests seal closed hot days themselves (`TestApp::seal`), so
+            // which path answers a request does not race a timer.
+            "--seal-interval=0s".to_owned(),
         ];
         if self.pg_proxy {
             args.push("--database-max-connections=4".to_owned());
@@ -386,13 +389,26 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Removes every rollup (ADR-027), so that stats read the cold days from
-    /// their files, as they do for a day whose rollup is missing or stale.
+    /// Removes every rollup (ADR-027, ADR-028), so that stats read every
+    /// day from its files and rows, as they do for a day whose rollup is
+    /// missing or stale.
     pub async fn drop_rollups(&self) {
-        sqlx::query("DELETE FROM day_rollups")
+        sqlx::raw_sql("DELETE FROM day_rollups; DELETE FROM hot_rollups")
             .execute(&self.pool)
             .await
             .unwrap();
+    }
+
+    /// Seals every closed hot day (ADR-028) now; returns the report.
+    pub async fn seal(&self) -> strata_hot::SealReport {
+        self.hot
+            .seal_closed_days(
+                chrono::NaiveDate::MIN,
+                chrono::Utc::now(),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap()
     }
 
     /// An archiver over this app's database and cold tier.

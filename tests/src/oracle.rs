@@ -85,9 +85,32 @@ pub fn retention_returning(
     today: NaiveDate,
     return_event: Option<&str>,
 ) -> Vec<(NaiveDate, u64, Vec<u64>)> {
+    retention_filtered(
+        events,
+        from,
+        to,
+        (week, periods),
+        today,
+        (None, return_event),
+    )
+}
+
+/// [`retention_returning`] where cohorts come from each user's first event
+/// of `start_event`, when given.
+pub fn retention_filtered(
+    events: &[Ev],
+    from: NaiveDate,
+    to: NaiveDate,
+    (week, periods): (bool, usize),
+    today: NaiveDate,
+    (start_event, return_event): (Option<&str>, Option<&str>),
+) -> Vec<(NaiveDate, u64, Vec<u64>)> {
     let step = Duration::days(if week { 7 } else { 1 });
     let mut first: HashMap<&str, NaiveDate> = HashMap::new();
     for e in events {
+        if start_event.is_some_and(|t| t != e.event_type) {
+            continue;
+        }
         let d = first.entry(&e.user).or_insert(e.day());
         *d = (*d).min(e.day());
     }

@@ -68,6 +68,8 @@ pub struct RunReport {
     pub not_attempted: Vec<String>,
     /// What stopped the run early, if anything.
     pub error: Option<String>,
+    /// Closed hot days sealed after the moves (ADR-028).
+    pub sealed: strata_hot::SealReport,
 }
 
 impl RunReport {

@@ -5,6 +5,8 @@
 //! whose rollup went stale or unreadable. Each day is read, numbered with
 //! the users' ordinals and written in its own transaction, under the day's
 //! archive lock, and only if the manifest still lists the files read.
+//! The closed hot days of the range are then sealed again from their rows
+//! (ADR-028).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -27,6 +29,9 @@ pub struct RebuildReport {
     /// Days that could not be rebuilt, with the reason; their stats keep
     /// coming from the files.
     pub failed: Vec<(i64, NaiveDate, String)>,
+    /// Closed hot days of the range sealed again from their rows (ADR-028;
+    /// every project's at once).
+    pub hot_days_sealed: u64,
 }
 
 impl Archiver {
@@ -68,6 +73,15 @@ impl Archiver {
                 Err(e) => return Err(e),
             }
         }
+        let sealed = self
+            .hot
+            .reseal(
+                (from.unwrap_or(NaiveDate::MIN), to.unwrap_or(NaiveDate::MAX)),
+                chrono::Utc::now(),
+                self.config.commit_lock_timeout,
+            )
+            .await?;
+        report.hot_days_sealed = sealed.days.len() as u64;
         Ok(report)
     }
 

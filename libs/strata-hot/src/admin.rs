@@ -22,6 +22,10 @@ pub struct ProjectTiers {
     /// Cold days with a rollup, and the bytes of its user sets (ADR-027).
     pub rollup_days: i64,
     pub rollup_bytes: i64,
+    /// Sealed hot days with a rollup, and the bytes of its user sets
+    /// (ADR-028).
+    pub hot_rollup_days: i64,
+    pub hot_rollup_bytes: i64,
 }
 
 /// The hot tier's size, from the catalog (no scan of the events).
@@ -114,6 +118,11 @@ impl HotStore {
             let p = out.entry(id).or_default();
             p.rollup_days = days;
             p.rollup_bytes = bytes;
+        }
+        for (id, days, bytes) in crate::seal::per_project(pool).await? {
+            let p = out.entry(id).or_default();
+            p.hot_rollup_days = days;
+            p.hot_rollup_bytes = bytes;
         }
         Ok(out.into_values().collect())
     }

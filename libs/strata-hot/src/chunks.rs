@@ -115,7 +115,8 @@ impl HotStore {
     }
 
     /// Drops one chunk inside the caller's transaction (the archiver's commit
-    /// point). Returns an error if the chunk no longer exists.
+    /// point), and with it the day's hot rollups (`seal.rs`). Returns an
+    /// error if the chunk no longer exists.
     pub(crate) async fn drop_chunk(
         &self,
         conn: &mut PgConnection,
@@ -148,7 +149,7 @@ impl HotStore {
                 self.forget_days(&BTreeSet::from([day]));
             }
         }
-        Ok(())
+        crate::seal::forget_day(conn, chunk.day()).await
     }
 }
 

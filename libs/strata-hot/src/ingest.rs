@@ -10,7 +10,8 @@
 //!    earlier-or-equal one).
 //!
 //! Before all that, a batch with events in closed days (late events) holds
-//! those days' archive lock shared (`locks::share_closed_days`).
+//! those days' archive lock shared (`locks::share_closed_days`); what it
+//! adds to a sealed day is recorded beside the day's rollup (`seal.rs`).
 //!
 //! Concurrency: rows are locked in one global order — event_ids sorted,
 //! then users sorted — so overlapping batches wait for each other instead of
@@ -98,7 +99,7 @@ impl HotStore {
         let ids: Vec<Uuid> = sorted.iter().map(|e| e.event_id.as_uuid()).collect();
         let mut tx = self.pool.begin().await?;
         // Late events: wait while the archiver commits one of their days.
-        crate::locks::share_closed_days(&mut tx, days, Utc::now()).await?;
+        let closed = crate::locks::share_closed_days(&mut tx, days, Utc::now()).await?;
 
         let new_ids = match self.claims.claim(&mut tx, project, &ids).await? {
             Claimed::New(ids) => ids,
@@ -112,6 +113,7 @@ impl HotStore {
         let firsts = first_seen::firsts(&fresh);
         if !fresh.is_empty() {
             insert_rows(&mut tx, project, &fresh).await?;
+            crate::seal::record_late(&mut tx, project, &closed, &fresh).await?;
             let unsettled = self.first_seen.unsettled(project, &firsts);
             first_seen::lower(&mut tx, project, &unsettled).await?;
         }

@@ -20,6 +20,7 @@ pub mod locks;
 pub mod manifest;
 pub mod rollups;
 pub mod runs;
+mod seal;
 mod stats;
 
 use std::collections::HashSet;
@@ -39,7 +40,8 @@ pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit, KeyOwner, OPERATOR_OWNER};
 pub use layout::{LayoutChoice, migrate};
 pub use manifest::{ManifestEntry, NewManifestEntry};
 pub use rollups::{ALL_TYPES, DayRollup, RollupRead, RollupRows, RollupSource, TypeRollup};
-pub use stats::{CohortActivity, DayCount, ReadSnapshot, Sink, TypeCount};
+pub use seal::{SEAL_MARGIN, SealReport, spawn_sealer};
+pub use stats::{CohortActivity, DayCount, HotScope, ReadSnapshot, Sink, TypeCount};
 
 /// Pool settings.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | `events` ACCESS SHARE | every stats snapshot ([`lock_for_snapshot`]) | before its snapshot | the snapshot sees each archive commit wholly or not at all; no chunk is dropped under it |
 //! | `events` ACCESS EXCLUSIVE | the archive commit ([`lock_events_exclusive`]) | last, for constant work | manifest rows and the chunk drop become visible together |
-//! | archive day (class [`ARCHIVE_DAY`], key: day number) | ingest into a closed day: shared ([`share_closed_days`]); the archive commit: exclusive ([`lock_days_for_archive`]) | ascending days, before any lock on `events` | no row arrives in a day between the archiver's recount and its commit |
+//! | archive day (class [`ARCHIVE_DAY`], key: day number) | ingest into a closed day: shared ([`share_closed_days`]); the archive commit and the seal of a hot day (`seal.rs`): exclusive ([`lock_days_for_archive`]) | ascending days, before any lock on `events` | no row arrives in a day between the archiver's recount and its commit; a sealed day's rows are its rollup plus its recorded late events |
 //! | claim day (class [`CLAIM_DAY`]) | every claiming transaction: shared; the seal: exclusive | see `claims.rs` | a sealed day's dedup records never change |
 //! | partition creation ([`EVENTS_PARTITION`], [`CLAIMS_PARTITION`]) | whoever creates a day's partition, in its own short transaction | one day at a time | concurrent creators never race on DDL |
 //! | migrate ([`MIGRATE`], session) | `migrate` | whole run | concurrent first migrations agree on the layout |
@@ -96,30 +96,31 @@ pub(crate) async fn lock_events_exclusive(
 }
 
 /// Ingest side: holds the archive-day lock shared, until the transaction
-/// ends, for every day of `days` that is closed at `now`. Today's traffic
-/// (the common case) takes no lock at all.
+/// ends, for every day of `days` that is closed at `now`, and returns those
+/// days. Today's traffic (the common case) takes no lock at all.
 pub(crate) async fn share_closed_days(
     conn: &mut PgConnection,
     days: &BTreeSet<NaiveDate>,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let closed: Vec<i32> = days
+) -> Result<Vec<NaiveDate>, sqlx::Error> {
+    let closed: Vec<NaiveDate> = days
         .iter()
-        .filter(|d| day_start(**d) + chrono::Duration::days(1) <= now + CLOSED_DAY_MARGIN)
-        .map(|d| day_number(*d))
+        .copied()
+        .filter(|d| day_start(*d) + chrono::Duration::days(1) <= now + CLOSED_DAY_MARGIN)
         .collect();
     if closed.is_empty() {
-        return Ok(());
+        return Ok(closed);
     }
+    let numbers: Vec<i32> = closed.iter().map(|d| day_number(*d)).collect();
     sqlx::query(
         "SELECT pg_advisory_xact_lock_shared($1, s.d)
            FROM (SELECT d FROM unnest($2::int4[]) AS t(d) ORDER BY d) s",
     )
     .bind(ARCHIVE_DAY)
-    .bind(&closed)
+    .bind(&numbers)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(closed)
 }
 
 /// Takes `class`'s lock of `day` exclusively until the transaction ends

@@ -185,6 +185,50 @@ async fn stored_rollup(
     Ok(Some((source, rollup)))
 }
 
+/// Replaces the day's rows in `table` (`day_rollups` or `hot_rollups`)
+/// with `rollup`'s; returns how many per-type rows it has beside the
+/// all-types row (an error, nothing written, when it lacks that row).
+pub(crate) async fn write_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    project: i64,
+    day: NaiveDate,
+    rollup: &DayRollup,
+) -> Result<i32, HotError> {
+    if !rollup.contains_key(ALL_TYPES) {
+        return Err(HotError::Unexpected(format!(
+            "a rollup of {day} without its all-types row"
+        )));
+    }
+    let type_rows = i32::try_from(rollup.len() - 1)
+        .map_err(|_| HotError::Unexpected("too many event types for one day".into()))?;
+    sqlx::query(&format!(
+        "DELETE FROM {table} WHERE project_id = $1 AND day = $2"
+    ))
+    .bind(project)
+    .bind(day)
+    .execute(&mut *conn)
+    .await?;
+    let (mut types, mut events, mut users) = (Vec::new(), Vec::new(), Vec::new());
+    for (t, r) in rollup {
+        types.push(t.as_str());
+        events.push(r.events);
+        users.push(encode(&r.users));
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {table} (project_id, day, event_type, events, users)
+         SELECT $1, $2, t, e, u FROM unnest($3::text[], $4::int8[], $5::bytea[]) AS r(t, e, u)"
+    ))
+    .bind(project)
+    .bind(day)
+    .bind(&types)
+    .bind(&events)
+    .bind(&users)
+    .execute(&mut *conn)
+    .await?;
+    Ok(type_rows)
+}
+
 /// Replaces the day's rollup rows and source.
 async fn write(
     conn: &mut PgConnection,
@@ -195,35 +239,7 @@ async fn write(
 ) -> Result<(), HotError> {
     let files = i32::try_from(source.cold_files)
         .map_err(|_| HotError::Unexpected("too many cold files for one day".into()))?;
-    if !rollup.contains_key(ALL_TYPES) {
-        return Err(HotError::Unexpected(format!(
-            "a rollup of {day} without its all-types row"
-        )));
-    }
-    let type_rows = i32::try_from(rollup.len() - 1)
-        .map_err(|_| HotError::Unexpected("too many event types for one day".into()))?;
-    sqlx::query("DELETE FROM day_rollups WHERE project_id = $1 AND day = $2")
-        .bind(project)
-        .bind(day)
-        .execute(&mut *conn)
-        .await?;
-    let (mut types, mut events, mut users) = (Vec::new(), Vec::new(), Vec::new());
-    for (t, r) in rollup {
-        types.push(t.as_str());
-        events.push(r.events);
-        users.push(encode(&r.users));
-    }
-    sqlx::query(
-        "INSERT INTO day_rollups (project_id, day, event_type, events, users)
-         SELECT $1, $2, t, e, u FROM unnest($3::text[], $4::int8[], $5::bytea[]) AS r(t, e, u)",
-    )
-    .bind(project)
-    .bind(day)
-    .bind(&types)
-    .bind(&events)
-    .bind(&users)
-    .execute(&mut *conn)
-    .await?;
+    let type_rows = write_rows(conn, "day_rollups", project, day, rollup).await?;
     sqlx::query(
         "INSERT INTO day_rollup_sources (project_id, day, cold_files, cold_rows, types)
          VALUES ($1, $2, $3, $4, $5)
@@ -309,6 +325,8 @@ pub enum RollupRows<'a> {
     PerType,
     /// One event type's row; a covered day without it had no such event.
     Type(&'a str),
+    /// Two rows (each an event type or [`ALL_TYPES`]).
+    Types(&'a str, &'a str),
 }
 
 /// Reads the rollups of `project` for days in `[from, to]`, the rows
@@ -329,30 +347,8 @@ pub(crate) async fn read(
     .bind(to)
     .fetch_all(&mut *conn)
     .await?;
-    // The all-types row always; the per-type rows asked for; and each day's
-    // number of rows, to tell a complete day from a damaged one.
-    let (all, only): (bool, Option<&str>) = match which {
-        RollupRows::AllTypes => (false, None),
-        RollupRows::PerType => (true, None),
-        RollupRows::Type(t) => (false, Some(t)),
-    };
-    let rows: Vec<(NaiveDate, String, i64, Vec<u8>, i64)> = sqlx::query_as(
-        "SELECT r.day, r.event_type, r.events, r.users, n.rows
-           FROM day_rollups r
-           JOIN (SELECT day, count(*) AS rows FROM day_rollups
-                  WHERE project_id = $1 AND day BETWEEN $2 AND $3 GROUP BY day) n USING (day)
-          WHERE r.project_id = $1 AND r.day BETWEEN $2 AND $3
-            AND (r.event_type = '' OR $4 OR r.event_type = $5)",
-    )
-    .bind(project.0)
-    .bind(from)
-    .bind(to)
-    .bind(all)
-    .bind(only)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut expected_rows = BTreeMap::new();
     let mut out = RollupRead::default();
-    let mut expected_rows: BTreeMap<NaiveDate, i64> = BTreeMap::new();
     for (day, cold_files, cold_rows, types) in sources {
         out.sources.insert(
             day,
@@ -363,43 +359,95 @@ pub(crate) async fn read(
         );
         expected_rows.insert(day, i64::from(types) + 1);
     }
+    let (days, bytes) = read_rows(
+        conn,
+        "day_rollups",
+        project,
+        (from, to),
+        which,
+        &expected_rows,
+    )
+    .await?;
+    out.sources.retain(|d, _| days.contains_key(d));
+    out.days = days;
+    out.bytes = bytes;
+    Ok(out)
+}
+
+/// The complete days of `table` (`day_rollups` or `hot_rollups`) among
+/// `expected_rows` (day → rows it must have), the rows `which` names, and
+/// the bytes of the bitmaps read.
+pub(crate) async fn read_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    project: ProjectId,
+    (from, to): (NaiveDate, NaiveDate),
+    which: RollupRows<'_>,
+    expected_rows: &BTreeMap<NaiveDate, i64>,
+) -> Result<(BTreeMap<NaiveDate, DayRollup>, u64), HotError> {
+    if expected_rows.is_empty() {
+        return Ok(Default::default());
+    }
+    // The all-types row always; the per-type rows asked for; and each day's
+    // number of rows, to tell a complete day from a damaged one.
+    let (all, only): (bool, Vec<&str>) = match which {
+        RollupRows::AllTypes => (false, vec![]),
+        RollupRows::PerType => (true, vec![]),
+        RollupRows::Type(t) => (false, vec![t]),
+        RollupRows::Types(a, b) => (false, vec![a, b]),
+    };
+    let rows: Vec<(NaiveDate, String, i64, Vec<u8>, i64)> = sqlx::query_as(&format!(
+        "SELECT r.day, r.event_type, r.events, r.users, n.rows
+           FROM {table} r
+           JOIN (SELECT day, count(*) AS rows FROM {table}
+                  WHERE project_id = $1 AND day BETWEEN $2 AND $3 GROUP BY day) n USING (day)
+          WHERE r.project_id = $1 AND r.day BETWEEN $2 AND $3
+            AND (r.event_type = '' OR $4 OR r.event_type = ANY($5))"
+    ))
+    .bind(project.0)
+    .bind(from)
+    .bind(to)
+    .bind(all)
+    .bind(only)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut days: BTreeMap<NaiveDate, DayRollup> = BTreeMap::new();
+    let mut bytes = 0;
     let mut damaged = std::collections::BTreeSet::new();
     for (day, event_type, events, users, day_rows) in rows {
         if expected_rows.get(&day) != Some(&day_rows) {
             damaged.insert(day);
             continue;
         }
-        out.bytes += users.len() as u64;
+        bytes += users.len() as u64;
         match decode(&users) {
             Ok(users) => {
-                out.days
-                    .entry(day)
+                days.entry(day)
                     .or_default()
                     .insert(event_type, TypeRollup { events, users });
             }
             Err(e) => {
-                tracing::warn!(project = project.0, %day, error = %e,
-                    "a rollup does not decode; the day is answered from its Parquet files");
+                tracing::warn!(project = project.0, %day, table, error = %e,
+                    "a rollup does not decode; the day is answered from its rows");
                 damaged.insert(day);
             }
         }
     }
-    for (day, rollup) in &out.days {
+    for (day, rollup) in &days {
         if !rollup.contains_key(ALL_TYPES) {
             damaged.insert(*day);
         }
     }
     for day in &damaged {
-        out.days.remove(day);
-        out.sources.remove(day);
+        days.remove(day);
     }
     if which == RollupRows::PerType {
         // The all-types row was read to check the day; callers want types.
-        for rollup in out.days.values_mut() {
+        for rollup in days.values_mut() {
             rollup.remove(ALL_TYPES);
         }
     }
-    Ok(out)
+    Ok((days, bytes))
 }
 
 impl HotStore {

@@ -33,6 +33,71 @@ fn day_end(day: NaiveDate) -> DateTime<Utc> {
     day_start(day) + chrono::Duration::days(1)
 }
 
+/// Which hot rows a statistic reads from PostgreSQL: every row of `whole`
+/// days, and only the late events (`seal.rs`) of `late` days, whose
+/// rollups hold the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HotScope {
+    pub whole: BTreeSet<NaiveDate>,
+    pub late: BTreeSet<NaiveDate>,
+}
+
+impl HotScope {
+    /// Every row of `days`.
+    pub fn whole(days: &BTreeSet<NaiveDate>) -> Self {
+        Self {
+            whole: days.clone(),
+            late: BTreeSet::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.whole.is_empty() && self.late.is_empty()
+    }
+}
+
+/// The rows of a [`HotScope`] as `(d, user_id, event_type, n)`: the day
+/// number, the user, the type and how many events the row stands for.
+/// Parameters: `$1` the project, `$2`, `$3` the instants bounding the whole
+/// days, `$4` their day numbers, `$5` the late days (see [`scoped`]).
+fn scope_sql() -> String {
+    format!(
+        "(SELECT {DAY_SQL}::int4 AS d, user_id, event_type, 1::int8 AS n FROM events
+           WHERE project_id = $1 AND ts >= $2 AND ts < $3 AND {DAY_SQL} = ANY($4)
+          UNION ALL
+          SELECT (day - DATE '1970-01-01')::int4, user_id, event_type, events::int8
+            FROM hot_late_events WHERE day = ANY($5) AND project_id = $1)"
+    )
+}
+
+/// `sql` (which reads [`scope_sql`]) bound for `scope`; callers bind
+/// `$6` on.
+fn scoped<'q, O>(
+    sql: &'q str,
+    project: ProjectId,
+    scope: &HotScope,
+) -> QueryAs<'q, Postgres, O, PgArguments>
+where
+    O: for<'r> sqlx::FromRow<'r, PgRow>,
+{
+    let (start, end) = match (scope.whole.first(), scope.whole.last()) {
+        (Some(first), Some(last)) => (day_start(*first), day_end(*last)),
+        _ => (DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH),
+    };
+    let numbers: Vec<i32> = scope
+        .whole
+        .iter()
+        .map(|d| strata_model::day_number(*d))
+        .collect();
+    let late: Vec<NaiveDate> = scope.late.iter().copied().collect();
+    sqlx::query_as(sql)
+        .bind(project.0)
+        .bind(start)
+        .bind(end)
+        .bind(numbers)
+        .bind(late)
+}
+
 /// `sql` bound with `$1` = the project and `$2`, `$3` = the instants that
 /// bound the days `[from, to]`; callers bind any further parameters.
 fn in_days<'q, O>(
@@ -201,21 +266,23 @@ impl ReadSnapshot {
             .collect())
     }
 
-    /// Per day with events in `[from, to]` (of `event_type` only, when
-    /// given): distinct users and events.
+    /// Per day of `days` with events (of `event_type` only, when given):
+    /// distinct users and events.
     pub async fn dau(
         &mut self,
         project: ProjectId,
-        from: NaiveDate,
-        to: NaiveDate,
+        days: &BTreeSet<NaiveDate>,
         event_type: Option<&str>,
     ) -> Result<Vec<DayCount>, HotError> {
+        if days.is_empty() {
+            return Ok(Vec::new());
+        }
         let sql = format!(
-            "SELECT {DAY_SQL}::int4 AS d, count(DISTINCT user_id), count(*) FROM events
-              WHERE project_id = $1 AND ts >= $2 AND ts < $3
-                AND ($4::text IS NULL OR event_type = $4) GROUP BY d"
+            "SELECT e.d, count(DISTINCT e.user_id), sum(e.n)::int8 FROM {} e
+              WHERE ($6::text IS NULL OR e.event_type = $6) GROUP BY e.d",
+            scope_sql()
         );
-        let rows: Vec<(i32, i64, i64)> = in_days(&sql, project, (from, to))
+        let rows: Vec<(i32, i64, i64)> = scoped(&sql, project, &HotScope::whole(days))
             .bind(event_type)
             .fetch_all(&mut *self.tx)
             .await?;
@@ -237,7 +304,8 @@ impl ReadSnapshot {
         days: &BTreeSet<NaiveDate>,
         event_type: Option<&str>,
     ) -> Result<Vec<(NaiveDate, String)>, HotError> {
-        self.day_pairs(project, days, event_type, "e.user_id").await
+        self.day_pairs(project, &HotScope::whole(days), event_type, "e.user_id")
+            .await
     }
 
     /// The project's rollups (`rollups.rs`) for days in `[from, to]`, the
@@ -252,47 +320,57 @@ impl ReadSnapshot {
         crate::rollups::read(&mut self.tx, project, (from, to), which).await
     }
 
-    /// The distinct (day, user ordinal) pairs of hot events on `days` (of
-    /// `event_type` only, when given).
+    /// The project's complete rollups of sealed hot days (`seal.rs`) in
+    /// `[from, to]`, the rows `which` names.
+    pub async fn hot_rollups(
+        &mut self,
+        project: ProjectId,
+        from: NaiveDate,
+        to: NaiveDate,
+        which: crate::RollupRows<'_>,
+    ) -> Result<crate::RollupRead, HotError> {
+        crate::seal::read(&mut self.tx, project, (from, to), which).await
+    }
+
+    /// The distinct (day, user ordinal) pairs of the hot rows of `scope`
+    /// (of `event_type` only, when given).
     pub async fn day_ordinals(
         &mut self,
         project: ProjectId,
-        days: &BTreeSet<NaiveDate>,
+        scope: &HotScope,
         event_type: Option<&str>,
     ) -> Result<Vec<(NaiveDate, i64)>, HotError> {
-        self.day_pairs(project, days, event_type, "f.ordinal").await
+        self.day_pairs(project, scope, event_type, "f.ordinal")
+            .await
     }
 
-    /// The distinct (day, `what`) pairs of hot events `e` on `days` (of
+    /// The distinct (day, `what`) pairs of the hot rows `e` of `scope` (of
     /// `event_type` only, when given); `what` may name the user's
     /// first-seen record `f`.
     async fn day_pairs<T>(
         &mut self,
         project: ProjectId,
-        days: &BTreeSet<NaiveDate>,
+        scope: &HotScope,
         event_type: Option<&str>,
         what: &str,
     ) -> Result<Vec<(NaiveDate, T)>, HotError>
     where
         T: for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres> + Send + Unpin,
     {
-        let (Some(first), Some(last)) = (days.first(), days.last()) else {
+        if scope.is_empty() {
             return Ok(Vec::new());
-        };
-        let numbers: Vec<i32> = days.iter().map(|d| strata_model::day_number(*d)).collect();
-        let day = strata_model::pg_day_number("e.ts");
+        }
         let join = if what.starts_with("f.") {
-            "JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id"
+            "JOIN user_first_seen f ON f.project_id = $1 AND f.user_id = e.user_id"
         } else {
             ""
         };
         let sql = format!(
-            "SELECT DISTINCT ({day})::int4 AS d, {what} FROM events e {join}
-              WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3 AND ({day}) = ANY($4)
-                AND ($5::text IS NULL OR e.event_type = $5)"
+            "SELECT DISTINCT e.d, {what} FROM {} e {join}
+              WHERE ($6::text IS NULL OR e.event_type = $6)",
+            scope_sql()
         );
-        let rows: Vec<(i32, T)> = in_days(&sql, project, (*first, *last))
-            .bind(numbers)
+        let rows: Vec<(i32, T)> = scoped(&sql, project, scope)
             .bind(event_type)
             .fetch_all(&mut *self.tx)
             .await?;
@@ -302,24 +380,26 @@ impl ReadSnapshot {
             .collect())
     }
 
-    /// Per event type of hot events in `[from, to]`: events and the sorted
+    /// Per event type of the hot rows of `scope`: events and the sorted
     /// distinct ordinals of its users.
     pub async fn type_ordinals(
         &mut self,
         project: ProjectId,
-        from: NaiveDate,
-        to: NaiveDate,
+        scope: &HotScope,
     ) -> Result<Vec<(String, i64, Vec<i64>)>, HotError> {
-        Ok(in_days(
-            "SELECT e.event_type, count(*), array_agg(DISTINCT f.ordinal ORDER BY f.ordinal)
-               FROM events e
-               JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
-              WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3 GROUP BY e.event_type",
-            project,
-            (from, to),
-        )
-        .fetch_all(&mut *self.tx)
-        .await?)
+        if scope.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT e.event_type, sum(e.n)::int8, array_agg(DISTINCT f.ordinal ORDER BY f.ordinal)
+               FROM {} e
+               JOIN user_first_seen f ON f.project_id = $1 AND f.user_id = e.user_id
+              GROUP BY e.event_type",
+            scope_sql()
+        );
+        Ok(scoped(&sql, project, scope)
+            .fetch_all(&mut *self.tx)
+            .await?)
     }
 
     /// Events and distinct users per event type in `[from, to]`.
@@ -408,25 +488,34 @@ impl ReadSnapshot {
             .await?)
     }
 
-    /// Per period start (day number) of hot events in `[from, to]` by users
-    /// whose first event falls in `[first_from, first_to]`: their sorted
-    /// distinct ordinals, and the events they cover.
+    /// Per period start (day number) of the hot rows of `scope` by users
+    /// whose first event falls in `a.cohort_days` (of `a.event_type` only,
+    /// when given): their sorted distinct ordinals, and the events they
+    /// cover.
     pub async fn cohort_activity_ordinals(
         &mut self,
         project: ProjectId,
         a: CohortActivity<'_>,
+        scope: &HotScope,
     ) -> Result<Vec<(i32, Vec<i64>, i64)>, HotError> {
-        let p = a.period.start_sql(&strata_model::pg_day_number("e.ts"));
+        if scope.is_empty() {
+            return Ok(Vec::new());
+        }
+        let p = a.period.start_sql("e.d");
         let sql = format!(
-            "SELECT {p}::int4 AS p, array_agg(DISTINCT f.ordinal ORDER BY f.ordinal), count(*)
-               FROM events e
-               JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
-              WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3
-                AND f.first_ts >= $4 AND f.first_ts < $5
-                AND ($6::text IS NULL OR e.event_type = $6)
-              GROUP BY p"
+            "SELECT {p}::int4 AS p, array_agg(DISTINCT f.ordinal ORDER BY f.ordinal),
+                    sum(e.n)::int8
+               FROM {} e
+               JOIN user_first_seen f ON f.project_id = $1 AND f.user_id = e.user_id
+              WHERE f.first_ts >= $6 AND f.first_ts < $7
+                AND ($8::text IS NULL OR e.event_type = $8)
+              GROUP BY p",
+            scope_sql()
         );
-        Ok(for_activity(&sql, project, a)
+        Ok(scoped(&sql, project, scope)
+            .bind(day_start(a.cohort_days.0))
+            .bind(day_end(a.cohort_days.1))
+            .bind(a.event_type)
             .fetch_all(&mut *self.tx)
             .await?)
     }

@@ -30,13 +30,15 @@ pub struct ProjectTiersView {
     pub cold_files: i64,
     /// Exact rollups of cold days (ADR-027), beside the Parquet they summarise.
     pub rollups: RollupFootprint,
+    /// Exact rollups of sealed hot days (ADR-028).
+    pub hot_rollups: RollupFootprint,
     /// Hot bytes per event divided by cold bytes per event.
     pub hot_to_cold_bytes_per_event: Option<f64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RollupFootprint {
-    /// Cold days that have a rollup.
+    /// Days that have a rollup.
     pub days: i64,
     /// Bytes of their user sets.
     pub bytes: i64,
@@ -92,6 +94,10 @@ pub async fn tiers(
                 rollups: RollupFootprint {
                     days: p.rollup_days,
                     bytes: p.rollup_bytes,
+                },
+                hot_rollups: RollupFootprint {
+                    days: p.hot_rollup_days,
+                    bytes: p.hot_rollup_bytes,
                 },
                 hot_to_cold_bytes_per_event: hot.zip(cold).map(|(h, c)| h / c),
             }

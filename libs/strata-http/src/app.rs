@@ -77,12 +77,14 @@ pub struct App {
 
 impl App {
     /// Migrates the database, opens both tiers and the rate limiter, starts
-    /// the background upkeep (dedup pruning, dedup filter warm-up) and
+    /// the background upkeep (dedup pruning, sealing closed hot days, dedup
+    /// filter warm-up) and
     /// assembles what every handler reaches.
     pub async fn build(args: &ServeArgs) -> Result<Self, ApiError> {
         let hot = args.db.open_hot().await?;
         let limiter = rate_limiter(args)?;
         strata_hot::spawn_dedup_pruner(hot.clone(), args.dedup_window, args.dedup_prune_interval);
+        strata_hot::spawn_sealer(hot.clone(), args.tiering.hot_retention, args.seal_interval);
         let warm_up = {
             let hot = hot.clone();
             tokio::spawn(async move {

@@ -388,7 +388,7 @@ fn counters(state: &AppState) -> Vec<(&'static str, &'static str, u64)> {
         ),
         (
             "strata_query_rollup_days",
-            "Cold days answered from their exact rollups instead of their files",
+            "Cold and sealed hot days answered from their exact rollups instead of their files and rows",
             p.rollup_days,
         ),
         (

@@ -97,8 +97,10 @@ pub async fn top_events(
             description = "Last day (UTC), YYYY-MM-DD, inclusive"),
         ("period" = Option<crate::openapi::PeriodParam>, Query, description = "day (default) or week (ISO, from Monday)"),
         ("periods" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Periods tracked per cohort, 1-100, default 8: retained[k] for k = 0 … periods−1, retained[0] being the cohort's size; periods not yet started are left out"),
+        ("start_event" = Option<String>, Query, min_length = 1, max_length = 128, example = "signup",
+            description = "Form cohorts from each user's first event of this type ever (1-128 bytes) instead of their first event of any type"),
         ("return_event" = Option<String>, Query, min_length = 1, max_length = 128, example = "purchase",
-            description = "Count a cohort user as retained in a period only for an event of this type (1-128 bytes); cohorts still come from each user's first event of any type"),
+            description = "Count a cohort user as retained in a period only for an event of this type (1-128 bytes)"),
     ),
     responses(
         (status = 200, description = "Cohorts by first-event period", body = RetentionResponse),
@@ -113,10 +115,21 @@ pub async fn retention(
     raw: QueryParams,
 ) -> Result<Json<RetentionResponse>, ApiError> {
     let key = auth.require(Scope::Read)?;
-    let p = query_params(raw, &["from", "to", "period", "periods", "return_event"])?;
+    let p = query_params(
+        raw,
+        &[
+            "from",
+            "to",
+            "period",
+            "periods",
+            "start_event",
+            "return_event",
+        ],
+    )?;
     let range = range(&state, &p)?;
     let period = Period::parse(p.get("period").map_or("day", String::as_str))?;
     let periods = parse_bounded("periods", p.get("periods").map(String::as_str), 8, 1, 100)?;
+    let start_event = p.get("start_event").map(EventType::parse).transpose()?;
     let return_event = p.get("return_event").map(EventType::parse).transpose()?;
     Ok(Json(
         state
@@ -124,8 +137,8 @@ pub async fn retention(
             .retention(
                 key.project_id,
                 range,
-                period,
-                periods,
+                (period, periods),
+                start_event.as_ref(),
                 return_event.as_ref(),
             )
             .await?,

@@ -1,6 +1,7 @@
-//! DAU: distinct users per day, from one tier per day (a cold day from its
-//! rollup when current, else its files), or from the union of both tiers'
-//! user sets on a day both hold.
+//! DAU: distinct users per day, from one tier per day, or from the union
+//! of both tiers' user sets on a day both hold. A cold day comes from its
+//! rollup when current, else its files; a sealed hot day from its rollup
+//! plus its late events, else its rows.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -34,12 +35,32 @@ impl Planner {
             None => (RollupRows::AllTypes, ALL_TYPES),
         };
         let (mut snap, plan) = self.plan(project, from, to, which).await?;
-        // Days both tiers hold: their user sets are unioned, as ordinals
-        // where the cold day has a rollup, as user ids where it has files.
-        let (both_rollup, both_files): (BTreeSet<NaiveDate>, BTreeSet<NaiveDate>) = plan
+        // Days both tiers hold whose cold day is read from its files: their
+        // user sets are unioned as user ids, every hot row read.
+        let both_files: BTreeSet<NaiveDate> = plan
             .both
             .iter()
-            .partition(|d| plan.rollups.days.contains_key(d));
+            .filter(|d| !plan.rollups.days.contains_key(d))
+            .copied()
+            .collect();
+        // Days answered as sets of ordinals: a cold rollup and/or a hot
+        // seal, plus the hot rows the seal does not hold.
+        let set_days: BTreeSet<NaiveDate> = plan
+            .rollups
+            .days
+            .keys()
+            .chain(plan.sealed.days.keys())
+            .filter(|d| !both_files.contains(d))
+            .copied()
+            .collect();
+        let scope = plan.hot_scope(&set_days);
+        // Hot days counted by PostgreSQL alone.
+        let counted: BTreeSet<NaiveDate> = plan
+            .hot_days
+            .iter()
+            .filter(|d| !plan.both.contains(d) && !set_days.contains(d))
+            .copied()
+            .collect();
         let both_cold = both_files.clone();
         // The hot half ends the snapshot as soon as it is done: the cold
         // files it listed are immutable, so the lock need not outlive it.
@@ -47,9 +68,9 @@ impl Planner {
         let hot = async move {
             let started = Instant::now();
             let only = hot_only.as_deref();
-            let counts = snap.dau(project, from, to, only).await?;
+            let counts = snap.dau(project, &counted, only).await?;
             let pairs = snap.day_users(project, &both_files, only).await?;
-            let ordinals = snap.day_ordinals(project, &both_rollup, only).await?;
+            let ordinals = snap.day_ordinals(project, &scope, only).await?;
             snap.finish().await?;
             Ok::<_, QueryError>((counts, pairs, ordinals, ms(started)))
         }
@@ -95,25 +116,26 @@ impl Planner {
         let mut hot_rows = 0;
         for c in &hot_counts {
             hot_rows += u(c.rows);
-            if !plan.both.contains(&c.day) {
-                merge.count(c.day, u(c.users));
-            }
+            merge.count(c.day, u(c.users));
         }
         for (d, user) in hot_pairs {
             merge.user(d, user);
         }
-        let mut rollup_users: BTreeMap<NaiveDate, RoaringBitmap> = plan
-            .rollups
-            .days
-            .iter()
-            .map(|(d, r)| (*d, r.get(key).map(|t| t.users.clone()).unwrap_or_default()))
-            .collect();
+        let mut day_sets: BTreeMap<NaiveDate, RoaringBitmap> = BTreeMap::new();
+        for d in &set_days {
+            let set = day_sets.entry(*d).or_default();
+            for rollups in [&plan.rollups, &plan.sealed] {
+                if let Some(t) = rollups.days.get(d).and_then(|r| r.get(key)) {
+                    *set |= &t.users;
+                }
+            }
+        }
         for (d, ordinal) in hot_ordinals {
-            if let (Some(set), Ok(o)) = (rollup_users.get_mut(&d), u32::try_from(ordinal)) {
+            if let (Some(set), Ok(o)) = (day_sets.get_mut(&d), u32::try_from(ordinal)) {
                 set.insert(o);
             }
         }
-        for (d, set) in rollup_users {
+        for (d, set) in day_sets {
             merge.count(d, set.len());
         }
         let cold_meta = cold.map(|part| {

@@ -20,6 +20,7 @@
 mod dau;
 mod duck;
 mod error;
+mod first_event;
 pub mod merge;
 mod meta;
 mod plan;
@@ -99,7 +100,10 @@ impl AtomicCounters {
         add(&self.hot_rows, meta.hot.rows);
         add(&self.cold_rows, meta.cold.rows);
         add(&self.cold_bytes, meta.cold.bytes);
-        add(&self.rollup_days, meta.cold.rollups.days as u64);
+        add(
+            &self.rollup_days,
+            (meta.cold.rollups.days + meta.hot.rollups.days) as u64,
+        );
     }
 }
 

@@ -31,9 +31,12 @@ pub struct HotMeta {
     /// Days of the request that have a hot chunk.
     pub days: usize,
     pub day_ranges: Vec<DayRangeMeta>,
-    /// Hot events the answer covers.
+    /// Hot events read as rows (a sealed day's rollup stands for the rest).
     pub rows: u64,
     pub ms: u64,
+    /// Hot days answered from their rollups (sealed once the day was over)
+    /// plus the late events recorded since.
+    pub rollups: RollupMeta,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -60,7 +63,7 @@ pub struct ColdMeta {
     pub rollups: RollupMeta,
 }
 
-/// Cold days answered from rollups (ADR-027).
+/// Days answered from rollups (ADR-027, ADR-028).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RollupMeta {
     pub days: usize,

@@ -10,7 +10,7 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use duckdb::Connection;
 use strata_cold::WantedFile;
-use strata_hot::{ManifestEntry, ReadSnapshot, RollupRead, RollupRows, RollupSource};
+use strata_hot::{HotScope, ManifestEntry, ReadSnapshot, RollupRead, RollupRows, RollupSource};
 use strata_model::ProjectId;
 use tracing::Instrument;
 
@@ -33,15 +33,35 @@ pub(crate) struct Plan {
     /// Rollups of cold days that cover exactly the day's files now.
     pub rollups: RollupRead,
     pub hot_days: BTreeSet<NaiveDate>,
+    /// Rollups of sealed hot days: each day's rows are its rollup plus
+    /// its late events.
+    pub sealed: RollupRead,
     pub both: BTreeSet<NaiveDate>,
     pub started: Instant,
 }
 
 impl Plan {
-    /// Answer every cold day from Parquet after all.
+    /// Answer every day from its files and rows after all.
     pub fn without_rollups(&mut self) {
         self.rollups = RollupRead::default();
+        self.sealed = RollupRead::default();
         self.parquet = self.files.clone();
+    }
+
+    /// Whether any day has a rollup to answer from.
+    pub fn has_rollups(&self) -> bool {
+        !self.rollups.days.is_empty() || !self.sealed.days.is_empty()
+    }
+
+    /// The hot rows still read when rollups answer: every row of the
+    /// unsealed hot days of `days`, the late events of the sealed ones.
+    pub fn hot_scope(&self, days: &BTreeSet<NaiveDate>) -> HotScope {
+        let (late, whole) = self
+            .hot_days
+            .intersection(days)
+            .copied()
+            .partition(|d| self.sealed.days.contains_key(d));
+        HotScope { whole, late }
     }
 }
 
@@ -91,6 +111,8 @@ impl Planner {
         let hot_days = snap.hot_days(from, to).await?;
         let cold_days: BTreeSet<NaiveDate> = files.iter().map(|f| f.day).collect();
         let both = hot_days.intersection(&cold_days).copied().collect();
+        let mut sealed = snap.hot_rollups(project, from, to, rollups).await?;
+        sealed.days.retain(|d, _| hot_days.contains(d));
         let rollups = current_rollups(snap.rollups(project, from, to, rollups).await?, &files);
         let parquet = files
             .iter()
@@ -105,6 +127,7 @@ impl Planner {
                 cold_days,
                 rollups,
                 hot_days,
+                sealed,
                 both,
                 started,
             },
@@ -204,12 +227,18 @@ impl Planner {
             day_ranges: ranges(&rollup_days),
             bytes: plan.rollups.bytes,
         };
+        let sealed_days: BTreeSet<NaiveDate> = plan.sealed.days.keys().copied().collect();
         let meta = Meta {
             hot: HotMeta {
                 days: plan.hot_days.len(),
                 day_ranges: ranges(&plan.hot_days),
                 rows: hot_rows,
                 ms: hot_ms,
+                rollups: RollupMeta {
+                    days: sealed_days.len(),
+                    day_ranges: ranges(&sealed_days),
+                    bytes: plan.sealed.bytes,
+                },
             },
             cold,
             both_days: plan.both.iter().copied().collect(),

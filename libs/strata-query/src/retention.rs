@@ -14,21 +14,22 @@ use strata_model::{DayRange, EventType, Period, ProjectId, day_number, from_day_
 use tracing::Instrument;
 
 use crate::duck::{rows, source, sql_text};
+use crate::first_event::FirstEventRetention;
 use crate::merge::{RetentionMerge, cohorts_from_counts};
 use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, append_batches, ms, u};
 use crate::response::RetentionResponse;
 use crate::{Planner, QueryError};
 
 impl Planner {
-    /// Cohorts by the period of each user's first event, and how many of
-    /// them were active in each following period (active: had an event of
-    /// `return_event`, when given).
+    /// Cohorts by the period of each user's first event (of `start_event`,
+    /// when given), and how many of them were active in each following
+    /// period (active: had an event of `return_event`, when given).
     pub async fn retention(
         &self,
         project: ProjectId,
         range: DayRange,
-        period: Period,
-        periods: u32,
+        (period, periods): (Period, u32),
+        start_event: Option<&EventType>,
         return_event: Option<&EventType>,
     ) -> Result<RetentionResponse, QueryError> {
         let returned: Option<String> = return_event.map(|t| t.as_str().to_owned());
@@ -56,18 +57,41 @@ impl Planner {
             from_day_number(activity_to.max(first_cohort)),
         );
 
+        let bounds = (first_cohort, last_cohort, today);
+        if let Some(start) = start_event {
+            let (cohorts, meta) = self
+                .retention_from_event(FirstEventRetention {
+                    project,
+                    period,
+                    periods,
+                    start_event: start.as_str(),
+                    return_event: returned.as_deref(),
+                    bounds,
+                    cohort_days,
+                    activity: (activity_to >= first_cohort).then_some(activity),
+                })
+                .await?;
+            return Ok(RetentionResponse {
+                from,
+                to,
+                period: period.as_str(),
+                periods,
+                cohorts,
+                meta,
+            });
+        }
         let (mut snap, mut plan) = self.plan(project, activity.0, activity.1, which).await?;
         if activity_to < first_cohort {
             plan.files.clear();
             plan.parquet.clear();
             plan.cold_days.clear();
             plan.rollups = Default::default();
+            plan.sealed = Default::default();
         } else if !plan.parquet.is_empty() {
             // A cold day without a current rollup: activity is then a union
             // of user ids, so every cold day comes from its files.
             plan.without_rollups();
         }
-        let bounds = (first_cohort, last_cohort, today);
         let wanted = |event_type| CohortActivity {
             period,
             cohort_days,
@@ -75,17 +99,18 @@ impl Planner {
             event_type,
         };
         let hot_started = Instant::now();
-        let (cohorts, meta) = if !plan.rollups.days.is_empty() {
+        let (cohorts, meta) = if plan.has_rollups() {
             // Every cold day from its rollup: cohorts and period activity
             // as sets of ordinals, retained users as intersections.
             let hot = async {
                 let cohort_users = snap
                     .cohort_ordinals(project, period, cohort_days.0, cohort_days.1)
                     .await?;
-                let act = if plan.hot_days.is_empty() || cohort_users.is_empty() {
+                let act = if cohort_users.is_empty() {
                     Vec::new()
                 } else {
-                    snap.cohort_activity_ordinals(project, wanted(returned.as_deref()))
+                    let scope = plan.hot_scope(&plan.hot_days);
+                    snap.cohort_activity_ordinals(project, wanted(returned.as_deref()), &scope)
                         .await?
                 };
                 snap.finish().await?;
@@ -109,7 +134,7 @@ impl Planner {
                     .or_default()
                     .extend(ordinals.into_iter().filter_map(|o| u32::try_from(o).ok()));
             }
-            for (day, rollup) in &plan.rollups.days {
+            for (day, rollup) in plan.rollups.days.iter().chain(&plan.sealed.days) {
                 if let Some(all) = rollup.get(key) {
                     let p = period.start_of_number(day_number(*day));
                     *active.entry(p).or_default() |= &all.users;

@@ -1,6 +1,7 @@
 //! Top events: counts add across tiers; distinct users come from the
 //! union of both tiers' users: as ordinals when every cold day of the range
-//! has a current rollup, else as (event_type, user) pairs inside DuckDB.
+//! has a current rollup (sealed hot days then add theirs), else as
+//! (event_type, user) pairs inside DuckDB.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,23 +33,21 @@ impl Planner {
             plan.without_rollups();
         }
         let hot_started = Instant::now();
-        let (mut events, hot_rows, hot_ms, cold_meta) = if !plan.rollups.days.is_empty() {
-            // Every cold day from its rollup: counts add, and each type's
-            // users are the union of its day sets and the hot users'
-            // ordinals.
+        let (mut events, hot_rows, hot_ms, cold_meta) = if plan.has_rollups() {
+            // Every cold day from its rollup, sealed hot days from theirs
+            // plus their late events, other hot days from their rows:
+            // counts add, and each type's users are the union of its day
+            // sets and the hot users' ordinals.
+            let scope = plan.hot_scope(&plan.hot_days);
             let hot = async {
-                let hot = if plan.hot_days.is_empty() {
-                    Vec::new()
-                } else {
-                    snap.type_ordinals(project, from, to).await?
-                };
+                let hot = snap.type_ordinals(project, &scope).await?;
                 snap.finish().await?;
                 Ok::<_, QueryError>(hot)
             }
             .instrument(tracing::info_span!("hot_tier", stat = "top_events"))
             .await?;
             let mut types: BTreeMap<String, TypeRollup> = BTreeMap::new();
-            for day in plan.rollups.days.values() {
+            for day in plan.rollups.days.values().chain(plan.sealed.days.values()) {
                 for (t, r) in day {
                     types.entry(t.clone()).or_default().add(r);
                 }

@@ -309,6 +309,12 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_DEDUP_PRUNE_INTERVAL", default_value = "1h", value_parser = duration)]
     pub dedup_prune_interval: Duration,
 
+    /// How often closed hot days are sealed into exact rollups (ADR-028),
+    /// so stats read only their late events; the archive run seals too.
+    /// `0s`: only the archive run seals.
+    #[arg(long, env = "STRATA_SEAL_INTERVAL", default_value = "10m", value_parser = duration)]
+    pub seal_interval: Duration,
+
     /// Longest time one request may take before it is answered 503.
     #[arg(long, env = "STRATA_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub request_timeout: Duration,

@@ -1,7 +1,8 @@
 //! `strata-archiver`: moves hot day chunks to Parquet in object storage.
 //! `strata-archiver` runs as a daemon on a cron schedule;
 //! `strata-archiver run --once [--dry-run]` runs one pass;
-//! `strata-archiver rollups rebuild` rebuilds the rollups of cold days.
+//! `strata-archiver rollups rebuild` rebuilds the rollups of cold days
+//! and seals the closed hot days again.
 //! Wiring only.
 
 use std::sync::Arc;
@@ -141,11 +142,12 @@ async fn rebuild_rollups(
     }
     let report = archiver.rebuild_rollups(project, from, to).await?;
     println!(
-        "{} cold day(s): {} rebuilt, {} changed while read (left as archived), {} failed",
+        "{} cold day(s): {} rebuilt, {} changed while read (left as archived), {} failed; {} closed hot day(s) sealed again",
         report.days,
         report.rebuilt,
         report.changed,
-        report.failed.len()
+        report.failed.len(),
+        report.hot_days_sealed
     );
     for (p, day, reason) in &report.failed {
         println!("failed\tproject {p}\t{day}\t{reason}");
