@@ -388,7 +388,7 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
     // (beta's earliest day) and an incomplete one (gamma's): those days are
     // answered from their files, the others still from rollups, and every
     // answer stays exact.
-    let kept_by_commits = rollup_sets(&app.pool).await;
+    let kept_by_commits = strata_tests::archive::rollup_sets(&app.pool).await;
     let (alpha, beta) = (app.project_id("alpha").await, app.project_id("beta").await);
     sqlx::query(
         "DELETE FROM day_rollups WHERE project_id = $1 AND day IN
@@ -482,7 +482,7 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(report.rebuilt, report.days, "{report:?}");
     assert_eq!(
-        rollup_sets(&app.pool).await,
+        strata_tests::archive::rollup_sets(&app.pool).await,
         kept_by_commits,
         "rollups rebuilt from Parquet differ from those the archive commits kept ({context})"
     );
@@ -541,23 +541,6 @@ async fn sealed_days(pool: &sqlx::PgPool, project: i64) -> u64 {
         .await
         .unwrap();
     n as u64
-}
-
-/// Every rollup row, decoded: (project, day, event type) → (events, users).
-async fn rollup_sets(
-    pool: &sqlx::PgPool,
-) -> std::collections::BTreeMap<(i64, NaiveDate, String), (i64, Vec<u32>)> {
-    let rows: Vec<(i64, NaiveDate, String, i64, Vec<u8>)> =
-        sqlx::query_as("SELECT project_id, day, event_type, events, users FROM day_rollups")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-    rows.into_iter()
-        .map(|(p, d, t, n, users)| {
-            let users = strata_hot::rollups::decode(&users).unwrap();
-            ((p, d, t), (n, users.iter().collect()))
-        })
-        .collect()
 }
 
 /// Sends `events` (user, type, time) for a project and returns them as the

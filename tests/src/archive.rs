@@ -132,3 +132,47 @@ pub async fn hot_plus_cold(app: &TestApp, cold: &TestCold) -> Vec<Row> {
     rows.sort_by(by_id);
     rows
 }
+
+/// Every cold rollup row (ADR-027), decoded: (project, day, event type) →
+/// (events, users).
+pub async fn rollup_sets(
+    pool: &sqlx::PgPool,
+) -> std::collections::BTreeMap<(i64, chrono::NaiveDate, String), (i64, Vec<u32>)> {
+    let rows: Vec<(i64, chrono::NaiveDate, String, i64, Vec<u8>)> =
+        sqlx::query_as("SELECT project_id, day, event_type, events, users FROM day_rollups")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    rows.into_iter()
+        .map(|(p, d, t, n, users)| {
+            let users = strata_hot::rollups::decode(&users).unwrap();
+            ((p, d, t), (n, users.iter().collect()))
+        })
+        .collect()
+}
+
+/// Every cold day of the manifest has a rollup, and it equals a recount of
+/// the day's Parquet files (`rollups rebuild`), row for row.
+pub async fn assert_rollups_match_parquet(app: &TestApp, cold: &TestCold, context: &str) {
+    let before = rollup_sets(&app.pool).await;
+    let archiver = strata_archive::Archiver::new(
+        app.hot.clone(),
+        cold.store.clone(),
+        strata_archive::ArchiveConfig::default(),
+    );
+    let report = archiver.rebuild_rollups(None, None, None).await.unwrap();
+    assert!(report.failed.is_empty(), "{context}: {report:?}");
+    assert_eq!(report.rebuilt, report.days, "{context}: {report:?}");
+    let days: std::collections::BTreeSet<(i64, chrono::NaiveDate)> =
+        before.keys().map(|(p, d, _)| (*p, *d)).collect();
+    assert_eq!(
+        days.len() as u64,
+        report.days,
+        "{context}: a cold day has no rollup"
+    );
+    assert_eq!(
+        rollup_sets(&app.pool).await,
+        before,
+        "{context}: a rollup differs from its Parquet recount"
+    );
+}

@@ -6,7 +6,7 @@
 use std::process::{Command, Output};
 
 use strata_archive::FAIL_POINTS;
-use strata_tests::archive::{Sent, hot_plus_cold, seed_days};
+use strata_tests::archive::{Sent, assert_rollups_match_parquet, hot_plus_cold, seed_days};
 use strata_tests::cold::TestCold;
 use strata_tests::{TestApp, spawn_app};
 
@@ -52,8 +52,10 @@ async fn crash_then_rerun(point: &str) {
 
     let out = archiver(&app, &cold, &["run", "--once"], Some(point));
     assert_eq!(out.status.code(), Some(86), "{point}: {out:?}");
-    // Whatever the crash left, the data is there exactly once already…
+    // Whatever the crash left, the data is there exactly once already, and
+    // the committed days' rollups equal their files…
     assert_exactly_once(&app, &cold, &sent).await;
+    assert_rollups_match_parquet(&app, &cold, point).await;
 
     // …and a rerun completes the job.
     let out = archiver(&app, &cold, &["run", "--once"], None);
@@ -70,6 +72,7 @@ async fn crash_then_rerun(point: &str) {
         "{point}: bucket and manifest differ"
     );
     assert_eq!(listed.len(), 6);
+    assert_rollups_match_parquet(&app, &cold, point).await;
 }
 
 #[tokio::test]
