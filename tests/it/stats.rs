@@ -206,47 +206,32 @@ async fn check_all(
             body["meta"]
         );
     }
-    // Retention counting only returns by a `click`.
-    let body = ok(
-        app,
-        key,
-        &format!(
-            "/v1/stats/retention?from={from}&to={to}&period={period}&periods={periods}&return_event=click"
-        ),
-    )
-    .await;
-    if today() == before {
-        assert_eq!(
-            retention_of(&body),
-            oracle::retention_returning(events, from, to, (week, periods), before, Some("click")),
-            "retention returning by click {from}..{to} {period} x{periods} ({context}); meta {}",
-            body["meta"]
-        );
-    }
-    // Cohorts of each user's first `buy`, returning by any event or by a
-    // `view`; and of a type nobody had (every cohort empty).
-    for (start, ret) in [("buy", None), ("buy", Some("view")), ("never", None)] {
-        let ret_param = ret.map_or_else(String::new, |r| format!("&return_event={r}"));
+    // Retention counting only returns by a `click`; cohorts of each user's
+    // first `buy`, returning by any event or by a `view`; and of a type
+    // nobody had (every cohort empty).
+    for (start, ret) in [
+        (None, Some("click")),
+        (Some("buy"), None),
+        (Some("buy"), Some("view")),
+        (Some("never"), None),
+    ] {
+        let filters = [("start_event", start), ("return_event", ret)]
+            .iter()
+            .filter_map(|(name, v)| v.map(|v| format!("&{name}={v}")))
+            .collect::<String>();
         let body = ok(
             app,
             key,
             &format!(
-                "/v1/stats/retention?from={from}&to={to}&period={period}&periods={periods}&start_event={start}{ret_param}"
+                "/v1/stats/retention?from={from}&to={to}&period={period}&periods={periods}{filters}"
             ),
         )
         .await;
         if today() == before {
             assert_eq!(
                 retention_of(&body),
-                oracle::retention_filtered(
-                    events,
-                    from,
-                    to,
-                    (week, periods),
-                    before,
-                    (Some(start), ret)
-                ),
-                "retention from the first {start} returning by {ret:?} {from}..{to} {period} x{periods} ({context}); meta {}",
+                oracle::retention_filtered(events, from, to, (week, periods), before, (start, ret)),
+                "retention from the first {start:?} returning by {ret:?} {from}..{to} {period} x{periods} ({context}); meta {}",
                 body["meta"]
             );
         }

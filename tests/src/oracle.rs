@@ -72,31 +72,12 @@ pub fn retention(
     periods: usize,
     today: NaiveDate,
 ) -> Vec<(NaiveDate, u64, Vec<u64>)> {
-    retention_returning(events, from, to, (week, periods), today, None)
+    retention_filtered(events, from, to, (week, periods), today, (None, None))
 }
 
-/// [`retention`] where only events of `return_event` (when given) make a
-/// user active in a period; cohorts still come from the first event ever.
-pub fn retention_returning(
-    events: &[Ev],
-    from: NaiveDate,
-    to: NaiveDate,
-    (week, periods): (bool, usize),
-    today: NaiveDate,
-    return_event: Option<&str>,
-) -> Vec<(NaiveDate, u64, Vec<u64>)> {
-    retention_filtered(
-        events,
-        from,
-        to,
-        (week, periods),
-        today,
-        (None, return_event),
-    )
-}
-
-/// [`retention_returning`] where cohorts come from each user's first event
-/// of `start_event`, when given.
+/// [`retention`] where cohorts come from each user's first event of
+/// `start_event`, and only events of `return_event` make a user active in
+/// a period (each when given).
 pub fn retention_filtered(
     events: &[Ev],
     from: NaiveDate,

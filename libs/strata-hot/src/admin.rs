@@ -114,12 +114,12 @@ impl HotStore {
             p.cold_rows = c.rows;
             p.cold_bytes = c.bytes;
         }
-        for (id, days, bytes) in crate::rollups::per_project(pool).await? {
+        for (id, days, bytes) in crate::rollups::per_project(pool, "day_rollups").await? {
             let p = out.entry(id).or_default();
             p.rollup_days = days;
             p.rollup_bytes = bytes;
         }
-        for (id, days, bytes) in crate::seal::per_project(pool).await? {
+        for (id, days, bytes) in crate::rollups::per_project(pool, "hot_rollups").await? {
             let p = out.entry(id).or_default();
             p.hot_rollup_days = days;
             p.hot_rollup_bytes = bytes;

@@ -498,12 +498,16 @@ impl HotStore {
     }
 }
 
-/// Per project: days with a rollup, and the bytes of their user sets.
-pub(crate) async fn per_project(pool: &sqlx::PgPool) -> Result<Vec<(i64, i64, i64)>, HotError> {
-    Ok(sqlx::query_as(
+/// Per project: days with a rollup in `table` (`day_rollups` or
+/// `hot_rollups`), and the bytes of their user sets.
+pub(crate) async fn per_project(
+    pool: &sqlx::PgPool,
+    table: &str,
+) -> Result<Vec<(i64, i64, i64)>, HotError> {
+    Ok(sqlx::query_as(&format!(
         "SELECT project_id, count(DISTINCT day), sum(length(users))::int8
-           FROM day_rollups GROUP BY project_id",
-    )
+           FROM {table} GROUP BY project_id"
+    ))
     .fetch_all(pool)
     .await?)
 }

@@ -171,21 +171,6 @@ impl HotStore {
         tx.commit().await?;
         Ok((events, late))
     }
-
-    /// Hot days with a seal and the bytes of their user sets, of `project`
-    /// or of every project.
-    pub async fn hot_rollup_footprint(
-        &self,
-        project: Option<ProjectId>,
-    ) -> Result<(i64, i64), HotError> {
-        Ok(sqlx::query_as(
-            "SELECT count(DISTINCT (project_id, day)), coalesce(sum(length(users)), 0)::int8
-               FROM hot_rollups WHERE $1::int8 IS NULL OR project_id = $1",
-        )
-        .bind(project.map(|p| p.0))
-        .fetch_one(&self.pool)
-        .await?)
-    }
 }
 
 /// Deletes the day's hot rollups and seals (every project), leaving the
@@ -301,16 +286,6 @@ pub(crate) async fn read(
         days,
         bytes,
     })
-}
-
-/// Per project: sealed hot days, and the bytes of their user sets.
-pub(crate) async fn per_project(pool: &sqlx::PgPool) -> Result<Vec<(i64, i64, i64)>, HotError> {
-    Ok(sqlx::query_as(
-        "SELECT project_id, count(DISTINCT day), sum(length(users))::int8
-           FROM hot_rollups GROUP BY project_id",
-    )
-    .fetch_all(pool)
-    .await?)
 }
 
 /// Seals closed hot days every `interval` (the first pass at once), from

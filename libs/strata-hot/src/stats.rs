@@ -56,22 +56,49 @@ impl HotScope {
     }
 }
 
-/// The rows of a [`HotScope`] as `(d, user_id, event_type, n)`: the day
-/// number, the user, the type and how many events the row stands for.
-/// Parameters: `$1` the project, `$2`, `$3` the instants bounding the whole
-/// days, `$4` their day numbers, `$5` the late days (see [`scoped`]).
-fn scope_sql() -> String {
-    format!(
-        "(SELECT {DAY_SQL}::int4 AS d, user_id, event_type, 1::int8 AS n FROM events
-           WHERE project_id = $1 AND ts >= $2 AND ts < $3 AND {DAY_SQL} = ANY($4)
-          UNION ALL
-          SELECT (day - DATE '1970-01-01')::int4, user_id, event_type, events::int8
-            FROM hot_late_events WHERE day = ANY($5) AND project_id = $1)"
-    )
+impl HotScope {
+    /// The whole days as runs of consecutive days, `(first, last)`.
+    fn runs(&self) -> Vec<(NaiveDate, NaiveDate)> {
+        let mut out: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+        for &d in &self.whole {
+            match out.last_mut() {
+                Some((_, last)) if last.succ_opt() == Some(d) => *last = d,
+                _ => out.push((d, d)),
+            }
+        }
+        out
+    }
 }
 
-/// `sql` (which reads [`scope_sql`]) bound for `scope`; callers bind
-/// `$6` on.
+/// The rows of `scope` as `(d, user_id, event_type, n)`: the day number,
+/// the user, the type and how many events the row stands for. Each run of
+/// whole days is its own range scan (one range over days far apart would
+/// read every day between). Parameters: `$1` the project, `$2`, `$3` the
+/// instants starting and ending each run, `$4` the whole days' numbers,
+/// `$5` the late days (see [`scoped`]).
+fn scope_sql(scope: &HotScope) -> String {
+    // Without runs, one branch over the empty arrays still names every
+    // parameter (its bounds are NULL: no partition, no row).
+    let mut parts: Vec<String> = (1..=scope.runs().len().max(1))
+        .map(|i| {
+            format!(
+                "SELECT {DAY_SQL}::int4 AS d, user_id, event_type, 1::int8 AS n FROM events
+                  WHERE project_id = $1
+                    AND ts >= ($2::timestamptz[])[{i}] AND ts < ($3::timestamptz[])[{i}]
+                    AND {DAY_SQL} = ANY($4)"
+            )
+        })
+        .collect();
+    parts.push(
+        "SELECT (day - DATE '1970-01-01')::int4, user_id, event_type, events::int8
+           FROM hot_late_events WHERE day = ANY($5) AND project_id = $1"
+            .to_owned(),
+    );
+    format!("({})", parts.join(" UNION ALL "))
+}
+
+/// `sql` (which reads [`scope_sql`] of `scope`) bound for `scope`; callers
+/// bind `$6` on.
 fn scoped<'q, O>(
     sql: &'q str,
     project: ProjectId,
@@ -80,10 +107,11 @@ fn scoped<'q, O>(
 where
     O: for<'r> sqlx::FromRow<'r, PgRow>,
 {
-    let (start, end) = match (scope.whole.first(), scope.whole.last()) {
-        (Some(first), Some(last)) => (day_start(*first), day_end(*last)),
-        _ => (DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH),
-    };
+    let (starts, ends): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = scope
+        .runs()
+        .into_iter()
+        .map(|(first, last)| (day_start(first), day_end(last)))
+        .unzip();
     let numbers: Vec<i32> = scope
         .whole
         .iter()
@@ -92,8 +120,8 @@ where
     let late: Vec<NaiveDate> = scope.late.iter().copied().collect();
     sqlx::query_as(sql)
         .bind(project.0)
-        .bind(start)
-        .bind(end)
+        .bind(starts)
+        .bind(ends)
         .bind(numbers)
         .bind(late)
 }
@@ -277,12 +305,13 @@ impl ReadSnapshot {
         if days.is_empty() {
             return Ok(Vec::new());
         }
+        let scope = HotScope::whole(days);
         let sql = format!(
             "SELECT e.d, count(DISTINCT e.user_id), sum(e.n)::int8 FROM {} e
               WHERE ($6::text IS NULL OR e.event_type = $6) GROUP BY e.d",
-            scope_sql()
+            scope_sql(&scope)
         );
-        let rows: Vec<(i32, i64, i64)> = scoped(&sql, project, &HotScope::whole(days))
+        let rows: Vec<(i32, i64, i64)> = scoped(&sql, project, &scope)
             .bind(event_type)
             .fetch_all(&mut *self.tx)
             .await?;
@@ -308,28 +337,18 @@ impl ReadSnapshot {
             .await
     }
 
-    /// The project's rollups (`rollups.rs`) for days in `[from, to]`, the
-    /// rows `which` names.
+    /// The project's rollups for days in `[from, to]`, the rows `which`
+    /// names: of cold days (`rollups.rs`; the caller checks them against
+    /// the manifest) and the complete ones of sealed hot days (`seal.rs`).
     pub async fn rollups(
         &mut self,
         project: ProjectId,
-        from: NaiveDate,
-        to: NaiveDate,
+        (from, to): (NaiveDate, NaiveDate),
         which: crate::RollupRows<'_>,
-    ) -> Result<crate::RollupRead, HotError> {
-        crate::rollups::read(&mut self.tx, project, (from, to), which).await
-    }
-
-    /// The project's complete rollups of sealed hot days (`seal.rs`) in
-    /// `[from, to]`, the rows `which` names.
-    pub async fn hot_rollups(
-        &mut self,
-        project: ProjectId,
-        from: NaiveDate,
-        to: NaiveDate,
-        which: crate::RollupRows<'_>,
-    ) -> Result<crate::RollupRead, HotError> {
-        crate::seal::read(&mut self.tx, project, (from, to), which).await
+    ) -> Result<(crate::RollupRead, crate::RollupRead), HotError> {
+        let cold = crate::rollups::read(&mut self.tx, project, (from, to), which).await?;
+        let hot = crate::seal::read(&mut self.tx, project, (from, to), which).await?;
+        Ok((cold, hot))
     }
 
     /// The distinct (day, user ordinal) pairs of the hot rows of `scope`
@@ -368,7 +387,7 @@ impl ReadSnapshot {
         let sql = format!(
             "SELECT DISTINCT e.d, {what} FROM {} e {join}
               WHERE ($6::text IS NULL OR e.event_type = $6)",
-            scope_sql()
+            scope_sql(scope)
         );
         let rows: Vec<(i32, T)> = scoped(&sql, project, scope)
             .bind(event_type)
@@ -395,7 +414,7 @@ impl ReadSnapshot {
                FROM {} e
                JOIN user_first_seen f ON f.project_id = $1 AND f.user_id = e.user_id
               GROUP BY e.event_type",
-            scope_sql()
+            scope_sql(scope)
         );
         Ok(scoped(&sql, project, scope)
             .fetch_all(&mut *self.tx)
@@ -510,7 +529,7 @@ impl ReadSnapshot {
               WHERE f.first_ts >= $6 AND f.first_ts < $7
                 AND ($8::text IS NULL OR e.event_type = $8)
               GROUP BY p",
-            scope_sql()
+            scope_sql(scope)
         );
         Ok(scoped(&sql, project, scope)
             .bind(day_start(a.cohort_days.0))
@@ -552,8 +571,32 @@ impl ReadSnapshot {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_event_day_is_the_model_s_day_number_sql() {
-        assert_eq!(super::DAY_SQL, strata_model::pg_day_number("ts"));
+        assert_eq!(DAY_SQL, strata_model::pg_day_number("ts"));
+    }
+
+    #[test]
+    fn whole_days_are_scanned_as_runs_of_consecutive_days() {
+        let d = |n: u32| NaiveDate::from_ymd_opt(2026, 11, n).unwrap();
+        let scope = HotScope {
+            whole: [d(1), d(2), d(3), d(7), d(9), d(10)].into_iter().collect(),
+            late: [d(4), d(5)].into_iter().collect(),
+        };
+        assert_eq!(
+            scope.runs(),
+            vec![(d(1), d(3)), (d(7), d(7)), (d(9), d(10))]
+        );
+        let sql = scope_sql(&scope);
+        assert_eq!(sql.matches("FROM events").count(), 3, "{sql}");
+        let late_only = HotScope {
+            whole: BTreeSet::new(),
+            late: scope.late.clone(),
+        };
+        assert_eq!(scope_sql(&late_only).matches("FROM events").count(), 1);
+        assert_eq!(sql.matches("FROM hot_late_events").count(), 1, "{sql}");
+        assert!(HotScope::default().runs().is_empty());
     }
 }

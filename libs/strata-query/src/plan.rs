@@ -111,9 +111,9 @@ impl Planner {
         let hot_days = snap.hot_days(from, to).await?;
         let cold_days: BTreeSet<NaiveDate> = files.iter().map(|f| f.day).collect();
         let both = hot_days.intersection(&cold_days).copied().collect();
-        let mut sealed = snap.hot_rollups(project, from, to, rollups).await?;
+        let (rollups, mut sealed) = snap.rollups(project, (from, to), rollups).await?;
         sealed.days.retain(|d, _| hot_days.contains(d));
-        let rollups = current_rollups(snap.rollups(project, from, to, rollups).await?, &files);
+        let rollups = current_rollups(rollups, &files);
         let parquet = files
             .iter()
             .filter(|f| !rollups.days.contains_key(&f.day))

@@ -61,6 +61,24 @@ pub struct RetentionResponse {
     pub meta: Meta,
 }
 
+impl RetentionResponse {
+    pub(crate) fn new(
+        range: strata_model::DayRange,
+        (period, periods): (strata_model::Period, u32),
+        cohorts: Vec<Cohort>,
+        meta: Meta,
+    ) -> Self {
+        Self {
+            from: range.from(),
+            to: range.to(),
+            period: period.as_str(),
+            periods,
+            cohorts,
+            meta,
+        }
+    }
+}
+
 pub(crate) fn top_event(event_type: String, count: i64, users: i64) -> TopEvent {
     TopEvent {
         event_type,

@@ -71,14 +71,12 @@ impl Planner {
                     activity: (activity_to >= first_cohort).then_some(activity),
                 })
                 .await?;
-            return Ok(RetentionResponse {
-                from,
-                to,
-                period: period.as_str(),
-                periods,
+            return Ok(RetentionResponse::new(
+                range,
+                (period, periods),
                 cohorts,
                 meta,
-            });
+            ));
         }
         let (mut snap, mut plan) = self.plan(project, activity.0, activity.1, which).await?;
         if activity_to < first_cohort {
@@ -264,13 +262,11 @@ impl Planner {
             let cohorts = cohorts_from_counts(sizes, retained, bounds, len, periods);
             (cohorts, self.meta(&plan, hot_rows, hot_ms, Some(part.meta)))
         };
-        Ok(RetentionResponse {
-            from,
-            to,
-            period: period.as_str(),
-            periods,
+        Ok(RetentionResponse::new(
+            range,
+            (period, periods),
             cohorts,
             meta,
-        })
+        ))
     }
 }
