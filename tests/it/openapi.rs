@@ -127,7 +127,13 @@ async fn schemathesis_finds_no_mismatch_between_the_document_and_the_service() {
             .args(["--checks", "all"])
             .args(["--max-examples", "25"])
             .args(["--seed", "20261128"])
-            .args(["--workers", "2"])
+            // One worker: CPython 3.11 before 3.11.8 keeps the AST
+            // constructor's recursion depth in state shared between threads,
+            // so two workers parsing lambdas at once (Hypothesis describes
+            // its filters that way) fail with "AST constructor recursion
+            // depth mismatch" (CPython gh-106905), an error of the fuzzer,
+            // not of the service.
+            .args(["--workers", "1"])
             .args(["--request-timeout", "30"])
             .args(["--generation-database", "none"])
             .arg("--header")
