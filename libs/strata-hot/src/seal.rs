@@ -136,7 +136,7 @@ impl HotStore {
             &[],
         )
         .await?;
-        forget_rollups(&mut tx, day).await?;
+        delete_day(&mut tx, &["hot_rollups", "hot_rollup_seals"], day).await?;
         let late: i64 = sqlx::query_scalar(
             "WITH gone AS (DELETE FROM hot_late_events WHERE day = $1 RETURNING events)
              SELECT coalesce(sum(events), 0)::int8 FROM gone",
@@ -173,33 +173,35 @@ impl HotStore {
     }
 }
 
-/// Deletes the day's hot rollups and seals (every project), leaving the
-/// day's late events and mark to the caller.
-async fn forget_rollups(conn: &mut PgConnection, day: NaiveDate) -> Result<(), HotError> {
-    sqlx::query("DELETE FROM hot_rollups WHERE day = $1")
-        .bind(day)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM hot_rollup_seals WHERE day = $1")
-        .bind(day)
-        .execute(&mut *conn)
-        .await?;
+/// Deletes the day's rows (every project) from each of `tables`.
+async fn delete_day(
+    conn: &mut PgConnection,
+    tables: &[&str],
+    day: NaiveDate,
+) -> Result<(), HotError> {
+    for table in tables {
+        sqlx::query(&format!("DELETE FROM {table} WHERE day = $1"))
+            .bind(day)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
 /// The day's hot rows are leaving `events` (its chunk is dropped, in this
-/// transaction): forgets its seal, rollups and late events.
+/// transaction): forgets its seal, rollups, mark and late events.
 pub(crate) async fn forget_day(conn: &mut PgConnection, day: NaiveDate) -> Result<(), HotError> {
-    forget_rollups(conn, day).await?;
-    sqlx::query("DELETE FROM hot_late_events WHERE day = $1")
-        .bind(day)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM hot_sealed_days WHERE day = $1")
-        .bind(day)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    delete_day(
+        conn,
+        &[
+            "hot_rollups",
+            "hot_rollup_seals",
+            "hot_late_events",
+            "hot_sealed_days",
+        ],
+        day,
+    )
+    .await
 }
 
 /// Ingest, holding the archive lock of `closed` days shared: records what
