@@ -24,7 +24,7 @@ use strata_model::{Period, ProjectId, day_number, from_day_number};
 use tracing::Instrument;
 
 use crate::duck::{rows, source, sql_text};
-use crate::merge::cohorts_from_counts;
+use crate::merge::cohorts_from_sets;
 use crate::plan::ms;
 use crate::response::Cohort;
 use crate::{Meta, Planner, QueryError};
@@ -221,19 +221,7 @@ impl Planner {
                 .entry(r.period.start_of_number(day_number(*day)))
                 .or_default() |= users;
         }
-        let sizes: Vec<(i32, i64)> = cohorts.iter().map(|(c, s)| (*c, s.len() as i64)).collect();
-        let mut retained = Vec::new();
-        for (c, set) in &cohorts {
-            for k in 0..r.periods as i32 {
-                if let Some(act) = active.get(&(c + k * len)) {
-                    let kept = set.intersection_len(act);
-                    if kept > 0 {
-                        retained.push((*c, k, kept as i64));
-                    }
-                }
-            }
-        }
-        let cohorts = cohorts_from_counts(&sizes, &retained, r.bounds, len, r.periods);
+        let cohorts = cohorts_from_sets(&cohorts, &active, r.bounds, len, r.periods);
         // The hot rows were read as (day, user) pairs, not counted.
         let meta = self.meta(&plan, 0, hot_ms, cold_meta);
         Ok((cohorts, meta))

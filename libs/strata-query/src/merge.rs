@@ -1,9 +1,10 @@
 //! Exact merging of the two tiers' partial answers (ADR-013), kept apart
 //! from the I/O so that it can be tested and benchmarked on its own.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
+use roaring::RoaringBitmap;
 use strata_model::{DayRange, from_day_number};
 
 use crate::response::{Cohort, DauPoint};
@@ -117,6 +118,31 @@ pub fn cohorts_from_counts(
         }
     }
     cohorts(by_cohort, (first, last, today), len, n)
+}
+
+/// [`cohorts_from_counts`] for cohorts and period activity held as sets of
+/// user ordinals (keyed by period start): sizes are set sizes, retained
+/// users intersection sizes.
+pub(crate) fn cohorts_from_sets(
+    cohorts: &BTreeMap<i32, RoaringBitmap>,
+    active: &BTreeMap<i32, RoaringBitmap>,
+    bounds: (i32, i32, i32),
+    len: i32,
+    periods: u32,
+) -> Vec<Cohort> {
+    let sizes: Vec<(i32, i64)> = cohorts.iter().map(|(c, s)| (*c, s.len() as i64)).collect();
+    let mut retained = Vec::new();
+    for (c, set) in cohorts {
+        for k in 0..periods as i32 {
+            if let Some(act) = active.get(&(c + k * len)) {
+                let kept = set.intersection_len(act);
+                if kept > 0 {
+                    retained.push((*c, k, kept as i64));
+                }
+            }
+        }
+    }
+    cohorts_from_counts(&sizes, &retained, bounds, len, periods)
 }
 
 /// The cohorts starting on day numbers `first..=last` (one per period,

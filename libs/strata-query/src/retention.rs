@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::duck::{rows, source, sql_text};
 use crate::first_event::FirstEventRetention;
-use crate::merge::{RetentionMerge, cohorts_from_counts};
+use crate::merge::{RetentionMerge, cohorts_from_counts, cohorts_from_sets};
 use crate::plan::{PAIR_BATCH, PAIR_BATCHES_IN_FLIGHT, append_batches, ms, u};
 use crate::response::RetentionResponse;
 use crate::{Planner, QueryError};
@@ -138,22 +138,7 @@ impl Planner {
                     *active.entry(p).or_default() |= &all.users;
                 }
             }
-            let sizes: Vec<(i32, i64)> = cohorts
-                .iter()
-                .map(|(c, set)| (*c, set.len() as i64))
-                .collect();
-            let mut retained = Vec::new();
-            for (c, set) in &cohorts {
-                for k in 0..n {
-                    if let Some(act) = active.get(&(c + k * len)) {
-                        let kept = set.intersection_len(act);
-                        if kept > 0 {
-                            retained.push((*c, k, kept as i64));
-                        }
-                    }
-                }
-            }
-            let cohorts = cohorts_from_counts(&sizes, &retained, bounds, len, periods);
+            let cohorts = cohorts_from_sets(&cohorts, &active, bounds, len, periods);
             (cohorts, self.meta(&plan, hot_rows, ms(hot_started), None))
         } else if plan.files.is_empty() {
             // Hot only (bounded by the hot window): merged here.
