@@ -10,7 +10,7 @@ export STRATA_CACHE
 export CARGO_TARGET_DIR ?= $(STRATA_CACHE)/target
 export PATH := $(STRATA_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help test run demo archive lint fmt openapi bench bench-micro services clean-test-dbs
+.PHONY: help test run demo archive lint fmt openapi bench bench-scale bench-micro services clean-test-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -44,6 +44,16 @@ bench: ## Strata against its baselines on the same data (BENCH_SCALE=2 … for m
 	cargo build --quiet --workspace --bins; \
 	"$(CARGO_TARGET_DIR)/debug/strata-bench"; \
 	[ -n "$${BENCH_ONLY_INGEST:-}" ] || cargo bench --workspace --profile dev --bench micro -- --warm-up-time 1 --measurement-time 3
+
+bench-scale: ## The query set at each of BENCH_SCALES (default "1 4 8") against DuckDB alone: how each query's time grows with the events (BENCH_HOT_LAYOUT as for bench); rewrites the scale section of docs/BENCHMARKS.md and docs/benchmarks/scale-<layout>.json
+	@eval "$$(scripts/ensure-services.sh)"; \
+	eval "$$(scripts/ensure-s3.sh)"; \
+	scripts/ensure-timescaledb.sh >/dev/null; \
+	eval "$$(scripts/ensure-bench-pg.sh)"; \
+	cargo build --quiet --workspace --bins; \
+	for s in $${BENCH_SCALES:-1 4 8}; do \
+	  BENCH_SCALE=$$s BENCH_ONLY_QUERIES=1 "$(CARGO_TARGET_DIR)/debug/strata-bench" || exit 1; \
+	done
 
 bench-micro: ## Criterion micro-benchmarks of the inner loops (dev profile: the one profile DuckDB is built in)
 	cargo bench --workspace --profile dev --bench micro

@@ -78,8 +78,14 @@ struct Args {
     steady: Vec<u32>,
     /// Only the ingest measurements (accounts, copy, seed design, steady
     /// state); printed, docs left alone.
-    #[arg(long, env = "BENCH_ONLY_INGEST")]
+    #[arg(long, env = "BENCH_ONLY_INGEST", value_parser = clap::builder::BoolishValueParser::new())]
     only_ingest: bool,
+    /// Only the query set, against DuckDB alone, as one point of the scale
+    /// curve (`make bench-scale`): merged by scale into
+    /// `docs/benchmarks/scale-<layout>.json` and its section of the
+    /// markdown.
+    #[arg(long, env = "BENCH_ONLY_QUERIES", value_parser = clap::builder::BoolishValueParser::new())]
+    only_queries: bool,
 }
 
 #[tokio::main]
@@ -121,6 +127,26 @@ async fn main() -> anyhow::Result<()> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         println!("{}", ingest.markdown(cores));
         println!("{}", serde_json::to_string_pretty(&ingest)?);
+        return Ok(());
+    }
+    if a.only_queries {
+        let point = strata_benches::run::run_queries(&cfg).await?;
+        let json = PathBuf::from(format!("docs/benchmarks/scale-{}.json", point.layout));
+        let earlier: Vec<report::ScalePoint> = std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let layout = point.layout.clone();
+        let points = report::with_point(earlier, point);
+        let section = report::scale_markdown(&layout, &points);
+        println!("{section}");
+        let doc = std::fs::read_to_string(&a.markdown).unwrap_or_default();
+        let name = format!("scale {layout}");
+        std::fs::write(&a.markdown, report::splice(&doc, &name, &section))
+            .with_context(|| format!("writing {}", a.markdown.display()))?;
+        std::fs::write(&json, serde_json::to_string_pretty(&points)? + "\n")
+            .with_context(|| format!("writing {}", json.display()))?;
+        println!("wrote {} and {}", a.markdown.display(), json.display());
         return Ok(());
     }
     let report = strata_benches::run(&cfg).await?;

@@ -20,10 +20,11 @@ use crate::data::{self, CSV_COLUMNS, Load};
 use crate::error::{Result, failed};
 use crate::load::{Ingestor, LoadStats};
 use crate::procs::{self, Proc};
-use crate::queries::{self, QuerySpec, Stat, TierMs, median};
+use crate::queries::{self, Answer, QuerySpec, Stat, TierMs, Timing, median};
 use crate::report::{
     self, ArchiveResult, BigChunk, CpuUse, DataInfo, FloodResult, IngestResult, Latency, Machine,
-    MemoryResult, QueryResult, Report, SteadyPoint, SteadyResult, StorageResult, to_mib,
+    MemoryResult, QueryResult, Report, ScalePoint, ScaleQuery, SteadyPoint, SteadyResult,
+    StorageResult, to_mib,
 };
 
 /// Where the S3 server is (what `scripts/ensure-s3.sh` exports).
@@ -229,6 +230,69 @@ pub async fn run_ingest(cfg: &BenchConfig) -> Result<IngestResult> {
         let mut ingest = b.measure_ingest(history).await?;
         ingest.steady = b.steady_state(&admin).await?;
         Ok(ingest)
+    }
+    .await;
+    if !cfg.keep {
+        b.clean_up(&admin).await;
+    }
+    result
+}
+
+/// One point of the scale curve (`strata-bench --only-queries`): the
+/// history ingested over HTTP and archived with nothing else running, late
+/// events into archived days, then the query set against DuckDB alone over
+/// the same events (PostgreSQL alone, minutes per query at larger scales,
+/// is left to the full run).
+pub async fn run_queries(cfg: &BenchConfig) -> Result<ScalePoint> {
+    let (mut b, admin, _, layout) = set_up(cfg).await?;
+    let result = async {
+        let history = b.history()?;
+        let (history_csv, bodies) = (history.csv.clone(), Arc::new(history.load.bodies));
+        let (api, ingest) = b.start_api().await?;
+        tracing::info!("ingesting {} events over HTTP", history.load.events);
+        let sent = ingest.send(bodies, cfg.clients).await?;
+        api.stop().await?;
+        b.archive_once().await?;
+        let (api, load) = b.start_api().await?;
+        let (late, late_csv) = b.late_events_into_archived_days(&load).await?;
+        api.stop().await?;
+        b.sql("ANALYZE events; ANALYZE user_first_seen").await?;
+        let parquet = b.duck_parquet(&history_csv, &late_csv).await?;
+        let mut out = Vec::new();
+        for spec in b.query_specs() {
+            tracing::info!("query: {}", spec.name);
+            let (strata_t, strata_a, tiers) = b.strata_side(&spec).await?;
+            let (duck_t, duck_a) = b.duck_side(&spec, &parquet).await?;
+            if strata_a != duck_a {
+                tracing::error!(
+                    query = spec.name,
+                    "answers differ:\n strata {strata_a:?}\n duckdb {duck_a:?}"
+                );
+            }
+            out.push(ScaleQuery {
+                name: spec.name,
+                strata_ms: strata_t.median_ms,
+                strata_server_ms: tiers.total,
+                duckdb_ms: duck_t.median_ms,
+                answers_equal: strata_a == duck_a,
+            });
+        }
+        let hot = strata_hot::HotStore::open(b.pool.clone()).await?;
+        let project = Some(strata_model::ProjectId(b.project));
+        let cold = hot.manifest().totals(project).await?;
+        let (_, rollup_bytes) = hot.rollup_footprint(project).await?;
+        Ok(ScalePoint {
+            scale: cfg.scale,
+            layout: layout.as_str().to_owned(),
+            date: Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            commit: git_commit(),
+            events: sent.events + late,
+            users: cfg.users,
+            cold_files: cold.files as u64,
+            cold_bytes: cold.bytes as u64,
+            rollup_bytes: rollup_bytes as u64,
+            queries: out,
+        })
     }
     .await;
     if !cfg.keep {
@@ -782,6 +846,25 @@ impl Bench<'_> {
         })
     }
 
+    /// One `strata-archiver run --once` with nothing else running.
+    async fn archive_once(&self) -> Result<()> {
+        tracing::info!("archiving");
+        let archiver = Proc::spawn(
+            &self.archiver_bin,
+            &["run", "--once"],
+            &self.env,
+            &self.path("archiver.log"),
+        )?;
+        let (status, _) = archiver.wait().await?;
+        if !status.success() {
+            return Err(failed(format!(
+                "strata-archiver run --once failed ({status}); see {}",
+                self.path("archiver.log").display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Late events into archived days: those days are then held by both
     /// tiers, and every query has to merge them. Returns how many, and
     /// their CSV for the baselines.
@@ -853,6 +936,11 @@ impl Bench<'_> {
         self.psql_copy(late_csv).await?;
         self.sql("ANALYZE bench_baseline.events; ANALYZE events; ANALYZE user_first_seen")
             .await?;
+        self.duck_parquet(history_csv, late_csv).await
+    }
+
+    /// DuckDB alone's Parquet of the history and the late events.
+    async fn duck_parquet(&self, history_csv: &Path, late_csv: &Path) -> Result<PathBuf> {
         let parquet_dir = self.path("duckdb-parquet");
         let _ = std::fs::remove_dir_all(&parquet_dir);
         let (h, e, p) = (
@@ -866,25 +954,31 @@ impl Bench<'_> {
         Ok(parquet_dir)
     }
 
-    /// The four queries, each against its baselines.
-    async fn queries(&mut self, parquet_dir: &Path) -> Result<Vec<QueryResult>> {
+    /// The four queries of the set, each ending today.
+    fn query_specs(&self) -> Vec<QuerySpec> {
         let today = self.today;
         let d = |n: i64| today - chrono::Duration::days(n);
-        let specs = [
+        [
             ("DAU 90 days", Stat::Dau, d(89)),
             ("DAU 365 days", Stat::Dau, d(364)),
             ("top events 365 days", Stat::TopEvents { limit: 10 }, d(364)),
             ("retention 12 weeks", Stat::Retention { periods: 12 }, d(83)),
-        ];
+        ]
+        .into_iter()
+        .map(|(name, stat, from)| QuerySpec {
+            name: name.to_owned(),
+            stat,
+            from,
+            to: today,
+        })
+        .collect()
+    }
+
+    /// The four queries, each against its baselines.
+    async fn queries(&mut self, parquet_dir: &Path) -> Result<Vec<QueryResult>> {
         let mut results = Vec::new();
-        for (name, stat, from) in specs {
-            let spec = QuerySpec {
-                name: name.to_owned(),
-                stat,
-                from,
-                to: today,
-            };
-            tracing::info!("query: {name}");
+        for spec in self.query_specs() {
+            tracing::info!("query: {}", spec.name);
             results.push(self.query(&spec, parquet_dir).await?);
         }
         Ok(results)
@@ -926,12 +1020,42 @@ impl Bench<'_> {
     }
 
     async fn query(&mut self, spec: &QuerySpec, parquet: &Path) -> Result<QueryResult> {
-        let warm = self.cfg.warm_runs;
-        // Strata: a fresh server, so the first run fetches every cold file
-        // from the S3 server into an empty cache.
+        let (strata_t, strata_a, tiers) = self.strata_side(spec).await?;
+        let (pg_t, pg_a) = queries::measure(self.cfg.warm_runs, |_| {
+            queries::postgres(&self.pool, self.project, spec, self.today)
+        })
+        .await?;
+        let (duck_t, duck_a) = self.duck_side(spec, parquet).await?;
+        let equal = strata_a == pg_a && pg_a == duck_a;
+        if !equal {
+            tracing::error!(
+                query = spec.name,
+                "answers differ:\n strata {strata_a:?}\n postgres {pg_a:?}\n duckdb {duck_a:?}"
+            );
+        }
+        let slower = tiers.hot.max(tiers.cold);
+        Ok(QueryResult {
+            spec: spec.clone(),
+            strata: strata_t,
+            strata_server_ms: tiers.total,
+            strata_hot_ms: tiers.hot,
+            strata_cold_ms: tiers.cold,
+            postgres: pg_t,
+            duckdb: duck_t,
+            vs_slower_tier: strata_t.median_ms / (1.2 * slower + 50.0),
+            speedup_vs_postgres: pg_t.median_ms / strata_t.median_ms,
+            speedup_vs_duckdb: duck_t.median_ms / strata_t.median_ms,
+            answers_equal: equal,
+        })
+    }
+
+    /// `spec` asked of a fresh strata-api (the first run fetches every cold
+    /// file it reads from the S3 server into an empty cache): timings, the
+    /// answer, and the medians of the warm runs' `meta` times.
+    async fn strata_side(&mut self, spec: &QuerySpec) -> Result<(Timing, Answer, TierMs)> {
         let (api, ingest) = self.start_api().await?;
         let tiers: Arc<std::sync::Mutex<Vec<TierMs>>> = Arc::default();
-        let (strata_t, strata_a) = queries::measure(warm, |_| {
+        let (timing, answer) = queries::measure(self.cfg.warm_runs, |_| {
             let (client, base, key) = (
                 ingest.client.clone(),
                 ingest.base.clone(),
@@ -948,17 +1072,21 @@ impl Bench<'_> {
         .await?;
         api.stop().await?;
         let tiers = tiers.lock().map_err(|_| failed("poisoned"))?.clone();
-        let warm_tiers = &tiers[1.min(tiers.len())..];
-        let hot_ms = median(warm_tiers.iter().map(|t| t.hot).collect());
-        let cold_ms = median(warm_tiers.iter().map(|t| t.cold).collect());
+        let warm = &tiers[1.min(tiers.len())..];
+        let med = |f: fn(&TierMs) -> f64| median(warm.iter().map(f).collect());
+        let meta = TierMs {
+            total: med(|t| t.total),
+            hot: med(|t| t.hot),
+            cold: med(|t| t.cold),
+        };
+        Ok((timing, answer, meta))
+    }
 
-        let (pg_t, pg_a) = queries::measure(warm, |_| {
-            queries::postgres(&self.pool, self.project, spec, self.today)
-        })
-        .await?;
-
+    /// `spec` asked of DuckDB alone over the Parquet of every event in
+    /// `parquet`, a new database for the first run.
+    async fn duck_side(&self, spec: &QuerySpec, parquet: &Path) -> Result<(Timing, Answer)> {
         let conn = std::cell::RefCell::new(queries::duck_connection(2, "1GB")?);
-        let (duck_t, duck_a) = queries::measure(warm, |first| {
+        queries::measure(self.cfg.warm_runs, |first| {
             let answer = tokio::task::block_in_place(|| {
                 if first {
                     // A new database: nothing of the files is cached in DuckDB.
@@ -968,28 +1096,7 @@ impl Bench<'_> {
             });
             std::future::ready(answer)
         })
-        .await?;
-
-        let equal = strata_a == pg_a && pg_a == duck_a;
-        if !equal {
-            tracing::error!(
-                query = spec.name,
-                "answers differ:\n strata {strata_a:?}\n postgres {pg_a:?}\n duckdb {duck_a:?}"
-            );
-        }
-        let slower = hot_ms.max(cold_ms);
-        Ok(QueryResult {
-            spec: spec.clone(),
-            strata: strata_t,
-            strata_hot_ms: hot_ms,
-            strata_cold_ms: cold_ms,
-            postgres: pg_t,
-            duckdb: duck_t,
-            vs_slower_tier: strata_t.median_ms / (1.2 * slower + 50.0),
-            speedup_vs_postgres: pg_t.median_ms / strata_t.median_ms,
-            speedup_vs_duckdb: duck_t.median_ms / strata_t.median_ms,
-            answers_equal: equal,
-        })
+        .await
     }
 
     /// A fresh strata-api answers top events over the longest range it

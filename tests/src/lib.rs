@@ -392,11 +392,17 @@ impl TestApp {
     /// Removes every rollup (ADR-027, ADR-028), so that stats read every
     /// day from its files and rows, as they do for a day whose rollup is
     /// missing or stale.
+    /// Deletes every rollup, cold and hot, with what says it exists (its
+    /// source or seal row): a server that had decoded one then no longer
+    /// uses it (ADR-030).
     pub async fn drop_rollups(&self) {
-        sqlx::raw_sql("DELETE FROM day_rollups; DELETE FROM hot_rollups")
-            .execute(&self.pool)
-            .await
-            .unwrap();
+        sqlx::raw_sql(
+            "DELETE FROM day_rollups; DELETE FROM day_rollup_sources;
+             DELETE FROM hot_rollups; DELETE FROM hot_rollup_seals",
+        )
+        .execute(&self.pool)
+        .await
+        .unwrap();
     }
 
     /// Seals every closed hot day (ADR-028) now; returns the report.

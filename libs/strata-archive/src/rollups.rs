@@ -104,13 +104,7 @@ impl Archiver {
             .flat_map(|t| t.users.iter().map(String::as_str))
             .collect();
         let wanted: Vec<&str> = users.iter().copied().collect();
-        let ordinals: HashMap<String, u32> = self
-            .hot
-            .user_ordinals(project, &wanted)
-            .await?
-            .into_iter()
-            .filter_map(|(u, o)| Some((u, u32::try_from(o).ok()?)))
-            .collect();
+        let ordinals: HashMap<&str, u32> = self.hot.user_ordinals(project, &wanted).await?;
         if let Some(missing) = wanted.iter().find(|u| !ordinals.contains_key(**u)) {
             return Err(ArchiveError::Pipeline(format!(
                 "user {missing:?} of the day's files has no first-seen record"
@@ -118,14 +112,14 @@ impl Archiver {
         }
         let mut rollup = DayRollup::new();
         let mut all = TypeRollup::default();
-        for (t, part) in types {
+        for (t, part) in &types {
             let users: RoaringBitmap = part.users.iter().map(|u| ordinals[u.as_str()]).collect();
             let r = TypeRollup {
                 events: part.events,
                 users,
             };
             all.add(&r);
-            rollup.insert(t, r);
+            rollup.insert(t.clone(), r);
         }
         let source = RollupSource {
             cold_files: files.len() as i64,

@@ -18,6 +18,8 @@ mod keys;
 mod layout;
 pub mod locks;
 pub mod manifest;
+mod ordinals;
+mod rollup_cache;
 pub mod rollups;
 pub mod runs;
 mod seal;
@@ -30,6 +32,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use strata_model::ProjectId;
 
 pub use admin::{HotSize, ProjectTiers};
 pub use chunks::{Chunk, Layout};
@@ -81,6 +84,10 @@ pub struct HotStore {
     /// Upper bounds of first-seen times this process knows
     /// (`first_seen.rs`).
     first_seen: Arc<first_seen::Known>,
+    /// User ordinals this process has read (`ordinals.rs`).
+    ordinals: Arc<ordinals::Ordinals>,
+    /// Decoded rollups this process has read (`rollup_cache.rs`).
+    rollups: Arc<rollup_cache::RollupCache>,
 }
 
 impl HotStore {
@@ -96,11 +103,25 @@ impl HotStore {
             known_days: Arc::default(),
             claims: Arc::default(),
             first_seen: Arc::default(),
+            ordinals: Arc::default(),
+            rollups: Arc::default(),
         })
     }
 
     pub fn layout(&self) -> Layout {
         self.layout
+    }
+
+    /// Forgets the user ordinals this process read for `project`: to be
+    /// called by whatever deletes first-seen records (`ordinals.rs`).
+    pub fn forget_ordinals(&self, project: ProjectId) {
+        self.ordinals.forget(project);
+    }
+
+    /// Forgets the decoded rollups this process keeps, as a new process
+    /// would start (`rollup_cache.rs`).
+    pub fn forget_rollups(&self) {
+        self.rollups.clear();
     }
 
     /// True when PostgreSQL answers and every embedded migration is applied.

@@ -18,7 +18,8 @@
 //! - a rebuild ([`crate::HotStore::replace_rollup`]) from a day's Parquet
 //!   files, under the day's archive lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use roaring::RoaringBitmap;
@@ -26,6 +27,7 @@ use sqlx::PgConnection;
 use strata_model::ProjectId;
 use uuid::Uuid;
 
+use crate::rollup_cache::RollupCache;
 use crate::{HotError, HotStore};
 
 /// `event_type` of the row covering every event type of a day (no event
@@ -69,7 +71,7 @@ pub fn decode(bytes: &[u8]) -> Result<RoaringBitmap, HotError> {
         .map_err(|e| HotError::Unexpected(format!("unreadable rollup bitmap: {e}")))
 }
 
-fn ordinal(o: i64) -> Result<u32, HotError> {
+pub(crate) fn ordinal(o: i64) -> Result<u32, HotError> {
     u32::try_from(o).map_err(|_| HotError::Unexpected(format!("user ordinal {o} out of range")))
 }
 
@@ -245,7 +247,8 @@ async fn write(
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (project_id, day)
          DO UPDATE SET cold_files = EXCLUDED.cold_files, cold_rows = EXCLUDED.cold_rows,
-                       types = EXCLUDED.types, built_at = now()",
+                       types = EXCLUDED.types, built_at = now(),
+                       version = nextval('rollup_versions')",
     )
     .bind(project)
     .bind(day)
@@ -310,13 +313,15 @@ pub(crate) async fn ordinals_of(
 pub struct RollupRead {
     /// Per day: what its rollup covers.
     pub sources: BTreeMap<NaiveDate, RollupSource>,
-    /// Per day and event type; a day whose bitmaps do not decode is missing.
-    pub days: BTreeMap<NaiveDate, DayRollup>,
-    /// Bytes of the bitmaps read.
+    /// Per day, every event type's row and the [`ALL_TYPES`] row; a day
+    /// whose rows are incomplete or do not decode is missing.
+    pub days: BTreeMap<NaiveDate, Arc<DayRollup>>,
+    /// Serialized bytes of the bitmaps of the rows asked for.
     pub bytes: u64,
 }
 
-/// Which rows of a day's rollup a statistic reads.
+/// Which rows of a day's rollup a statistic reads (for the bytes it
+/// reports: every row of a day is kept, see [`RollupRead`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RollupRows<'a> {
     /// The [`ALL_TYPES`] row.
@@ -329,17 +334,37 @@ pub enum RollupRows<'a> {
     Types(&'a str, &'a str),
 }
 
-/// Reads the rollups of `project` for days in `[from, to]`, the rows
-/// `which` names. A day is returned only when complete: its all-types row
-/// present, as many rows as its source says, every bitmap read decodes.
+impl RollupRows<'_> {
+    fn names(&self, event_type: &str) -> bool {
+        match *self {
+            RollupRows::AllTypes => event_type == ALL_TYPES,
+            RollupRows::PerType => event_type != ALL_TYPES,
+            RollupRows::Type(t) => event_type == t,
+            RollupRows::Types(a, b) => event_type == a || event_type == b,
+        }
+    }
+}
+
+/// What a snapshot says a day's rollup must be: how many rows, and the
+/// version of its last write (ADR-030).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expected {
+    pub rows: i64,
+    pub version: i64,
+}
+
+/// Reads the rollups of `project` for days in `[from, to]`. A day is
+/// returned only when complete: its all-types row present, as many rows as
+/// its source says, every bitmap decodes.
 pub(crate) async fn read(
     conn: &mut PgConnection,
+    cache: &RollupCache,
     project: ProjectId,
     (from, to): (NaiveDate, NaiveDate),
     which: RollupRows<'_>,
 ) -> Result<RollupRead, HotError> {
-    let sources: Vec<(NaiveDate, i32, i64, i32)> = sqlx::query_as(
-        "SELECT day, cold_files, cold_rows, types FROM day_rollup_sources
+    let sources: Vec<(NaiveDate, i32, i64, i32, i64)> = sqlx::query_as(
+        "SELECT day, cold_files, cold_rows, types, version FROM day_rollup_sources
           WHERE project_id = $1 AND day BETWEEN $2 AND $3",
     )
     .bind(project.0)
@@ -347,9 +372,9 @@ pub(crate) async fn read(
     .bind(to)
     .fetch_all(&mut *conn)
     .await?;
-    let mut expected_rows = BTreeMap::new();
+    let mut expected = BTreeMap::new();
     let mut out = RollupRead::default();
-    for (day, cold_files, cold_rows, types) in sources {
+    for (day, cold_files, cold_rows, types, version) in sources {
         out.sources.insert(
             day,
             RollupSource {
@@ -357,17 +382,15 @@ pub(crate) async fn read(
                 cold_rows,
             },
         );
-        expected_rows.insert(day, i64::from(types) + 1);
+        expected.insert(
+            day,
+            Expected {
+                rows: i64::from(types) + 1,
+                version,
+            },
+        );
     }
-    let (days, bytes) = read_rows(
-        conn,
-        "day_rollups",
-        project,
-        (from, to),
-        which,
-        &expected_rows,
-    )
-    .await?;
+    let (days, bytes) = read_rows(conn, cache, "day_rollups", project, which, &expected).await?;
     out.sources.retain(|d, _| days.contains_key(d));
     out.days = days;
     out.bytes = bytes;
@@ -375,78 +398,69 @@ pub(crate) async fn read(
 }
 
 /// The complete days of `table` (`day_rollups` or `hot_rollups`) among
-/// `expected_rows` (day → rows it must have), the rows `which` names, and
-/// the bytes of the bitmaps read.
+/// `expected`, from the process's memory when it holds the version the
+/// snapshot shows, else read (every row of the day) and remembered; and
+/// the serialized bytes of the rows `which` names.
 pub(crate) async fn read_rows(
     conn: &mut PgConnection,
-    table: &str,
+    cache: &RollupCache,
+    table: &'static str,
     project: ProjectId,
-    (from, to): (NaiveDate, NaiveDate),
     which: RollupRows<'_>,
-    expected_rows: &BTreeMap<NaiveDate, i64>,
-) -> Result<(BTreeMap<NaiveDate, DayRollup>, u64), HotError> {
-    if expected_rows.is_empty() {
-        return Ok(Default::default());
-    }
-    // The all-types row always; the per-type rows asked for; and each day's
-    // number of rows, to tell a complete day from a damaged one.
-    let (all, only): (bool, Vec<&str>) = match which {
-        RollupRows::AllTypes => (false, vec![]),
-        RollupRows::PerType => (true, vec![]),
-        RollupRows::Type(t) => (false, vec![t]),
-        RollupRows::Types(a, b) => (false, vec![a, b]),
-    };
-    let rows: Vec<(NaiveDate, String, i64, Vec<u8>, i64)> = sqlx::query_as(&format!(
-        "SELECT r.day, r.event_type, r.events, r.users, n.rows
-           FROM {table} r
-           JOIN (SELECT day, count(*) AS rows FROM {table}
-                  WHERE project_id = $1 AND day BETWEEN $2 AND $3 GROUP BY day) n USING (day)
-          WHERE r.project_id = $1 AND r.day BETWEEN $2 AND $3
-            AND (r.event_type = '' OR $4 OR r.event_type = ANY($5))"
-    ))
-    .bind(project.0)
-    .bind(from)
-    .bind(to)
-    .bind(all)
-    .bind(only)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut days: BTreeMap<NaiveDate, DayRollup> = BTreeMap::new();
-    let mut bytes = 0;
-    let mut damaged = std::collections::BTreeSet::new();
-    for (day, event_type, events, users, day_rows) in rows {
-        if expected_rows.get(&day) != Some(&day_rows) {
-            damaged.insert(day);
-            continue;
-        }
-        bytes += users.len() as u64;
-        match decode(&users) {
-            Ok(users) => {
-                days.entry(day)
-                    .or_default()
-                    .insert(event_type, TypeRollup { events, users });
+    expected: &BTreeMap<NaiveDate, Expected>,
+) -> Result<(BTreeMap<NaiveDate, Arc<DayRollup>>, u64), HotError> {
+    let mut days: BTreeMap<NaiveDate, Arc<DayRollup>> = BTreeMap::new();
+    let mut missing: Vec<NaiveDate> = Vec::new();
+    for (day, e) in expected {
+        match cache.get(table, project.0, *day, e.version) {
+            Some(r) => {
+                days.insert(*day, r);
             }
-            Err(e) => {
-                tracing::warn!(project = project.0, %day, table, error = %e,
-                    "a rollup does not decode; the day is answered from its rows");
-                damaged.insert(day);
+            None => missing.push(*day),
+        }
+    }
+    if !missing.is_empty() {
+        let rows: Vec<(NaiveDate, String, i64, Vec<u8>)> = sqlx::query_as(&format!(
+            "SELECT day, event_type, events, users FROM {table}
+              WHERE project_id = $1 AND day = ANY($2)"
+        ))
+        .bind(project.0)
+        .bind(&missing)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut read: BTreeMap<NaiveDate, (DayRollup, usize, bool)> = BTreeMap::new();
+        for (day, event_type, events, users) in rows {
+            let (rollup, bytes, damaged) = read.entry(day).or_default();
+            *bytes += users.len();
+            match decode(&users) {
+                Ok(users) => {
+                    rollup.insert(event_type, TypeRollup { events, users });
+                }
+                Err(e) => {
+                    tracing::warn!(project = project.0, %day, table, error = %e,
+                        "a rollup does not decode; the day is answered from its rows");
+                    *damaged = true;
+                }
             }
         }
-    }
-    for (day, rollup) in &days {
-        if !rollup.contains_key(ALL_TYPES) {
-            damaged.insert(*day);
+        for (day, (rollup, bytes, damaged)) in read {
+            let Some(e) = expected.get(&day) else {
+                continue;
+            };
+            if damaged || rollup.len() as i64 != e.rows || !rollup.contains_key(ALL_TYPES) {
+                continue;
+            }
+            let rollup = Arc::new(rollup);
+            cache.put(table, project.0, day, e.version, Arc::clone(&rollup), bytes);
+            days.insert(day, rollup);
         }
     }
-    for day in &damaged {
-        days.remove(day);
-    }
-    if which == RollupRows::PerType {
-        // The all-types row was read to check the day; callers want types.
-        for rollup in days.values_mut() {
-            rollup.remove(ALL_TYPES);
-        }
-    }
+    let bytes = days
+        .values()
+        .flat_map(|r| r.iter())
+        .filter(|(t, _)| which.names(t))
+        .map(|(_, r)| r.users.serialized_size() as u64)
+        .sum();
     Ok((days, bytes))
 }
 
@@ -488,13 +502,15 @@ impl HotStore {
     }
 
     /// Maps user ids to their ordinals (those without one are left out).
-    pub async fn user_ordinals(
+    pub async fn user_ordinals<'a>(
         &self,
         project: ProjectId,
-        users: &[&str],
-    ) -> Result<Vec<(String, i64)>, HotError> {
+        users: &[&'a str],
+    ) -> Result<HashMap<&'a str, u32>, HotError> {
         let mut conn = self.pool.acquire().await?;
-        ordinals_of(&mut conn, project, users).await
+        self.ordinals
+            .of(&mut conn, project, users.iter().copied())
+            .await
     }
 }
 

@@ -28,7 +28,8 @@ use sqlx::PgConnection;
 use strata_model::{ProjectId, ValidEvent};
 
 use crate::chunks::day_start;
-use crate::rollups::{RollupRead, RollupRows};
+use crate::rollup_cache::RollupCache;
+use crate::rollups::{Expected, RollupRead, RollupRows};
 use crate::{HotError, HotStore};
 
 /// How long after a UTC day ends it may be sealed.
@@ -263,12 +264,13 @@ pub(crate) async fn record_late(
 /// says, its all-types row, every bitmap decoding).
 pub(crate) async fn read(
     conn: &mut PgConnection,
+    cache: &RollupCache,
     project: ProjectId,
     (from, to): (NaiveDate, NaiveDate),
     which: RollupRows<'_>,
 ) -> Result<RollupRead, HotError> {
-    let seals: Vec<(NaiveDate, i32)> = sqlx::query_as(
-        "SELECT day, types FROM hot_rollup_seals
+    let seals: Vec<(NaiveDate, i32, i64)> = sqlx::query_as(
+        "SELECT day, types, version FROM hot_rollup_seals
           WHERE project_id = $1 AND day BETWEEN $2 AND $3",
     )
     .bind(project.0)
@@ -276,13 +278,20 @@ pub(crate) async fn read(
     .bind(to)
     .fetch_all(&mut *conn)
     .await?;
-    let expected: BTreeMap<NaiveDate, i64> = seals
+    let expected: BTreeMap<NaiveDate, Expected> = seals
         .into_iter()
-        .map(|(d, types)| (d, i64::from(types) + 1))
+        .map(|(d, types, version)| {
+            (
+                d,
+                Expected {
+                    rows: i64::from(types) + 1,
+                    version,
+                },
+            )
+        })
         .collect();
     let (days, bytes) =
-        crate::rollups::read_rows(conn, "hot_rollups", project, (from, to), which, &expected)
-            .await?;
+        crate::rollups::read_rows(conn, cache, "hot_rollups", project, which, &expected).await?;
     Ok(RollupRead {
         sources: BTreeMap::new(),
         days,

@@ -13,10 +13,12 @@
 //! `ts AT TIME ZONE 'UTC'`, the same integers the cold tier's SQL computes
 //! (both written in `strata_model`'s `days.rs`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use roaring::RoaringBitmap;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::QueryAs;
 use sqlx::{Executor, Postgres, Transaction};
@@ -24,6 +26,8 @@ use strata_model::{Period, ProjectId};
 
 use crate::chunks::{Layout, day_start, list_chunks_on};
 use crate::manifest::ManifestEntry;
+use crate::ordinals::Ordinals;
+use crate::rollup_cache::RollupCache;
 use crate::{HotError, HotStore};
 
 /// The day number of an event, in SQL (`strata_model::pg_day_number`).
@@ -74,8 +78,9 @@ impl HotScope {
 /// the user, the type and how many events the row stands for. Each run of
 /// whole days is its own range scan (one range over days far apart would
 /// read every day between). Parameters: `$1` the project, `$2`, `$3` the
-/// instants starting and ending each run, `$4` the whole days' numbers,
-/// `$5` the late days (see [`scoped`]).
+/// instants starting and ending each run, `$4` the late days (see
+/// [`scoped`]). The runs' bounds are exactly their days, so no row needs
+/// its day checked.
 fn scope_sql(scope: &HotScope) -> String {
     // Without runs, one branch over the empty arrays still names every
     // parameter (its bounds are NULL: no partition, no row).
@@ -84,21 +89,20 @@ fn scope_sql(scope: &HotScope) -> String {
             format!(
                 "SELECT {DAY_SQL}::int4 AS d, user_id, event_type, 1::int8 AS n FROM events
                   WHERE project_id = $1
-                    AND ts >= ($2::timestamptz[])[{i}] AND ts < ($3::timestamptz[])[{i}]
-                    AND {DAY_SQL} = ANY($4)"
+                    AND ts >= ($2::timestamptz[])[{i}] AND ts < ($3::timestamptz[])[{i}]"
             )
         })
         .collect();
     parts.push(
         "SELECT (day - DATE '1970-01-01')::int4, user_id, event_type, events::int8
-           FROM hot_late_events WHERE day = ANY($5) AND project_id = $1"
+           FROM hot_late_events WHERE day = ANY($4) AND project_id = $1"
             .to_owned(),
     );
     format!("({})", parts.join(" UNION ALL "))
 }
 
 /// `sql` (which reads [`scope_sql`] of `scope`) bound for `scope`; callers
-/// bind `$6` on.
+/// bind `$5` on.
 fn scoped<'q, O>(
     sql: &'q str,
     project: ProjectId,
@@ -112,17 +116,11 @@ where
         .into_iter()
         .map(|(first, last)| (day_start(first), day_end(last)))
         .unzip();
-    let numbers: Vec<i32> = scope
-        .whole
-        .iter()
-        .map(|d| strata_model::day_number(*d))
-        .collect();
     let late: Vec<NaiveDate> = scope.late.iter().copied().collect();
     sqlx::query_as(sql)
         .bind(project.0)
         .bind(starts)
         .bind(ends)
-        .bind(numbers)
         .bind(late)
 }
 
@@ -157,6 +155,16 @@ where
         .bind(day_start(a.cohort_days.0))
         .bind(day_end(a.cohort_days.1))
         .bind(a.event_type)
+}
+
+/// `user`'s ordinal in `ordinals`; every stored event's user has one
+/// (written in the same transaction), so a missing one is an error, never
+/// a user left out.
+fn ordinal(ordinals: &HashMap<&str, u32>, user: &str) -> Result<u32, HotError> {
+    ordinals
+        .get(user)
+        .copied()
+        .ok_or_else(|| HotError::Unexpected(format!("user {user:?} has no first-seen record")))
 }
 
 /// Where streamed rows go, in batches.
@@ -246,6 +254,8 @@ pub struct TypeCount {
 pub struct ReadSnapshot {
     tx: Transaction<'static, Postgres>,
     layout: Layout,
+    ordinals: Arc<Ordinals>,
+    rollups: Arc<RollupCache>,
 }
 
 impl HotStore {
@@ -259,6 +269,8 @@ impl HotStore {
         Ok(ReadSnapshot {
             tx,
             layout: self.layout,
+            ordinals: Arc::clone(&self.ordinals),
+            rollups: Arc::clone(&self.rollups),
         })
     }
 }
@@ -306,9 +318,13 @@ impl ReadSnapshot {
             return Ok(Vec::new());
         }
         let scope = HotScope::whole(days);
+        // Users per day by hashing (day, user) pairs first: a plain
+        // `count(DISTINCT …)` sorts every row.
         let sql = format!(
-            "SELECT e.d, count(DISTINCT e.user_id), sum(e.n)::int8 FROM {} e
-              WHERE ($6::text IS NULL OR e.event_type = $6) GROUP BY e.d",
+            "SELECT d, count(*), sum(n)::int8 FROM (
+               SELECT e.d, e.user_id, sum(e.n) AS n FROM {} e
+                WHERE ($5::text IS NULL OR e.event_type = $5) GROUP BY 1, 2) pairs
+              GROUP BY d",
             scope_sql(&scope)
         );
         let rows: Vec<(i32, i64, i64)> = scoped(&sql, project, &scope)
@@ -333,7 +349,7 @@ impl ReadSnapshot {
         days: &BTreeSet<NaiveDate>,
         event_type: Option<&str>,
     ) -> Result<Vec<(NaiveDate, String)>, HotError> {
-        self.day_pairs(project, &HotScope::whole(days), event_type, "e.user_id")
+        self.day_pairs(project, &HotScope::whole(days), event_type)
             .await
     }
 
@@ -346,50 +362,61 @@ impl ReadSnapshot {
         (from, to): (NaiveDate, NaiveDate),
         which: crate::RollupRows<'_>,
     ) -> Result<(crate::RollupRead, crate::RollupRead), HotError> {
-        let cold = crate::rollups::read(&mut self.tx, project, (from, to), which).await?;
-        let hot = crate::seal::read(&mut self.tx, project, (from, to), which).await?;
+        let cache = &self.rollups;
+        let cold = crate::rollups::read(&mut self.tx, cache, project, (from, to), which).await?;
+        let hot = crate::seal::read(&mut self.tx, cache, project, (from, to), which).await?;
         Ok((cold, hot))
     }
 
-    /// The distinct (day, user ordinal) pairs of the hot rows of `scope`
-    /// (of `event_type` only, when given).
+    /// The users of the hot rows of `scope` (of `event_type` only, when
+    /// given) as a set of ordinals per day.
     pub async fn day_ordinals(
         &mut self,
         project: ProjectId,
         scope: &HotScope,
         event_type: Option<&str>,
-    ) -> Result<Vec<(NaiveDate, i64)>, HotError> {
-        self.day_pairs(project, scope, event_type, "f.ordinal")
-            .await
+    ) -> Result<BTreeMap<NaiveDate, RoaringBitmap>, HotError> {
+        let pairs = self.day_pairs(project, scope, event_type).await?;
+        let ordinals = self
+            .ordinals_of(project, pairs.iter().map(|(_, u)| u.as_str()))
+            .await?;
+        let mut out: BTreeMap<NaiveDate, RoaringBitmap> = BTreeMap::new();
+        for (day, user) in &pairs {
+            out.entry(*day)
+                .or_default()
+                .insert(ordinal(&ordinals, user)?);
+        }
+        Ok(out)
     }
 
-    /// The distinct (day, `what`) pairs of the hot rows `e` of `scope` (of
-    /// `event_type` only, when given); `what` may name the user's
-    /// first-seen record `f`.
-    async fn day_pairs<T>(
+    /// The ordinals of the distinct `users` of `project`, through the
+    /// process's memory of them (`ordinals.rs`).
+    async fn ordinals_of<'a>(
+        &mut self,
+        project: ProjectId,
+        users: impl Iterator<Item = &'a str>,
+    ) -> Result<HashMap<&'a str, u32>, HotError> {
+        let distinct: HashSet<&str> = users.collect();
+        self.ordinals.of(&mut self.tx, project, distinct).await
+    }
+
+    /// The distinct (day, user) pairs of the hot rows of `scope` (of
+    /// `event_type` only, when given).
+    async fn day_pairs(
         &mut self,
         project: ProjectId,
         scope: &HotScope,
         event_type: Option<&str>,
-        what: &str,
-    ) -> Result<Vec<(NaiveDate, T)>, HotError>
-    where
-        T: for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres> + Send + Unpin,
-    {
+    ) -> Result<Vec<(NaiveDate, String)>, HotError> {
         if scope.is_empty() {
             return Ok(Vec::new());
         }
-        let join = if what.starts_with("f.") {
-            "JOIN user_first_seen f ON f.project_id = $1 AND f.user_id = e.user_id"
-        } else {
-            ""
-        };
         let sql = format!(
-            "SELECT DISTINCT e.d, {what} FROM {} e {join}
-              WHERE ($6::text IS NULL OR e.event_type = $6)",
+            "SELECT DISTINCT e.d, e.user_id FROM {} e
+              WHERE ($5::text IS NULL OR e.event_type = $5)",
             scope_sql(scope)
         );
-        let rows: Vec<(i32, T)> = scoped(&sql, project, scope)
+        let rows: Vec<(i32, String)> = scoped(&sql, project, scope)
             .bind(event_type)
             .fetch_all(&mut *self.tx)
             .await?;
@@ -399,26 +426,34 @@ impl ReadSnapshot {
             .collect())
     }
 
-    /// Per event type of the hot rows of `scope`: events and the sorted
-    /// distinct ordinals of its users.
+    /// Per event type of the hot rows of `scope`: its events and the set
+    /// of its users' ordinals.
     pub async fn type_ordinals(
         &mut self,
         project: ProjectId,
         scope: &HotScope,
-    ) -> Result<Vec<(String, i64, Vec<i64>)>, HotError> {
+    ) -> Result<BTreeMap<String, (i64, RoaringBitmap)>, HotError> {
         if scope.is_empty() {
-            return Ok(Vec::new());
+            return Ok(BTreeMap::new());
         }
         let sql = format!(
-            "SELECT e.event_type, sum(e.n)::int8, array_agg(DISTINCT f.ordinal ORDER BY f.ordinal)
-               FROM {} e
-               JOIN user_first_seen f ON f.project_id = $1 AND f.user_id = e.user_id
-              GROUP BY e.event_type",
+            "SELECT e.event_type, e.user_id, sum(e.n)::int8 FROM {} e GROUP BY 1, 2",
             scope_sql(scope)
         );
-        Ok(scoped(&sql, project, scope)
+        let rows: Vec<(String, String, i64)> = scoped(&sql, project, scope)
             .fetch_all(&mut *self.tx)
-            .await?)
+            .await?;
+        let ordinals = self
+            .ordinals_of(project, rows.iter().map(|(_, u, _)| u.as_str()))
+            .await?;
+        let mut out: BTreeMap<String, (i64, RoaringBitmap)> = BTreeMap::new();
+        for (t, user, n) in &rows {
+            let o = ordinal(&ordinals, user)?;
+            let e = out.entry(t.clone()).or_default();
+            e.0 += n;
+            e.1.insert(o);
+        }
+        Ok(out)
     }
 
     /// Events and distinct users per event type in `[from, to]`.
@@ -507,36 +542,40 @@ impl ReadSnapshot {
             .await?)
     }
 
-    /// Per period start (day number) of the hot rows of `scope` by users
-    /// whose first event falls in `a.cohort_days` (of `a.event_type` only,
-    /// when given): their sorted distinct ordinals, and the events they
-    /// cover.
-    pub async fn cohort_activity_ordinals(
+    /// Per period start (day number) of the hot rows of `scope` (of
+    /// `a.event_type` only, when given): the set of their users' ordinals,
+    /// and the events read. Every user is kept, whatever their cohort: the
+    /// caller intersects these sets with the cohorts'.
+    pub async fn activity_ordinals(
         &mut self,
         project: ProjectId,
         a: CohortActivity<'_>,
         scope: &HotScope,
-    ) -> Result<Vec<(i32, Vec<i64>, i64)>, HotError> {
+    ) -> Result<BTreeMap<i32, (RoaringBitmap, i64)>, HotError> {
         if scope.is_empty() {
-            return Ok(Vec::new());
+            return Ok(BTreeMap::new());
         }
         let p = a.period.start_sql("e.d");
         let sql = format!(
-            "SELECT {p}::int4 AS p, array_agg(DISTINCT f.ordinal ORDER BY f.ordinal),
-                    sum(e.n)::int8
-               FROM {} e
-               JOIN user_first_seen f ON f.project_id = $1 AND f.user_id = e.user_id
-              WHERE f.first_ts >= $6 AND f.first_ts < $7
-                AND ($8::text IS NULL OR e.event_type = $8)
-              GROUP BY p",
+            "SELECT {p}::int4 AS p, e.user_id, sum(e.n)::int8 FROM {} e
+              WHERE ($5::text IS NULL OR e.event_type = $5)
+              GROUP BY 1, 2",
             scope_sql(scope)
         );
-        Ok(scoped(&sql, project, scope)
-            .bind(day_start(a.cohort_days.0))
-            .bind(day_end(a.cohort_days.1))
+        let rows: Vec<(i32, String, i64)> = scoped(&sql, project, scope)
             .bind(a.event_type)
             .fetch_all(&mut *self.tx)
-            .await?)
+            .await?;
+        let ordinals = self
+            .ordinals_of(project, rows.iter().map(|(_, u, _)| u.as_str()))
+            .await?;
+        let mut out: BTreeMap<i32, (RoaringBitmap, i64)> = BTreeMap::new();
+        for (p, user, n) in &rows {
+            let e = out.entry(*p).or_default();
+            e.0.insert(ordinal(&ordinals, user)?);
+            e.1 += n;
+        }
+        Ok(out)
     }
 
     /// Users whose first event ever falls in `[first_from, first_to]` (days),

@@ -130,9 +130,9 @@ impl Planner {
                 }
             }
         }
-        for (d, ordinal) in hot_ordinals {
-            if let (Some(set), Ok(o)) = (day_sets.get_mut(&d), u32::try_from(ordinal)) {
-                set.insert(o);
+        for (d, users) in hot_ordinals {
+            if let Some(set) = day_sets.get_mut(&d) {
+                *set |= users;
             }
         }
         for (d, set) in day_sets {

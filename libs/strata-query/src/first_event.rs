@@ -13,7 +13,7 @@
 //! the same day sets of `return_event` (or of every type) per period, and
 //! retained users are intersection sizes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -60,10 +60,6 @@ impl DaySets {
             self.active.entry(day).or_default().insert(ordinal);
         }
     }
-}
-
-fn ordinal(o: i64) -> Result<u32, QueryError> {
-    u32::try_from(o).map_err(|_| QueryError::Internal(format!("user ordinal {o} out of range")))
 }
 
 impl Planner {
@@ -171,30 +167,25 @@ impl Planner {
                 }
             }
         }
-        for (day, o) in hot_s {
-            sets.add(day, true, false, ordinal(o)?);
+        for (day, users) in hot_s {
+            *sets.started.entry(day).or_default() |= users;
         }
-        for (day, o) in hot_a {
-            sets.add(day, false, true, ordinal(o)?);
+        for (day, users) in hot_a {
+            *sets.active.entry(day).or_default() |= users;
         }
         let cold_meta = match cold {
             Some(part) => {
                 let users: BTreeSet<&str> =
                     part.value.iter().map(|(_, u, _, _)| u.as_str()).collect();
                 let wanted: Vec<&str> = users.into_iter().collect();
-                let ordinals: HashMap<String, i64> = self
-                    .hot
-                    .user_ordinals(r.project, &wanted)
-                    .await?
-                    .into_iter()
-                    .collect();
+                let ordinals = self.hot.user_ordinals(r.project, &wanted).await?;
                 for (d, user, s, a) in &part.value {
-                    let o = ordinals.get(user).ok_or_else(|| {
+                    let o = ordinals.get(user.as_str()).ok_or_else(|| {
                         QueryError::Internal(format!(
                             "user {user:?} of a cold file has no first-seen record"
                         ))
                     })?;
-                    sets.add(from_day_number(*d), *s, *a, ordinal(*o)?);
+                    sets.add(from_day_number(*d), *s, *a, *o);
                 }
                 Some(part.meta)
             }

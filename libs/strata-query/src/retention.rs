@@ -105,10 +105,10 @@ impl Planner {
                     .cohort_ordinals(project, period, cohort_days.0, cohort_days.1)
                     .await?;
                 let act = if cohort_users.is_empty() {
-                    Vec::new()
+                    BTreeMap::new()
                 } else {
                     let scope = plan.hot_scope(&plan.hot_days);
-                    snap.cohort_activity_ordinals(project, wanted(returned.as_deref()), &scope)
+                    snap.activity_ordinals(project, wanted(returned.as_deref()), &scope)
                         .await?
                 };
                 snap.finish().await?;
@@ -125,12 +125,9 @@ impl Planner {
             }
             let mut active: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
             let mut hot_rows = 0;
-            for (p, ordinals, events) in act {
+            for (p, (users, events)) in act {
                 hot_rows += u(events);
-                active
-                    .entry(p)
-                    .or_default()
-                    .extend(ordinals.into_iter().filter_map(|o| u32::try_from(o).ok()));
+                *active.entry(p).or_default() |= users;
             }
             for (day, rollup) in plan.rollups.days.iter().chain(&plan.sealed.days) {
                 if let Some(all) = rollup.get(key) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use strata_hot::{RollupRows, TypeRollup};
+use strata_hot::{ALL_TYPES, RollupRows, TypeRollup};
 use strata_model::{DayRange, ProjectId};
 use tracing::Instrument;
 
@@ -48,17 +48,16 @@ impl Planner {
             .await?;
             let mut types: BTreeMap<String, TypeRollup> = BTreeMap::new();
             for day in plan.rollups.days.values().chain(plan.sealed.days.values()) {
-                for (t, r) in day {
+                for (t, r) in day.iter().filter(|(t, _)| t.as_str() != ALL_TYPES) {
                     types.entry(t.clone()).or_default().add(r);
                 }
             }
             let mut rows = 0;
-            for (t, n, ordinals) in hot {
+            for (t, (n, users)) in hot {
                 rows += u(n);
                 let r = types.entry(t).or_default();
                 r.events += n;
-                r.users
-                    .extend(ordinals.into_iter().filter_map(|o| u32::try_from(o).ok()));
+                r.users |= users;
             }
             let events = types
                 .into_iter()
