@@ -5,9 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
-use strata_hot::{ALL_TYPES, RollupRows, TypeRollup};
+use roaring::{MultiOps, RoaringBitmap};
+use strata_hot::{ALL_TYPES, DayRollup, RollupRows, TypeRollup};
 use strata_model::{DayRange, ProjectId};
 use tracing::Instrument;
 
@@ -39,6 +41,16 @@ impl Planner {
             // counts add, and each type's users are the union of its day
             // sets and the hot users' ordinals.
             let scope = plan.hot_scope(&plan.hot_days);
+            // The rollups' unions (CPU) run while PostgreSQL reads the hot
+            // rows.
+            let days: Vec<Arc<DayRollup>> = plan
+                .rollups
+                .days
+                .values()
+                .chain(plan.sealed.days.values())
+                .cloned()
+                .collect();
+            let unions = tokio::task::spawn_blocking(move || type_unions(&days));
             let hot = async {
                 let hot = snap.type_ordinals(project, &scope).await?;
                 snap.finish().await?;
@@ -46,12 +58,9 @@ impl Planner {
             }
             .instrument(tracing::info_span!("hot_tier", stat = "top_events"))
             .await?;
-            let mut types: BTreeMap<String, TypeRollup> = BTreeMap::new();
-            for day in plan.rollups.days.values().chain(plan.sealed.days.values()) {
-                for (t, r) in day.iter().filter(|(t, _)| t.as_str() != ALL_TYPES) {
-                    types.entry(t.clone()).or_default().add(r);
-                }
-            }
+            let mut types = unions
+                .await
+                .map_err(|e| QueryError::Internal(format!("rollup unions failed: {e}")))?;
             let mut rows = 0;
             for (t, (n, users)) in hot {
                 rows += u(n);
@@ -161,4 +170,24 @@ impl Planner {
             meta,
         })
     }
+}
+
+/// Per event type over `days`: events summed, users unioned (every set of
+/// a type at once, not one pair at a time).
+fn type_unions(days: &[Arc<DayRollup>]) -> BTreeMap<String, TypeRollup> {
+    let mut parts: BTreeMap<&str, (i64, Vec<&RoaringBitmap>)> = BTreeMap::new();
+    for day in days {
+        for (t, r) in day.iter().filter(|(t, _)| t.as_str() != ALL_TYPES) {
+            let p = parts.entry(t.as_str()).or_default();
+            p.0 += r.events;
+            p.1.push(&r.users);
+        }
+    }
+    parts
+        .into_iter()
+        .map(|(t, (events, sets))| {
+            let users = sets.into_iter().union();
+            (t.to_owned(), TypeRollup { events, users })
+        })
+        .collect()
 }
