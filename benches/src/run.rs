@@ -804,12 +804,7 @@ impl Bench<'_> {
             .load_until(load, 1_000, tokio::time::sleep(window))
             .await?;
         tracing::info!("archiving with ingest running");
-        let archiver = Proc::spawn(
-            &self.archiver_bin,
-            &["run", "--once"],
-            &self.env,
-            &self.path("archiver.log"),
-        )?;
+        let archiver = self.spawn_archiver()?;
         let (status_tx, status_rx) = tokio::sync::oneshot::channel();
         let (during, stats_during) = self
             .load_until(load, 2_000, async move {
@@ -819,12 +814,7 @@ impl Bench<'_> {
         let (status, archiver_peak) = status_rx
             .await
             .map_err(|_| failed("the archiver's status was lost"))??;
-        if !status.success() {
-            return Err(failed(format!(
-                "strata-archiver run --once failed ({status}); see {}",
-                self.path("archiver.log").display()
-            )));
-        }
+        self.archiver_succeeded(status)?;
         let (rows, chunks, secs) = self.last_archive_run().await?;
         let (after, stats_after) = self
             .load_until(load, 3_000, tokio::time::sleep(window))
@@ -849,20 +839,28 @@ impl Bench<'_> {
     /// One `strata-archiver run --once` with nothing else running.
     async fn archive_once(&self) -> Result<()> {
         tracing::info!("archiving");
-        let archiver = Proc::spawn(
+        let (status, _) = self.spawn_archiver()?.wait().await?;
+        self.archiver_succeeded(status)
+    }
+
+    /// `strata-archiver run --once`, logging to `archiver.log`.
+    fn spawn_archiver(&self) -> Result<Proc> {
+        Proc::spawn(
             &self.archiver_bin,
             &["run", "--once"],
             &self.env,
             &self.path("archiver.log"),
-        )?;
-        let (status, _) = archiver.wait().await?;
-        if !status.success() {
-            return Err(failed(format!(
-                "strata-archiver run --once failed ({status}); see {}",
-                self.path("archiver.log").display()
-            )));
+        )
+    }
+
+    fn archiver_succeeded(&self, status: std::process::ExitStatus) -> Result<()> {
+        if status.success() {
+            return Ok(());
         }
-        Ok(())
+        Err(failed(format!(
+            "strata-archiver run --once failed ({status}); see {}",
+            self.path("archiver.log").display()
+        )))
     }
 
     /// Late events into archived days: those days are then held by both

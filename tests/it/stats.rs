@@ -139,6 +139,25 @@ async fn ok(app: &TestApp, key: &str, path: &str) -> Value {
     body
 }
 
+/// [`check_all`] for each project (with its key), every cold day answered
+/// from its rollup.
+async fn check_all_from_rollups(
+    app: &TestApp,
+    (projects, keys): (&[&str], &[String]),
+    world: &World,
+    range: (NaiveDate, NaiveDate),
+    retention: (bool, usize),
+    context: &str,
+) {
+    for (p, key) in projects.iter().zip(keys) {
+        let meta = check_all(app, key, world.events(p), range, 5, retention, context).await;
+        assert_eq!(
+            meta["cold"]["rollups"]["days"], meta["cold"]["days"],
+            "{p} ({context}): {meta}"
+        );
+    }
+}
+
 /// Every endpoint over `from..=to` equals the oracle. Returns the DAU meta.
 async fn check_all(
     app: &TestApp,
@@ -441,22 +460,7 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
     // This server had decoded those rollups before the damage: their
     // versions did not change, so it keeps answering from its copies,
     // which are what the rows were (ADR-030), and every answer is exact.
-    for (i, p) in projects.iter().enumerate() {
-        let meta = check_all(
-            &app,
-            &keys[i],
-            world.events(p),
-            whole,
-            5,
-            (true, 8),
-            &context,
-        )
-        .await;
-        assert_eq!(
-            meta["cold"]["rollups"]["days"], meta["cold"]["days"],
-            "{p} ({context}): {meta}"
-        );
-    }
+    check_all_from_rollups(&app, (&projects, &keys), &world, whole, (true, 8), &context).await;
     // A server that has not read them (this one, once it forgets) finds
     // the damage and reads those days from their files and rows.
     app.hot.forget_rollups();
@@ -502,22 +506,15 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
         kept_by_commits,
         "rollups rebuilt from Parquet differ from those the archive commits kept ({context})"
     );
-    for (i, p) in projects.iter().enumerate() {
-        let meta = check_all(
-            &app,
-            &keys[i],
-            world.events(p),
-            whole,
-            5,
-            (false, 8),
-            &context,
-        )
-        .await;
-        assert_eq!(
-            meta["cold"]["rollups"]["days"], meta["cold"]["days"],
-            "{p}: {meta}"
-        );
-    }
+    check_all_from_rollups(
+        &app,
+        (&projects, &keys),
+        &world,
+        whole,
+        (false, 8),
+        &context,
+    )
+    .await;
 
     // The rebuild also sealed every closed hot day again: the late events
     // are folded in, the damaged seals rewritten from the rows, and every

@@ -400,6 +400,26 @@ impl ReadSnapshot {
         self.ordinals.of(&mut self.tx, project, distinct).await
     }
 
+    /// `(key, user, events)` rows as, per key, the events and the set of
+    /// the users' ordinals.
+    async fn sets_by_key<K: Ord + Clone>(
+        &mut self,
+        project: ProjectId,
+        rows: Vec<(K, String, i64)>,
+    ) -> Result<BTreeMap<K, (i64, RoaringBitmap)>, HotError> {
+        let ordinals = self
+            .ordinals_of(project, rows.iter().map(|(_, u, _)| u.as_str()))
+            .await?;
+        let mut out: BTreeMap<K, (i64, RoaringBitmap)> = BTreeMap::new();
+        for (key, user, n) in &rows {
+            let o = ordinal(&ordinals, user)?;
+            let e = out.entry(key.clone()).or_default();
+            e.0 += n;
+            e.1.insert(o);
+        }
+        Ok(out)
+    }
+
     /// The distinct (day, user) pairs of the hot rows of `scope` (of
     /// `event_type` only, when given).
     async fn day_pairs(
@@ -443,17 +463,7 @@ impl ReadSnapshot {
         let rows: Vec<(String, String, i64)> = scoped(&sql, project, scope)
             .fetch_all(&mut *self.tx)
             .await?;
-        let ordinals = self
-            .ordinals_of(project, rows.iter().map(|(_, u, _)| u.as_str()))
-            .await?;
-        let mut out: BTreeMap<String, (i64, RoaringBitmap)> = BTreeMap::new();
-        for (t, user, n) in &rows {
-            let o = ordinal(&ordinals, user)?;
-            let e = out.entry(t.clone()).or_default();
-            e.0 += n;
-            e.1.insert(o);
-        }
-        Ok(out)
+        self.sets_by_key(project, rows).await
     }
 
     /// Events and distinct users per event type in `[from, to]`.
@@ -543,15 +553,15 @@ impl ReadSnapshot {
     }
 
     /// Per period start (day number) of the hot rows of `scope` (of
-    /// `a.event_type` only, when given): the set of their users' ordinals,
-    /// and the events read. Every user is kept, whatever their cohort: the
+    /// `a.event_type` only, when given): the events read, and the set of
+    /// their users' ordinals. Every user is kept, whatever their cohort: the
     /// caller intersects these sets with the cohorts'.
     pub async fn activity_ordinals(
         &mut self,
         project: ProjectId,
         a: CohortActivity<'_>,
         scope: &HotScope,
-    ) -> Result<BTreeMap<i32, (RoaringBitmap, i64)>, HotError> {
+    ) -> Result<BTreeMap<i32, (i64, RoaringBitmap)>, HotError> {
         if scope.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -566,16 +576,7 @@ impl ReadSnapshot {
             .bind(a.event_type)
             .fetch_all(&mut *self.tx)
             .await?;
-        let ordinals = self
-            .ordinals_of(project, rows.iter().map(|(_, u, _)| u.as_str()))
-            .await?;
-        let mut out: BTreeMap<i32, (RoaringBitmap, i64)> = BTreeMap::new();
-        for (p, user, n) in &rows {
-            let e = out.entry(*p).or_default();
-            e.0.insert(ordinal(&ordinals, user)?);
-            e.1 += n;
-        }
-        Ok(out)
+        self.sets_by_key(project, rows).await
     }
 
     /// Users whose first event ever falls in `[first_from, first_to]` (days),

@@ -125,7 +125,7 @@ impl Planner {
             }
             let mut active: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
             let mut hot_rows = 0;
-            for (p, (users, events)) in act {
+            for (p, (events, users)) in act {
                 hot_rows += u(events);
                 *active.entry(p).or_default() |= users;
             }
