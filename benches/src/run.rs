@@ -273,6 +273,7 @@ pub async fn run_queries(cfg: &BenchConfig) -> Result<ScalePoint> {
                 name: spec.name,
                 strata_ms: strata_t.median_ms,
                 strata_server_ms: tiers.total,
+                strata_hot_ms: tiers.hot,
                 duckdb_ms: duck_t.median_ms,
                 answers_equal: strata_a == duck_a,
             });
