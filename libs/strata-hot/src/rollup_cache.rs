@@ -11,7 +11,7 @@
 //! The memory is bounded by the bytes of the bitmaps: when a day would
 //! exceed the budget, the least recently used half is dropped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
@@ -69,26 +69,48 @@ impl RollupCache {
     }
 
     /// The remembered rollup of `day` if it is of `version`.
-    pub(crate) fn get(
+    #[cfg(test)]
+    fn get(
         &self,
         table: &'static str,
         project: i64,
         day: NaiveDate,
         version: i64,
     ) -> Option<Arc<DayRollup>> {
+        self.recall(table, project, [(day, version)])
+            .0
+            .into_values()
+            .next()
+    }
+
+    /// The remembered rollups of `days` (each with the version the
+    /// snapshot shows) that are of that version, and the other days; one
+    /// lock for all of them.
+    pub(crate) fn recall(
+        &self,
+        table: &'static str,
+        project: i64,
+        days: impl IntoIterator<Item = (NaiveDate, i64)>,
+    ) -> (BTreeMap<NaiveDate, Arc<DayRollup>>, Vec<NaiveDate>) {
         let mut kept = self.lock();
         kept.tick += 1;
         let tick = kept.tick;
-        let e = kept.entries.get_mut(&Key {
-            table,
-            project,
-            day,
-        })?;
-        if e.version != version {
-            return None;
+        let (mut found, mut missing) = (BTreeMap::new(), Vec::new());
+        for (day, version) in days {
+            let key = Key {
+                table,
+                project,
+                day,
+            };
+            match kept.entries.get_mut(&key) {
+                Some(e) if e.version == version => {
+                    e.used = tick;
+                    found.insert(day, Arc::clone(&e.rollup));
+                }
+                _ => missing.push(day),
+            }
         }
-        e.used = tick;
-        Some(Arc::clone(&e.rollup))
+        (found, missing)
     }
 
     /// Remembers `rollup` as `day`'s of `version` (`bytes`: its bitmaps'

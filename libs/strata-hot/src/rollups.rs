@@ -409,16 +409,11 @@ pub(crate) async fn read_rows(
     which: RollupRows<'_>,
     expected: &BTreeMap<NaiveDate, Expected>,
 ) -> Result<(BTreeMap<NaiveDate, Arc<DayRollup>>, u64), HotError> {
-    let mut days: BTreeMap<NaiveDate, Arc<DayRollup>> = BTreeMap::new();
-    let mut missing: Vec<NaiveDate> = Vec::new();
-    for (day, e) in expected {
-        match cache.get(table, project.0, *day, e.version) {
-            Some(r) => {
-                days.insert(*day, r);
-            }
-            None => missing.push(*day),
-        }
-    }
+    let (mut days, missing) = cache.recall(
+        table,
+        project.0,
+        expected.iter().map(|(d, e)| (*d, e.version)),
+    );
     if !missing.is_empty() {
         let rows: Vec<(NaiveDate, String, i64, Vec<u8>)> = sqlx::query_as(&format!(
             "SELECT day, event_type, events, users FROM {table}
