@@ -377,16 +377,16 @@ impl ReadSnapshot {
         event_type: Option<&str>,
     ) -> Result<BTreeMap<NaiveDate, RoaringBitmap>, HotError> {
         let pairs = self.day_pairs(project, scope, event_type).await?;
-        let ordinals = self
-            .ordinals_of(project, pairs.iter().map(|(_, u)| u.as_str()))
-            .await?;
-        let mut out: BTreeMap<NaiveDate, RoaringBitmap> = BTreeMap::new();
-        for (day, user) in &pairs {
-            out.entry(*day)
-                .or_default()
-                .insert(ordinal(&ordinals, user)?);
-        }
-        Ok(out)
+        let rows = pairs
+            .into_iter()
+            .map(|(day, user)| (day, user, 0))
+            .collect();
+        Ok(self
+            .sets_by_key(project, rows)
+            .await?
+            .into_iter()
+            .map(|(day, (_, users))| (day, users))
+            .collect())
     }
 
     /// The ordinals of the distinct `users` of `project`, through the
