@@ -11,6 +11,7 @@ mod health;
 mod idempotency;
 mod ingest;
 mod layout;
+mod lifecycle;
 mod metrics;
 mod openapi;
 mod ratelimit;

@@ -100,6 +100,7 @@ impl Archiver {
             not_attempted: Vec::new(),
             error: None,
             sealed: Default::default(),
+            expired: Default::default(),
         };
         let chunks = self.eligible(cutoff).await?;
         tracing::info!(run_id, %cutoff, eligible = chunks.len(), "archive run started");
@@ -116,9 +117,30 @@ impl Archiver {
             }
         };
         let mut fenced: Option<String> = None;
+        // Expired data goes before anything moves, so no expired row is
+        // archived. A failure here stops nothing else: stats never read
+        // expired days anyway, and the next run tries again.
+        if !store_down {
+            match self.expire(run_id).await {
+                Ok(expired) => report.expired = Box::new(expired),
+                Err(ArchiveError::Fenced { .. }) => {
+                    fenced = Some(
+                        ArchiveError::Fenced {
+                            run_id,
+                            holder: None,
+                        }
+                        .to_string(),
+                    );
+                }
+                Err(e) => tracing::error!(run_id, error = %e, "retention policies not enforced"),
+            }
+        }
         // Chunks are written and verified one by one, then committed in
         // groups: one transaction (one wait for the table lock) per group.
         for (g, group) in chunks.chunks(self.config.commit_group.max(1)).enumerate() {
+            if fenced.is_some() {
+                break;
+            }
             let mut written: Vec<Written> = Vec::new();
             for (j, chunk) in group.iter().enumerate() {
                 if store_down {

@@ -13,6 +13,7 @@
 mod commit;
 mod demo;
 mod error;
+mod expire;
 mod job;
 mod pipeline;
 mod report;
@@ -34,13 +35,15 @@ pub use rollups::RebuildReport;
 /// process there (`STRATA_ARCHIVER_FAILPOINT`).
 pub type FailPointHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 
-/// The named points, in the order a chunk passes them.
-pub const FAIL_POINTS: [&str; 5] = [
+/// The named points, in the order a chunk passes them, then the retention
+/// expiry's (its commit done, its objects not yet deleted).
+pub const FAIL_POINTS: [&str; 6] = [
     "after_write",
     "after_verify",
     "before_drop",
     "after_drop",
     "between_chunks",
+    "expired_committed",
 ];
 
 #[derive(Clone)]

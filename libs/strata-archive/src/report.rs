@@ -70,6 +70,8 @@ pub struct RunReport {
     pub error: Option<String>,
     /// Closed hot days sealed after the moves (ADR-028).
     pub sealed: strata_hot::SealReport,
+    /// What the retention policies expired before the moves (ADR-031).
+    pub expired: Box<strata_hot::Expired>,
 }
 
 impl RunReport {
@@ -97,6 +99,8 @@ impl RunReport {
             rows: self.chunks.iter().map(|c| c.rows() as i64).sum(),
             bytes: self.chunks.iter().map(|c| c.bytes() as i64).sum(),
             orphans_removed: self.orphans_removed as i32,
+            expired_files: self.expired.object_keys.len() as i32,
+            expired_rows: self.expired.cold_rows + self.expired.hot_rows,
             error: self.error.clone(),
         }
     }

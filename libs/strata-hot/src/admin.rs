@@ -26,6 +26,8 @@ pub struct ProjectTiers {
     /// (ADR-028).
     pub hot_rollup_days: i64,
     pub hot_rollup_bytes: i64,
+    /// The retention policy in days (`None`: forever; ADR-031).
+    pub retention_days: Option<u32>,
 }
 
 /// The hot tier's size, from the catalog (no scan of the events).
@@ -65,15 +67,17 @@ impl HotStore {
     pub async fn tier_summary(&self) -> Result<Vec<ProjectTiers>, HotError> {
         let pool = &self.pool;
         let mut out: BTreeMap<i64, ProjectTiers> = BTreeMap::new();
-        let projects: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM projects")
-            .fetch_all(pool)
-            .await?;
-        for (id, name) in projects {
+        let projects: Vec<(i64, String, Option<i32>)> =
+            sqlx::query_as("SELECT id, name, retention_days FROM projects")
+                .fetch_all(pool)
+                .await?;
+        for (id, name, retention) in projects {
             out.insert(
                 id,
                 ProjectTiers {
                     project_id: id,
                     project: name,
+                    retention_days: retention.and_then(|d| u32::try_from(d).ok()),
                     ..ProjectTiers::default()
                 },
             );

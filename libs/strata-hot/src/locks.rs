@@ -50,7 +50,7 @@ pub const ARCHIVER: i64 = 0x5354_5241_4152_4348;
 /// A day counts as closed (the archiver may be moving it) once it ends
 /// before this long after the writer's clock: margin for clock skew between
 /// the api and the archiver, whose cutoff never passes its own `now`.
-const CLOSED_DAY_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
+pub const CLOSED_DAY_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
 
 /// `SET LOCAL lock_timeout` for the rest of the transaction.
 pub(crate) async fn set_lock_timeout(

@@ -27,6 +27,9 @@ pub struct RunRecord {
     pub rows_moved: i64,
     pub bytes_written: i64,
     pub orphans_removed: i32,
+    /// Cold files and rows (of both tiers) the retention policies expired.
+    pub expired_files: i32,
+    pub expired_rows: i64,
     pub error: Option<String>,
 }
 
@@ -56,6 +59,8 @@ pub struct RunTotals {
     pub rows: i64,
     pub bytes: i64,
     pub orphans_removed: i32,
+    pub expired_files: i32,
+    pub expired_rows: i64,
     pub error: Option<String>,
 }
 
@@ -141,7 +146,7 @@ impl RunLog<'_> {
         sqlx::query(
             "UPDATE archive_runs SET status = $2, finished_at = now(), chunks_total = $3,
                     chunks_moved = $4, chunks_failed = $5, rows_moved = $6, bytes_written = $7,
-                    orphans_removed = $8, error = $9
+                    orphans_removed = $8, error = $9, expired_files = $10, expired_rows = $11
               WHERE id = $1",
         )
         .bind(run_id)
@@ -153,6 +158,8 @@ impl RunLog<'_> {
         .bind(t.bytes)
         .bind(t.orphans_removed)
         .bind(&t.error)
+        .bind(t.expired_files)
+        .bind(t.expired_rows)
         .execute(&self.hot.pool)
         .await?;
         Ok(())
@@ -163,7 +170,8 @@ impl RunLog<'_> {
         let pool = &self.hot.pool;
         let runs: Vec<RunRecord> = sqlx::query_as(
             "SELECT id, started_at, finished_at, status, cutoff, chunks_total, chunks_moved,
-                    chunks_failed, rows_moved, bytes_written, orphans_removed, error
+                    chunks_failed, rows_moved, bytes_written, orphans_removed, expired_files,
+                    expired_rows, error
                FROM archive_runs ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)

@@ -276,6 +276,10 @@ impl HotStore {
 }
 
 impl ReadSnapshot {
+    pub(crate) fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
     /// Ends the (read-only) transaction.
     pub async fn finish(self) -> Result<(), HotError> {
         self.tx.commit().await?;

@@ -34,6 +34,8 @@ pub struct ProjectTiersView {
     pub hot_rollups: RollupFootprint,
     /// Hot bytes per event divided by cold bytes per event.
     pub hot_to_cold_bytes_per_event: Option<f64>,
+    /// Days of events kept, today included (`null`: forever; ADR-031).
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -100,6 +102,7 @@ pub async fn tiers(
                     bytes: p.hot_rollup_bytes,
                 },
                 hot_to_cold_bytes_per_event: hot.zip(cold).map(|(h, c)| h / c),
+                retention_days: p.retention_days,
             }
         })
         .collect();
@@ -184,4 +187,90 @@ pub async fn start_run(
             "an archive run is in progress; see GET /v1/admin/archive/runs",
         )),
     }
+}
+
+/// A project's retention policy (ADR-031).
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RetentionPolicy {
+    /// Days of events kept, today included; `null` keeps them forever.
+    #[schema(minimum = 1, maximum = 365000, required = true)]
+    pub days: Option<u32>,
+}
+
+/// The policy of the key's project.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RetentionView {
+    pub project: String,
+    /// Days of events kept, today included; `null`: forever.
+    pub days: Option<u32>,
+    /// The first day stats answer from today; `null`: every day.
+    pub horizon: Option<chrono::NaiveDate>,
+}
+
+/// Sets the retention of the key's project: stats stop answering from
+/// days before the horizon at once; the next archive run deletes them
+/// from both tiers.
+#[utoipa::path(put, path = "/v1/admin/retention", tag = "admin",
+    security(("bearer" = []), ("api_key" = [])),
+    request_body = RetentionPolicy,
+    responses(
+        (status = 200, description = "The policy now in force", body = RetentionView),
+        (status = 400, description = "Not a number of days from 1 to 365000, or null", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not a project key with the admin scope", body = crate::openapi::ErrorBody),
+    ))]
+pub async fn set_retention(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    body: axum::body::Bytes,
+) -> Result<Json<RetentionView>, ApiError> {
+    let key = auth.require(strata_model::Scope::Admin)?;
+    // `days` must be present: a missing field is not taken for "forever".
+    let shape = |detail: String| {
+        ApiError::invalid(
+            "invalid_body",
+            format!("the body must be {{\"days\": <1..365000 or null>}}: {detail}"),
+        )
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| shape(e.to_string()))?;
+    let days = value
+        .as_object()
+        .and_then(|o| o.get("days"))
+        .ok_or_else(|| shape("no \"days\" field".to_owned()))?;
+    let policy = RetentionPolicy {
+        days: serde_json::from_value(days.clone()).map_err(|e| shape(e.to_string()))?,
+    };
+    let days = policy
+        .days
+        .map(strata_model::RetentionDays::new)
+        .transpose()?;
+    state.hot.set_retention(key.project_id, days).await?;
+    tracing::info!(project = %key.project, retention = ?days.map(|d| d.to_string()), "retention set");
+    Ok(Json(retention_view(key.project, days)))
+}
+
+fn retention_view(project: &str, days: Option<strata_model::RetentionDays>) -> RetentionView {
+    RetentionView {
+        project: project.to_owned(),
+        days: days.map(|d| d.days()),
+        horizon: days.map(|d| d.horizon(chrono::Utc::now().date_naive())),
+    }
+}
+
+/// The retention of the key's project.
+#[utoipa::path(get, path = "/v1/admin/retention", tag = "admin",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The policy in force", body = RetentionView),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not a project key with the admin scope", body = crate::openapi::ErrorBody),
+    ))]
+pub async fn retention(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<RetentionView>, ApiError> {
+    let key = auth.require(strata_model::Scope::Admin)?;
+    let days = state.hot.retention(key.project_id).await?;
+    Ok(Json(retention_view(key.project, days)))
 }

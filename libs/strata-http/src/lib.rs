@@ -130,6 +130,12 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
             get(admin::tiers).route_layer(auth.clone()),
         )
         .route(
+            "/v1/admin/retention",
+            get(admin::retention)
+                .put(admin::set_retention)
+                .route_layer(auth.clone()),
+        )
+        .route(
             "/v1/admin/archive/runs",
             get(admin::runs).route_layer(auth.clone()),
         )

@@ -81,6 +81,8 @@ impl Modify for Security {
         crate::admin::tiers,
         crate::admin::runs,
         crate::admin::start_run,
+        crate::admin::retention,
+        crate::admin::set_retention,
         crate::health::livez,
         crate::health::readyz,
         crate::metrics::render,

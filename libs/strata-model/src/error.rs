@@ -56,6 +56,10 @@ pub enum ModelError {
     )]
     BadProjectName(String),
     #[error(
+        "retention {0:?} must be a number of days from 1 to 365000 followed by 'd' (e.g. 400d), or 'forever'"
+    )]
+    BadRetention(String),
+    #[error(
         "unknown scope {0:?}; expected ingest, read or admin (operator keys: `keys create --operator`)"
     )]
     BadScope(String),
@@ -88,7 +92,9 @@ impl crate::Classify for ModelError {
             | Self::RangeTooLong { .. }
             | Self::BadPeriod(_)
             | Self::OutOfRange { .. } => "invalid_parameter",
-            Self::BadProjectName(_) | Self::BadScope(_) => "invalid_argument",
+            Self::BadProjectName(_) | Self::BadScope(_) | Self::BadRetention(_) => {
+                "invalid_argument"
+            }
             _ => "invalid_event",
         }
     }

@@ -14,6 +14,7 @@ mod key;
 mod kind;
 pub mod pgjson;
 mod query;
+mod retention;
 
 pub use batch::{BatchError, IngestLimits, ParsedBatch, Rejection, parse_batch};
 pub use days::{day_number, duckdb_day_number, from_day_number, pg_day_number};
@@ -23,3 +24,4 @@ pub use generate::{Generator, GeneratorSpec};
 pub use key::{ApiKey, KeyHash, ProjectId, ProjectName, Scope, Scopes};
 pub use kind::{Classify, ErrorKind};
 pub use query::{DayRange, Period, parse_bounded};
+pub use retention::RetentionDays;

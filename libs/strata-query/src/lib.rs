@@ -38,7 +38,7 @@ use strata_hot::HotStore;
 
 pub use duck::{DuckConfig, DuckEngine};
 pub use error::QueryError;
-pub use meta::{CacheMeta, ColdMeta, DayRangeMeta, HotMeta, Meta, RollupMeta};
+pub use meta::{CacheMeta, ColdMeta, DayRangeMeta, HotMeta, Meta, RetentionMeta, RollupMeta};
 pub use response::{Cohort, DauPoint, DauResponse, RetentionResponse, TopEvent, TopEventsResponse};
 
 /// Planner settings.

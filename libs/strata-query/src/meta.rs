@@ -72,12 +72,26 @@ pub struct RollupMeta {
     pub bytes: u64,
 }
 
+/// The project's retention policy, as it limited a request (ADR-031).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RetentionMeta {
+    /// Days of events the project keeps, today included.
+    pub days: u32,
+    /// The first day kept; earlier days of the range have expired.
+    pub expired_before: NaiveDate,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Meta {
     pub hot: HotMeta,
     pub cold: ColdMeta,
     /// Days both tiers hold (late events), merged without double counting.
     pub both_days: Vec<NaiveDate>,
+    /// Present when the range reaches before the project's retention
+    /// horizon: days before `expired_before` are not answered (zero in DAU,
+    /// absent from the counts and from the cohorts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionMeta>,
     /// Whole request, including planning.
     pub ms: u64,
 }

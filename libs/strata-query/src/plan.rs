@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 use duckdb::Connection;
 use strata_cold::WantedFile;
 use strata_hot::{HotScope, ManifestEntry, ReadSnapshot, RollupRead, RollupRows, RollupSource};
 use strata_model::ProjectId;
 use tracing::Instrument;
 
-use crate::meta::{CacheMeta, ColdMeta, HotMeta, Meta, RollupMeta, ranges};
+use crate::meta::{CacheMeta, ColdMeta, HotMeta, Meta, RetentionMeta, RollupMeta, ranges};
 use crate::{Planner, QueryError};
 
 /// Hot (event_type, user) pairs per batch streamed into DuckDB, and
@@ -37,6 +37,9 @@ pub(crate) struct Plan {
     /// its late events.
     pub sealed: RollupRead,
     pub both: BTreeSet<NaiveDate>,
+    /// The project's retention policy, when the request reaches before
+    /// its horizon: those days are not read (ADR-031).
+    pub expired: Option<RetentionMeta>,
     pub started: Instant,
 }
 
@@ -107,6 +110,16 @@ impl Planner {
     ) -> Result<(ReadSnapshot, Plan), QueryError> {
         let started = Instant::now();
         let mut snap = self.hot.read_snapshot(self.config.lock_timeout).await?;
+        // Days before the retention horizon are never read, whether or not
+        // the archiver has deleted them yet.
+        let horizon = snap.horizon(project, Utc::now().date_naive()).await?;
+        let expired = horizon
+            .filter(|(_, h)| from < *h)
+            .map(|(days, h)| RetentionMeta {
+                days: days.days(),
+                expired_before: h,
+            });
+        let from = horizon.map_or(from, |(_, h)| from.max(h));
         let files = snap.manifest(project, from, to).await?;
         let hot_days = snap.hot_days(from, to).await?;
         let cold_days: BTreeSet<NaiveDate> = files.iter().map(|f| f.day).collect();
@@ -129,6 +142,7 @@ impl Planner {
                 hot_days,
                 sealed,
                 both,
+                expired,
                 started,
             },
         ))
@@ -242,6 +256,7 @@ impl Planner {
             },
             cold,
             both_days: plan.both.iter().copied().collect(),
+            retention: plan.expired,
             ms: ms(plan.started),
         };
         self.counters.add(&meta);

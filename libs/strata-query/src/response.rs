@@ -65,9 +65,14 @@ impl RetentionResponse {
     pub(crate) fn new(
         range: strata_model::DayRange,
         (period, periods): (strata_model::Period, u32),
-        cohorts: Vec<Cohort>,
+        mut cohorts: Vec<Cohort>,
         meta: Meta,
     ) -> Self {
+        // A cohort whose period starts before the retention horizon has
+        // lost activity to expiry: it is left out, not answered in part.
+        if let Some(r) = meta.retention {
+            cohorts.retain(|c| c.cohort >= r.expired_before);
+        }
         Self {
             from: range.from(),
             to: range.to(),

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use strata_archive::{ArchiveConfig, Archiver};
 use strata_hot::{HotStore, KeyLimit};
 use strata_http::app::App;
-use strata_model::{GeneratorSpec, ProjectName, Scopes};
+use strata_model::{GeneratorSpec, ProjectName, RetentionDays, Scopes};
 use strata_runtime::config::{DatabaseArgs, S3Args, ServeArgs, TieringArgs};
 
 #[derive(Debug, Parser)]
@@ -36,6 +36,13 @@ enum Command {
         db: DatabaseArgs,
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage projects.
+    Projects {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(subcommand)]
+        command: ProjectsCommand,
     },
     /// Load generated demo history (months of events) and archive what is
     /// past the hot retention, so that both tiers answer.
@@ -95,6 +102,16 @@ fn limit_text(limit: Option<KeyLimit>) -> String {
 }
 
 #[derive(Debug, Subcommand)]
+enum ProjectsCommand {
+    /// Keep a project's events for a number of days, today included
+    /// (`400d`), or `forever`. Stats stop answering from earlier days at
+    /// once; the archiver's next run deletes them from both tiers.
+    SetRetention { project: String, retention: String },
+    /// List projects with their retention.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Create a key (and the project, if new). The key is printed once, alone
     /// on the last line of stdout.
@@ -149,6 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Keys { db, command }) => keys(&db, command).await,
+        Some(Command::Projects { db, command }) => projects(&db, command).await,
         Some(Command::DemoData(args)) => demo_data(args).await,
         Some(Command::Openapi) => {
             #[allow(clippy::print_stdout)]
@@ -189,6 +207,45 @@ async fn demo_data(args: DemoArgs) -> anyhow::Result<()> {
         r.late_events,
         r.chunks_archived
     );
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn projects(db: &DatabaseArgs, command: ProjectsCommand) -> anyhow::Result<()> {
+    let hot = open_migrated(db).await?;
+    let shown = |d: Option<u32>| d.map_or_else(|| "forever".to_owned(), |d| format!("{d}d"));
+    match command {
+        ProjectsCommand::SetRetention { project, retention } => {
+            let name = ProjectName::parse(&project)?;
+            let days = RetentionDays::parse(&retention)?;
+            let id = hot
+                .find_project(&name)
+                .await?
+                .with_context(|| format!("project {project} does not exist"))?;
+            hot.set_retention(id, days).await?;
+            let horizon = days.map_or_else(String::new, |d| {
+                format!(
+                    "; stats answer from {} on",
+                    d.horizon(chrono::Utc::now().date_naive())
+                )
+            });
+            println!(
+                "project {project}: retention {}{horizon}",
+                shown(days.map(|d| d.days()))
+            );
+        }
+        ProjectsCommand::List => {
+            println!("id\tproject\tretention");
+            for p in hot.tier_summary().await? {
+                println!(
+                    "{}\t{}\t{}",
+                    p.project_id,
+                    p.project,
+                    shown(p.retention_days)
+                );
+            }
+        }
+    }
     Ok(())
 }
 

@@ -142,6 +142,42 @@ async fn migrate_then_keys_create_list_revoke() {
 }
 
 /// `strata-api` with `STRATA_HOT_LAYOUT=layout` and `args`, on a new database.
+#[tokio::test]
+async fn projects_set_retention_sets_lists_and_refuses_bad_values() {
+    let db = TestDb::create().await;
+    create_key(&db, &["--scopes", "read,admin"]);
+    let out = run(&db, &["projects", "set-retention", "demo", "400d"]);
+    assert!(out.status.success(), "{out:?}");
+    let horizon = chrono::Utc::now().date_naive() - chrono::Duration::days(399);
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("project demo: retention 400d; stats answer from {horizon} on")
+    );
+    let out = run(&db, &["projects", "list"]);
+    assert!(stdout(&out).contains("\tdemo\t400d"), "{out:?}");
+    // Refused, naming what is accepted; the policy is unchanged.
+    for (args, says) in [
+        (
+            ["projects", "set-retention", "demo", "0d"],
+            "from 1 to 365000",
+        ),
+        (["projects", "set-retention", "demo", "1y"], "or 'forever'"),
+        (
+            ["projects", "set-retention", "nope", "30d"],
+            "project nope does not exist",
+        ),
+    ] {
+        let out = run(&db, &args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(stdout(&run(&db, &["projects", "list"])).contains("\tdemo\t400d"));
+    let out = run(&db, &["projects", "set-retention", "demo", "forever"]);
+    assert_eq!(stdout(&out).trim(), "project demo: retention forever");
+    assert!(stdout(&run(&db, &["projects", "list"])).contains("\tdemo\tforever"));
+}
+
 fn run_with_layout(db: &TestDb, layout: &str, args: &[&str]) -> (Output, String) {
     let out = Command::new(BIN)
         .args(args)

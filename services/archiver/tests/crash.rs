@@ -170,3 +170,63 @@ async fn the_daemon_archives_on_its_schedule_and_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
     assert_exactly_once(&app, &cold, &sent).await;
 }
+
+#[tokio::test]
+async fn crash_after_the_retention_commit_leaves_only_orphans_for_the_next_sweep() {
+    let app = spawn_app().await;
+    let a = app.key("alpha", "ingest").await;
+    let b = app.key("beta", "ingest").await;
+    let mut sent = Sent::default();
+    seed_days(
+        &app,
+        &[("alpha", a.as_str()), ("beta", b.as_str())],
+        31,
+        3,
+        25,
+        &mut sent,
+    )
+    .await;
+    let cold = TestCold::s3();
+    let out = archiver(&app, &cold, &["run", "--once"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(cold.keys().await.len(), 6);
+
+    // alpha keeps 32 days: its oldest days expire (the expiry's clock is
+    // held back by the closed-day margin, as the archiver's is).
+    let alpha = strata_model::ProjectId(app.project_id("alpha").await);
+    let days = strata_model::RetentionDays::new(32).unwrap();
+    app.hot.set_retention(alpha, Some(days)).await.unwrap();
+    let horizon =
+        days.horizon((chrono::Utc::now() - strata_hot::locks::CLOSED_DAY_MARGIN).date_naive());
+    let start = horizon
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_micros();
+    sent.rows
+        .retain(|r| r.project_id != alpha.0 || r.ts_micros >= start);
+
+    let point = FAIL_POINTS[5];
+    let out = archiver(&app, &cold, &["run", "--once"], Some(point));
+    assert_eq!(out.status.code(), Some(86), "{point}: {out:?}");
+    // The manifest no longer lists the expired files; their objects are
+    // orphans, which readers through the manifest never see.
+    assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
+    let listed: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_files ORDER BY 1")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert!(listed.len() < 6, "nothing expired: {listed:?}");
+    assert_eq!(
+        cold.keys().await.len(),
+        6,
+        "objects deleted before the crash"
+    );
+
+    // The rerun's sweep removes them: bucket and manifest agree again.
+    let out = archiver(&app, &cold, &["run", "--once"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(cold.keys().await, listed);
+    assert_exactly_once(&app, &cold, &sent).await;
+    assert_rollups_match_parquet(&app, &cold, point).await;
+}
