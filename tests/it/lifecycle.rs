@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use strata_archive::RunOutcome;
+use strata_tests::answers::{dau_of, retention_of, top_of};
 use strata_tests::cold::TestCold;
 use strata_tests::oracle::{self, Ev};
 use strata_tests::{TestApp, event};
@@ -65,55 +66,6 @@ async fn put_retention(app: &TestApp, key: &str, body: &str) -> (u16, Value) {
         .unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-fn dau_of(body: &Value) -> Vec<(NaiveDate, u64)> {
-    body["days"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["date"].as_str().unwrap().parse().unwrap(),
-                p["users"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn top_of(body: &Value) -> Vec<(String, u64, u64)> {
-    body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["event_type"].as_str().unwrap().to_owned(),
-                e["count"].as_u64().unwrap(),
-                e["users"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn cohorts_of(body: &Value) -> Vec<(NaiveDate, u64, Vec<u64>)> {
-    body["cohorts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["cohort"].as_str().unwrap().parse().unwrap(),
-                c["size"].as_u64().unwrap(),
-                c["retained"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|n| n.as_u64().unwrap())
-                    .collect(),
-            )
-        })
-        .collect()
 }
 
 /// Every stat of the last 60 days equals the oracle over the events the
@@ -179,13 +131,13 @@ async fn check(app: &TestApp, key: &str, all: &[Ev], horizon: Option<NaiveDate>,
             continue;
         }
         assert_eq!(
-            cohorts_of(&body),
+            retention_of(&body),
             in_retention(oracle::retention(all, from, to, week, periods, before)),
             "retention by {period} ({context}): {}",
             body["meta"]
         );
         assert_eq!(
-            cohorts_of(&body_first),
+            retention_of(&body_first),
             in_retention(oracle::retention_filtered(
                 &kept,
                 from,

@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use strata_archive::{ArchiveConfig, Archiver, RunOutcome};
 use strata_query::QueryConfig;
+use strata_tests::answers::{dau_of, retention_of, top_of};
 use strata_tests::cold::TestCold;
 use strata_tests::oracle::{self, Ev};
 use strata_tests::{TestApp, event, spawn_app};
@@ -82,55 +83,6 @@ fn random_event(rng: &mut StdRng, ages: std::ops::Range<i64>) -> (Value, Ev) {
             ts: DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap(),
         },
     )
-}
-
-fn dau_of(body: &Value) -> Vec<(NaiveDate, u64)> {
-    body["days"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no days: {body}"))
-        .iter()
-        .map(|p| {
-            (
-                p["date"].as_str().unwrap().parse().unwrap(),
-                p["users"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn top_of(body: &Value) -> Vec<(String, u64, u64)> {
-    body["events"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no events: {body}"))
-        .iter()
-        .map(|e| {
-            (
-                e["event_type"].as_str().unwrap().to_owned(),
-                e["count"].as_u64().unwrap(),
-                e["users"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn retention_of(body: &Value) -> Vec<(NaiveDate, u64, Vec<u64>)> {
-    body["cohorts"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no cohorts: {body}"))
-        .iter()
-        .map(|c| {
-            (
-                c["cohort"].as_str().unwrap().parse().unwrap(),
-                c["size"].as_u64().unwrap(),
-                c["retained"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|n| n.as_u64().unwrap())
-                    .collect(),
-            )
-        })
-        .collect()
 }
 
 async fn ok(app: &TestApp, key: &str, path: &str) -> Value {

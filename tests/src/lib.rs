@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod answers;
 pub mod archive;
 pub mod cold;
 pub mod oracle;

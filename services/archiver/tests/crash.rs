@@ -34,7 +34,8 @@ async fn assert_exactly_once(app: &TestApp, cold: &TestCold, sent: &Sent) {
     }
 }
 
-async fn crash_then_rerun(point: &str) {
+/// Two projects with 25 events on each of three days, 31 to 33 days old.
+async fn seeded() -> (TestApp, Sent) {
     let app = spawn_app().await;
     let a = app.key("alpha", "ingest").await;
     let b = app.key("beta", "ingest").await;
@@ -48,6 +49,11 @@ async fn crash_then_rerun(point: &str) {
         &mut sent,
     )
     .await;
+    (app, sent)
+}
+
+async fn crash_then_rerun(point: &str) {
+    let (app, sent) = seeded().await;
     let cold = TestCold::s3();
 
     let out = archiver(&app, &cold, &["run", "--once"], Some(point));
@@ -173,19 +179,7 @@ async fn the_daemon_archives_on_its_schedule_and_stops_on_sigterm() {
 
 #[tokio::test]
 async fn crash_after_the_retention_commit_leaves_only_orphans_for_the_next_sweep() {
-    let app = spawn_app().await;
-    let a = app.key("alpha", "ingest").await;
-    let b = app.key("beta", "ingest").await;
-    let mut sent = Sent::default();
-    seed_days(
-        &app,
-        &[("alpha", a.as_str()), ("beta", b.as_str())],
-        31,
-        3,
-        25,
-        &mut sent,
-    )
-    .await;
+    let (app, mut sent) = seeded().await;
     let cold = TestCold::s3();
     let out = archiver(&app, &cold, &["run", "--once"], None);
     assert!(out.status.success(), "{out:?}");
