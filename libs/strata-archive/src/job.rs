@@ -123,15 +123,7 @@ impl Archiver {
         if !store_down {
             match self.expire(run_id).await {
                 Ok(expired) => report.expired = Box::new(expired),
-                Err(ArchiveError::Fenced { .. }) => {
-                    fenced = Some(
-                        ArchiveError::Fenced {
-                            run_id,
-                            holder: None,
-                        }
-                        .to_string(),
-                    );
-                }
+                Err(e @ ArchiveError::Fenced { .. }) => fenced = Some(e.to_string()),
                 Err(e) => tracing::error!(run_id, error = %e, "retention policies not enforced"),
             }
         }

@@ -44,6 +44,19 @@ fn policy(days: Option<i32>) -> Result<Option<RetentionDays>, HotError> {
     .transpose()
 }
 
+/// `project`'s stored policy (`None`: no such project).
+async fn stored(
+    conn: &mut sqlx::PgConnection,
+    project: ProjectId,
+) -> Result<Option<Option<i32>>, HotError> {
+    Ok(
+        sqlx::query_scalar("SELECT retention_days FROM projects WHERE id = $1")
+            .bind(project.0)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
 impl HotStore {
     /// Sets (or, with `None`, removes) `project`'s retention. Stats honour
     /// it from the commit on; the archiver's next run deletes what expired.
@@ -69,13 +82,9 @@ impl HotStore {
 
     /// `project`'s retention (`None`: forever).
     pub async fn retention(&self, project: ProjectId) -> Result<Option<RetentionDays>, HotError> {
-        let days: Option<Option<i32>> =
-            sqlx::query_scalar("SELECT retention_days FROM projects WHERE id = $1")
-                .bind(project.0)
-                .fetch_optional(&self.pool)
-                .await?;
-        let days =
-            days.ok_or_else(|| HotError::NotFound(format!("project {project} does not exist")))?;
+        let days = stored(&mut *self.pool.acquire().await?, project)
+            .await?
+            .ok_or_else(|| HotError::NotFound(format!("project {project} does not exist")))?;
         policy(days)
     }
 
@@ -170,11 +179,7 @@ impl ReadSnapshot {
         project: ProjectId,
         today: NaiveDate,
     ) -> Result<Option<(RetentionDays, NaiveDate)>, HotError> {
-        let days: Option<Option<i32>> =
-            sqlx::query_scalar("SELECT retention_days FROM projects WHERE id = $1")
-                .bind(project.0)
-                .fetch_optional(self.conn())
-                .await?;
+        let days = stored(self.conn(), project).await?;
         Ok(policy(days.flatten())?.map(|d| (d, d.horizon(today))))
     }
 }

@@ -193,7 +193,11 @@ pub async fn start_run(
 #[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RetentionPolicy {
     /// Days of events kept, today included; `null` keeps them forever.
+    // Required: a missing field is not taken for "forever" (serde defaults
+    // a missing `Option` to `None` unless it is deserialized through a
+    // function).
     #[schema(minimum = 1, maximum = 365000, required = true)]
+    #[serde(deserialize_with = "Option::deserialize")]
     pub days: Option<u32>,
 }
 
@@ -225,22 +229,12 @@ pub async fn set_retention(
     body: axum::body::Bytes,
 ) -> Result<Json<RetentionView>, ApiError> {
     let key = auth.require(strata_model::Scope::Admin)?;
-    // `days` must be present: a missing field is not taken for "forever".
-    let shape = |detail: String| {
+    let policy: RetentionPolicy = serde_json::from_slice(&body).map_err(|e| {
         ApiError::invalid(
             "invalid_body",
-            format!("the body must be {{\"days\": <1..365000 or null>}}: {detail}"),
+            format!("the body must be {{\"days\": <1..365000 or null>}}: {e}"),
         )
-    };
-    let value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| shape(e.to_string()))?;
-    let days = value
-        .as_object()
-        .and_then(|o| o.get("days"))
-        .ok_or_else(|| shape("no \"days\" field".to_owned()))?;
-    let policy = RetentionPolicy {
-        days: serde_json::from_value(days.clone()).map_err(|e| shape(e.to_string()))?,
-    };
+    })?;
     let days = policy
         .days
         .map(strata_model::RetentionDays::new)

@@ -40,6 +40,9 @@ pub(crate) struct Plan {
     /// The project's retention policy, when the request reaches before
     /// its horizon: those days are not read (ADR-031).
     pub expired: Option<RetentionMeta>,
+    /// The first day read: the request's, or the retention horizon when
+    /// later. Ranges read outside the plan's day lists start here.
+    pub from: NaiveDate,
     pub started: Instant,
 }
 
@@ -143,6 +146,7 @@ impl Planner {
                 sealed,
                 both,
                 expired,
+                from,
                 started,
             },
         ))

@@ -28,9 +28,6 @@ impl Planner {
     ) -> Result<TopEventsResponse, QueryError> {
         let (from, to) = (range.from(), range.to());
         let (mut snap, mut plan) = self.plan(project, from, to, RollupRows::PerType).await?;
-        // Rows are read from the retention horizon on (the plan's days
-        // already are).
-        let read_from = plan.expired.map_or(from, |r| from.max(r.expired_before));
         if !plan.parquet.is_empty() {
             // Some cold day has no current rollup: the users of a type over
             // the range are then a union of ids, so every day comes from
@@ -83,7 +80,7 @@ impl Planner {
         } else if plan.files.is_empty() {
             // Hot only: PostgreSQL's answer is final.
             let hot = async {
-                let hot = snap.top_events(project, read_from, to).await?;
+                let hot = snap.top_events(project, plan.from, to).await?;
                 snap.finish().await?;
                 Ok::<_, QueryError>(hot)
             }
@@ -128,7 +125,7 @@ impl Planner {
             let hot = async move {
                 let started = Instant::now();
                 let rows = snap
-                    .type_users_into(project, (read_from, to), PAIR_BATCH, &tx)
+                    .type_users_into(project, (plan.from, to), PAIR_BATCH, &tx)
                     .await?;
                 drop(tx);
                 snap.finish().await?;
