@@ -294,6 +294,31 @@ pub struct MemoryResult {
     pub request_ms: f64,
 }
 
+/// Compaction of the late-event days, then the erasure of one user over
+/// every day (ADR-032, ADR-033), at the end of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LifecycleResult {
+    /// Cold days of the project, and those with several files before the
+    /// compaction.
+    pub cold_days: u64,
+    pub compacted_days: u64,
+    pub compacted_files: u64,
+    pub compacted_rows: u64,
+    /// `strata-archiver compact`, start to exit.
+    pub compact_secs: f64,
+    pub compact_rows_per_s: f64,
+    /// The busiest user's events in each tier, and the cold days that may
+    /// have held them (the others were skipped by their rollups).
+    pub erased_cold_rows: u64,
+    pub erased_hot_rows: u64,
+    pub erase_days_scanned: u64,
+    pub erase_files_rewritten: u64,
+    pub erase_rows_rewritten: u64,
+    /// `strata-api users erase`, start to exit.
+    pub erase_secs: f64,
+    pub erase_rows_per_s: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BigChunk {
     pub rows: u64,
@@ -366,6 +391,7 @@ pub struct Report {
     pub queries: Vec<QueryResult>,
     pub memory: MemoryResult,
     pub flood: FloodResult,
+    pub lifecycle: LifecycleResult,
     pub targets: Vec<Target>,
     pub total_secs: f64,
 }
@@ -799,6 +825,34 @@ impl Report {
             f.load_latency.p99_ms,
             f.load_latency.max_ms,
             f.load_latency.requests
+        ));
+        line(String::new());
+        let l = &self.lifecycle;
+        line(format!(
+            "Compaction (`strata-archiver compact`): {} of {} cold days had several files (the \
+             late events'); {} files, {} rows merged into {} files in {:.1} s ({:.0} rows/s, \
+             reading, merging by time, writing, verifying and swapping).",
+            l.compacted_days,
+            l.cold_days,
+            l.compacted_files,
+            l.compacted_rows,
+            l.compacted_days,
+            l.compact_secs,
+            l.compact_rows_per_s
+        ));
+        line(String::new());
+        line(format!(
+            "Erasure of the busiest user (`strata-api users erase`): {} cold and {} hot rows \
+             removed; {} of {} cold days could hold the user (the rest were ruled out by their \
+             rollups), {} files ({} rows) rewritten in {:.1} s ({:.0} rows rewritten/s).",
+            l.erased_cold_rows,
+            l.erased_hot_rows,
+            l.erase_days_scanned,
+            l.cold_days,
+            l.erase_files_rewritten,
+            l.erase_rows_rewritten,
+            l.erase_secs,
+            l.erase_rows_per_s
         ));
         o
     }

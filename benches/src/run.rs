@@ -22,9 +22,9 @@ use crate::load::{Ingestor, LoadStats};
 use crate::procs::{self, Proc};
 use crate::queries::{self, Answer, QuerySpec, Stat, TierMs, Timing, median};
 use crate::report::{
-    self, ArchiveResult, BigChunk, CpuUse, DataInfo, FloodResult, IngestResult, Latency, Machine,
-    MemoryResult, QueryResult, Report, ScalePoint, ScaleQuery, SteadyPoint, SteadyResult,
-    StorageResult, to_mib,
+    self, ArchiveResult, BigChunk, CpuUse, DataInfo, FloodResult, IngestResult, Latency,
+    LifecycleResult, Machine, MemoryResult, QueryResult, Report, ScalePoint, ScaleQuery,
+    SteadyPoint, SteadyResult, StorageResult, to_mib,
 };
 
 /// Where the S3 server is (what `scripts/ensure-s3.sh` exports).
@@ -167,6 +167,10 @@ async fn set_up(cfg: &BenchConfig) -> Result<(Bench<'_>, PgPool, String, strata_
             cfg.s3.secret_access_key.as_str(),
         ),
         ("STRATA_HOT_RETENTION", "30d"),
+        // Archive runs leave the late events' files as they are: the
+        // lifecycle phase measures their compaction alone.
+        ("STRATA_COMPACT_MAX_FILES", "1000"),
+        ("STRATA_COMPACT_MIN_BYTES", "0"),
         ("STRATA_HOT_LAYOUT", cfg.layout.as_str()),
         ("RUST_LOG", "warn"),
     ]
@@ -741,6 +745,7 @@ impl Bench<'_> {
         let big_chunk = self
             .big_chunk(first_history_day - chrono::Duration::days(3))
             .await?;
+        let lifecycle = self.lifecycle().await?;
 
         let archive = archived.result(big_chunk);
         let data = DataInfo {
@@ -767,6 +772,7 @@ impl Bench<'_> {
             queries,
             memory,
             flood,
+            lifecycle,
             targets,
             total_secs: secs(started),
         })
@@ -1192,6 +1198,81 @@ impl Bench<'_> {
             archiver_peak_rss_mib: to_mib(peak),
             archiver_cpu_secs: archiver_cpu,
             postgres_cpu_secs: postgres_cpu,
+        })
+    }
+
+    /// Compaction of the days that late events split, then the erasure of
+    /// the user with the most hot events, each as its own command.
+    async fn lifecycle(&mut self) -> Result<LifecycleResult> {
+        let (cold_days, days, files, rows): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE n > 1),
+                    coalesce(sum(n) FILTER (WHERE n > 1), 0)::int8,
+                    coalesce(sum(r) FILTER (WHERE n > 1), 0)::int8
+               FROM (SELECT day, count(*) AS n, sum(rows) AS r FROM cold_files
+                      WHERE project_id = $1 GROUP BY day) d",
+        )
+        .bind(self.project)
+        .fetch_one(&self.pool)
+        .await?;
+        tracing::info!(days, files, "compacting");
+        let started = Instant::now();
+        procs::run_output(
+            &self.archiver_bin,
+            &[
+                "compact",
+                "--compact-max-files",
+                "4",
+                "--compact-min-bytes",
+                "8388608",
+            ],
+            &self.env,
+        )
+        .await?;
+        let compact_secs = secs(started);
+        let compacted: i32 =
+            sqlx::query_scalar("SELECT compacted_days FROM archive_runs ORDER BY id DESC LIMIT 1")
+                .fetch_one(&self.pool)
+                .await?;
+        if i64::from(compacted) != days {
+            return Err(failed(format!(
+                "compaction merged {compacted} day(s), {days} had several files"
+            )));
+        }
+        let user: String = sqlx::query_scalar(
+            "SELECT user_id FROM events WHERE project_id = $1 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+        )
+        .bind(self.project)
+        .fetch_one(&self.pool)
+        .await?;
+        tracing::info!("erasing one user");
+        let started = Instant::now();
+        let out = procs::run_output(
+            &self.api_bin,
+            &["users", "erase", "--project", "bench", "--user", &user],
+            &self.env,
+        )
+        .await?;
+        let erase_secs = secs(started);
+        let record: serde_json::Value = serde_json::from_str(&out)
+            .map_err(|e| failed(format!("`strata-api users erase` printed {out:?}: {e}")))?;
+        let n = |k: &str| record[k].as_u64().unwrap_or(0);
+        if record["status"] != "done" {
+            return Err(failed(format!("the erasure did not finish: {record}")));
+        }
+        Ok(LifecycleResult {
+            cold_days: cold_days as u64,
+            compacted_days: days as u64,
+            compacted_files: files as u64,
+            compacted_rows: rows as u64,
+            compact_secs,
+            compact_rows_per_s: rows as f64 / compact_secs,
+            erased_cold_rows: n("cold_rows"),
+            erased_hot_rows: n("hot_rows"),
+            erase_days_scanned: n("days_total"),
+            erase_files_rewritten: n("files_rewritten"),
+            erase_rows_rewritten: n("rows_rewritten"),
+            erase_secs,
+            erase_rows_per_s: n("rows_rewritten") as f64 / erase_secs,
         })
     }
 

@@ -9,11 +9,13 @@ use strata_tests::cold::TestCold;
 use strata_tests::{TestApp, event, spawn_app};
 use uuid::Uuid;
 
+/// Without compaction: each run's files stay as written (the late-event
+/// test asks for compaction itself).
 fn archiver(app: &TestApp, cold: &TestCold) -> Archiver {
     Archiver::new(
         app.hot.clone(),
         cold.store.clone(),
-        ArchiveConfig::default(),
+        strata_tests::no_compaction(),
     )
 }
 
@@ -151,16 +153,26 @@ async fn a_late_event_becomes_a_second_file_and_is_counted_once() {
     assert_eq!(app.ingest_ok(&key, &[retry]).await.duplicates, 1);
     assert_eq!(app.hot.list_chunks().await.unwrap().len(), 1);
 
-    let report = run(&archiver(&app, &cold)).await;
+    // The run archives it as the day's second file (part 1), then its
+    // compaction step (on by default) merges the day's two files into one
+    // (part 2).
+    let compacting = Archiver::new(
+        app.hot.clone(),
+        cold.store.clone(),
+        ArchiveConfig::default(),
+    );
+    let report = run(&compacting).await;
     assert!(report.succeeded());
+    assert_eq!(report.compacted.len(), 1, "{report:?}");
+    assert_eq!(report.compacted[0].files_before, 2);
     let files: Vec<String> = cold
         .keys()
         .await
         .into_iter()
         .filter(|k| k.contains(&format!("date={day}")))
         .collect();
-    assert_eq!(files.len(), 2, "{files:?}");
-    assert!(files[0].contains("/part-00000-r") && files[1].contains("/part-00001-r"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].contains("/part-00002-r"), "{files:?}");
 
     let all = hot_plus_cold(&app, &cold).await;
     let ids: Vec<&str> = all.iter().map(|r| r.event_id.as_str()).collect();

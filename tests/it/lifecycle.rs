@@ -1,7 +1,9 @@
-//! Data lifecycle (ADR-031): retention policies hide expired days from
+//! Data lifecycle: retention policies (ADR-031) hide expired days from
 //! stats the moment they commit, and the archive run deletes those days
 //! from both tiers with their rollups, leaving every other project and day
-//! exactly as it was.
+//! exactly as it was; an erasure (ADR-032) removes one user from both
+//! tiers; compaction (ADR-033) merges a day's files. Every stat is checked
+//! against the oracle before and after each.
 
 use std::collections::HashMap;
 
@@ -9,7 +11,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use strata_archive::RunOutcome;
+use strata_archive::{ArchiveConfig, Archiver, RunOutcome};
 use strata_tests::answers::{dau_of, retention_of, top_of};
 use strata_tests::cold::TestCold;
 use strata_tests::oracle::{self, Ev};
@@ -334,4 +336,409 @@ async fn a_retention_policy_hides_expired_days_at_once_and_the_archive_run_delet
     let body = get(&app, &alpha, &format!("/v1/stats/dau?from={from}&to={to}")).await;
     assert_eq!(dau_of(&body), oracle::dau(&kept, from, to));
     assert!(body["meta"].get("retention").is_none(), "{}", body["meta"]);
+}
+
+async fn run(archiver: &Archiver) -> strata_archive::RunReport {
+    match archiver.run_once().await.unwrap() {
+        RunOutcome::Completed(r) => {
+            assert!(r.succeeded(), "{r:?}");
+            r
+        }
+        RunOutcome::Skipped => panic!("skipped"),
+    }
+}
+
+async fn post(app: &TestApp, key: &str, path: &str, body: &str) -> (u16, Value) {
+    let resp = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Two projects with random events over 60 days; days older than 30 cold
+/// (one file per day), then late events for cold days of `late_project`,
+/// archived as second files of their days. Returns what each stored.
+async fn two_projects_with_late_files(
+    app: &TestApp,
+    rng: &mut StdRng,
+    keys: [(&'static str, &str); 2],
+    late_project: &str,
+) -> HashMap<&'static str, Vec<Ev>> {
+    let mut sent: HashMap<&str, Vec<Ev>> = HashMap::new();
+    for (p, key) in keys {
+        let batch = random_events(rng, 900, 60);
+        let values: Vec<Value> = batch.iter().map(|(v, _)| v.clone()).collect();
+        assert_eq!(app.ingest_ok(key, &values).await.accepted, 900);
+        sent.insert(p, batch.into_iter().map(|(_, e)| e).collect());
+    }
+    let archiver = app.archiver(30);
+    run(&archiver).await;
+    let (p, key) = keys.into_iter().find(|k| k.0 == late_project).unwrap();
+    let late: Vec<(Value, Ev)> = random_events(rng, 400, 60)
+        .into_iter()
+        .filter(|(_, e)| e.ts.date_naive() <= today() - Duration::days(32))
+        .collect();
+    let values: Vec<Value> = late.iter().map(|(v, _)| v.clone()).collect();
+    assert_eq!(
+        app.ingest_ok(key, &values).await.accepted,
+        late.len() as u64
+    );
+    sent.get_mut(p)
+        .unwrap()
+        .extend(late.into_iter().map(|(_, e)| e));
+    run(&archiver).await;
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_user_removes_them_from_both_tiers_and_every_stat_stays_exact() {
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let app = TestApp::builder()
+        .arg("--max-late-days-per-batch", 10_000)
+        .cold(TestCold::s3())
+        .spawn()
+        .await;
+    // A second api process: its memory of users must not outlive the
+    // erasure either.
+    let replica = app.spawn_replica(&[]).await;
+    let cold = &app.cold;
+    let alpha = app.key("alpha", "ingest,read,admin").await;
+    let beta = app.key("beta", "ingest,read").await;
+    let mut sent = two_projects_with_late_files(
+        &app,
+        &mut rng,
+        [("alpha", &alpha), ("beta", &beta)],
+        "alpha",
+    )
+    .await;
+    let alpha_id = app.project_id("alpha").await;
+    let victim = "u7";
+    // The victim is active today too, through the replica, which then
+    // remembers the victim's first-seen bound and ordinal.
+    let now = Utc::now() - Duration::seconds(5);
+    let today_event = event(
+        Uuid::new_v4(),
+        victim,
+        "view",
+        &now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+    );
+    let resp = app
+        .client
+        .post(replica.url("/v1/events"))
+        .bearer_auth(&alpha)
+        .json(&serde_json::json!({ "events": [today_event.clone()] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    sent.get_mut("alpha").unwrap().push(Ev {
+        user: victim.to_owned(),
+        event_type: "view".to_owned(),
+        ts: today_event["timestamp"].as_str().unwrap().parse().unwrap(),
+    });
+    let range = format!(
+        "/v1/stats/dau?from={}&to={}",
+        today() - Duration::days(59),
+        today()
+    );
+    let resp = app
+        .client
+        .get(replica.url(&range))
+        .bearer_auth(&alpha)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    check(&app, &alpha, &sent["alpha"], None, "before the erasure").await;
+
+    let hot_before = count(
+        &app,
+        "SELECT count(*) FROM events WHERE project_id = $1 AND user_id = 'u7'",
+        alpha_id,
+    )
+    .await;
+    let cold_before = cold
+        .glob()
+        .await
+        .iter()
+        .filter(|r| r.project_id == alpha_id && r.user_id == victim)
+        .count() as i64;
+    assert!(
+        hot_before > 0 && cold_before > 0,
+        "{hot_before} {cold_before}"
+    );
+    let beta_cold_before = cold
+        .glob()
+        .await
+        .iter()
+        .filter(|r| r.project_id != alpha_id)
+        .count();
+
+    // Bad requests change nothing; only the project's admin key may ask.
+    for bad in [
+        "{}",
+        r#"{"user_id": ""}"#,
+        r#"{"user_id": 7}"#,
+        r#"{"user_id": "u7", "extra": 1}"#,
+        "not json",
+    ] {
+        let (status, body) = post(&app, &alpha, "/v1/admin/erasures", bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, _) = post(&app, &beta, "/v1/admin/erasures", r#"{"user_id": "u7"}"#).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM erasures WHERE project_id = $1",
+            alpha_id
+        )
+        .await,
+        0
+    );
+
+    let (status, body) = post(&app, &alpha, "/v1/admin/erasures", r#"{"user_id": "u7"}"#).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    assert!(body.get("user_id").is_none(), "{body}");
+    let mut record = Value::Null;
+    for _ in 0..600 {
+        record = get(&app, &alpha, &format!("/v1/admin/erasures/{id}")).await;
+        if record["status"] == "done" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(record["status"], "done", "{record}");
+    assert_eq!(record["hot_rows"], hot_before, "{record}");
+    assert_eq!(record["cold_rows"], cold_before, "{record}");
+    assert!(record["files_rewritten"].as_i64().unwrap() > 0, "{record}");
+    assert_eq!(record["days_done"], record["days_total"], "{record}");
+    let hash: String = sqlx::query_scalar("SELECT encode(sha256('u7'::bytea), 'hex')")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(record["user_hash"], hash.as_str());
+    let (status, _) = app
+        .get_json(&beta, &format!("/v1/admin/erasures/{id}"))
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app.get_json(&alpha, "/v1/admin/erasures/999999").await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get_json(&alpha, "/v1/admin/erasures/abc").await;
+    assert_eq!(status, 400);
+
+    // Nothing of the user is left: not in the hot tier, its first-seen
+    // record, its late events, the audit record, nor any object of the
+    // bucket; every other row is.
+    for (sql, what) in [
+        (
+            "SELECT count(*) FROM events WHERE project_id = $1 AND user_id = 'u7'",
+            "hot rows",
+        ),
+        (
+            "SELECT count(*) FROM user_first_seen WHERE project_id = $1 AND user_id = 'u7'",
+            "first seen",
+        ),
+        (
+            "SELECT count(*) FROM hot_late_events WHERE project_id = $1 AND user_id = 'u7'",
+            "late events",
+        ),
+        (
+            "SELECT count(*) FROM erasures WHERE project_id = $1 AND user_id IS NOT NULL",
+            "clear user id",
+        ),
+    ] {
+        assert_eq!(count(&app, sql, alpha_id).await, 0, "{what}");
+    }
+    let glob = cold.glob().await;
+    assert!(
+        !glob
+            .iter()
+            .any(|r| r.project_id == alpha_id && r.user_id == victim)
+    );
+    assert_eq!(
+        glob.iter().filter(|r| r.project_id != alpha_id).count(),
+        beta_cold_before
+    );
+    let listed: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_files ORDER BY 1")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(cold.keys().await, listed, "bucket and manifest differ");
+    strata_tests::archive::assert_rollups_match_parquet(&app, cold, "after the erasure").await;
+    sent.get_mut("alpha").unwrap().retain(|e| e.user != victim);
+    check(&app, &alpha, &sent["alpha"], None, "after the erasure").await;
+    check(&app, &beta, &sent["beta"], None, "the other project").await;
+
+    // The user comes back through the replica: a replay of an erased event
+    // is still a duplicate, a new event makes a new user.
+    let replay = app
+        .client
+        .post(replica.url("/v1/events"))
+        .bearer_auth(&alpha)
+        .json(&serde_json::json!({ "events": [today_event] }))
+        .send()
+        .await
+        .unwrap();
+    let replay: Value = replay.json().await.unwrap();
+    assert_eq!(replay["duplicates"], 1, "{replay}");
+    let back = Utc::now() - Duration::seconds(2);
+    let resp = app
+        .client
+        .post(replica.url("/v1/events"))
+        .bearer_auth(&alpha)
+        .json(&serde_json::json!({ "events": [event(
+            Uuid::new_v4(),
+            victim,
+            "buy",
+            &back.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        )] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM user_first_seen WHERE project_id = $1 AND user_id = 'u7'",
+            alpha_id
+        )
+        .await,
+        1,
+        "the returning user has a first-seen record again"
+    );
+    sent.get_mut("alpha").unwrap().push(Ev {
+        user: victim.to_owned(),
+        event_type: "buy".to_owned(),
+        ts: back - Duration::microseconds(back.timestamp_subsec_micros().into()),
+    });
+    check(&app, &alpha, &sent["alpha"], None, "the user came back").await;
+    let from_replica: Value = app
+        .client
+        .get(replica.url(&range))
+        .bearer_auth(&alpha)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        dau_of(&from_replica),
+        oracle::dau(&sent["alpha"], today() - Duration::days(59), today()),
+        "the replica"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_each_days_files_into_one_and_every_stat_stays_exact() {
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let app = TestApp::builder()
+        .arg("--max-late-days-per-batch", 10_000)
+        .cold(TestCold::file())
+        .spawn()
+        .await;
+    let alpha = app.key("alpha", "ingest,read,admin").await;
+    let beta = app.key("beta", "ingest,read").await;
+    let sent = two_projects_with_late_files(
+        &app,
+        &mut rng,
+        [("alpha", &alpha), ("beta", &beta)],
+        "alpha",
+    )
+    .await;
+    let alpha_id = app.project_id("alpha").await;
+    let tiers = get(&app, &alpha, "/v1/admin/tiers").await;
+    let per_day = &tiers["projects"][0]["cold_files_per_day"];
+    assert_eq!(per_day["max"], 2, "{tiers}");
+    let several = per_day["days_with_several"].as_i64().unwrap();
+    assert!(several > 0, "{tiers}");
+    let rows_before = count(
+        &app,
+        "SELECT sum(rows)::int8 FROM cold_files WHERE project_id = $1",
+        alpha_id,
+    )
+    .await;
+
+    // A day of two files is due only with a floor above their size.
+    let planned = app.archiver(30).compaction_plan().await.unwrap();
+    assert!(planned.is_empty(), "{planned:?}");
+    let archiver = Archiver::new(
+        app.hot.clone(),
+        app.cold.store.clone(),
+        ArchiveConfig::default(),
+    );
+    assert_eq!(
+        archiver.compaction_plan().await.unwrap().len() as i64,
+        several
+    );
+    let report = match archiver.compact_once().await.unwrap() {
+        RunOutcome::Completed(r) => r,
+        RunOutcome::Skipped => panic!("skipped"),
+    };
+    assert!(report.error.is_none(), "{report:?}");
+    assert_eq!(report.compacted.len() as i64, several, "{report:?}");
+    assert!(
+        report.chunks.is_empty(),
+        "a compaction run archives nothing"
+    );
+    let (days, files): (i32, i32) =
+        sqlx::query_as("SELECT compacted_days, compacted_files FROM archive_runs WHERE id = $1")
+            .bind(report.run_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(i64::from(days), several);
+    assert_eq!(i64::from(files), 2 * several);
+
+    let tiers = get(&app, &alpha, "/v1/admin/tiers").await;
+    let per_day = &tiers["projects"][0]["cold_files_per_day"];
+    assert_eq!(per_day["max"], 1, "{tiers}");
+    assert_eq!(per_day["days_with_several"], 0, "{tiers}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT sum(rows)::int8 FROM cold_files WHERE project_id = $1",
+            alpha_id
+        )
+        .await,
+        rows_before
+    );
+    // The rollups still cover their days (no day went back to its files)…
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM day_rollup_sources s WHERE project_id = $1 AND cold_files <>
+               (SELECT count(*) FROM cold_files f WHERE f.project_id = s.project_id AND f.day = s.day)",
+            alpha_id
+        )
+        .await,
+        0
+    );
+    strata_tests::archive::assert_rollups_match_parquet(&app, &app.cold, "after compaction").await;
+    // …the bucket holds exactly the manifest's objects…
+    let listed: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_files ORDER BY 1")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(app.cold.keys().await, listed);
+    let (rows, ids) = app.cold.count_rows_and_ids().await;
+    assert_eq!(rows, ids, "an event twice in the bucket");
+    // …and every answer is the oracle's.
+    check(&app, &alpha, &sent["alpha"], None, "after compaction").await;
+    check(&app, &beta, &sent["beta"], None, "the other project").await;
+    // Nothing is left to do.
+    assert!(archiver.compaction_plan().await.unwrap().is_empty());
 }

@@ -418,14 +418,16 @@ impl TestApp {
             .unwrap()
     }
 
-    /// An archiver over this app's database and cold tier.
+    /// An archiver over this app's database and cold tier. It never
+    /// compacts (ADR-033), so a day's files stay as each run wrote them:
+    /// the tests of compaction ask for it.
     pub fn archiver(&self, hot_retention_days: u64) -> strata_archive::Archiver {
         strata_archive::Archiver::new(
             self.hot.clone(),
             self.cold.store.clone(),
             strata_archive::ArchiveConfig {
                 hot_retention: std::time::Duration::from_secs(hot_retention_days * 86_400),
-                ..strata_archive::ArchiveConfig::default()
+                ..no_compaction()
             },
         )
     }
@@ -597,5 +599,15 @@ impl ServerTimescale {
             );
         }
         case
+    }
+}
+
+/// The archiver's defaults, but no compaction: late events keep their own
+/// files.
+pub fn no_compaction() -> strata_archive::ArchiveConfig {
+    strata_archive::ArchiveConfig {
+        compact_max_files: usize::MAX,
+        compact_min_bytes: 0,
+        ..strata_archive::ArchiveConfig::default()
     }
 }

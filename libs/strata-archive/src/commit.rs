@@ -45,18 +45,23 @@ impl Written<'_> {
     fn manifest_entries(&self) -> Vec<NewManifestEntry> {
         self.files
             .iter()
-            .map(|f| NewManifestEntry {
-                project_id: f.key.project_id,
-                day: f.key.day,
-                seq: self.seqs.get(&f.key.project_id).copied().unwrap_or(0),
-                object_key: f.key.to_string(),
-                rows: f.rows as i64,
-                bytes: f.bytes as i64,
-                min_ts: micros(f.min_ts),
-                max_ts: micros(f.max_ts),
-                checksum: f.checksum.to_hex(),
-            })
+            .map(|f| manifest_entry(f, self.seqs.get(&f.key.project_id).copied().unwrap_or(0)))
             .collect()
+    }
+}
+
+/// The manifest row of a written file.
+pub(crate) fn manifest_entry(f: &WrittenFile, seq: i32) -> NewManifestEntry {
+    NewManifestEntry {
+        project_id: f.key.project_id,
+        day: f.key.day,
+        seq,
+        object_key: f.key.to_string(),
+        rows: f.rows as i64,
+        bytes: f.bytes as i64,
+        min_ts: micros(f.min_ts),
+        max_ts: micros(f.max_ts),
+        checksum: f.checksum.to_hex(),
     }
 }
 

@@ -42,10 +42,25 @@ impl Archiver {
     /// One archive pass. Holds the archiver lock for its whole duration on a
     /// dedicated connection, so a crashed process releases it.
     pub async fn run_once(&self) -> Result<RunOutcome, ArchiveError> {
+        self.run_steps(Steps::ALL).await
+    }
+
+    /// A run that only finishes the open erasures (`strata-api users
+    /// erase`, `POST /v1/admin/erasures`).
+    pub async fn erase_once(&self) -> Result<RunOutcome, ArchiveError> {
+        self.run_steps(Steps::ERASE).await
+    }
+
+    /// A run that only compacts (`strata-archiver compact`).
+    pub async fn compact_once(&self) -> Result<RunOutcome, ArchiveError> {
+        self.run_steps(Steps::COMPACT).await
+    }
+
+    async fn run_steps(&self, steps: Steps) -> Result<RunOutcome, ArchiveError> {
         let Some((lock_conn, cutoff, run_id)) = self.begin_run().await? else {
             return Ok(RunOutcome::Skipped);
         };
-        let result = self.run_locked(cutoff, run_id).await;
+        let result = self.run_locked(cutoff, run_id, steps).await;
         // Closing the session releases the lock whatever happened.
         lock_conn.release().await;
         result.map(RunOutcome::Completed)
@@ -55,12 +70,23 @@ impl Archiver {
     /// when another archiver is running). The outcome lands in the run
     /// history.
     pub async fn start_in_background(&self) -> Result<Option<i64>, ArchiveError> {
+        self.start_steps(Steps::ALL).await
+    }
+
+    /// Starts a run that only finishes the open erasures, in the
+    /// background (`None` when another archiver is running: that run, or
+    /// the next scheduled one, does them).
+    pub async fn start_erasures_in_background(&self) -> Result<Option<i64>, ArchiveError> {
+        self.start_steps(Steps::ERASE).await
+    }
+
+    async fn start_steps(&self, steps: Steps) -> Result<Option<i64>, ArchiveError> {
         let Some((lock_conn, cutoff, run_id)) = self.begin_run().await? else {
             return Ok(None);
         };
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.run_locked(cutoff, run_id).await {
+            if let Err(e) = this.run_locked(cutoff, run_id, steps).await {
                 tracing::error!(run_id, error = %e, "archive run failed");
             }
             lock_conn.release().await;
@@ -90,6 +116,7 @@ impl Archiver {
         &self,
         cutoff: DateTime<Utc>,
         run_id: i64,
+        steps: Steps,
     ) -> Result<RunReport, ArchiveError> {
         let started = Instant::now();
         let mut report = RunReport {
@@ -101,8 +128,14 @@ impl Archiver {
             error: None,
             sealed: Default::default(),
             expired: Default::default(),
+            erasures: Vec::new(),
+            compacted: Vec::new(),
         };
-        let chunks = self.eligible(cutoff).await?;
+        let chunks = if steps.archive {
+            self.eligible(cutoff).await?
+        } else {
+            Vec::new()
+        };
         tracing::info!(run_id, %cutoff, eligible = chunks.len(), "archive run started");
         // Orphans must be gone before keys are reused; a store that cannot
         // even be listed would fail every chunk, so nothing is attempted.
@@ -120,11 +153,22 @@ impl Archiver {
         // Expired data goes before anything moves, so no expired row is
         // archived. A failure here stops nothing else: stats never read
         // expired days anyway, and the next run tries again.
-        if !store_down {
+        if !store_down && steps.archive {
             match self.expire(run_id).await {
                 Ok(expired) => report.expired = Box::new(expired),
                 Err(e @ ArchiveError::Fenced { .. }) => fenced = Some(e.to_string()),
                 Err(e) => tracing::error!(run_id, error = %e, "retention policies not enforced"),
+            }
+        }
+        // Erasures before the moves: the chunks archived after them no
+        // longer hold the users.
+        if !store_down && fenced.is_none() && steps.erase {
+            match self.erase_pending(run_id).await {
+                Ok(done) => report.erasures = done,
+                Err(e @ ArchiveError::Fenced { .. }) => fenced = Some(e.to_string()),
+                Err(e) => {
+                    tracing::error!(run_id, error = %e, "erasures not done; the next run tries again")
+                }
             }
         }
         // Chunks are written and verified one by one, then committed in
@@ -210,6 +254,17 @@ impl Archiver {
                 break;
             }
         }
+        // Compaction after the moves, so that the late files this run
+        // wrote are merged in the same run.
+        if !store_down && fenced.is_none() && steps.compact {
+            match self.compact_due(run_id).await {
+                Ok(done) => report.compacted = done,
+                Err(e @ ArchiveError::Fenced { .. }) => fenced = Some(e.to_string()),
+                Err(e) => {
+                    tracing::error!(run_id, error = %e, "no day compacted; the next run tries again")
+                }
+            }
+        }
         if let Some(msg) = fenced {
             report.error = Some(msg);
         } else if store_down {
@@ -221,17 +276,19 @@ impl Archiver {
         // The hot days that stay are closed ones too: their rollups let
         // stats skip their rows (a failure only costs speed; the api's
         // sealer retries).
-        match self
-            .hot
-            .seal_closed_days(
-                cutoff.date_naive(),
-                Utc::now(),
-                self.config.commit_lock_timeout,
-            )
-            .await
-        {
-            Ok(sealed) => report.sealed = sealed,
-            Err(e) => tracing::warn!(run_id, error = %e, "closed hot days not sealed"),
+        if steps.archive {
+            match self
+                .hot
+                .seal_closed_days(
+                    cutoff.date_naive(),
+                    Utc::now(),
+                    self.config.commit_lock_timeout,
+                )
+                .await
+            {
+                Ok(sealed) => report.sealed = sealed,
+                Err(e) => tracing::warn!(run_id, error = %e, "closed hot days not sealed"),
+            }
         }
         let totals = report.totals(chunks.len());
         self.hot.runs().finish(run_id, &totals).await?;
@@ -243,6 +300,8 @@ impl Archiver {
             bytes = totals.bytes,
             orphans_removed = totals.orphans_removed,
             sealed_days = report.sealed.days.len(),
+            erasures = report.erasures.len(),
+            compacted_days = report.compacted.len(),
             seconds = started.elapsed().as_secs_f64(),
             "archive run finished"
         );
@@ -306,4 +365,31 @@ impl Archiver {
         report.chunks.push(chunk_report);
         Ok(())
     }
+}
+
+/// The steps of one run.
+#[derive(Debug, Clone, Copy)]
+struct Steps {
+    /// Expire, archive the eligible chunks, seal the closed hot days.
+    archive: bool,
+    erase: bool,
+    compact: bool,
+}
+
+impl Steps {
+    const ALL: Self = Self {
+        archive: true,
+        erase: true,
+        compact: true,
+    };
+    const ERASE: Self = Self {
+        archive: false,
+        erase: true,
+        compact: false,
+    };
+    const COMPACT: Self = Self {
+        archive: false,
+        erase: false,
+        compact: true,
+    };
 }

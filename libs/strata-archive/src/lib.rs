@@ -3,15 +3,21 @@
 //! back and verified, then committed — manifest rows inserted and the chunk
 //! dropped in one PostgreSQL transaction, the only commit point.
 //!
-//! Crash safety: object keys are deterministic (`part-<seq>` where `seq` is
-//! the number of files already committed for that project and day), so a
-//! rerun after a crash overwrites what a crashed run wrote instead of adding
-//! a copy; and each run first deletes objects the manifest does not list
-//! (orphans of crashed runs). One archiver runs at a time, under a
-//! PostgreSQL advisory lock.
+//! Crash safety: an object key names its run (`part-<seq>-r<run>`, `seq`
+//! one more than the highest committed for that project and day), so no
+//! run overwrites what another committed; and each run first deletes
+//! objects the manifest does not list (orphans of crashed runs). One
+//! archiver runs at a time, under a PostgreSQL advisory lock.
+//!
+//! The same run also enforces retention policies (`expire.rs`), erases
+//! users (`erase.rs`) and compacts days with many small files
+//! (`compact.rs`): each rewrite is written and verified before a fenced
+//! transaction swaps it into the manifest.
 
 mod commit;
+mod compact;
 mod demo;
+mod erase;
 mod error;
 mod expire;
 mod job;
@@ -28,22 +34,31 @@ use strata_hot::HotStore;
 
 pub use demo::{DemoReport, load_demo};
 pub use error::ArchiveError;
-pub use report::{ChunkOutcome, ChunkReport, RunOutcome, RunReport};
+pub use report::{
+    ChunkOutcome, ChunkReport, CompactionReport, ErasureReport, RunOutcome, RunReport,
+};
 pub use rollups::RebuildReport;
 
 /// Called at named points of a chunk's life; used by tests to kill the
 /// process there (`STRATA_ARCHIVER_FAILPOINT`).
 pub type FailPointHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 
-/// The named points, in the order a chunk passes them, then the retention
-/// expiry's (its commit done, its objects not yet deleted).
-pub const FAIL_POINTS: [&str; 6] = [
+/// The named points, in the order a chunk passes them; then the retention
+/// expiry's (its commit done, its objects not yet deleted); then an
+/// erasure's (a day's rewrite written, its swap committed, every cold day
+/// done before the hot tier); then a compaction's.
+pub const FAIL_POINTS: [&str; 11] = [
     "after_write",
     "after_verify",
     "before_drop",
     "after_drop",
     "between_chunks",
     "expired_committed",
+    "erasure_written",
+    "erasure_day_committed",
+    "erasure_cold_done",
+    "compaction_written",
+    "compaction_committed",
 ];
 
 #[derive(Clone)]
@@ -66,6 +81,11 @@ pub struct ArchiveConfig {
     /// Chunks committed together in one transaction (one wait for the
     /// table lock, which briefly holds ingest).
     pub commit_group: usize,
+    /// Compaction (ADR-033): a day with more files than this is merged
+    /// into one…
+    pub compact_max_files: usize,
+    /// …and so is a day with at least two files, one smaller than this.
+    pub compact_min_bytes: u64,
     pub failpoint: Option<FailPointHook>,
 }
 
@@ -76,6 +96,8 @@ impl std::fmt::Debug for ArchiveConfig {
             .field("writer", &self.writer)
             .field("channel_batches", &self.channel_batches)
             .field("commit_group", &self.commit_group)
+            .field("compact_max_files", &self.compact_max_files)
+            .field("compact_min_bytes", &self.compact_min_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +112,8 @@ impl Default for ArchiveConfig {
             exclusive_lock_timeout: Duration::from_millis(500),
             commit_attempts: 8,
             commit_group: 16,
+            compact_max_files: 4,
+            compact_min_bytes: 8 * 1024 * 1024,
             failpoint: None,
         }
     }

@@ -72,6 +72,35 @@ pub struct RunReport {
     pub sealed: strata_hot::SealReport,
     /// What the retention policies expired before the moves (ADR-031).
     pub expired: Box<strata_hot::Expired>,
+    /// Erasures finished before the moves (ADR-032).
+    pub erasures: Vec<ErasureReport>,
+    /// Days compacted after the moves (ADR-033).
+    pub compacted: Vec<CompactionReport>,
+}
+
+/// One erasure finished by a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureReport {
+    pub erasure_id: i64,
+    /// Cold days looked at, and of them the ones rewritten.
+    pub days: usize,
+    pub days_rewritten: usize,
+    pub files_rewritten: usize,
+    pub cold_rows: i64,
+    pub hot_rows: i64,
+    /// Rows read and written again by the rewrites.
+    pub rows_rewritten: u64,
+}
+
+/// One day compacted by a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionReport {
+    pub project_id: i64,
+    pub day: chrono::NaiveDate,
+    pub files_before: usize,
+    pub rows: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
 }
 
 impl RunReport {
@@ -101,6 +130,9 @@ impl RunReport {
             orphans_removed: self.orphans_removed as i32,
             expired_files: self.expired.object_keys.len() as i32,
             expired_rows: self.expired.cold_rows + self.expired.hot_rows,
+            erasures_done: self.erasures.len() as i32,
+            compacted_days: self.compacted.len() as i32,
+            compacted_files: self.compacted.iter().map(|c| c.files_before as i32).sum(),
             error: self.error.clone(),
         }
     }

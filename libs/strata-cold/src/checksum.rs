@@ -42,6 +42,15 @@ impl IdChecksum {
     pub fn to_hex(&self) -> String {
         format!("{}:{:016x}:{:016x}", self.count, self.sum, self.xor)
     }
+
+    /// Reads [`IdChecksum::to_hex`]'s form back.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut parts = s.split(':');
+        let count = parts.next()?.parse().ok()?;
+        let sum = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let xor = u64::from_str_radix(parts.next()?, 16).ok()?;
+        parts.next().is_none().then_some(Self { count, sum, xor })
+    }
 }
 
 #[cfg(test)]
@@ -56,6 +65,8 @@ mod tests {
         let mut b = IdChecksum::default();
         ids.iter().rev().for_each(|i| b.add(*i));
         assert_eq!(a, b);
+        assert_eq!(IdChecksum::from_hex(&a.to_hex()), Some(a));
+        assert_eq!(IdChecksum::from_hex("1:2"), None);
         let mut c = IdChecksum::default();
         ids[1..].iter().for_each(|i| c.add(*i));
         c.add(ids[1]); // one missing, one duplicated: same count, other sum

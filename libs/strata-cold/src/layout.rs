@@ -8,8 +8,9 @@ pub const EVENTS_PREFIX: &str = "events";
 
 /// The key of one event file:
 /// `events/project_id=<id>/date=YYYY-MM-DD/part-NNNNN-rRUN.parquet`. `seq`
-/// is the number of files already committed for this project and day (a
-/// later chunk of late events for the day gets the next number); `run` is
+/// is one more than the highest seq committed for this project and day (a
+/// later chunk of late events, or a rewrite of the day's files by an
+/// erasure or a compaction, gets the next number); `run` is
 /// the archive run that wrote it, so two runs never write the same key — a
 /// run that lost the job (fenced, ADR-024) can never overwrite what its
 /// successor committed, and whatever it leaves is an orphan the next run

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use crate::layout::ObjectKey;
 
-use arrow::array::{ArrayRef, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{ArrayRef, AsArray, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::datatypes::TimestampMicrosecondType;
 use arrow::record_batch::RecordBatch;
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
@@ -89,6 +90,44 @@ pub struct Batch {
 impl Batch {
     pub fn rows(&self) -> u64 {
         self.stats.rows
+    }
+
+    /// A record batch of the event schema (read back from a file), with
+    /// its summary computed.
+    pub fn from_record_batch(batch: RecordBatch) -> Result<Self, ColdError> {
+        if batch.schema().fields() != event_schema().fields() {
+            return Err(ColdError::Verification {
+                key: String::new(),
+                reason: format!("unexpected schema {:?}", batch.schema()),
+            });
+        }
+        let ids = batch.column(0).as_string::<i32>();
+        let ts = batch.column(3).as_primitive::<TimestampMicrosecondType>();
+        let mut stats = BatchStats::default();
+        for (id, t) in ids.iter().zip(ts.iter()) {
+            let (Some(id), Some(t)) = (id, t) else {
+                return Err(ColdError::Verification {
+                    key: String::new(),
+                    reason: "null event_id or ts".into(),
+                });
+            };
+            let id = Uuid::parse_str(id).map_err(|e| ColdError::Verification {
+                key: String::new(),
+                reason: format!("bad event_id {id:?}: {e}"),
+            })?;
+            let one = BatchStats {
+                rows: 1,
+                min_ts: t,
+                max_ts: t,
+                checksum: {
+                    let mut c = IdChecksum::default();
+                    c.add(id);
+                    c
+                },
+            };
+            stats.merge(&one);
+        }
+        Ok(Self { batch, stats })
     }
 }
 

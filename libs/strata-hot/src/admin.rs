@@ -19,6 +19,10 @@ pub struct ProjectTiers {
     pub cold_files: i64,
     pub cold_rows: i64,
     pub cold_bytes: i64,
+    /// The most files of one cold day, and the cold days with more than
+    /// one (ADR-033: compaction brings both down).
+    pub max_files_per_day: i64,
+    pub days_with_several_files: i64,
     /// Cold days with a rollup, and the bytes of its user sets (ADR-027).
     pub rollup_days: i64,
     pub rollup_bytes: i64,
@@ -117,6 +121,8 @@ impl HotStore {
             p.cold_files = c.files;
             p.cold_rows = c.rows;
             p.cold_bytes = c.bytes;
+            p.max_files_per_day = c.max_files_per_day;
+            p.days_with_several_files = c.days_with_several_files;
         }
         for (id, days, bytes) in crate::rollups::per_project(pool, "day_rollups").await? {
             let p = out.entry(id).or_default();

@@ -133,9 +133,9 @@ pub(crate) struct Claims {
 }
 
 /// A claim's (or a whole ingest transaction's) result.
-pub(crate) enum Claimed<T = std::collections::HashSet<Uuid>> {
+pub(crate) enum Claimed<T = (std::collections::HashSet<Uuid>, i64)> {
     /// Done: for a claim, the ids that were new, now claimed by this
-    /// transaction.
+    /// transaction, and the project's `ordinals_epoch` (`first_seen.rs`).
     New(T),
     /// The process must prepare `day` (create its partition, seal the days
     /// before it, load their list) and start the transaction again.
@@ -155,11 +155,18 @@ impl Claims {
         project: ProjectId,
         ids: &[Uuid],
     ) -> Result<Claimed, sqlx::Error> {
+        // The project's users lock, shared, too: an erasure's last
+        // transaction (which deletes first-seen records and bumps the
+        // epoch) holds it exclusively, so a batch commits wholly before it
+        // or reads the new epoch after it.
         let day: NaiveDate = sqlx::query_scalar(
             "SELECT d FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS d) t,
-                    LATERAL pg_advisory_xact_lock_shared($1, d - date '1970-01-01')",
+                    LATERAL pg_advisory_xact_lock_shared($1, d - date '1970-01-01') AS day_lock,
+                    LATERAL pg_advisory_xact_lock_shared($2, $3) AS users_lock",
         )
         .bind(CLAIM_DAY)
+        .bind(crate::locks::PROJECT_USERS)
+        .bind(crate::locks::project_key(project))
         .fetch_one(&mut *tx)
         .await?;
         if !lock(&self.partitions).contains(&day) {
@@ -195,12 +202,13 @@ impl Claims {
         }
         // A new statement, so its snapshot is taken after the day lock was
         // granted: it sees the watermark and every claim the seal waited for.
-        let (sealed_before, held): (NaiveDate, Vec<Uuid>) = sqlx::query_as(
+        let (sealed_before, held, epoch): (NaiveDate, Vec<Uuid>, i64) = sqlx::query_as(
             "SELECT (SELECT sealed_before FROM claim_watermark),
                     ARRAY(SELECT c.id FROM unnest($2::uuid[], $3::date[]) AS c(id, day)
                            WHERE (SELECT true FROM event_ids e
                                    WHERE e.project_id = $1 AND e.event_id = c.id
-                                     AND e.day = c.day LIMIT 1))",
+                                     AND e.day = c.day LIMIT 1)),
+                    coalesce((SELECT ordinals_epoch FROM projects WHERE id = $1), 0)",
         )
         .bind(project.0)
         .bind(&cand_ids)
@@ -223,7 +231,7 @@ impl Claims {
         .bind(day)
         .fetch_all(&mut *tx)
         .await?;
-        Ok(Claimed::New(new.into_iter().collect()))
+        Ok(Claimed::New((new.into_iter().collect(), epoch)))
     }
 
     /// Readies this process to claim on `day`: its partition exists, every

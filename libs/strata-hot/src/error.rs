@@ -36,6 +36,10 @@ pub enum HotError {
     /// acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// What an operation read changed before it could commit (a day's cold
+    /// files swapped by another writer); nothing was written, try again.
+    #[error("{0}")]
+    Changed(String),
     /// PostgreSQL returned something this code cannot have produced.
     #[error("{0}")]
     Unexpected(String),
@@ -93,6 +97,7 @@ impl strata_model::Classify for HotError {
             Self::Unavailable(_) | Self::NotMigrated(_) => ErrorKind::Unavailable,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Invalid(_) => ErrorKind::Invalid,
+            Self::Changed(_) => ErrorKind::Conflict,
             Self::Database(_)
             | Self::Migrate(_)
             | Self::UnknownLayout

@@ -7,7 +7,10 @@
 //! the users whose earliest event is before that bound: for returning users
 //! (most of a mature product's traffic) the statement is skipped entirely.
 //! The memory is bounded; when full it starts over, which costs lookups,
-//! never correctness.
+//! never correctness. An erasure deletes first-seen records, so what is
+//! remembered is tagged with the project's `ordinals_epoch` that the batch
+//! read under the project's users lock (`claims.rs`), and a batch that
+//! reads another epoch ignores it (ADR-032).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -25,7 +28,8 @@ pub(crate) struct Known(Mutex<KnownUsers>);
 
 #[derive(Debug, Default)]
 struct KnownUsers {
-    by_project: HashMap<i64, HashMap<String, DateTime<Utc>>>,
+    /// Per project: the epoch its bounds were read at, and the bounds.
+    by_project: HashMap<i64, (i64, HashMap<String, DateTime<Utc>>)>,
     len: usize,
 }
 
@@ -51,9 +55,18 @@ impl Known {
 
     /// The users of `firsts` whose stored time may be later than the
     /// batch's: the ones to send.
-    pub(crate) fn unsettled<'a>(&self, project: ProjectId, firsts: &Firsts<'a>) -> Firsts<'a> {
+    pub(crate) fn unsettled<'a>(
+        &self,
+        project: ProjectId,
+        epoch: i64,
+        firsts: &Firsts<'a>,
+    ) -> Firsts<'a> {
         let known = self.lock();
-        let users = known.by_project.get(&project.0);
+        let users = known
+            .by_project
+            .get(&project.0)
+            .filter(|(e, _)| *e == epoch)
+            .map(|(_, users)| users);
         firsts
             .iter()
             .filter(|(u, t)| {
@@ -67,13 +80,25 @@ impl Known {
 
     /// After the commit that sent (or skipped) `firsts`: each stored time
     /// is now at most the batch's.
-    pub(crate) fn committed(&self, project: ProjectId, firsts: &Firsts<'_>) {
+    /// A batch read at an older epoch than the one remembered adds nothing;
+    /// one read at a newer epoch replaces the project's bounds.
+    pub(crate) fn committed(&self, project: ProjectId, epoch: i64, firsts: &Firsts<'_>) {
         let mut known = self.lock();
         if known.len + firsts.len() > KNOWN_MAX {
             *known = KnownUsers::default();
         }
         let KnownUsers { by_project, len } = &mut *known;
-        let users = by_project.entry(project.0).or_default();
+        let (kept, users) = by_project
+            .entry(project.0)
+            .or_insert_with(|| (epoch, HashMap::new()));
+        if *kept > epoch {
+            return;
+        }
+        if *kept < epoch {
+            *len -= users.len();
+            users.clear();
+            *kept = epoch;
+        }
         for (u, t) in firsts {
             match users.get_mut(*u) {
                 Some(bound) => *bound = (*bound).min(*t),
@@ -147,22 +172,29 @@ mod tests {
         let known = Known::default();
         let p = ProjectId(1);
         let batch: Firsts<'_> = [("a", t(100)), ("b", t(100))].into_iter().collect();
-        assert_eq!(known.unsettled(p, &batch).len(), 2, "nothing known yet");
-        known.committed(p, &batch);
+        assert_eq!(known.unsettled(p, 0, &batch).len(), 2, "nothing known yet");
+        known.committed(p, 0, &batch);
         let later: Firsts<'_> = [("a", t(100)), ("b", t(200))].into_iter().collect();
         assert!(
-            known.unsettled(p, &later).is_empty(),
+            known.unsettled(p, 0, &later).is_empty(),
             "not earlier: skipped"
         );
         let earlier: Firsts<'_> = [("a", t(50)), ("b", t(200))].into_iter().collect();
-        let sent = known.unsettled(p, &earlier);
+        let sent = known.unsettled(p, 0, &earlier);
         assert_eq!(sent.keys().copied().collect::<Vec<_>>(), ["a"]);
         assert_eq!(
-            known.unsettled(ProjectId(2), &later).len(),
+            known.unsettled(ProjectId(2), 0, &later).len(),
             2,
             "another project's users are its own"
         );
-        known.committed(p, &earlier);
-        assert!(known.unsettled(p, &earlier).is_empty());
+        known.committed(p, 0, &earlier);
+        assert!(known.unsettled(p, 0, &earlier).is_empty());
+        // After an erasure (epoch 1) every user is sent again, and a late
+        // commit read at epoch 0 does not bring the old bounds back.
+        assert_eq!(known.unsettled(p, 1, &earlier).len(), 2);
+        known.committed(p, 1, &later);
+        known.committed(p, 0, &earlier);
+        let sent = known.unsettled(p, 1, &earlier);
+        assert_eq!(sent.keys().copied().collect::<Vec<_>>(), ["a"]);
     }
 }

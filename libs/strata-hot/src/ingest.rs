@@ -101,8 +101,8 @@ impl HotStore {
         // Late events: wait while the archiver commits one of their days.
         let closed = crate::locks::share_closed_days(&mut tx, days, Utc::now()).await?;
 
-        let new_ids = match self.claims.claim(&mut tx, project, &ids).await? {
-            Claimed::New(ids) => ids,
+        let (new_ids, epoch) = match self.claims.claim(&mut tx, project, &ids).await? {
+            Claimed::New(claimed) => claimed,
             Claimed::Prepare(day) => return Ok(Claimed::Prepare(day)),
         };
         let fresh: Vec<&ValidEvent> = sorted
@@ -114,11 +114,11 @@ impl HotStore {
         if !fresh.is_empty() {
             insert_rows(&mut tx, project, &fresh).await?;
             crate::seal::record_late(&mut tx, project, &closed, &fresh).await?;
-            let unsettled = self.first_seen.unsettled(project, &firsts);
+            let unsettled = self.first_seen.unsettled(project, epoch, &firsts);
             first_seen::lower(&mut tx, project, &unsettled).await?;
         }
         tx.commit().await?;
-        self.first_seen.committed(project, &firsts);
+        self.first_seen.committed(project, epoch, &firsts);
         Ok(Claimed::New(InsertOutcome {
             stored: fresh.len() as u64,
             duplicates: (sorted.len() - fresh.len()) as u64,

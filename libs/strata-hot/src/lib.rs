@@ -9,6 +9,7 @@ mod chunks;
 mod claims;
 pub mod copy;
 mod day_tables;
+mod erasure;
 mod error;
 pub mod fill;
 mod first_seen;
@@ -25,6 +26,7 @@ pub mod rollups;
 pub mod runs;
 mod seal;
 mod stats;
+mod swap;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -33,10 +35,10 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use strata_model::ProjectId;
 
 pub use admin::{HotSize, ProjectTiers};
 pub use chunks::{Chunk, Layout};
+pub use erasure::{ErasureRecord, OpenErasure};
 pub use error::HotError;
 pub use handoff::{ArchiveCommit, ChunkRead, ChunkRows, Recount};
 pub use ingest::InsertOutcome;
@@ -44,9 +46,12 @@ pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit, KeyOwner, OPERATOR_OWNER};
 pub use layout::{LayoutChoice, migrate};
 pub use manifest::{ManifestEntry, NewManifestEntry};
 pub use retention::Expired;
-pub use rollups::{ALL_TYPES, DayRollup, RollupRead, RollupRows, RollupSource, TypeRollup};
+pub use rollups::{
+    ALL_TYPES, DayRollup, RollupEdit, RollupRead, RollupRows, RollupSource, TypeRollup,
+};
 pub use seal::{SEAL_MARGIN, SealReport, spawn_sealer};
 pub use stats::{CohortActivity, DayCount, HotScope, ReadSnapshot, Sink, TypeCount};
+pub use swap::{ColdFile, ColdSwap, DayFiles, ErasureStep};
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -112,12 +117,6 @@ impl HotStore {
 
     pub fn layout(&self) -> Layout {
         self.layout
-    }
-
-    /// Forgets the user ordinals this process read for `project`: to be
-    /// called by whatever deletes first-seen records (`ordinals.rs`).
-    pub fn forget_ordinals(&self, project: ProjectId) {
-        self.ordinals.forget(project);
     }
 
     /// Forgets the decoded rollups this process keeps, as a new process

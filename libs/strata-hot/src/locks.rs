@@ -8,6 +8,7 @@
 //! | `events` ACCESS EXCLUSIVE | the archive commit ([`lock_events_exclusive`]) | last, for constant work | manifest rows and the chunk drop become visible together |
 //! | archive day (class [`ARCHIVE_DAY`], key: day number) | ingest into a closed day: shared ([`share_closed_days`]); the archive commit and the seal of a hot day (`seal.rs`): exclusive ([`lock_days_for_archive`]) | ascending days, before any lock on `events` | no row arrives in a day between the archiver's recount and its commit; a sealed day's rows are its rollup plus its recorded late events |
 //! | claim day (class [`CLAIM_DAY`]) | every claiming transaction: shared; the seal: exclusive | see `claims.rs` | a sealed day's dedup records never change |
+//! | project users (class [`PROJECT_USERS`]) | every claiming transaction: shared, with its claim day; an erasure's last transaction: exclusive, after its archive-day locks | see `erasure.rs` | a batch either commits before an erasure deletes the user's first-seen record (and is erased with it) or reads the new `ordinals_epoch` |
 //! | partition creation ([`EVENTS_PARTITION`], [`CLAIMS_PARTITION`]) | whoever creates a day's partition, in its own short transaction | one day at a time | concurrent creators never race on DDL |
 //! | migrate ([`MIGRATE`], session) | `migrate` | whole run | concurrent first migrations agree on the layout |
 //! | archiver ([`ARCHIVER`], session) | the one running archiver | whole run | one archive run at a time (the lease fences a stale one) |
@@ -44,6 +45,9 @@ pub(crate) const ARCHIVE_DAY: i32 = 0x5354_4b03;
 pub const CLAIM_DAY: i32 = 0x5354_4b04;
 /// Creation of an `event_ids` day partition.
 pub(crate) const CLAIMS_PARTITION: i32 = 0x5354_4b05;
+/// A project's users (second key: [`project_key`]): every claiming
+/// transaction shared, an erasure's last transaction exclusive (ADR-032).
+pub(crate) const PROJECT_USERS: i32 = 0x5354_4b06;
 /// The one running archiver ('STRA' 'ARCH'), a session lock.
 pub const ARCHIVER: i64 = 0x5354_5241_4152_4348;
 
@@ -51,6 +55,12 @@ pub const ARCHIVER: i64 = 0x5354_5241_4152_4348;
 /// before this long after the writer's clock: margin for clock skew between
 /// the api and the archiver, whose cutoff never passes its own `now`.
 pub const CLOSED_DAY_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
+
+/// A project's second advisory-lock key (two projects may share one: that
+/// costs waiting, never correctness).
+pub(crate) fn project_key(project: strata_model::ProjectId) -> i32 {
+    (project.0 & 0x7fff_ffff) as i32
+}
 
 /// `SET LOCAL lock_timeout` for the rest of the transaction.
 pub(crate) async fn set_lock_timeout(

@@ -52,6 +52,10 @@ pub(crate) struct ProjectManifest {
     pub files: i64,
     pub rows: i64,
     pub bytes: i64,
+    /// The most files any one day has, and the days with more than one
+    /// (what compaction reduces).
+    pub max_files_per_day: i64,
+    pub days_with_several_files: i64,
 }
 
 /// The manifest, read outside any stats snapshot.
@@ -75,11 +79,12 @@ impl Manifest<'_> {
         Ok(keys.into_iter().collect())
     }
 
-    /// Per project, the number of files already committed for `day`: the
+    /// Per project, one more than the highest seq committed for `day` (a
+    /// rewrite replaces files with higher seqs, so not their count): the
     /// next file of that project and day takes this sequence number.
     pub async fn next_seqs(&self, day: NaiveDate) -> Result<BTreeMap<i64, i32>, HotError> {
         let rows: Vec<(i64, i32)> = sqlx::query_as(
-            "SELECT project_id, count(*)::int FROM cold_files WHERE day = $1 GROUP BY project_id",
+            "SELECT project_id, max(seq) + 1 FROM cold_files WHERE day = $1 GROUP BY project_id",
         )
         .bind(day)
         .fetch_all(&self.hot.pool)
@@ -137,9 +142,12 @@ impl Manifest<'_> {
     /// Each project's days, files, rows and bytes.
     pub(crate) async fn per_project(&self) -> Result<Vec<ProjectManifest>, HotError> {
         Ok(sqlx::query_as(
-            "SELECT project_id, count(DISTINCT day) AS days, count(*) AS files,
-                    sum(rows)::int8 AS rows, sum(bytes)::int8 AS bytes
-               FROM cold_files GROUP BY project_id",
+            "SELECT project_id, count(*) AS days, sum(n)::int8 AS files,
+                    sum(r)::int8 AS rows, sum(b)::int8 AS bytes, max(n) AS max_files_per_day,
+                    count(*) FILTER (WHERE n > 1) AS days_with_several_files
+               FROM (SELECT project_id, day, count(*) AS n, sum(rows) AS r, sum(bytes) AS b
+                       FROM cold_files GROUP BY 1, 2) d
+              GROUP BY project_id",
         )
         .fetch_all(&self.hot.pool)
         .await?)

@@ -44,13 +44,14 @@ fn policy(days: Option<i32>) -> Result<Option<RetentionDays>, HotError> {
     .transpose()
 }
 
-/// `project`'s stored policy (`None`: no such project).
-async fn stored(
+/// `project`'s stored policy and the epoch of its users' ordinals
+/// (`ordinals.rs`; `None`: no such project).
+pub(crate) async fn stored(
     conn: &mut sqlx::PgConnection,
     project: ProjectId,
-) -> Result<Option<Option<i32>>, HotError> {
+) -> Result<Option<(Option<i32>, i64)>, HotError> {
     Ok(
-        sqlx::query_scalar("SELECT retention_days FROM projects WHERE id = $1")
+        sqlx::query_as("SELECT retention_days, ordinals_epoch FROM projects WHERE id = $1")
             .bind(project.0)
             .fetch_optional(conn)
             .await?,
@@ -82,7 +83,7 @@ impl HotStore {
 
     /// `project`'s retention (`None`: forever).
     pub async fn retention(&self, project: ProjectId) -> Result<Option<RetentionDays>, HotError> {
-        let days = stored(&mut *self.pool.acquire().await?, project)
+        let (days, _) = stored(&mut *self.pool.acquire().await?, project)
             .await?
             .ok_or_else(|| HotError::NotFound(format!("project {project} does not exist")))?;
         policy(days)
@@ -179,7 +180,10 @@ impl ReadSnapshot {
         project: ProjectId,
         today: NaiveDate,
     ) -> Result<Option<(RetentionDays, NaiveDate)>, HotError> {
-        let days = stored(self.conn(), project).await?;
-        Ok(policy(days.flatten())?.map(|d| (d, d.horizon(today))))
+        let stored = stored(self.conn(), project).await?;
+        if let Some((_, epoch)) = stored {
+            self.epochs.insert(project.0, epoch);
+        }
+        Ok(policy(stored.and_then(|s| s.0))?.map(|d| (d, d.horizon(today))))
     }
 }

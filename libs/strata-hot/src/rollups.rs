@@ -292,6 +292,85 @@ pub(crate) async fn merge_archived(
     Ok(true)
 }
 
+/// How a swap of a day's cold files (`swap.rs`) changes what they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollupEdit {
+    /// The same rows, in other files (compaction).
+    SameRows,
+    /// Every row of one user removed (an erasure): the user's ordinal
+    /// (`None`: the user has no first-seen record) and the rows removed per
+    /// event type.
+    UserRemoved {
+        ordinal: Option<u32>,
+        removed: BTreeMap<String, i64>,
+    },
+}
+
+/// In a swap's transaction, before the manifest rows change: brings the
+/// day's rollup to what its files hold after the swap (`after`) when it
+/// covered them before; otherwise (stale, incomplete, or an edit it cannot
+/// apply) deletes it, so that it can never match the new manifest by
+/// chance; stats then read the day's files until a rebuild. Returns whether
+/// the day keeps a current rollup.
+pub(crate) async fn edit_for_swap(
+    conn: &mut PgConnection,
+    project: i64,
+    day: NaiveDate,
+    edit: &RollupEdit,
+    after: RollupSource,
+) -> Result<bool, HotError> {
+    let before = manifest_source(conn, project, day).await?;
+    let rollup = match stored_rollup(conn, project, day).await? {
+        Some((source, rollup)) if source == before => edited(rollup, edit),
+        _ => None,
+    };
+    match rollup {
+        Some(rollup) if after.cold_files > 0 && rollup.contains_key(ALL_TYPES) => {
+            write(conn, project, day, &rollup, after).await?;
+            Ok(true)
+        }
+        _ => {
+            for table in ["day_rollups", "day_rollup_sources"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE project_id = $1 AND day = $2"
+                ))
+                .bind(project)
+                .bind(day)
+                .execute(&mut *conn)
+                .await?;
+            }
+            // A day left without files has nothing to roll up: no rollup
+            // is exact.
+            Ok(after.cold_files == 0)
+        }
+    }
+}
+
+/// `rollup` after `edit`, or `None` when the edit does not fit it.
+fn edited(mut rollup: DayRollup, edit: &RollupEdit) -> Option<DayRollup> {
+    let RollupEdit::UserRemoved { ordinal, removed } = edit else {
+        return Some(rollup);
+    };
+    let ordinal = (*ordinal)?;
+    let mut total = 0;
+    for (t, n) in removed {
+        rollup.get_mut(t.as_str())?.events -= n;
+        total += n;
+    }
+    rollup.get_mut(ALL_TYPES)?.events -= total;
+    for r in rollup.values_mut() {
+        r.users.remove(ordinal);
+    }
+    if rollup
+        .values()
+        .any(|r| r.events < 0 || (r.events > 0) == r.users.is_empty())
+    {
+        return None;
+    }
+    rollup.retain(|_, r| r.events > 0);
+    Some(rollup)
+}
+
 /// The ordinals of `users` of `project` (users without one are left out).
 pub(crate) async fn ordinals_of(
     conn: &mut PgConnection,
@@ -503,8 +582,9 @@ impl HotStore {
         users: &[&'a str],
     ) -> Result<HashMap<&'a str, u32>, HotError> {
         let mut conn = self.pool.acquire().await?;
+        let epoch = crate::ordinals::epoch(&mut conn, project).await?;
         self.ordinals
-            .of(&mut conn, project, users.iter().copied())
+            .of(&mut conn, project, epoch, users.iter().copied())
             .await
     }
 }
@@ -526,6 +606,56 @@ pub(crate) async fn per_project(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rollup(rows: &[(&str, i64, &[u32])]) -> DayRollup {
+        rows.iter()
+            .map(|(t, n, users)| {
+                (
+                    (*t).to_owned(),
+                    TypeRollup {
+                        events: *n,
+                        users: users.iter().copied().collect(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn removing_a_user_subtracts_their_events_and_drops_emptied_types() {
+        let day = rollup(&[("", 5, &[1, 2]), ("view", 3, &[1, 2]), ("buy", 2, &[2])]);
+        let erase = |o: Option<u32>, removed: &[(&str, i64)]| {
+            edited(
+                day.clone(),
+                &RollupEdit::UserRemoved {
+                    ordinal: o,
+                    removed: removed.iter().map(|(t, n)| ((*t).to_owned(), *n)).collect(),
+                },
+            )
+        };
+        assert_eq!(
+            erase(Some(2), &[("view", 1), ("buy", 2)]),
+            Some(rollup(&[("", 2, &[1]), ("view", 2, &[1])]))
+        );
+        assert_eq!(
+            edited(day.clone(), &RollupEdit::SameRows),
+            Some(day.clone())
+        );
+        // Edits that do not fit the rollup: it is dropped, not guessed at.
+        assert_eq!(erase(None, &[("view", 1)]), None, "no ordinal");
+        assert_eq!(erase(Some(2), &[("click", 1)]), None, "a type it lacks");
+        assert_eq!(erase(Some(2), &[("buy", 3)]), None, "more than it holds");
+        assert_eq!(
+            erase(Some(1), &[("view", 3)]),
+            None,
+            "events gone, users not"
+        );
+        assert_eq!(
+            erase(Some(2), &[("buy", 1)]),
+            None,
+            "users gone, events not"
+        );
+    }
 
     #[test]
     fn bitmaps_survive_the_round_trip_and_garbage_is_refused() {

@@ -30,6 +30,11 @@ pub struct RunRecord {
     /// Cold files and rows (of both tiers) the retention policies expired.
     pub expired_files: i32,
     pub expired_rows: i64,
+    /// Erasures finished (ADR-032).
+    pub erasures_done: i32,
+    /// Days compacted, and the files they had before (ADR-033).
+    pub compacted_days: i32,
+    pub compacted_files: i32,
     pub error: Option<String>,
 }
 
@@ -61,6 +66,9 @@ pub struct RunTotals {
     pub orphans_removed: i32,
     pub expired_files: i32,
     pub expired_rows: i64,
+    pub erasures_done: i32,
+    pub compacted_days: i32,
+    pub compacted_files: i32,
     pub error: Option<String>,
 }
 
@@ -146,7 +154,8 @@ impl RunLog<'_> {
         sqlx::query(
             "UPDATE archive_runs SET status = $2, finished_at = now(), chunks_total = $3,
                     chunks_moved = $4, chunks_failed = $5, rows_moved = $6, bytes_written = $7,
-                    orphans_removed = $8, error = $9, expired_files = $10, expired_rows = $11
+                    orphans_removed = $8, error = $9, expired_files = $10, expired_rows = $11,
+                    erasures_done = $12, compacted_days = $13, compacted_files = $14
               WHERE id = $1",
         )
         .bind(run_id)
@@ -160,6 +169,9 @@ impl RunLog<'_> {
         .bind(&t.error)
         .bind(t.expired_files)
         .bind(t.expired_rows)
+        .bind(t.erasures_done)
+        .bind(t.compacted_days)
+        .bind(t.compacted_files)
         .execute(&self.hot.pool)
         .await?;
         Ok(())
@@ -171,7 +183,7 @@ impl RunLog<'_> {
         let runs: Vec<RunRecord> = sqlx::query_as(
             "SELECT id, started_at, finished_at, status, cutoff, chunks_total, chunks_moved,
                     chunks_failed, rows_moved, bytes_written, orphans_removed, expired_files,
-                    expired_rows, error
+                    expired_rows, erasures_done, compacted_days, compacted_files, error
                FROM archive_runs ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)

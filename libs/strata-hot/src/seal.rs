@@ -130,48 +130,55 @@ impl HotStore {
         let mut tx = self.pool.begin().await?;
         crate::locks::set_lock_timeout(&mut tx, lock_timeout).await?;
         crate::locks::lock_days_for_archive(&mut tx, &BTreeSet::from([day])).await?;
-        let start = day_start(day);
-        let by_project = crate::rollups::aggregate_events(
-            &mut tx,
-            (start, start + chrono::Duration::days(1)),
-            &[],
-        )
-        .await?;
-        delete_day(&mut tx, &["hot_rollups", "hot_rollup_seals"], day).await?;
-        let late: i64 = sqlx::query_scalar(
-            "WITH gone AS (DELETE FROM hot_late_events WHERE day = $1 RETURNING events)
-             SELECT coalesce(sum(events), 0)::int8 FROM gone",
-        )
-        .bind(day)
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut events = 0;
-        for (project, rollup) in &by_project {
-            let types =
-                crate::rollups::write_rows(&mut tx, "hot_rollups", *project, day, rollup).await?;
-            let n = rollup.get(crate::ALL_TYPES).map_or(0, |r| r.events);
-            sqlx::query(
-                "INSERT INTO hot_rollup_seals (project_id, day, events, types)
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(project)
-            .bind(day)
-            .bind(n)
-            .bind(types)
-            .execute(&mut *tx)
+        let sealed = seal_day_in(&mut tx, day).await?;
+        tx.commit().await?;
+        Ok(sealed)
+    }
+}
+
+/// Seals `day` inside the caller's transaction, which holds the day's
+/// archive lock exclusively.
+pub(crate) async fn seal_day_in(
+    tx: &mut PgConnection,
+    day: NaiveDate,
+) -> Result<(i64, i64), HotError> {
+    let start = day_start(day);
+    let by_project =
+        crate::rollups::aggregate_events(&mut *tx, (start, start + chrono::Duration::days(1)), &[])
             .await?;
-            events += n;
-        }
+    delete_day(&mut *tx, &["hot_rollups", "hot_rollup_seals"], day).await?;
+    let late: i64 = sqlx::query_scalar(
+        "WITH gone AS (DELETE FROM hot_late_events WHERE day = $1 RETURNING events)
+             SELECT coalesce(sum(events), 0)::int8 FROM gone",
+    )
+    .bind(day)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut events = 0;
+    for (project, rollup) in &by_project {
+        let types =
+            crate::rollups::write_rows(&mut *tx, "hot_rollups", *project, day, rollup).await?;
+        let n = rollup.get(crate::ALL_TYPES).map_or(0, |r| r.events);
         sqlx::query(
-            "INSERT INTO hot_sealed_days (day) VALUES ($1)
-             ON CONFLICT (day) DO UPDATE SET sealed_at = now()",
+            "INSERT INTO hot_rollup_seals (project_id, day, events, types)
+                 VALUES ($1, $2, $3, $4)",
         )
+        .bind(project)
         .bind(day)
+        .bind(n)
+        .bind(types)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok((events, late))
+        events += n;
     }
+    sqlx::query(
+        "INSERT INTO hot_sealed_days (day) VALUES ($1)
+             ON CONFLICT (day) DO UPDATE SET sealed_at = now()",
+    )
+    .bind(day)
+    .execute(&mut *tx)
+    .await?;
+    Ok((events, late))
 }
 
 /// Deletes the day's rows (every project) from each of `tables`.

@@ -256,6 +256,8 @@ pub struct ReadSnapshot {
     layout: Layout,
     ordinals: Arc<Ordinals>,
     rollups: Arc<RollupCache>,
+    /// Per project read so far: its `ordinals_epoch` in this snapshot.
+    pub(crate) epochs: HashMap<i64, i64>,
 }
 
 impl HotStore {
@@ -271,6 +273,7 @@ impl HotStore {
             layout: self.layout,
             ordinals: Arc::clone(&self.ordinals),
             rollups: Arc::clone(&self.rollups),
+            epochs: HashMap::new(),
         })
     }
 }
@@ -401,7 +404,17 @@ impl ReadSnapshot {
         users: impl Iterator<Item = &'a str>,
     ) -> Result<HashMap<&'a str, u32>, HotError> {
         let distinct: HashSet<&str> = users.collect();
-        self.ordinals.of(&mut self.tx, project, distinct).await
+        let epoch = match self.epochs.get(&project.0) {
+            Some(e) => *e,
+            None => {
+                let e = crate::ordinals::epoch(&mut self.tx, project).await?;
+                self.epochs.insert(project.0, e);
+                e
+            }
+        };
+        self.ordinals
+            .of(&mut self.tx, project, epoch, distinct)
+            .await
     }
 
     /// `(key, user, events)` rows as, per key, the events and the set of

@@ -28,6 +28,9 @@ pub struct ProjectTiersView {
     pub hot: TierFootprint,
     pub cold: TierFootprint,
     pub cold_files: i64,
+    /// Files per cold day (ADR-033): late events add files to a day, and
+    /// compaction merges them back into one.
+    pub cold_files_per_day: FilesPerDay,
     /// Exact rollups of cold days (ADR-027), beside the Parquet they summarise.
     pub rollups: RollupFootprint,
     /// Exact rollups of sealed hot days (ADR-028).
@@ -36,6 +39,14 @@ pub struct ProjectTiersView {
     pub hot_to_cold_bytes_per_event: Option<f64>,
     /// Days of events kept, today included (`null`: forever; ADR-031).
     pub retention_days: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FilesPerDay {
+    /// The most files any one cold day has.
+    pub max: i64,
+    /// Cold days with more than one file.
+    pub days_with_several: i64,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -93,6 +104,10 @@ pub async fn tiers(
                     bytes_per_event: cold,
                 },
                 cold_files: p.cold_files,
+                cold_files_per_day: FilesPerDay {
+                    max: p.max_files_per_day,
+                    days_with_several: p.days_with_several_files,
+                },
                 rollups: RollupFootprint {
                     days: p.rollup_days,
                     bytes: p.rollup_bytes,

@@ -5,6 +5,7 @@
 mod admin;
 pub mod app;
 mod auth;
+mod erasures;
 mod error;
 mod health;
 mod ingest;
@@ -134,6 +135,14 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
             get(admin::retention)
                 .put(admin::set_retention)
                 .route_layer(auth.clone()),
+        )
+        .route(
+            "/v1/admin/erasures",
+            post(erasures::request).route_layer(auth.clone()),
+        )
+        .route(
+            "/v1/admin/erasures/{id}",
+            get(erasures::show).route_layer(auth.clone()),
         )
         .route(
             "/v1/admin/archive/runs",

@@ -83,6 +83,8 @@ impl Modify for Security {
         crate::admin::start_run,
         crate::admin::retention,
         crate::admin::set_retention,
+        crate::erasures::request,
+        crate::erasures::show,
         crate::health::livez,
         crate::health::readyz,
         crate::metrics::render,

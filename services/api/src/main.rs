@@ -44,6 +44,8 @@ enum Command {
         #[command(subcommand)]
         command: ProjectsCommand,
     },
+    /// Erase users' events from both tiers (ADR-032).
+    Users(Box<UsersArgs>),
     /// Load generated demo history (months of events) and archive what is
     /// past the hot retention, so that both tiers answer.
     DemoData(DemoArgs),
@@ -73,6 +75,37 @@ struct DemoArgs {
     /// Same seed, same events.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct UsersArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(flatten)]
+    tiering: TieringArgs,
+    #[command(flatten)]
+    s3: S3Args,
+    #[command(subcommand)]
+    command: UsersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Erase every stored event of a user, in both tiers, with the user's
+    /// first-seen record; prints the erasure's audit record. Runs the
+    /// erasure here unless an archiver is running, which then does it.
+    Erase {
+        #[arg(long)]
+        project: String,
+        /// The user id exactly as it was sent with the events.
+        #[arg(long)]
+        user: String,
+        /// Only record the request (the archiver's next run does it).
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show an erasure's progress or audit record.
+    Erasure { id: i64 },
 }
 
 #[derive(Debug, clap::Args)]
@@ -167,6 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Keys { db, command }) => keys(&db, command).await,
         Some(Command::Projects { db, command }) => projects(&db, command).await,
+        Some(Command::Users(args)) => users(*args).await,
         Some(Command::DemoData(args)) => demo_data(args).await,
         Some(Command::Openapi) => {
             #[allow(clippy::print_stdout)]
@@ -207,6 +241,67 @@ async fn demo_data(args: DemoArgs) -> anyhow::Result<()> {
         r.late_events,
         r.chunks_archived
     );
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn users(args: UsersArgs) -> anyhow::Result<()> {
+    let hot = open_migrated(&args.db).await?;
+    let record = match args.command {
+        UsersCommand::Erasure { id } => hot
+            .erasure(None, id)
+            .await?
+            .with_context(|| format!("no erasure {id}"))?,
+        UsersCommand::Erase {
+            project,
+            user,
+            no_wait,
+        } => {
+            let name = ProjectName::parse(&project)?;
+            let user = strata_model::UserId::parse(user)?;
+            let id = hot
+                .find_project(&name)
+                .await?
+                .with_context(|| format!("project {project} does not exist"))?;
+            let (mut record, _) = hot
+                .request_erasure(id, user.as_str(), "strata-api users erase")
+                .await?;
+            if !no_wait {
+                let archiver = Archiver::new(
+                    hot.clone(),
+                    args.tiering.cold_store(&args.s3)?,
+                    ArchiveConfig {
+                        hot_retention: args.tiering.hot_retention,
+                        ..ArchiveConfig::default()
+                    },
+                );
+                // A running archiver does the erasure in its own run (or
+                // its next): wait for it.
+                while record.status != "done" {
+                    let ran = match archiver.erase_once().await? {
+                        strata_archive::RunOutcome::Completed(_) => true,
+                        strata_archive::RunOutcome::Skipped => {
+                            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                            false
+                        }
+                    };
+                    record = hot
+                        .erasure(None, record.id)
+                        .await?
+                        .context("the erasure record disappeared")?;
+                    if ran && record.status != "done" {
+                        anyhow::bail!(
+                            "erasure {} not finished (the archiver's next run tries again): {}",
+                            record.id,
+                            record.error.as_deref().unwrap_or("unknown error")
+                        );
+                    }
+                }
+            }
+            record
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&record)?);
     Ok(())
 }
 

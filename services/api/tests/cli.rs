@@ -1,5 +1,6 @@
 //! The `strata-api` binary as an operator and a new user meet it: migrate,
-//! keys create/list/revoke, and serve answering a curl-style batch.
+//! keys create/list/revoke, projects, users erase, and serve answering a
+//! curl-style batch.
 
 #![allow(clippy::unwrap_used)]
 use std::process::{Command, Output, Stdio};
@@ -176,6 +177,71 @@ async fn projects_set_retention_sets_lists_and_refuses_bad_values() {
     let out = run(&db, &["projects", "set-retention", "demo", "forever"]);
     assert_eq!(stdout(&out).trim(), "project demo: retention forever");
     assert!(stdout(&run(&db, &["projects", "list"])).contains("\tdemo\tforever"));
+}
+
+/// `users erase` removes a user's every event from both tiers (Garage
+/// here) and prints the audit record; `users erasure ID` shows it again.
+#[tokio::test]
+async fn users_erase_removes_a_user_from_both_tiers_and_prints_the_audit_record() {
+    let app = strata_tests::TestApp::builder()
+        .cold(strata_tests::cold::TestCold::s3())
+        .spawn()
+        .await;
+    let key = app.key("alpha", "ingest").await;
+    let mut sent = strata_tests::archive::Sent::default();
+    strata_tests::archive::seed_days(&app, &[("alpha", key.as_str())], 31, 2, 30, &mut sent).await;
+    app.archive(30).await;
+    let user = sent.rows[0].user_id.clone();
+    let theirs = sent.rows.iter().filter(|r| r.user_id == user).count() as u64;
+    let erase = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("STRATA_DATABASE_URL", &app.db.url)
+            .env("RUST_LOG", "warn")
+            .envs(app.cold.env_vars())
+            .output()
+            .unwrap()
+    };
+    let out = erase(&["users", "erase", "--project", "alpha", "--user", &user]);
+    assert!(out.status.success(), "{out:?}");
+    let record: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(record["status"], "done", "{record}");
+    assert_eq!(record["requested_by"], "strata-api users erase");
+    assert_eq!(record["cold_rows"].as_u64(), Some(theirs), "{record}");
+    assert!(record.get("user_id").is_none(), "{record}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM user_first_seen WHERE user_id = $1")
+        .bind(&user)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    assert!(!app.cold.glob().await.iter().any(|r| r.user_id == user));
+    assert_eq!(
+        app.cold.glob().await.len() as u64,
+        sent.rows.len() as u64 - theirs
+    );
+    let id = record["id"].as_i64().unwrap().to_string();
+    let again = erase(&["users", "erasure", &id]);
+    let shown: Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(shown, record);
+    // Refused with the reason.
+    for (args, says) in [
+        (
+            ["users", "erase", "--project", "nope", "--user", "u"],
+            "project nope does not exist",
+        ),
+        (
+            ["users", "erase", "--project", "alpha", "--user", ""],
+            "user_id",
+        ),
+    ] {
+        let out = erase(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let out = erase(&["users", "erasure", "999999"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no erasure 999999"));
 }
 
 fn run_with_layout(db: &TestDb, layout: &str, args: &[&str]) -> (Output, String) {

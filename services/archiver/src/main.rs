@@ -1,6 +1,8 @@
 //! `strata-archiver`: moves hot day chunks to Parquet in object storage.
 //! `strata-archiver` runs as a daemon on a cron schedule;
 //! `strata-archiver run --once [--dry-run]` runs one pass;
+//! `strata-archiver compact [--dry-run]` merges the files of cold days
+//! that late events split;
 //! `strata-archiver rollups rebuild` rebuilds the rollups of cold days
 //! and seals the closed hot days again.
 //! Wiring only.
@@ -35,6 +37,14 @@ struct Cli {
     #[arg(long, env = "STRATA_ARCHIVE_COMMIT_GROUP", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     commit_group: u16,
+    /// Compaction: a cold day with more files than this is merged into one.
+    #[arg(long, global = true, env = "STRATA_COMPACT_MAX_FILES", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    compact_max_files: u16,
+    /// Compaction: so is a cold day with at least two files, one smaller
+    /// than this many bytes.
+    #[arg(long, global = true, env = "STRATA_COMPACT_MIN_BYTES", default_value_t = 8 * 1024 * 1024)]
+    compact_min_bytes: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -47,6 +57,14 @@ enum Command {
         #[arg(long)]
         once: bool,
         /// Print what would move, move nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Merge each cold day that has more than --compact-max-files files, or
+    /// several with one below --compact-min-bytes, into one file (the
+    /// scheduled run does this too); exits non-zero when a day failed.
+    Compact {
+        /// Print the days that would be merged, merge nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -104,6 +122,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         hot_retention: cli.tiering.hot_retention,
         failpoint: failpoint_from_env()?,
         commit_group: usize::from(cli.commit_group),
+        compact_max_files: usize::from(cli.compact_max_files),
+        compact_min_bytes: cli.compact_min_bytes,
         ..ArchiveConfig::default()
     };
     let archiver = Archiver::new(hot, cold, config);
@@ -119,6 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 run_once(&archiver).await
             }
         }
+        Some(Command::Compact { dry_run }) => compact(&archiver, dry_run).await,
         Some(Command::Rollups {
             command: RollupsCommand::Rebuild { project, from, to },
         }) => rebuild_rollups(&archiver, project, from, to).await,
@@ -156,6 +177,45 @@ async fn rebuild_rollups(
         report.failed.is_empty(),
         "{} day(s) could not be rebuilt; their stats keep coming from their files",
         report.failed.len()
+    );
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn compact(archiver: &Archiver, dry_run: bool) -> anyhow::Result<()> {
+    if dry_run {
+        let days = archiver.compaction_plan().await?;
+        println!("{} day(s) would be compacted:", days.len());
+        for d in days {
+            println!(
+                "project {}\t{}\t{} files\t{} bytes",
+                d.project,
+                d.day,
+                d.files.len(),
+                d.bytes()
+            );
+        }
+        return Ok(());
+    }
+    let due = archiver.compaction_plan().await?.len();
+    let report = match archiver.compact_once().await? {
+        RunOutcome::Skipped => anyhow::bail!("another archiver is running; nothing was done"),
+        RunOutcome::Completed(report) => report,
+    };
+    for c in &report.compacted {
+        println!(
+            "project {}\t{}\t{} files -> 1\t{} rows\t{} -> {} bytes",
+            c.project_id, c.day, c.files_before, c.rows, c.bytes_before, c.bytes_after
+        );
+    }
+    println!("{} day(s) compacted", report.compacted.len());
+    if let Some(e) = report.error {
+        anyhow::bail!("compaction run {} stopped: {e}", report.run_id);
+    }
+    anyhow::ensure!(
+        report.compacted.len() >= due,
+        "{} day(s) could not be compacted (see the log); the next run tries again",
+        due - report.compacted.len()
     );
     Ok(())
 }

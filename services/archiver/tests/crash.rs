@@ -1,12 +1,14 @@
-//! `strata-archiver run --once` as a process: crash injection at every step
-//! of a chunk's life, then a rerun; nothing lost, nothing counted twice.
+//! `strata-archiver run --once` and `compact` as processes: crash injection
+//! at every step of a chunk's life, of a retention expiry, of an erasure
+//! and of a compaction, then a rerun; nothing lost, nothing counted twice,
+//! nothing of an erased user left anywhere.
 
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Command, Output};
 
 use strata_archive::FAIL_POINTS;
-use strata_tests::archive::{Sent, assert_rollups_match_parquet, hot_plus_cold, seed_days};
+use strata_tests::archive::{Row, Sent, assert_rollups_match_parquet, hot_plus_cold, seed_days};
 use strata_tests::cold::TestCold;
 use strata_tests::{TestApp, spawn_app};
 
@@ -223,4 +225,164 @@ async fn crash_after_the_retention_commit_leaves_only_orphans_for_the_next_sweep
     assert_eq!(cold.keys().await, listed);
     assert_exactly_once(&app, &cold, &sent).await;
     assert_rollups_match_parquet(&app, &cold, point).await;
+}
+
+/// The rows of `sent` that are not `project`'s `user`'s, and those that are.
+fn split(sent: &Sent, project: i64, user: &str) -> (Vec<Row>, Vec<Row>) {
+    sent.sorted()
+        .into_iter()
+        .partition(|r| r.project_id != project || r.user_id != user)
+}
+
+async fn listed(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar("SELECT object_key FROM cold_files ORDER BY 1")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+async fn crash_during_an_erasure_then_rerun(point: &str) {
+    let (app, mut sent) = seeded().await;
+    let cold = TestCold::s3();
+    let out = archiver(&app, &cold, &["run", "--once"], None);
+    assert!(out.status.success(), "{out:?}");
+    // The user also has hot rows, today's and a sealed day's.
+    let alpha = app.project_id("alpha").await;
+    let key = app.key("alpha", "ingest").await;
+    // The user with the most cold rows (the seed's users are random).
+    let mut rows_of: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in sent.rows.iter().filter(|r| r.project_id == alpha) {
+        *rows_of.entry(r.user_id.as_str()).or_default() += 1;
+    }
+    let user = rows_of
+        .iter()
+        .max_by_key(|(u, n)| (**n, std::cmp::Reverse(**u)))
+        .map(|(u, _)| (*u).to_owned())
+        .unwrap();
+    let user = user.as_str();
+    for hours in [0, 30] {
+        let ts = chrono::Utc::now() - chrono::Duration::hours(hours) - chrono::Duration::seconds(5);
+        let id = uuid::Uuid::new_v4();
+        let ts_text = ts.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        app.ingest_ok(&key, &[strata_tests::event(id, user, "view", &ts_text)])
+            .await;
+        sent.rows.push(Row {
+            project_id: alpha,
+            event_id: id.to_string(),
+            user_id: user.to_owned(),
+            event_type: "view".to_owned(),
+            ts_micros: ts_text
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+                .timestamp_micros(),
+            properties: Some(serde_json::json!({"path": "/pricing", "n": 1})),
+        });
+    }
+    let (kept, erased) = split(&sent, alpha, user);
+    assert!(erased.len() > 2, "the user has cold rows too");
+    let (record, _) = app
+        .hot
+        .request_erasure(strata_model::ProjectId(alpha), user, "test")
+        .await
+        .unwrap();
+
+    let out = archiver(&app, &cold, &["run", "--once"], Some(point));
+    assert_eq!(out.status.code(), Some(86), "{point}: {out:?}");
+    // Each day is as it was or wholly rewritten: every other row is there
+    // exactly once, and what is left of the user is a part of it.
+    let now = hot_plus_cold(&app, &cold).await;
+    let (now_kept, now_erased): (Vec<Row>, Vec<Row>) = now
+        .into_iter()
+        .partition(|r| r.project_id != alpha || r.user_id != user);
+    assert_eq!(now_kept, kept, "{point}");
+    assert!(now_erased.iter().all(|r| erased.contains(r)), "{point}");
+    assert_rollups_match_parquet(&app, &cold, point).await;
+
+    let out = archiver(&app, &cold, &["run", "--once"], None);
+    assert!(out.status.success(), "{point}: {out:?}");
+    assert_eq!(hot_plus_cold(&app, &cold).await, kept, "{point}");
+    // No row of the user in a plain glob over the bucket, which holds
+    // exactly the manifest's objects.
+    assert!(
+        !cold
+            .glob()
+            .await
+            .iter()
+            .any(|r| r.project_id == alpha && r.user_id == user),
+        "{point}"
+    );
+    assert_eq!(cold.keys().await, listed(&app).await, "{point}");
+    assert_rollups_match_parquet(&app, &cold, point).await;
+    let done = app.hot.erasure(None, record.id).await.unwrap().unwrap();
+    assert_eq!(done.status, "done", "{point}");
+    assert_eq!(
+        (done.hot_rows + done.cold_rows) as usize,
+        erased.len(),
+        "{point}: {done:?}"
+    );
+}
+
+#[tokio::test]
+async fn crash_after_an_erasure_wrote_a_day() {
+    crash_during_an_erasure_then_rerun(FAIL_POINTS[6]).await;
+}
+
+#[tokio::test]
+async fn crash_after_an_erasure_committed_a_day() {
+    crash_during_an_erasure_then_rerun(FAIL_POINTS[7]).await;
+}
+
+#[tokio::test]
+async fn crash_after_an_erasure_finished_the_cold_tier() {
+    crash_during_an_erasure_then_rerun(FAIL_POINTS[8]).await;
+}
+
+async fn crash_during_a_compaction_then_rerun(point: &str) {
+    let (app, mut sent) = seeded().await;
+    let cold = TestCold::s3();
+    let out = archiver(&app, &cold, &["run", "--once"], None);
+    assert!(out.status.success(), "{out:?}");
+    // Late events give alpha's days a second file (no compaction yet).
+    let a = app.key("alpha", "ingest").await;
+    seed_days(&app, &[("alpha", a.as_str())], 31, 3, 5, &mut sent).await;
+    let no_compaction = [
+        "run",
+        "--once",
+        "--compact-max-files",
+        "100",
+        "--compact-min-bytes",
+        "0",
+    ];
+    let out = archiver(&app, &cold, &no_compaction, None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(listed(&app).await.len(), 9);
+
+    let out = archiver(&app, &cold, &["compact", "--dry-run"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("3 day(s)"),
+        "{out:?}"
+    );
+    let out = archiver(&app, &cold, &["compact"], Some(point));
+    assert_eq!(out.status.code(), Some(86), "{point}: {out:?}");
+    assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted(), "{point}");
+    assert_rollups_match_parquet(&app, &cold, point).await;
+
+    let out = archiver(&app, &cold, &["compact"], None);
+    assert!(out.status.success(), "{point}: {out:?}");
+    assert_exactly_once(&app, &cold, &sent).await;
+    let keys = listed(&app).await;
+    assert_eq!(keys.len(), 6, "{point}: one file per project and day");
+    assert_eq!(cold.keys().await, keys, "{point}");
+    assert_rollups_match_parquet(&app, &cold, point).await;
+}
+
+#[tokio::test]
+async fn crash_after_a_compaction_wrote_a_day() {
+    crash_during_a_compaction_then_rerun(FAIL_POINTS[9]).await;
+}
+
+#[tokio::test]
+async fn crash_after_a_compaction_committed_a_day() {
+    crash_during_a_compaction_then_rerun(FAIL_POINTS[10]).await;
 }
