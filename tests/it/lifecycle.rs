@@ -50,6 +50,20 @@ fn random_events(rng: &mut StdRng, n: usize, days: i64) -> Vec<(Value, Ev)> {
         .collect()
 }
 
+/// A generator from a printed seed (to replay a failure) and an app on
+/// `cold` that takes late events for any number of days per batch.
+#[allow(clippy::print_stderr)] // the seed, shown with a failing test's output
+async fn seeded_app(cold: TestCold) -> (StdRng, TestApp) {
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let app = TestApp::builder()
+        .arg("--max-late-days-per-batch", 10_000)
+        .cold(cold)
+        .spawn()
+        .await;
+    (StdRng::seed_from_u64(seed), app)
+}
+
 async fn get(app: &TestApp, key: &str, path: &str) -> Value {
     let (status, body) = app.get_json(key, path).await;
     assert_eq!(status, 200, "{path}: {body}");
@@ -164,14 +178,7 @@ async fn count(app: &TestApp, sql: &str, project: i64) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retention_policy_hides_expired_days_at_once_and_the_archive_run_deletes_them() {
-    let seed: u64 = rand::random();
-    eprintln!("seed {seed}");
-    let mut rng = StdRng::seed_from_u64(seed);
-    let app = TestApp::builder()
-        .arg("--max-late-days-per-batch", 10_000)
-        .cold(TestCold::s3())
-        .spawn()
-        .await;
+    let (mut rng, app) = seeded_app(TestCold::s3()).await;
     let cold = &app.cold;
     let alpha = app.key("alpha", "ingest,read,admin").await;
     let beta = app.key("beta", "ingest,read").await;
@@ -399,14 +406,7 @@ async fn two_projects_with_late_files(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasing_a_user_removes_them_from_both_tiers_and_every_stat_stays_exact() {
-    let seed: u64 = rand::random();
-    eprintln!("seed {seed}");
-    let mut rng = StdRng::seed_from_u64(seed);
-    let app = TestApp::builder()
-        .arg("--max-late-days-per-batch", 10_000)
-        .cold(TestCold::s3())
-        .spawn()
-        .await;
+    let (mut rng, app) = seeded_app(TestCold::s3()).await;
     // A second api process: its memory of users must not outlive the
     // erasure either.
     let replica = app.spawn_replica(&[]).await;
@@ -506,17 +506,35 @@ async fn erasing_a_user_removes_them_from_both_tiers_and_every_stat_stays_exact(
         0
     );
 
+    // While the erasure runs, each day's answer is the day before or after
+    // it, never a mix of old and new files.
+    let (from, to) = (today() - Duration::days(59), today());
+    let dau_before = oracle::dau(&sent["alpha"], from, to);
+    let without: Vec<Ev> = sent["alpha"]
+        .iter()
+        .filter(|e| e.user != victim)
+        .cloned()
+        .collect();
+    let dau_after = oracle::dau(&without, from, to);
     let (status, body) = post(&app, &alpha, "/v1/admin/erasures", r#"{"user_id": "u7"}"#).await;
     assert_eq!(status, 202, "{body}");
     let id = body["id"].as_i64().unwrap();
     assert!(body.get("user_id").is_none(), "{body}");
     let mut record = Value::Null;
     for _ in 0..600 {
+        let dau = dau_of(&get(&app, &alpha, &range).await);
+        for ((day, n), (b, a)) in dau.iter().zip(dau_before.iter().zip(&dau_after)) {
+            assert!(
+                *n == b.1 || *n == a.1,
+                "{day}: {n} is neither {} nor {}",
+                b.1,
+                a.1
+            );
+        }
         record = get(&app, &alpha, &format!("/v1/admin/erasures/{id}")).await;
         if record["status"] == "done" {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(record["status"], "done", "{record}");
     assert_eq!(record["hot_rows"], hot_before, "{record}");
@@ -642,14 +660,7 @@ async fn erasing_a_user_removes_them_from_both_tiers_and_every_stat_stays_exact(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_merges_each_days_files_into_one_and_every_stat_stays_exact() {
-    let seed: u64 = rand::random();
-    eprintln!("seed {seed}");
-    let mut rng = StdRng::seed_from_u64(seed);
-    let app = TestApp::builder()
-        .arg("--max-late-days-per-batch", 10_000)
-        .cold(TestCold::file())
-        .spawn()
-        .await;
+    let (mut rng, app) = seeded_app(TestCold::file()).await;
     let alpha = app.key("alpha", "ingest,read,admin").await;
     let beta = app.key("beta", "ingest,read").await;
     let sent = two_projects_with_late_files(

@@ -11,8 +11,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
+use arrow::array::BooleanBuilder;
 use arrow::array::{AsArray, RecordBatch, StringArray};
-use arrow::compute::interleave_record_batch;
+use arrow::compute::{filter_record_batch, interleave_record_batch};
 use arrow::datatypes::TimestampMicrosecondType;
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -23,7 +24,7 @@ use uuid::Uuid;
 
 use crate::schema::{self, event_schema};
 use crate::{
-    Batch, ColdError, ColdStore, FileWriter, IdChecksum, ObjectKey, ObjectStoreReader,
+    Batch, BatchStats, ColdError, ColdStore, FileWriter, IdChecksum, ObjectKey, ObjectStoreReader,
     WriterOptions, WrittenFile, verify_file,
 };
 
@@ -136,38 +137,28 @@ pub async fn rewrite(
     options: &WriterOptions,
     drop_user: Option<&str>,
 ) -> Result<Rewritten, ColdError> {
-    let fail = |reason: String| ColdError::Verification {
-        key: out.to_string(),
-        reason,
+    if let ([input], Some(user)) = (inputs, drop_user) {
+        return filter_one(store, input, out, options, user).await;
+    }
+    let fail = |reason: String| verification(out, reason);
+    let mut output = Output {
+        store,
+        key: out,
+        options,
+        held: Vec::new(),
+        picks: Vec::with_capacity(options.batch_rows),
+        writer: None,
     };
-    let mut held: Vec<RecordBatch> = Vec::new();
     let mut open: Vec<Option<Input>> = Vec::new();
     for input in inputs {
-        let reader = ObjectStoreReader::new(store.object_store(), Path::from(input.key.as_str()));
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await?
-            .with_batch_size(options.batch_rows.max(1));
-        // The column positions below (`ID` … `TS`) are the schema's.
-        if builder.schema().fields() != event_schema().fields() {
-            return Err(fail(format!(
-                "input {} has an unexpected schema {:?}",
-                input.key,
-                builder.schema()
-            )));
-        }
-        let mut stream = builder.build()?;
-        open.push(match next_batch(&mut stream).await? {
-            Some(batch) => {
-                held.push(batch.clone());
-                Some(Input {
-                    stream,
-                    batch,
-                    slot: held.len() - 1,
-                    row: 0,
-                })
-            }
-            None => None,
-        });
+        let mut stream = open_input(store, input, options, out).await?;
+        let first = next_batch(&mut stream).await?;
+        open.push(first.map(|batch| Input {
+            stream,
+            slot: output.hold(&batch),
+            batch,
+            row: 0,
+        }));
     }
     let mut heap: BinaryHeap<Reverse<(i64, usize)>> = open
         .iter()
@@ -177,8 +168,6 @@ pub async fn rewrite(
 
     let (mut read, mut dropped) = (IdChecksum::default(), IdChecksum::default());
     let mut removed: BTreeMap<String, i64> = BTreeMap::new();
-    let mut picks: Vec<(usize, usize)> = Vec::with_capacity(options.batch_rows);
-    let mut writer: Option<FileWriter> = None;
     while let Some(Reverse((_, i))) = heap.pop() {
         let Some(input) = open[i].as_mut() else {
             continue;
@@ -193,14 +182,13 @@ pub async fn rewrite(
                 .entry(strings(batch, TYPE).value(row).to_owned())
                 .or_default() += 1;
         } else {
-            picks.push((input.slot, row));
+            output.picks.push((input.slot, row));
         }
         input.row += 1;
         if input.row == input.batch.num_rows() {
             match next_batch(&mut input.stream).await? {
                 Some(batch) => {
-                    held.push(batch.clone());
-                    input.slot = held.len() - 1;
+                    input.slot = output.hold(&batch);
                     input.batch = batch;
                     input.row = 0;
                 }
@@ -212,30 +200,132 @@ pub async fn rewrite(
         }
         heap.push(Reverse((ts_at(&input.batch, input.row), i)));
         // Also when rows left out pile up batches that no output needs.
-        if picks.len() >= options.batch_rows.max(1) || held.len() > 2 * open.len() + 2 {
-            flush(
-                store,
-                out,
-                options,
-                &mut held,
-                &mut open,
-                &mut picks,
-                &mut writer,
-            )
-            .await?;
+        if output.picks.len() >= options.batch_rows.max(1) || output.held.len() > 2 * open.len() + 2
+        {
+            output.flush(&mut open).await?;
         }
     }
-    flush(
+    output.flush(&mut open).await?;
+
+    let ids = Ids { read, dropped };
+    finish(store, out, inputs, ids, removed, output.writer).await
+}
+
+fn verification(out: ObjectKey, reason: String) -> ColdError {
+    ColdError::Verification {
+        key: out.to_string(),
+        reason,
+    }
+}
+
+/// Opens an input, checking it has the event schema (the column positions
+/// `ID` … `TS` are the schema's).
+async fn open_input(
+    store: &ColdStore,
+    input: &RewriteInput,
+    options: &WriterOptions,
+    out: ObjectKey,
+) -> Result<ParquetRecordBatchStream<ObjectStoreReader>, ColdError> {
+    let reader = ObjectStoreReader::new(store.object_store(), Path::from(input.key.as_str()));
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await?
+        .with_batch_size(options.batch_rows.max(1));
+    if builder.schema().fields() != event_schema().fields() {
+        return Err(verification(
+            out,
+            format!(
+                "input {} has an unexpected schema {:?}",
+                input.key,
+                builder.schema()
+            ),
+        ));
+    }
+    Ok(builder.build()?)
+}
+
+/// The ids a rewrite read, and those it left out.
+struct Ids {
+    read: IdChecksum,
+    dropped: IdChecksum,
+}
+
+/// One input without one user's rows (an erasure's common case): each
+/// batch filtered as it is, no merge.
+async fn filter_one(
+    store: &ColdStore,
+    input: &RewriteInput,
+    out: ObjectKey,
+    options: &WriterOptions,
+    user: &str,
+) -> Result<Rewritten, ColdError> {
+    let mut stream = open_input(store, input, options, out).await?;
+    let mut ids = Ids {
+        read: IdChecksum::default(),
+        dropped: IdChecksum::default(),
+    };
+    let mut removed: BTreeMap<String, i64> = BTreeMap::new();
+    let mut writer: Option<FileWriter> = None;
+    while let Some(batch) = next_batch(&mut stream).await? {
+        let (id_col, users, types) = (
+            strings(&batch, ID),
+            strings(&batch, USER),
+            strings(&batch, TYPE),
+        );
+        let mut keep = BooleanBuilder::with_capacity(batch.num_rows());
+        let mut kept = BatchStats::default();
+        for row in 0..batch.num_rows() {
+            let id = id_col.value(row);
+            let id = Uuid::parse_str(id)
+                .map_err(|e| verification(out, format!("bad event_id {id:?}: {e}")))?;
+            ids.read.add(id);
+            let drop = users.value(row) == user;
+            if drop {
+                ids.dropped.add(id);
+                *removed.entry(types.value(row).to_owned()).or_default() += 1;
+            } else {
+                kept.add(id, ts_at(&batch, row));
+            }
+            keep.append_value(!drop);
+        }
+        if kept.rows == 0 {
+            continue;
+        }
+        let batch = if kept.rows as usize == batch.num_rows() {
+            batch
+        } else {
+            filter_record_batch(&batch, &keep.finish())?
+        };
+        if writer.is_none() {
+            writer = Some(FileWriter::create(store, out, options)?);
+        }
+        if let Some(w) = writer.as_mut() {
+            w.write(&Batch::with_stats(batch, kept)).await?;
+        }
+    }
+    finish(
         store,
         out,
-        options,
-        &mut held,
-        &mut open,
-        &mut picks,
-        &mut writer,
+        std::slice::from_ref(input),
+        ids,
+        removed,
+        writer,
     )
-    .await?;
+    .await
+}
 
+/// Closes and verifies the new file; checks that the ids read are the
+/// inputs' recorded ones and that the ids written plus those left out are
+/// the ids read.
+async fn finish(
+    store: &ColdStore,
+    out: ObjectKey,
+    inputs: &[RewriteInput],
+    ids: Ids,
+    removed: BTreeMap<String, i64>,
+    writer: Option<FileWriter>,
+) -> Result<Rewritten, ColdError> {
+    let Ids { read, dropped } = ids;
+    let fail = |reason: String| verification(out, reason);
     let mut expected = IdChecksum::default();
     for input in inputs {
         expected.merge(&input.checksum);
@@ -270,34 +360,45 @@ pub async fn rewrite(
     })
 }
 
-/// Writes the picked rows as one batch, then keeps only the batches the
-/// open inputs still read from.
-async fn flush(
-    store: &ColdStore,
-    out: ObjectKey,
-    options: &WriterOptions,
-    held: &mut Vec<RecordBatch>,
-    open: &mut [Option<Input>],
-    picks: &mut Vec<(usize, usize)>,
-    writer: &mut Option<FileWriter>,
-) -> Result<(), ColdError> {
-    if !picks.is_empty() {
-        let refs: Vec<&RecordBatch> = held.iter().collect();
-        let batch = Batch::from_record_batch(interleave_record_batch(&refs, picks)?)?;
-        picks.clear();
-        if writer.is_none() {
-            *writer = Some(FileWriter::create(store, out, options)?);
-        }
-        if let Some(w) = writer.as_mut() {
-            w.write(&batch).await?;
-        }
+/// The output side of a rewrite: the rows picked so far, by their batch's
+/// slot among the batches held and their row in it, and the file (created
+/// with its first row).
+struct Output<'a> {
+    store: &'a ColdStore,
+    key: ObjectKey,
+    options: &'a WriterOptions,
+    held: Vec<RecordBatch>,
+    picks: Vec<(usize, usize)>,
+    writer: Option<FileWriter>,
+}
+
+impl Output<'_> {
+    /// Holds `batch` for the picks to come; returns its slot.
+    fn hold(&mut self, batch: &RecordBatch) -> usize {
+        self.held.push(batch.clone());
+        self.held.len() - 1
     }
-    held.clear();
-    for input in open.iter_mut().flatten() {
-        held.push(input.batch.clone());
-        input.slot = held.len() - 1;
+
+    /// Writes the picked rows as one batch, then keeps only the batches
+    /// the open inputs still read from.
+    async fn flush(&mut self, open: &mut [Option<Input>]) -> Result<(), ColdError> {
+        if !self.picks.is_empty() {
+            let refs: Vec<&RecordBatch> = self.held.iter().collect();
+            let batch = Batch::from_record_batch(interleave_record_batch(&refs, &self.picks)?)?;
+            self.picks.clear();
+            if self.writer.is_none() {
+                self.writer = Some(FileWriter::create(self.store, self.key, self.options)?);
+            }
+            if let Some(w) = self.writer.as_mut() {
+                w.write(&batch).await?;
+            }
+        }
+        self.held.clear();
+        for input in open.iter_mut().flatten() {
+            input.slot = self.hold(&input.batch);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -115,19 +115,15 @@ impl Batch {
                 key: String::new(),
                 reason: format!("bad event_id {id:?}: {e}"),
             })?;
-            let one = BatchStats {
-                rows: 1,
-                min_ts: t,
-                max_ts: t,
-                checksum: {
-                    let mut c = IdChecksum::default();
-                    c.add(id);
-                    c
-                },
-            };
-            stats.merge(&one);
+            stats.add(id, t);
         }
         Ok(Self { batch, stats })
+    }
+
+    /// A record batch of the event schema whose summary the caller
+    /// computed while reading it.
+    pub(crate) fn with_stats(batch: RecordBatch, stats: BatchStats) -> Self {
+        Self { batch, stats }
     }
 }
 
@@ -154,6 +150,18 @@ pub struct BatchStats {
 }
 
 impl BatchStats {
+    /// Counts one more row.
+    pub(crate) fn add(&mut self, id: Uuid, ts_micros: i64) {
+        if self.rows == 0 {
+            (self.min_ts, self.max_ts) = (ts_micros, ts_micros);
+        } else {
+            self.min_ts = self.min_ts.min(ts_micros);
+            self.max_ts = self.max_ts.max(ts_micros);
+        }
+        self.rows += 1;
+        self.checksum.add(id);
+    }
+
     fn merge(&mut self, other: &BatchStats) {
         if other.rows == 0 {
             return;
@@ -207,16 +215,7 @@ impl BatchBuilder {
         self.ts.append_value(ts_micros);
         self.properties.append_option(properties);
         self.received_at.append_value(received_micros);
-        let s = &mut self.stats;
-        if s.rows == 0 {
-            s.min_ts = ts_micros;
-            s.max_ts = ts_micros;
-        } else {
-            s.min_ts = s.min_ts.min(ts_micros);
-            s.max_ts = s.max_ts.max(ts_micros);
-        }
-        s.rows += 1;
-        s.checksum.add(event_id);
+        self.stats.add(event_id, ts_micros);
     }
 
     /// Takes the rows pushed so far as a record batch; the builder is empty after.

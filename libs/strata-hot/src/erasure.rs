@@ -211,13 +211,11 @@ impl HotStore {
         let (project, user) = (erasure.project, erasure.user_id.as_str());
         let hot_days: BTreeSet<NaiveDate> =
             self.list_chunks().await?.iter().map(|c| c.day()).collect();
-        let mut tx = self.pool.begin().await?;
-        locks::set_lock_timeout(&mut tx, lock_timeout).await?;
-        let holder = crate::runs::lease_for_commit(&mut tx).await?;
-        if holder != Some(run_id) {
-            return Ok(Err(holder));
-        }
-        locks::lock_days_for_archive(&mut tx, &hot_days).await?;
+        let mut tx =
+            match crate::runs::begin_fenced(&self.pool, run_id, &hot_days, lock_timeout).await? {
+                Ok(tx) => tx,
+                Err(holder) => return Ok(Err(holder)),
+            };
         // The closed days first: no row can arrive in them now, so their
         // rollups can be sealed again from what is left (every project's:
         // a seal is per day).

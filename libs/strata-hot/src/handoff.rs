@@ -152,13 +152,10 @@ impl HotStore {
         days: &BTreeSet<NaiveDate>,
         lock_timeout: Duration,
     ) -> Result<Result<ArchiveCommit<'_>, Option<i64>>, HotError> {
-        let mut tx = self.pool.begin().await?;
-        locks::set_lock_timeout(&mut tx, lock_timeout).await?;
-        let holder = crate::runs::lease_for_commit(&mut tx).await?;
-        if holder != Some(run_id) {
-            return Ok(Err(holder));
-        }
-        locks::lock_days_for_archive(&mut tx, days).await?;
+        let tx = match crate::runs::begin_fenced(&self.pool, run_id, days, lock_timeout).await? {
+            Ok(tx) => tx,
+            Err(holder) => return Ok(Err(holder)),
+        };
         Ok(Ok(ArchiveCommit {
             hot: self,
             tx,

@@ -18,7 +18,7 @@ use strata_model::{ProjectId, RetentionDays};
 
 use crate::chunks::day_start;
 use crate::stats::ReadSnapshot;
-use crate::{HotError, HotStore, locks};
+use crate::{HotError, HotStore};
 
 /// What one expiry deleted, for the run history and the object deletes
 /// that follow its commit.
@@ -126,13 +126,11 @@ impl HotStore {
             .map(|c| c.day())
             .filter(|d| *d < latest)
             .collect();
-        let mut tx = self.pool.begin().await?;
-        locks::set_lock_timeout(&mut tx, lock_timeout).await?;
-        let holder = crate::runs::lease_for_commit(&mut tx).await?;
-        if holder != Some(run_id) {
-            return Ok(Err(holder));
-        }
-        locks::lock_days_for_archive(&mut tx, &hot_days).await?;
+        let mut tx =
+            match crate::runs::begin_fenced(&self.pool, run_id, &hot_days, lock_timeout).await? {
+                Ok(tx) => tx,
+                Err(holder) => return Ok(Err(holder)),
+            };
         for &(project, horizon) in &horizons {
             let files: Vec<(String, i64)> = sqlx::query_as(
                 "DELETE FROM cold_files WHERE project_id = $1 AND day < $2 RETURNING object_key, rows",

@@ -204,13 +204,7 @@ pub(crate) async fn write_rows(
     }
     let type_rows = i32::try_from(rollup.len() - 1)
         .map_err(|_| HotError::Unexpected("too many event types for one day".into()))?;
-    sqlx::query(&format!(
-        "DELETE FROM {table} WHERE project_id = $1 AND day = $2"
-    ))
-    .bind(project)
-    .bind(day)
-    .execute(&mut *conn)
-    .await?;
+    delete_rows(conn, table, project, day).await?;
     let (mut types, mut events, mut users) = (Vec::new(), Vec::new(), Vec::new());
     for (t, r) in rollup {
         types.push(t.as_str());
@@ -229,6 +223,23 @@ pub(crate) async fn write_rows(
     .execute(&mut *conn)
     .await?;
     Ok(type_rows)
+}
+
+/// Deletes the (project, day)'s rows of `table`.
+async fn delete_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    project: i64,
+    day: NaiveDate,
+) -> Result<(), HotError> {
+    sqlx::query(&format!(
+        "DELETE FROM {table} WHERE project_id = $1 AND day = $2"
+    ))
+    .bind(project)
+    .bind(day)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Replaces the day's rollup rows and source.
@@ -331,13 +342,7 @@ pub(crate) async fn edit_for_swap(
         }
         _ => {
             for table in ["day_rollups", "day_rollup_sources"] {
-                sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE project_id = $1 AND day = $2"
-                ))
-                .bind(project)
-                .bind(day)
-                .execute(&mut *conn)
-                .await?;
+                delete_rows(conn, table, project, day).await?;
             }
             // A day left without files has nothing to roll up: no rollup
             // is exact.

@@ -232,6 +232,25 @@ pub struct RunsByStatus {
     pub bytes: i64,
 }
 
+/// The start of every transaction an archive run commits: waits for locks
+/// at most `lock_timeout`, reads the lease (`Ok(Err(holder))`, nothing
+/// locked, unless it names `run_id`), then takes `days`' archive locks.
+pub(crate) async fn begin_fenced(
+    pool: &sqlx::PgPool,
+    run_id: i64,
+    days: &std::collections::BTreeSet<NaiveDate>,
+    lock_timeout: std::time::Duration,
+) -> Result<Result<sqlx::Transaction<'static, sqlx::Postgres>, Option<i64>>, HotError> {
+    let mut tx = pool.begin().await?;
+    crate::locks::set_lock_timeout(&mut tx, lock_timeout).await?;
+    let holder = lease_for_commit(&mut tx).await?;
+    if holder != Some(run_id) {
+        return Ok(Err(holder));
+    }
+    crate::locks::lock_days_for_archive(&mut tx, days).await?;
+    Ok(Ok(tx))
+}
+
 /// Inside the archive commit: the run the lease names, read `FOR SHARE` so
 /// that no successor can take it before this transaction ends.
 pub(crate) async fn lease_for_commit(tx: &mut PgConnection) -> Result<Option<i64>, HotError> {

@@ -206,14 +206,13 @@ impl HotStore {
         erasure: Option<ErasureStep>,
         lock_timeout: Duration,
     ) -> Result<Result<bool, Option<i64>>, HotError> {
-        let mut tx = self.pool.begin().await?;
-        crate::locks::set_lock_timeout(&mut tx, lock_timeout).await?;
-        let holder = crate::runs::lease_for_commit(&mut tx).await?;
-        if holder != Some(run_id) {
-            return Ok(Err(holder));
-        }
-        // As a rebuild of the day's rollup takes it.
-        crate::locks::lock_days_for_archive(&mut tx, &BTreeSet::from([swap.day])).await?;
+        // The day's archive lock, as a rebuild of its rollup takes it.
+        let day = BTreeSet::from([swap.day]);
+        let mut tx = match crate::runs::begin_fenced(&self.pool, run_id, &day, lock_timeout).await?
+        {
+            Ok(tx) => tx,
+            Err(holder) => return Ok(Err(holder)),
+        };
         let (listed, files, rows): (i64, i64, i64) = sqlx::query_as(
             "SELECT count(*) FILTER (WHERE object_key = ANY($3)), count(*),
                     coalesce(sum(rows) FILTER (WHERE NOT object_key = ANY($3)), 0)::int8

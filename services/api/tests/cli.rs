@@ -179,12 +179,13 @@ async fn projects_set_retention_sets_lists_and_refuses_bad_values() {
     assert!(stdout(&run(&db, &["projects", "list"])).contains("\tdemo\tforever"));
 }
 
-/// `users erase` removes a user's every event from both tiers (Garage
-/// here) and prints the audit record; `users erasure ID` shows it again.
+/// `users erase` removes a user's every event from both tiers (local
+/// files here, the embedded default; the API's test uses Garage) and
+/// prints the audit record; `users erasure ID` shows it again.
 #[tokio::test]
 async fn users_erase_removes_a_user_from_both_tiers_and_prints_the_audit_record() {
     let app = strata_tests::TestApp::builder()
-        .cold(strata_tests::cold::TestCold::s3())
+        .cold(strata_tests::cold::TestCold::file())
         .spawn()
         .await;
     let key = app.key("alpha", "ingest").await;
