@@ -70,10 +70,17 @@ async fn get(app: &TestApp, key: &str, path: &str) -> Value {
     body
 }
 
-async fn put_retention(app: &TestApp, key: &str, body: &str) -> (u16, Value) {
+/// `body` (JSON) sent to `path` with `method`: the status and the answer.
+async fn send_json(
+    app: &TestApp,
+    method: reqwest::Method,
+    key: &str,
+    path: &str,
+    body: &str,
+) -> (u16, Value) {
     let resp = app
         .client
-        .put(app.url("/v1/admin/retention"))
+        .request(method, app.url(path))
         .bearer_auth(key)
         .header("content-type", "application/json")
         .body(body.to_owned())
@@ -82,6 +89,10 @@ async fn put_retention(app: &TestApp, key: &str, body: &str) -> (u16, Value) {
         .unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn put_retention(app: &TestApp, key: &str, body: &str) -> (u16, Value) {
+    send_json(app, reqwest::Method::PUT, key, "/v1/admin/retention", body).await
 }
 
 /// Every stat of the last 60 days equals the oracle over the events the
@@ -356,17 +367,7 @@ async fn run(archiver: &Archiver) -> strata_archive::RunReport {
 }
 
 async fn post(app: &TestApp, key: &str, path: &str, body: &str) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(key)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    send_json(app, reqwest::Method::POST, key, path, body).await
 }
 
 /// Two projects with random events over 60 days; days older than 30 cold
