@@ -53,14 +53,36 @@ enum Command {
     Openapi,
 }
 
+/// The hot and cold stores of a command that runs archive work.
 #[derive(Debug, clap::Args)]
-struct DemoArgs {
+struct Stores {
     #[command(flatten)]
     db: DatabaseArgs,
     #[command(flatten)]
     tiering: TieringArgs,
     #[command(flatten)]
     s3: S3Args,
+}
+
+impl Stores {
+    /// An archiver over `hot` and this cold store, with the defaults but
+    /// the hot retention.
+    fn archiver(&self, hot: &HotStore) -> anyhow::Result<Archiver> {
+        Ok(Archiver::new(
+            hot.clone(),
+            self.tiering.cold_store(&self.s3)?,
+            ArchiveConfig {
+                hot_retention: self.tiering.hot_retention,
+                ..ArchiveConfig::default()
+            },
+        ))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    stores: Stores,
     /// Project to load into (created if new).
     #[arg(long, default_value = "demo")]
     project: String,
@@ -80,11 +102,7 @@ struct DemoArgs {
 #[derive(Debug, clap::Args)]
 struct UsersArgs {
     #[command(flatten)]
-    db: DatabaseArgs,
-    #[command(flatten)]
-    tiering: TieringArgs,
-    #[command(flatten)]
-    s3: S3Args,
+    stores: Stores,
     #[command(subcommand)]
     command: UsersCommand,
 }
@@ -214,16 +232,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[allow(clippy::print_stdout)]
 async fn demo_data(args: DemoArgs) -> anyhow::Result<()> {
-    let hot = open_migrated(&args.db).await?;
-    let cold = args.tiering.cold_store(&args.s3)?;
-    let archiver = Archiver::new(
-        hot.clone(),
-        cold,
-        ArchiveConfig {
-            hot_retention: args.tiering.hot_retention,
-            ..ArchiveConfig::default()
-        },
-    );
+    let hot = open_migrated(&args.stores.db).await?;
+    let archiver = args.stores.archiver(&hot)?;
     let spec = GeneratorSpec {
         days: args.days,
         last_day: chrono::Utc::now().date_naive(),
@@ -246,7 +256,7 @@ async fn demo_data(args: DemoArgs) -> anyhow::Result<()> {
 
 #[allow(clippy::print_stdout)]
 async fn users(args: UsersArgs) -> anyhow::Result<()> {
-    let hot = open_migrated(&args.db).await?;
+    let hot = open_migrated(&args.stores.db).await?;
     let record = match args.command {
         UsersCommand::Erasure { id } => hot
             .erasure(None, id)
@@ -267,14 +277,7 @@ async fn users(args: UsersArgs) -> anyhow::Result<()> {
                 .request_erasure(id, user.as_str(), "strata-api users erase")
                 .await?;
             if !no_wait {
-                let archiver = Archiver::new(
-                    hot.clone(),
-                    args.tiering.cold_store(&args.s3)?,
-                    ArchiveConfig {
-                        hot_retention: args.tiering.hot_retention,
-                        ..ArchiveConfig::default()
-                    },
-                );
+                let archiver = args.stores.archiver(&hot)?;
                 // A running archiver does the erasure in its own run (or
                 // its next): wait for it.
                 while record.status != "done" {
