@@ -52,6 +52,18 @@ impl HotStore {
         if events.is_empty() {
             return Ok(InsertOutcome::default());
         }
+        Ok(self.insert_recorded(project, events, None).await?.0)
+    }
+
+    /// [`Self::insert_events`], and in the same transaction the records of
+    /// the queued parts `records` covers (`queued.rs`), whose outcomes are
+    /// returned in its order.
+    pub(crate) async fn insert_recorded(
+        &self,
+        project: ProjectId,
+        events: &[ValidEvent],
+        records: Option<&crate::queued::Records<'_>>,
+    ) -> Result<(InsertOutcome, Vec<crate::queued::PartOutcome>), HotError> {
         let mut order: Vec<&ValidEvent> = events.iter().collect();
         order.sort_unstable_by_key(|e| e.event_id);
         let days: BTreeSet<_> = events
@@ -63,11 +75,11 @@ impl HotStore {
         loop {
             attempt += 1;
             let attempt_result = match self.ensure_days(&days).await {
-                Ok(()) => self.try_insert(project, &order, &days).await,
+                Ok(()) => self.try_insert(project, &order, &days, records).await,
                 Err(e) => Err(e),
             };
             match attempt_result {
-                Ok(Claimed::New(outcome)) => return Ok(outcome),
+                Ok(Claimed::New(done)) => return Ok(done),
                 Ok(Claimed::Prepare(day)) if attempt < MAX_ATTEMPTS => {
                     // Not a failure: a new claim day (or this process's
                     // first), which is readied once and the batch retried.
@@ -95,7 +107,8 @@ impl HotStore {
         project: ProjectId,
         sorted: &[&ValidEvent],
         days: &BTreeSet<chrono::NaiveDate>,
-    ) -> Result<Claimed<InsertOutcome>, sqlx::Error> {
+        records: Option<&crate::queued::Records<'_>>,
+    ) -> Result<Claimed<(InsertOutcome, Vec<crate::queued::PartOutcome>)>, sqlx::Error> {
         let ids: Vec<Uuid> = sorted.iter().map(|e| e.event_id.as_uuid()).collect();
         let mut tx = self.pool.begin().await?;
         // Late events: wait while the archiver commits one of their days.
@@ -117,12 +130,17 @@ impl HotStore {
             let unsettled = self.first_seen.unsettled(project, epoch, &firsts);
             first_seen::lower(&mut tx, project, &unsettled).await?;
         }
+        let parts = match records {
+            Some(r) => r.write(&mut tx, project, &new_ids).await?,
+            None => Vec::new(),
+        };
         tx.commit().await?;
         self.first_seen.committed(project, epoch, &firsts);
-        Ok(Claimed::New(InsertOutcome {
+        let outcome = InsertOutcome {
             stored: fresh.len() as u64,
             duplicates: (sorted.len() - fresh.len()) as u64,
-        }))
+        };
+        Ok(Claimed::New((outcome, parts)))
     }
 }
 

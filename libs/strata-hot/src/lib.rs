@@ -20,6 +20,7 @@ mod layout;
 pub mod locks;
 pub mod manifest;
 mod ordinals;
+mod queued;
 mod retention;
 mod rollup_cache;
 pub mod rollups;
@@ -45,6 +46,7 @@ pub use ingest::InsertOutcome;
 pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit, KeyOwner, OPERATOR_OWNER};
 pub use layout::{LayoutChoice, migrate};
 pub use manifest::{ManifestEntry, NewManifestEntry};
+pub use queued::{BatchRecord, PartOutcome, QueuedPart};
 pub use retention::Expired;
 pub use rollups::{
     ALL_TYPES, DayRollup, RollupEdit, RollupRead, RollupRows, RollupSource, TypeRollup,

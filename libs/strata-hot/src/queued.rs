@@ -1,0 +1,222 @@
+//! Queued ingest (ADR-034): the worker's grouped transaction and the
+//! records that make a batch's status exact.
+//!
+//! A batch accepted in queue mode travels as one or more *parts* (JetStream
+//! messages). The worker applies many parts of one project in one ingest
+//! transaction ([`HotStore::apply_queued`]); that transaction also writes
+//! one `ingest_batches` row per part with the part's counts. A part
+//! delivered again (the worker died after the commit, before its ack)
+//! finds its events claimed and its row present: nothing is stored twice,
+//! and the counts stay those of the first application.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use strata_model::{ProjectId, ValidEvent};
+use uuid::Uuid;
+
+use crate::{HotError, HotStore};
+
+/// One part of a batch accepted in queue mode, as the worker applies it.
+#[derive(Debug, Clone)]
+pub struct QueuedPart {
+    pub batch_id: Uuid,
+    /// 0-based; a batch has `parts` parts.
+    pub part: u32,
+    pub parts: u32,
+    /// When the api accepted the batch (the publish).
+    pub queued_at: DateTime<Utc>,
+    /// Duplicates the api counted before publishing (repeats inside the
+    /// request), added to this part's duplicates.
+    pub counted_duplicates: u64,
+    /// Distinct event ids within the part.
+    pub events: Vec<ValidEvent>,
+}
+
+/// What applying one part did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PartOutcome {
+    pub accepted: u64,
+    pub duplicates: u64,
+    /// The part had been applied before (a redelivery): nothing of it was
+    /// stored now, and its recorded counts are the first application's.
+    pub already_applied: bool,
+}
+
+/// A queued batch's state, from its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRecord {
+    pub project: ProjectId,
+    pub parts: u32,
+    /// Parts with a record.
+    pub applied_parts: u32,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub applied_at: Option<DateTime<Utc>>,
+}
+
+impl BatchRecord {
+    pub fn is_applied(&self) -> bool {
+        self.applied_parts >= self.parts
+    }
+}
+
+/// The parts of one grouped transaction, and which part owns each event
+/// that the transaction inserts (an id that two parts of the group hold
+/// belongs to the first; the later copy is that part's duplicate).
+#[derive(Debug)]
+pub(crate) struct Records<'a> {
+    parts: &'a [QueuedPart],
+    owner: HashMap<Uuid, usize>,
+}
+
+impl<'a> Records<'a> {
+    /// The parts, and the distinct events of the group in their order.
+    fn new(parts: &'a [QueuedPart]) -> (Self, Vec<ValidEvent>) {
+        let mut owner = HashMap::new();
+        let mut events = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            for e in &p.events {
+                if let Entry::Vacant(v) = owner.entry(e.event_id.as_uuid()) {
+                    v.insert(i);
+                    events.push(e.clone());
+                }
+            }
+        }
+        (Self { parts, owner }, events)
+    }
+
+    /// Writes one row per part, counting its events that `new_ids` holds
+    /// as accepted and the rest (repeats of an earlier part's included) as
+    /// duplicates; a part that already has a row keeps it.
+    pub(crate) async fn write(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        project: ProjectId,
+        new_ids: &HashSet<Uuid>,
+    ) -> Result<Vec<PartOutcome>, sqlx::Error> {
+        let mut accepted = vec![0u64; self.parts.len()];
+        for id in new_ids {
+            if let Some(&i) = self.owner.get(id) {
+                accepted[i] += 1;
+            }
+        }
+        let mut out: Vec<PartOutcome> = self
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PartOutcome {
+                accepted: accepted[i],
+                duplicates: p.events.len() as u64 - accepted[i] + p.counted_duplicates,
+                already_applied: false,
+            })
+            .collect();
+        let col = |f: &dyn Fn(usize, &QueuedPart) -> i64| -> Vec<i64> {
+            self.parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| f(i, p))
+                .collect()
+        };
+        let ids: Vec<Uuid> = self.parts.iter().map(|p| p.batch_id).collect();
+        let queued: Vec<DateTime<Utc>> = self.parts.iter().map(|p| p.queued_at).collect();
+        let written: Vec<(Uuid, i32)> = sqlx::query_as(
+            "INSERT INTO ingest_batches
+                    (batch_id, part, parts, project_id, accepted, duplicates, queued_at)
+             SELECT b, p::int4, n::int4, $4, a, d, q
+               FROM unnest($1::uuid[], $2::int8[], $3::int8[], $5::int8[], $6::int8[],
+                           $7::timestamptz[]) AS t(b, p, n, a, d, q)
+             ON CONFLICT (batch_id, part) DO NOTHING
+             RETURNING batch_id, part",
+        )
+        .bind(&ids)
+        .bind(col(&|_, p| i64::from(p.part)))
+        .bind(col(&|_, p| i64::from(p.parts)))
+        .bind(project.0)
+        .bind(col(&|i, _| {
+            i64::try_from(out[i].accepted).unwrap_or(i64::MAX)
+        }))
+        .bind(col(&|i, _| {
+            i64::try_from(out[i].duplicates).unwrap_or(i64::MAX)
+        }))
+        .bind(&queued)
+        .fetch_all(&mut *tx)
+        .await?;
+        let written: HashSet<(Uuid, i32)> = written.into_iter().collect();
+        for (o, p) in out.iter_mut().zip(self.parts) {
+            let key = (p.batch_id, i32::try_from(p.part).unwrap_or(i32::MAX));
+            if !written.contains(&key) {
+                // Applied before: its events were all claimed then.
+                *o = PartOutcome {
+                    accepted: 0,
+                    duplicates: 0,
+                    already_applied: true,
+                };
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl HotStore {
+    /// Applies `parts` (all of `project`) in one ingest transaction, with
+    /// the same exact dedup and first-seen upkeep as direct ingest, and
+    /// records each part (see the module docs). Outcomes are in the order
+    /// of `parts`.
+    pub async fn apply_queued(
+        &self,
+        project: ProjectId,
+        parts: &[QueuedPart],
+    ) -> Result<Vec<PartOutcome>, HotError> {
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (records, events) = Records::new(parts);
+        if events.is_empty() {
+            // Nothing to claim: the records alone.
+            let mut tx = self.pool.begin().await?;
+            let out = records.write(&mut tx, project, &HashSet::new()).await?;
+            tx.commit().await?;
+            return Ok(out);
+        }
+        Ok(self
+            .insert_recorded(project, &events, Some(&records))
+            .await?
+            .1)
+    }
+
+    /// The records of `batch_id` (`None`: no part applied, or pruned).
+    pub async fn batch_record(&self, batch_id: Uuid) -> Result<Option<BatchRecord>, HotError> {
+        type Row = (i64, i32, i64, i64, i64, Option<DateTime<Utc>>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT min(project_id), max(parts), count(*), sum(accepted)::int8,
+                    sum(duplicates)::int8, max(applied_at)
+               FROM ingest_batches WHERE batch_id = $1 HAVING count(*) > 0",
+        )
+        .bind(batch_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(project, parts, applied, accepted, duplicates, at)| BatchRecord {
+                project: ProjectId(project),
+                parts: u32::try_from(parts).unwrap_or(0),
+                applied_parts: u32::try_from(applied).unwrap_or(0),
+                accepted: u64::try_from(accepted).unwrap_or(0),
+                duplicates: u64::try_from(duplicates).unwrap_or(0),
+                applied_at: at,
+            },
+        ))
+    }
+
+    /// Deletes batch records applied before `before`; returns how many.
+    pub async fn prune_batch_records(&self, before: DateTime<Utc>) -> Result<u64, HotError> {
+        Ok(
+            sqlx::query("DELETE FROM ingest_batches WHERE applied_at < $1")
+                .bind(before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+}
