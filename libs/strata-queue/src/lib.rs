@@ -1,0 +1,523 @@
+//! Queue-mode ingest (ADR-034): `POST /v1/events` publishes a batch's valid
+//! events to a NATS JetStream stream and answers 202 once JetStream
+//! acknowledged them; `strata-api ingest-worker` drains the stream into
+//! PostgreSQL in large transactions with the same exact dedup.
+//!
+//! Subjects are `<stream>.<project id>.<batch id>` (every part of a batch
+//! on its batch's subject, so "is it still queued?" is one lookup), dead
+//! letters `<stream>_DLQ.<project id>.<batch id>`. The stream keeps
+//! messages until a worker acknowledges them (work-queue retention) and
+//! refuses new ones past its limits (discard new), so a full or absent
+//! queue is a 503, never a silent drop.
+
+mod error;
+pub mod message;
+mod worker;
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use strata_model::ProjectId;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+pub use error::QueueError;
+pub use message::OutgoingBatch;
+pub use worker::{Worker, WorkerConfig, WorkerReport};
+
+/// Headers on every message beside the payload.
+pub mod headers {
+    /// Why a message was dead-lettered.
+    pub const DEAD_REASON: &str = "Strata-Dead-Reason";
+    /// How many times it was delivered before that.
+    pub const DEAD_DELIVERIES: &str = "Strata-Dead-Deliveries";
+    /// When it was dead-lettered (RFC 3339).
+    pub const DEAD_AT: &str = "Strata-Dead-At";
+}
+
+/// Where the queue is and its limits.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// `nats://host:port`.
+    pub url: String,
+    /// The stream's name; its dead letters go to `<stream>_DLQ`.
+    pub stream: String,
+    /// Limits of the stream: past either, publishes are refused (503).
+    pub max_bytes: i64,
+    pub max_messages: i64,
+    /// Most bytes of events in one message (a batch is split above it).
+    pub max_message_bytes: usize,
+    /// How long a publish waits for JetStream's acknowledgement.
+    pub publish_timeout: Duration,
+    /// Replicas of both streams (1 on a single server).
+    pub replicas: usize,
+}
+
+impl QueueConfig {
+    pub fn dead_letter_stream(&self) -> String {
+        format!("{}_DLQ", self.stream)
+    }
+
+    fn validate(&self) -> Result<(), QueueError> {
+        let name_ok = !self.stream.is_empty()
+            && self
+                .stream
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !name_ok {
+            return Err(QueueError::Invalid(format!(
+                "queue stream name {:?}: use letters, digits, '_' and '-'",
+                self.stream
+            )));
+        }
+        if self.max_message_bytes < 64 * 1024 {
+            return Err(QueueError::Invalid(
+                "the queue's message size must be at least 64 KiB (one event may be 32 KiB)".into(),
+            ));
+        }
+        if self.max_bytes <= 0 || self.max_messages <= 0 {
+            return Err(QueueError::Invalid(
+                "the queue's limits must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The answer to a queued publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub batch_id: Uuid,
+    pub parts: u32,
+}
+
+/// The backlog: messages not yet acknowledged by a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, utoipa::ToSchema)]
+pub struct Lag {
+    pub messages: u64,
+    pub bytes: u64,
+    /// Age of the oldest message, seconds (0 when empty).
+    pub oldest_age_seconds: f64,
+    pub dead_letters: u64,
+}
+
+/// A dead-lettered message, as the admin API lists it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeadLetter {
+    /// Its sequence in the dead-letter stream (what replay takes).
+    pub seq: u64,
+    pub batch_id: String,
+    pub reason: String,
+    pub deliveries: u64,
+    pub dead_at: DateTime<Utc>,
+    pub bytes: usize,
+}
+
+/// A connection to the queue, for the api (publish, status, admin) and the
+/// worker.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    cfg: QueueConfig,
+    /// Set once both streams exist with this configuration.
+    ready: std::sync::Arc<OnceCell<()>>,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> QueueError {
+    QueueError::Unavailable(format!("{what}: {e}"))
+}
+
+impl Queue {
+    /// Connects (in the background: an unreachable server is retried
+    /// forever, and calls fail with [`QueueError::Unavailable`] meanwhile)
+    /// and creates or updates both streams if NATS answers now.
+    pub async fn connect(cfg: QueueConfig) -> Result<Self, QueueError> {
+        cfg.validate()?;
+        let client = async_nats::ConnectOptions::new()
+            .name("strata")
+            .retry_on_initial_connect()
+            .max_reconnects(None::<usize>)
+            .connect(cfg.url.as_str())
+            .await
+            .map_err(|e| QueueError::Invalid(format!("STRATA_INGEST_QUEUE: {e}")))?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(cfg.publish_timeout)
+            .build(client.clone());
+        let q = Self {
+            client,
+            js,
+            cfg,
+            ready: Default::default(),
+        };
+        // A server that answers is normally connected within milliseconds:
+        // wait that long, so the streams exist when this returns.
+        let until = std::time::Instant::now() + q.cfg.publish_timeout;
+        while !q.is_connected() && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Err(e) = q.ensure_streams().await {
+            tracing::warn!(error = %e.detail(), "queue streams not ready yet; retried on use");
+        }
+        Ok(q)
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.cfg
+    }
+
+    fn connected(&self) -> Result<(), QueueError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            other => Err(QueueError::Unavailable(format!(
+                "NATS connection {other:?}"
+            ))),
+        }
+    }
+
+    /// Creates or updates the stream and its dead-letter stream with the
+    /// configured settings (idempotent; once per process when it works).
+    pub async fn ensure_streams(&self) -> Result<(), QueueError> {
+        self.connected()?;
+        self.ready
+            .get_or_try_init(|| async {
+                let main = stream::Config {
+                    name: self.cfg.stream.clone(),
+                    subjects: vec![format!("{}.*.*", self.cfg.stream)],
+                    retention: stream::RetentionPolicy::WorkQueue,
+                    discard: stream::DiscardPolicy::New,
+                    max_bytes: self.cfg.max_bytes,
+                    max_messages: self.cfg.max_messages,
+                    storage: stream::StorageType::File,
+                    num_replicas: self.cfg.replicas,
+                    duplicate_window: Duration::from_secs(120),
+                    description: Some("Strata: ingest batches waiting for a worker".into()),
+                    ..Default::default()
+                };
+                let dlq = stream::Config {
+                    name: self.cfg.dead_letter_stream(),
+                    subjects: vec![format!("{}.*.*", self.cfg.dead_letter_stream())],
+                    retention: stream::RetentionPolicy::Limits,
+                    discard: stream::DiscardPolicy::New,
+                    max_bytes: self.cfg.max_bytes,
+                    storage: stream::StorageType::File,
+                    num_replicas: self.cfg.replicas,
+                    description: Some("Strata: ingest messages a worker could not apply".into()),
+                    ..Default::default()
+                };
+                for c in [main, dlq] {
+                    self.js
+                        .create_or_update_stream(c)
+                        .await
+                        .map_err(|e| unavailable("creating the queue's streams", e))?;
+                }
+                Ok::<(), QueueError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn subject(&self, project: ProjectId, batch_id: Uuid) -> String {
+        format!("{}.{}.{}", self.cfg.stream, project.0, batch_id)
+    }
+
+    pub(crate) fn dead_subject(&self, project: &str, batch: &str) -> String {
+        format!("{}.{project}.{batch}", self.cfg.dead_letter_stream())
+    }
+
+    /// Publishes `batch` and returns once JetStream stored every part.
+    /// On an error some parts may be stored: their events are applied,
+    /// and the client's retry (a new batch) finds them duplicates.
+    pub async fn publish(&self, batch: &OutgoingBatch<'_>) -> Result<Receipt, QueueError> {
+        self.ensure_streams().await?;
+        let payloads = message::encode(batch, self.cfg.max_message_bytes)?;
+        let subject = self.subject(batch.project, batch.batch_id);
+        let trace = trace_headers();
+        let mut acks = Vec::with_capacity(payloads.len());
+        for (i, payload) in payloads.iter().enumerate() {
+            let mut h = trace.clone();
+            h.insert("Nats-Msg-Id", format!("{}.{i}", batch.batch_id).as_str());
+            let ack = self
+                .js
+                .publish_with_headers(subject.clone(), h, Bytes::copy_from_slice(payload))
+                .await
+                .map_err(publish_error)?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(publish_error)?;
+        }
+        Ok(Receipt {
+            batch_id: batch.batch_id,
+            parts: u32::try_from(payloads.len()).unwrap_or(u32::MAX),
+        })
+    }
+
+    async fn stream(&self, name: &str) -> Result<stream::Stream<()>, QueueError> {
+        self.ensure_streams().await?;
+        self.js
+            .get_stream_no_info(name)
+            .await
+            .map_err(|e| unavailable("opening the queue stream", e))
+    }
+
+    /// Whether any part of `batch_id` still waits in the stream.
+    pub async fn is_queued(&self, project: ProjectId, batch_id: Uuid) -> Result<bool, QueueError> {
+        let s = self.stream(&self.cfg.stream).await?;
+        match s
+            .get_last_raw_message_by_subject(&self.subject(project, batch_id))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("reading the queue", e)),
+        }
+    }
+
+    /// The backlog and the dead letters' count.
+    pub async fn lag(&self) -> Result<Lag, QueueError> {
+        let main = self.stream(&self.cfg.stream).await?;
+        let info = main
+            .get_info()
+            .await
+            .map_err(|e| unavailable("reading the queue's state", e))?;
+        let dead = self
+            .stream(&self.cfg.dead_letter_stream())
+            .await?
+            .get_info()
+            .await
+            .map_err(|e| unavailable("reading the dead letters' state", e))?;
+        let st = info.state;
+        let oldest_age_seconds = if st.messages == 0 {
+            0.0
+        } else {
+            let first_ns = st.first_timestamp.unix_timestamp_nanos();
+            let now_ns = i128::from(Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX));
+            ((now_ns - first_ns).max(0) as f64) / 1e9
+        };
+        Ok(Lag {
+            messages: st.messages,
+            bytes: st.bytes,
+            oldest_age_seconds,
+            dead_letters: dead.state.messages,
+        })
+    }
+
+    /// Up to `limit` of `project`'s dead letters from sequence `from` on.
+    pub async fn dead_letters(
+        &self,
+        project: ProjectId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, QueueError> {
+        let s = self.stream(&self.cfg.dead_letter_stream()).await?;
+        let filter = format!("{}.{}.*", self.cfg.dead_letter_stream(), project.0);
+        let mut out = Vec::new();
+        let mut seq = from.max(1);
+        while out.len() < limit {
+            let m = match s
+                .raw_message_builder()
+                .sequence(seq)
+                .next_by_subject(filter.clone())
+                .send()
+                .await
+            {
+                Ok(m) => m,
+                Err(e) if matches!(e.kind(), stream::RawMessageErrorKind::NoMessageFound) => break,
+                Err(e) => return Err(unavailable("reading the dead letters", e)),
+            };
+            seq = m.sequence + 1;
+            out.push(dead_letter(&m));
+        }
+        Ok(out)
+    }
+
+    /// Puts `project`'s dead letter `seq` back on the queue (with the same
+    /// subject and payload) and removes it from the dead letters.
+    pub async fn replay(&self, project: ProjectId, seq: u64) -> Result<DeadLetter, QueueError> {
+        let s = self.stream(&self.cfg.dead_letter_stream()).await?;
+        let m = match s.get_raw_message(seq).await {
+            Ok(m) => m,
+            Err(e) if matches!(e.kind(), stream::RawMessageErrorKind::NoMessageFound) => {
+                return Err(QueueError::NotFound(format!("no dead letter {seq}")));
+            }
+            Err(e) => return Err(unavailable("reading the dead letters", e)),
+        };
+        let mut tokens = m.subject.as_str().rsplitn(3, '.');
+        let batch = tokens.next().unwrap_or_default().to_owned();
+        let owner = tokens.next().unwrap_or_default();
+        if owner != project.0.to_string() {
+            // Another project's: as if absent.
+            return Err(QueueError::NotFound(format!("no dead letter {seq}")));
+        }
+        let subject = format!("{}.{}.{batch}", self.cfg.stream, project.0);
+        let mut h = HeaderMap::new();
+        for name in ["traceparent", "tracestate"] {
+            if let Some(v) = m.headers.get(name) {
+                h.insert(name, v.as_str());
+            }
+        }
+        self.js
+            .publish_with_headers(subject, h, m.payload.clone())
+            .await
+            .map_err(publish_error)?
+            .await
+            .map_err(publish_error)?;
+        s.delete_message(seq)
+            .await
+            .map_err(|e| unavailable("removing the replayed dead letter", e))?;
+        Ok(dead_letter(&m))
+    }
+
+    pub(crate) fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Whether the connection to NATS is up now.
+    pub fn is_connected(&self) -> bool {
+        self.connected().is_ok()
+    }
+}
+
+fn dead_letter(m: &jetstream::message::StreamMessage) -> DeadLetter {
+    let header = |n: &str| m.headers.get(n).map(|v| v.as_str().to_owned());
+    DeadLetter {
+        seq: m.sequence,
+        batch_id: m
+            .subject
+            .as_str()
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        reason: header(headers::DEAD_REASON).unwrap_or_default(),
+        deliveries: header(headers::DEAD_DELIVERIES)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        dead_at: header(headers::DEAD_AT)
+            .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+            .map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
+        bytes: m.payload.len(),
+    }
+}
+
+fn publish_error(e: jetstream::context::PublishError) -> QueueError {
+    let text = e.to_string();
+    // JetStream's limit errors (maximum messages / bytes exceeded, 10077,
+    // 10047 insufficient resources) say "maximum" or "insufficient".
+    if text.contains("maximum") || text.contains("insufficient") {
+        QueueError::Full(text)
+    } else {
+        QueueError::Unavailable(format!("publishing to the queue: {text}"))
+    }
+}
+
+/// The current span's W3C trace context as message headers (empty when
+/// tracing export is off).
+fn trace_headers() -> HeaderMap {
+    use opentelemetry::propagation::{Injector, TextMapPropagator};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    struct Inject<'a>(&'a mut HeaderMap);
+    impl Injector for Inject<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            self.0.insert(key, value.as_str());
+        }
+    }
+    let mut h = HeaderMap::new();
+    let cx = tracing::Span::current().context();
+    opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .inject_context(&cx, &mut Inject(&mut h));
+    h
+}
+
+/// The trace context a message carries, for the worker's span links.
+pub(crate) fn trace_context(h: Option<&HeaderMap>) -> Option<opentelemetry::trace::SpanContext> {
+    use opentelemetry::propagation::{Extractor, TextMapPropagator};
+    use opentelemetry::trace::TraceContextExt;
+    struct Extract<'a>(&'a HeaderMap);
+    impl Extractor for Extract<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).map(|v| v.as_str())
+        }
+        fn keys(&self) -> Vec<&str> {
+            vec!["traceparent", "tracestate"]
+        }
+    }
+    let h = h?;
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&Extract(h));
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then_some(sc)
+}
+
+/// A new batch id.
+pub fn new_batch_id() -> Uuid {
+    Uuid::new_v4()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_s_trace_context_is_read_back_for_the_worker_s_link() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        );
+        let sc = trace_context(Some(&h)).unwrap();
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(trace_context(Some(&HeaderMap::new())).is_none());
+        assert!(trace_context(None).is_none());
+        // Without an exporting subscriber the current span has no context,
+        // and nothing is injected.
+        assert!(trace_headers().get("traceparent").is_none());
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_before_connecting() {
+        let ok = QueueConfig {
+            url: "nats://127.0.0.1:1".into(),
+            stream: "S".into(),
+            max_bytes: 1,
+            max_messages: 1,
+            max_message_bytes: 64 * 1024,
+            publish_timeout: Duration::from_secs(1),
+            replicas: 1,
+        };
+        assert!(ok.validate().is_ok());
+        for bad in [
+            QueueConfig {
+                stream: "a.b".into(),
+                ..ok.clone()
+            },
+            QueueConfig {
+                stream: String::new(),
+                ..ok.clone()
+            },
+            QueueConfig {
+                max_message_bytes: 1000,
+                ..ok.clone()
+            },
+            QueueConfig {
+                max_bytes: 0,
+                ..ok.clone()
+            },
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(QueueError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! The ingest worker: drains the stream into PostgreSQL.
+//!
+//! It pulls messages through one durable consumer (several workers share
+//! it; each message goes to one of them), groups what arrived within
+//! `max_wait` (up to `max_events`) by project, and applies each project's
+//! parts in one transaction ([`HotStore::apply_queued`]). Messages are
+//! acknowledged only after that commit; a worker killed before its acks
+//! leaves them to be delivered again, which the exact dedup and the batch
+//! records make harmless.
+//!
+//! Failures: PostgreSQL unavailable (or NATS, for the acks) is transient:
+//! the messages are released for a later delivery without limit. Anything
+//! else fails the group, whose parts are then applied one by one so one
+//! bad message cannot hold the others; a part that still fails is
+//! released again until it was delivered `dead_letter_after` times, then
+//! moved to the dead-letter stream with the reason.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+use strata_hot::{HotStore, QueuedPart};
+use strata_model::ProjectId;
+use tracing::Instrument;
+
+use crate::{Queue, QueueError, headers};
+
+/// How the worker drains.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The durable consumer's name (workers with the same name share it).
+    pub consumer: String,
+    /// Most events in one transaction (a message is never split, so one
+    /// transaction may exceed it by one message).
+    pub max_events: usize,
+    /// Longest wait, from the first message of a group, for more.
+    pub max_wait: Duration,
+    /// Deliveries after which a message that keeps failing (for a reason
+    /// other than an unavailable database) becomes a dead letter.
+    pub dead_letter_after: i64,
+    /// Unacknowledged this long, a message is delivered again (a worker
+    /// that died): longer than the slowest transaction.
+    pub ack_wait: Duration,
+    /// Delay before a released message is delivered again.
+    pub retry_delay: Duration,
+    /// Batch records older than this are pruned (their status is then 404).
+    pub batch_status_ttl: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            consumer: "strata-ingest-worker".into(),
+            max_events: 20_000,
+            max_wait: Duration::from_millis(200),
+            dead_letter_after: 5,
+            ack_wait: Duration::from_secs(60),
+            retry_delay: Duration::from_secs(1),
+            batch_status_ttl: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// Totals since the worker started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    pub transactions: u64,
+    pub parts: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub released: u64,
+    pub dead_letters: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    transactions: AtomicU64,
+    parts: AtomicU64,
+    accepted: AtomicU64,
+    duplicates: AtomicU64,
+    released: AtomicU64,
+    dead_letters: AtomicU64,
+}
+
+/// Drains the queue into the hot tier (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Worker {
+    hot: HotStore,
+    queue: Queue,
+    cfg: WorkerConfig,
+    counters: Arc<Counters>,
+}
+
+/// One message received, decoded (or why not).
+struct Received {
+    msg: Message,
+    part: Result<(ProjectId, QueuedPart), QueueError>,
+}
+
+impl Worker {
+    pub fn new(hot: HotStore, queue: Queue, cfg: WorkerConfig) -> Self {
+        Self {
+            hot,
+            queue,
+            cfg,
+            counters: Arc::default(),
+        }
+    }
+
+    pub fn report(&self) -> WorkerReport {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WorkerReport {
+            transactions: get(&c.transactions),
+            parts: get(&c.parts),
+            accepted: get(&c.accepted),
+            duplicates: get(&c.duplicates),
+            released: get(&c.released),
+            dead_letters: get(&c.dead_letters),
+        }
+    }
+
+    /// The durable pull consumer, created if missing (idempotent).
+    pub async fn consumer(&self) -> Result<PullConsumer, QueueError> {
+        let s = self.queue.stream(&self.queue.cfg.stream).await?;
+        s.get_or_create_consumer(
+            &self.cfg.consumer,
+            pull::Config {
+                durable_name: Some(self.cfg.consumer.clone()),
+                description: Some("Strata ingest workers".into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: self.cfg.ack_wait,
+                // Unlimited: the worker decides when a message is dead.
+                max_deliver: -1,
+                max_ack_pending: 20_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| QueueError::Unavailable(format!("creating the queue's consumer: {e}")))
+    }
+
+    /// Drains until `shutdown` resolves. Shutdown interrupts only the wait
+    /// for messages: a group being applied is committed and acknowledged
+    /// first.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> WorkerReport {
+        tokio::pin!(shutdown);
+        let mut consumer: Option<PullConsumer> = None;
+        let mut pruned: Option<Instant> = None;
+        loop {
+            let received = tokio::select! {
+                () = &mut shutdown => break,
+                r = async {
+                    let c = match &consumer {
+                        Some(c) => c.clone(),
+                        None => self.consumer().await?,
+                    };
+                    let got = self.receive(&c).await?;
+                    Ok::<_, QueueError>((c, got))
+                } => r,
+            };
+            match received {
+                Ok((c, got)) => {
+                    consumer = Some(c);
+                    if !got.is_empty() {
+                        self.apply(got).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e.detail(), "ingest worker: retrying after an error");
+                    consumer = None;
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(self.cfg.retry_delay) => {}
+                    }
+                }
+            }
+            if pruned.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
+                pruned = Some(Instant::now());
+                let before = chrono::Utc::now()
+                    - chrono::Duration::from_std(self.cfg.batch_status_ttl)
+                        .unwrap_or(chrono::Duration::MAX);
+                match self.hot.prune_batch_records(before).await {
+                    Ok(n) if n > 0 => tracing::info!(pruned = n, "batch records pruned"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "batch records not pruned"),
+                }
+            }
+        }
+        self.report()
+    }
+
+    async fn receive(&self, consumer: &PullConsumer) -> Result<Vec<Received>, QueueError> {
+        let mut out: Vec<Received> = Vec::new();
+        let mut events = 0usize;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let wait = match deadline {
+                None => Duration::from_secs(1),
+                Some(d) => d.saturating_duration_since(Instant::now()),
+            };
+            if wait < Duration::from_millis(5) || events >= self.cfg.max_events {
+                break;
+            }
+            let mut batch = consumer
+                .batch()
+                .max_messages(256)
+                .expires(wait)
+                .messages()
+                .await
+                .map_err(|e| QueueError::Unavailable(format!("fetching from the queue: {e}")))?;
+            // A batch is read to its end: a message received and left
+            // unread would wait `ack_wait` for its next delivery.
+            while let Some(m) = batch.next().await {
+                let msg = m.map_err(|e| QueueError::Unavailable(format!("receiving: {e}")))?;
+                let part = crate::message::decode(&msg.payload);
+                if let Ok((_, p)) = &part {
+                    events += p.events.len();
+                }
+                out.push(Received { msg, part });
+            }
+            if out.is_empty() {
+                return Ok(out);
+            }
+            if deadline.is_none() {
+                deadline = Some(Instant::now() + self.cfg.max_wait);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn apply(&self, received: Vec<Received>) {
+        let mut groups: BTreeMap<ProjectId, Vec<(Message, QueuedPart)>> = BTreeMap::new();
+        for r in received {
+            match r.part {
+                Ok((project, part)) => groups.entry(project).or_default().push((r.msg, part)),
+                Err(e) => self.failed(&r.msg, &e).await,
+            }
+        }
+        for (project, group) in groups {
+            let (msgs, parts): (Vec<Message>, Vec<QueuedPart>) = group.into_iter().unzip();
+            match self.transaction(project, &msgs, &parts).await {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e.detail(), project = project.0,
+                        "ingest worker: database unavailable; messages released");
+                    for m in &msgs {
+                        self.release(m).await;
+                    }
+                }
+                Err(e) if msgs.len() == 1 => self.failed(&msgs[0], &e).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, project = project.0, parts = msgs.len(),
+                        "ingest worker: a group failed; applying its parts one by one");
+                    for (m, p) in msgs.iter().zip(parts) {
+                        match self
+                            .transaction(project, std::slice::from_ref(m), &[p])
+                            .await
+                        {
+                            Ok(()) => {}
+                            Err(e) if e.is_transient() => self.release(m).await,
+                            Err(e) => self.failed(m, &e).await,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies `parts` in one transaction and acknowledges `msgs`.
+    async fn transaction(
+        &self,
+        project: ProjectId,
+        msgs: &[Message],
+        parts: &[QueuedPart],
+    ) -> Result<(), QueueError> {
+        let events: usize = parts.iter().map(|p| p.events.len()).sum();
+        let span = tracing::info_span!(
+            "ingest_worker_transaction",
+            project = project.0,
+            parts = parts.len(),
+            events
+        );
+        {
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            for m in msgs {
+                if let Some(cx) = crate::trace_context(m.headers.as_ref()) {
+                    span.add_link(cx);
+                }
+            }
+        }
+        let outcomes = self
+            .hot
+            .apply_queued(project, parts)
+            .instrument(span)
+            .await?;
+        let c = &self.counters;
+        c.transactions.fetch_add(1, Ordering::Relaxed);
+        c.parts.fetch_add(parts.len() as u64, Ordering::Relaxed);
+        for o in &outcomes {
+            c.accepted.fetch_add(o.accepted, Ordering::Relaxed);
+            c.duplicates.fetch_add(o.duplicates, Ordering::Relaxed);
+        }
+        for m in msgs {
+            if let Err(e) = m.ack().await {
+                // Committed: a redelivery finds it applied.
+                tracing::warn!(error = %e, "ingest worker: an ack was lost");
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, m: &Message) {
+        self.counters.released.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = m.ack_with(AckKind::Nak(Some(self.cfg.retry_delay))).await {
+            tracing::warn!(error = %e, "ingest worker: a release was lost (redelivered after ack_wait)");
+        }
+    }
+
+    /// A message that failed for a reason other than an outage: released
+    /// again, or dead-lettered once delivered `dead_letter_after` times.
+    async fn failed(&self, m: &Message, e: &QueueError) {
+        let delivered = m.info().map_or(1, |i| i.delivered);
+        if delivered < self.cfg.dead_letter_after {
+            tracing::warn!(error = %e, delivered, subject = %m.subject,
+                "ingest worker: a message failed; released for another try");
+            self.release(m).await;
+            return;
+        }
+        match self.dead_letter(m, &e.to_string(), delivered).await {
+            Ok(()) => {
+                self.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, delivered, subject = %m.subject,
+                    "ingest worker: message moved to the dead letters");
+                if let Err(e) = m.ack().await {
+                    tracing::warn!(error = %e, "ingest worker: a dead letter's ack was lost");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err.detail(), "ingest worker: dead letter not stored; released");
+                self.release(m).await;
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        m: &Message,
+        reason: &str,
+        delivered: i64,
+    ) -> Result<(), QueueError> {
+        let mut tokens = m.subject.as_str().rsplitn(3, '.');
+        let batch = tokens.next().unwrap_or("unknown");
+        let project = tokens.next().unwrap_or("unknown");
+        let mut h = HeaderMap::new();
+        if let Some(orig) = &m.headers {
+            for name in ["traceparent", "tracestate"] {
+                if let Some(v) = orig.get(name) {
+                    h.insert(name, v.as_str());
+                }
+            }
+        }
+        let reason: String = reason.chars().take(1000).collect();
+        h.insert(headers::DEAD_REASON, reason.as_str());
+        h.insert(headers::DEAD_DELIVERIES, delivered.to_string().as_str());
+        h.insert(headers::DEAD_AT, chrono::Utc::now().to_rfc3339().as_str());
+        if let Ok(info) = m.info() {
+            h.insert(
+                "Nats-Msg-Id",
+                format!("dead.{}", info.stream_sequence).as_str(),
+            );
+        }
+        self.queue
+            .jetstream()
+            .publish_with_headers(
+                self.queue.dead_subject(project, batch),
+                h,
+                m.payload.clone(),
+            )
+            .await
+            .map_err(crate::publish_error)?
+            .await
+            .map_err(crate::publish_error)?;
+        Ok(())
+    }
+}
