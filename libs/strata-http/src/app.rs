@@ -103,6 +103,17 @@ impl App {
             },
         );
         let planner = Planner::new(hot.clone(), cold, query_config(&args.query))?;
+        let queue = match args.queue.config() {
+            None => None,
+            Some(cfg) => {
+                tracing::info!(stream = %cfg.stream, "queue mode: ingest publishes to NATS JetStream");
+                let q = strata_queue::Queue::connect(cfg).await?;
+                Some(crate::queue::QueueState::new(
+                    q,
+                    args.queue.queue_auth_grace,
+                ))
+            }
+        };
         Ok(Self {
             state: AppState {
                 hot,
@@ -111,6 +122,7 @@ impl App {
                 limiter,
                 archiver: Some(archiver),
                 metrics: Metrics::with_pg_ttl(args.metrics_pg_ttl),
+                queue,
             },
             server: ServerConfig {
                 request_timeout: args.request_timeout,

@@ -104,10 +104,24 @@ impl FromRequestParts<AppState> for Authenticated {
             return Ok(done.clone());
         }
         let hash = ApiKey::hash_presented(presented_key(parts)?);
-        state
-            .hot
-            .authenticate(&hash)
-            .await?
+        let found = match state.hot.authenticate(&hash).await {
+            Ok(found) => {
+                if let Some(q) = &state.queue {
+                    q.remember(&hash, found.as_ref());
+                }
+                found
+            }
+            // Queue mode keeps ingest up through a database outage with the
+            // keys it saw accepted recently (ADR-034).
+            Err(e) if e.is_unavailable() => {
+                match state.queue.as_ref().and_then(|q| q.recall(&hash)) {
+                    Some(key) => Some(key),
+                    None => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        found
             .map(Self)
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))
     }

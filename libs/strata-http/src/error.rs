@@ -15,6 +15,7 @@ use strata_cold::ColdError;
 use strata_hot::HotError;
 use strata_model::{BatchError, Classify, ErrorKind, ModelError};
 use strata_query::QueryError;
+use strata_queue::QueueError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -38,6 +39,8 @@ pub enum ApiError {
     Batch(#[from] BatchError),
     #[error(transparent)]
     Cold(#[from] ColdError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 /// The status of each kind: the only such mapping.
@@ -92,6 +95,7 @@ impl ApiError {
             Self::Model(e) => e.kind(),
             Self::Batch(e) => e.kind(),
             Self::Cold(e) => e.kind(),
+            Self::Queue(e) => e.kind(),
         }
     }
 
@@ -104,6 +108,7 @@ impl ApiError {
             Self::Model(e) => e.code(),
             Self::Batch(e) => e.code(),
             Self::Cold(e) => e.code(),
+            Self::Queue(e) => e.code(),
         }
     }
 
@@ -125,6 +130,10 @@ impl ApiError {
                 )
             }
             (ErrorKind::Unavailable, Self::Http { message, .. }) => message.clone(),
+            (
+                ErrorKind::Unavailable,
+                Self::Queue(e @ (QueueError::Unavailable(_) | QueueError::Full(_))),
+            ) => e.to_string(),
             (ErrorKind::Unavailable, _) => "the database is unavailable; retry later".to_owned(),
             _ => self.to_string(),
         }
@@ -146,7 +155,9 @@ pub struct ErrorBody {
     /// `unsupported_content_encoding`, `rate_limited`,
     /// `archive_run_in_progress`, `database_unavailable`, `database_busy`,
     /// `database_not_migrated`, `cold_unavailable`,
-    /// `rate_limiter_unavailable`, `archiver_not_configured`, `internal`.
+    /// `rate_limiter_unavailable`, `archiver_not_configured`,
+    /// `queue_unavailable`, `queue_full`, `queue_not_configured`,
+    /// `no_such_batch`, `internal`.
     #[schema(example = "invalid_parameter")]
     pub code: &'static str,
     /// The request's `x-request-id` (also sent back as that header): quote

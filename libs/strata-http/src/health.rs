@@ -1,7 +1,8 @@
 //! `/livez` (the process answers) and `/readyz` (it can serve: PostgreSQL
 //! reachable, migrations applied; Redis and the cold store are reported in
 //! the body but do not make the server unready: without them ingest and hot
-//! queries still work).
+//! queries still work). In queue mode the queue is what ingest needs: it
+//! decides readiness, and a server without PostgreSQL is `degraded`.
 
 use std::time::Duration;
 
@@ -61,14 +62,34 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             ("unready", StatusCode::SERVICE_UNAVAILABLE, word)
         }
     };
-    (
-        code,
-        Json(json!({
-            "status": status,
-            "postgres": postgres,
-            "hot_layout": state.hot.layout().as_str(),
-            "redis": redis,
-            "cold_store": cold,
-        })),
-    )
+    let mut body = json!({
+        "status": status,
+        "postgres": postgres,
+        "hot_layout": state.hot.layout().as_str(),
+        "redis": redis,
+        "cold_store": cold,
+    });
+    // Queue mode: ingest needs the queue, not PostgreSQL (it accepts while
+    // the database is down, ADR-034), so the queue decides readiness;
+    // without PostgreSQL the server is `degraded` (stats fail) but ready.
+    let (status, code) = match &state.queue {
+        None => (status, code),
+        Some(q) => match q.queue.lag().await {
+            Ok(lag) => {
+                body["queue"] = json!({ "status": "ok", "lag": lag });
+                if code == StatusCode::OK {
+                    (status, code)
+                } else {
+                    ("degraded", StatusCode::OK)
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.detail(), "readyz: queue unavailable");
+                body["queue"] = json!({ "status": "unavailable" });
+                ("unready", StatusCode::SERVICE_UNAVAILABLE)
+            }
+        },
+    };
+    body["status"] = json!(status);
+    (code, Json(body))
 }

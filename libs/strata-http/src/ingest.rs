@@ -6,6 +6,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
 use flate2::read::MultiGzDecoder;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
@@ -120,7 +121,8 @@ fn decode_and_parse(
     request_body(content = crate::openapi::IngestRequest,
                  description = "JSON, optionally Content-Encoding: gzip"),
     responses(
-        (status = 200, description = "Accepted events are committed", body = IngestResponse),
+        (status = 200, description = "Direct mode: accepted events are committed", body = IngestResponse),
+        (status = 202, description = "Queue mode (STRATA_INGEST_QUEUE): valid events are stored in the queue; follow with GET /v1/ingest/batches/{batch_id}", body = crate::queue::QueuedResponse),
         (status = 400, description = "Bad request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
         (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody), (status = 413, description = "Batch too large", body = crate::openapi::ErrorBody),
         (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = crate::openapi::ErrorBody), (status = 429, description = "Over the rate limit (Retry-After)", body = crate::openapi::ErrorBody),
@@ -131,7 +133,7 @@ pub async fn ingest(
     auth: Authenticated,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<IngestResponse>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let key = auth.require(Scope::Ingest)?;
     check_content_type(&headers)?;
     let encoding = content_encoding(&headers)?;
@@ -149,6 +151,36 @@ pub async fn ingest(
         .await
         .map_err(|e| ApiError::internal(format!("ingest parser task failed: {e}")))??;
 
+    if let Some(q) = &state.queue {
+        let receipt = q
+            .queue
+            .publish(&strata_queue::OutgoingBatch {
+                project: key.project_id,
+                batch_id: strata_queue::new_batch_id(),
+                queued_at: chrono::Utc::now(),
+                counted_duplicates: batch.in_batch_duplicates as u64,
+                events: &batch.events,
+            })
+            .await?;
+        let response = crate::queue::QueuedResponse {
+            queued: batch.events.len() as u64,
+            duplicates: batch.in_batch_duplicates as u64,
+            rejected: batch.rejected,
+            batch_id: receipt.batch_id,
+        };
+        state
+            .metrics
+            .queued(response.queued, response.rejected.len() as u64);
+        tracing::info!(
+            project = %key.project,
+            queued = response.queued,
+            rejected = response.rejected.len(),
+            batch_id = %receipt.batch_id,
+            parts = receipt.parts,
+            "queued batch"
+        );
+        return Ok((axum::http::StatusCode::ACCEPTED, Json(response)).into_response());
+    }
     let outcome = state
         .hot
         .insert_events(key.project_id, &batch.events)
@@ -170,7 +202,7 @@ pub async fn ingest(
         rejected = response.rejected.len(),
         "ingested batch"
     );
-    Ok(Json(response))
+    Ok(Json(response).into_response())
 }
 
 #[cfg(test)]

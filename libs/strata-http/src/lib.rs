@@ -12,6 +12,7 @@ mod ingest;
 pub mod metrics;
 pub mod openapi;
 mod params;
+pub mod queue;
 pub mod ratelimit;
 mod stats;
 
@@ -51,6 +52,8 @@ pub struct AppState {
     /// For `POST /v1/admin/archive/run`; `None`: not offered.
     pub archiver: Option<Archiver>,
     pub metrics: Metrics,
+    /// Queue mode (ADR-034): ingest publishes here; `None`: direct ingest.
+    pub queue: Option<queue::QueueState>,
 }
 
 /// Server-wide settings that are not per-route state.
@@ -147,6 +150,18 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         .route(
             "/v1/admin/archive/runs",
             get(admin::runs).route_layer(auth.clone()),
+        )
+        .route(
+            "/v1/ingest/batches/{batch_id}",
+            get(queue::batch_status).route_layer(auth.clone()),
+        )
+        .route(
+            "/v1/admin/ingest/dead-letters",
+            get(queue::dead_letters).route_layer(auth.clone()),
+        )
+        .route(
+            "/v1/admin/ingest/dead-letters/{seq}/replay",
+            post(queue::replay).route_layer(auth.clone()),
         )
         .route(
             "/v1/admin/archive/run",

@@ -177,7 +177,7 @@ impl Metrics {
         );
         registry.register(
             "strata_ingest_events",
-            "Events sent to /v1/events, by result (accepted, duplicate, rejected)",
+            "Events sent to /v1/events, by result (accepted, duplicate, rejected; queued in queue mode)",
             events.clone(),
         );
         registry.register(
@@ -222,6 +222,15 @@ impl Metrics {
             ("duplicate", duplicates),
             ("rejected", rejected),
         ] {
+            self.events
+                .get_or_create(&vec![("result", result.to_owned())])
+                .inc_by(n);
+        }
+    }
+
+    /// Counts one queue-mode ingest request's events.
+    pub fn queued(&self, queued: u64, rejected: u64) {
+        for (result, n) in [("queued", queued), ("rejected", rejected)] {
             self.events
                 .get_or_create(&vec![("result", result.to_owned())])
                 .inc_by(n);
@@ -293,6 +302,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
     }
     let counters = counters(&state);
     let (filtered, sealed) = state.hot.dedup_filter_coverage();
+    let queue = queue_gauges(&state).await;
     {
         let mut scraped = m.scraped.0.lock().unwrap_or_else(|p| p.into_inner());
         scraped.counters = counters;
@@ -308,6 +318,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
                 filtered as i64,
             ),
         ];
+        scraped.gauges.extend(queue);
     }
     let mut body = String::new();
     if prometheus_client::encoding::prometheus_text::encode(&mut body, &state.metrics.registry)
@@ -321,6 +332,46 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     resp
+}
+
+/// Queue mode: the backlog a worker has not committed yet, read from
+/// JetStream at every scrape (one small request).
+async fn queue_gauges(state: &AppState) -> Vec<(&'static str, &'static str, i64)> {
+    let Some(q) = &state.queue else {
+        return Vec::new();
+    };
+    let lag = q.queue.lag().await;
+    let mut out = vec![(
+        "strata_queue_up",
+        "1 when the ingest queue (NATS JetStream) answered this scrape",
+        i64::from(lag.is_ok()),
+    )];
+    match lag {
+        Ok(l) => out.extend([
+            (
+                "strata_queue_pending_messages",
+                "Queued batch parts no worker has committed yet",
+                i64::try_from(l.messages).unwrap_or(i64::MAX),
+            ),
+            (
+                "strata_queue_pending_bytes",
+                "Bytes of those messages",
+                i64::try_from(l.bytes).unwrap_or(i64::MAX),
+            ),
+            (
+                "strata_queue_oldest_age_seconds",
+                "Age of the oldest uncommitted message (0 when none)",
+                l.oldest_age_seconds.ceil() as i64,
+            ),
+            (
+                "strata_queue_dead_letters",
+                "Messages in the dead-letter stream",
+                i64::try_from(l.dead_letters).unwrap_or(i64::MAX),
+            ),
+        ]),
+        Err(e) => tracing::warn!(error = %e.detail(), "metrics: queue lag not read"),
+    }
+    out
 }
 
 async fn scrape_pg(state: &AppState) -> Result<PgValues, strata_hot::HotError> {

@@ -75,6 +75,7 @@ impl Modify for Security {
     ),
     paths(
         crate::ingest::ingest,
+        crate::queue::batch_status,
         crate::stats::dau,
         crate::stats::top_events,
         crate::stats::retention,
@@ -85,6 +86,8 @@ impl Modify for Security {
         crate::admin::set_retention,
         crate::erasures::request,
         crate::erasures::show,
+        crate::queue::dead_letters,
+        crate::queue::replay,
         crate::health::livez,
         crate::health::readyz,
         crate::metrics::render,

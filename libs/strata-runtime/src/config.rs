@@ -301,6 +301,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub limits: IngestLimitArgs,
 
+    #[command(flatten)]
+    pub queue: QueueArgs,
+
     /// How long an event_id is remembered for idempotency, counted from its first arrival.
     #[arg(long, env = "STRATA_DEDUP_WINDOW", default_value = "90d", value_parser = duration)]
     pub dedup_window: Duration,
@@ -324,6 +327,120 @@ pub struct ServeArgs {
     /// nothing; in-process counters are always live.
     #[arg(long, env = "STRATA_METRICS_PG_TTL", default_value = "5s", value_parser = duration)]
     pub metrics_pg_ttl: Duration,
+}
+
+/// Queue-mode ingest (ADR-034): where the queue is and its limits. Shared
+/// by `serve` (which publishes) and `ingest-worker` (which drains).
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// NATS JetStream URL (`nats://host:4222`). Set: `POST /v1/events`
+    /// publishes valid events there and answers 202; `strata-api
+    /// ingest-worker` stores them. Unset or empty: direct ingest (200
+    /// after commit).
+    #[arg(long, env = "STRATA_INGEST_QUEUE", hide_env_values = true)]
+    pub ingest_queue: Option<SecretUrl>,
+
+    /// The JetStream stream (created or updated at start); dead letters go
+    /// to `<name>_DLQ`.
+    #[arg(long, env = "STRATA_QUEUE_STREAM", default_value = "STRATA_EVENTS")]
+    pub queue_stream: String,
+
+    /// Most bytes the stream holds; past it ingest answers 503.
+    #[arg(long, env = "STRATA_QUEUE_MAX_BYTES", default_value_t = 1 << 30)]
+    pub queue_max_bytes: i64,
+
+    /// Most messages (batch parts) the stream holds; past it ingest answers 503.
+    #[arg(long, env = "STRATA_QUEUE_MAX_MESSAGES", default_value_t = 1_000_000)]
+    pub queue_max_messages: i64,
+
+    /// Most bytes of events per message; larger batches are split (NATS
+    /// refuses payloads over its `max_payload`, 1 MiB by default).
+    #[arg(long, env = "STRATA_QUEUE_MAX_MESSAGE_BYTES", default_value_t = 512 * 1024)]
+    pub queue_max_message_bytes: usize,
+
+    /// How long a publish waits for JetStream's acknowledgement before 503.
+    #[arg(long, env = "STRATA_QUEUE_PUBLISH_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub queue_publish_timeout: Duration,
+
+    /// Replicas of the streams (1 for a single NATS server).
+    #[arg(long, env = "STRATA_QUEUE_REPLICAS", default_value_t = 1)]
+    pub queue_replicas: usize,
+
+    /// While PostgreSQL is unreachable, queue-mode ingest accepts a key
+    /// that authenticated within this long (so ingest stays up through a
+    /// database restart); `0s`: never.
+    #[arg(long, env = "STRATA_QUEUE_AUTH_GRACE", default_value = "15m", value_parser = duration)]
+    pub queue_auth_grace: Duration,
+}
+
+impl QueueArgs {
+    /// The queue's settings, when queue mode is on.
+    pub fn config(&self) -> Option<strata_queue::QueueConfig> {
+        let url = self
+            .ingest_queue
+            .as_ref()
+            .filter(|u| !u.expose().is_empty())?;
+        Some(strata_queue::QueueConfig {
+            url: url.expose().to_owned(),
+            stream: self.queue_stream.clone(),
+            max_bytes: self.queue_max_bytes,
+            max_messages: self.queue_max_messages,
+            max_message_bytes: self.queue_max_message_bytes,
+            publish_timeout: self.queue_publish_timeout,
+            replicas: self.queue_replicas,
+        })
+    }
+}
+
+/// `strata-api ingest-worker`'s own settings.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The durable consumer; workers with the same name share the work.
+    #[arg(
+        long,
+        env = "STRATA_WORKER_CONSUMER",
+        default_value = "strata-ingest-worker"
+    )]
+    pub worker_consumer: String,
+
+    /// Most events per transaction.
+    #[arg(long, env = "STRATA_WORKER_MAX_EVENTS", default_value_t = 20_000)]
+    pub worker_max_events: usize,
+
+    /// Longest wait, from a group's first message, for more before committing.
+    #[arg(long, env = "STRATA_WORKER_MAX_WAIT", default_value = "200ms", value_parser = duration)]
+    pub worker_max_wait: Duration,
+
+    /// Deliveries after which a message that keeps failing (not for an
+    /// unavailable database) moves to the dead letters.
+    #[arg(long, env = "STRATA_WORKER_DEAD_LETTER_AFTER", default_value_t = 5)]
+    pub worker_dead_letter_after: i64,
+
+    /// A message unacknowledged this long is delivered again.
+    #[arg(long, env = "STRATA_WORKER_ACK_WAIT", default_value = "60s", value_parser = duration)]
+    pub worker_ack_wait: Duration,
+
+    /// Delay before a released message is tried again.
+    #[arg(long, env = "STRATA_WORKER_RETRY_DELAY", default_value = "1s", value_parser = duration)]
+    pub worker_retry_delay: Duration,
+
+    /// How long `GET /v1/ingest/batches/{id}` keeps answering `applied`.
+    #[arg(long, env = "STRATA_BATCH_STATUS_TTL", default_value = "7d", value_parser = duration)]
+    pub batch_status_ttl: Duration,
+}
+
+impl WorkerArgs {
+    pub fn config(&self) -> strata_queue::WorkerConfig {
+        strata_queue::WorkerConfig {
+            consumer: self.worker_consumer.clone(),
+            max_events: self.worker_max_events.max(1),
+            max_wait: self.worker_max_wait,
+            dead_letter_after: self.worker_dead_letter_after.max(1),
+            ack_wait: self.worker_ack_wait,
+            retry_delay: self.worker_retry_delay,
+            batch_status_ttl: self.batch_status_ttl,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use strata_archive::{ArchiveConfig, Archiver};
 use strata_hot::{HotStore, KeyLimit};
 use strata_http::app::App;
 use strata_model::{GeneratorSpec, ProjectName, RetentionDays, Scopes};
-use strata_runtime::config::{DatabaseArgs, S3Args, ServeArgs, TieringArgs};
+use strata_runtime::config::{DatabaseArgs, QueueArgs, S3Args, ServeArgs, TieringArgs, WorkerArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "strata-api", version, about = "Strata event analytics API")]
@@ -49,8 +49,21 @@ enum Command {
     /// Load generated demo history (months of events) and archive what is
     /// past the hot retention, so that both tiers answer.
     DemoData(DemoArgs),
+    /// Drain the ingest queue into PostgreSQL (queue mode, ADR-034): run
+    /// one or more beside `serve` when STRATA_INGEST_QUEUE is set.
+    IngestWorker(Box<IngestWorkerArgs>),
     /// Print the OpenAPI document (what `/openapi.json` serves).
     Openapi,
+}
+
+#[derive(Debug, clap::Args)]
+struct IngestWorkerArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(flatten)]
+    queue: QueueArgs,
+    #[command(flatten)]
+    worker: WorkerArgs,
 }
 
 /// The hot and cold stores of a command that runs archive work.
@@ -220,6 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Projects { db, command }) => projects(&db, command).await,
         Some(Command::Users(args)) => users(*args).await,
         Some(Command::DemoData(args)) => demo_data(args).await,
+        Some(Command::IngestWorker(args)) => ingest_worker(*args).await,
         Some(Command::Openapi) => {
             #[allow(clippy::print_stdout)]
             {
@@ -418,6 +432,38 @@ async fn keys(db: &DatabaseArgs, command: KeysCommand) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn ingest_worker(args: IngestWorkerArgs) -> anyhow::Result<()> {
+    let cfg = args.queue.config().context(
+        "STRATA_INGEST_QUEUE (--ingest-queue) must name the queue, e.g. nats://127.0.0.1:4222",
+    )?;
+    let shutdown = strata_runtime::shutdown_signal();
+    tokio::pin!(shutdown);
+    // PostgreSQL may be down while the queue fills: wait for it.
+    let hot = loop {
+        match open_migrated(&args.db).await {
+            Ok(hot) => break hot,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "ingest worker: waiting for PostgreSQL");
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                }
+            }
+        }
+    };
+    let stream = cfg.stream.clone();
+    let queue = strata_queue::Queue::connect(cfg).await?;
+    let worker = strata_queue::Worker::new(hot, queue, args.worker.config());
+    tracing::info!(stream = %stream, "ingest worker draining");
+    #[allow(clippy::print_stdout)]
+    {
+        println!("strata-api ingest-worker draining {stream}");
+    }
+    let report = worker.run(shutdown).await;
+    tracing::info!(?report, "ingest worker stopped");
     Ok(())
 }
 
