@@ -5,6 +5,10 @@
 #               answers; else a throwaway cluster made with initdb/pg_ctl.
 #   Redis:      STRATA_TEST_REDIS_URL if set; else 127.0.0.1:6379 if it
 #               answers; else a throwaway redis-server.
+#   NATS:       STRATA_TEST_NATS_URL if set; else 127.0.0.1:4222 if it
+#               answers; else a throwaway nats-server with JetStream. The
+#               queue tests that stop NATS start their own from
+#               STRATA_TEST_NATS_SERVER (the binary; installed when missing).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -31,7 +35,21 @@ else
   redis_url="redis://127.0.0.1:$port"
 fi
 
+nats_bin=$(nats_server_bin)
+if [ -n "${STRATA_TEST_NATS_URL:-}" ]; then
+  nats_url=$STRATA_TEST_NATS_URL
+elif port_open 4222; then
+  nats_url="nats://127.0.0.1:4222"
+else
+  port=${STRATA_TEST_NATS_PORT:-54222}
+  start_private_nats "$state/nats" "$port"
+  nats_url="nats://127.0.0.1:$port"
+fi
+
 log "PostgreSQL: $db_url"
 log "Redis: $redis_url"
+log "NATS: $nats_url ($nats_bin)"
 echo "export STRATA_TEST_DATABASE_URL='$db_url'"
 echo "export STRATA_TEST_REDIS_URL='$redis_url'"
+echo "export STRATA_TEST_NATS_URL='$nats_url'"
+echo "export STRATA_TEST_NATS_SERVER='$nats_bin'"

@@ -72,3 +72,29 @@ start_private_redis() {
     log "Redis did not start; see $dir/redis.log"; return 1
   fi
 }
+
+# nats_server_bin: the nats-server binary, installed from Debian when missing.
+nats_server_bin() {
+  local bin
+  bin=$(command -v nats-server || true)
+  [ -z "$bin" ] && [ -x /usr/sbin/nats-server ] && bin=/usr/sbin/nats-server
+  if [ -z "$bin" ]; then
+    apt_install nats-server >/dev/null
+    bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+  fi
+  echo "$bin"
+}
+
+# start_private_nats DIR PORT: nats-server with JetStream (file storage in DIR).
+start_private_nats() {
+  local dir=$1 port=$2 bin
+  bin=$(nats_server_bin)
+  mkdir -p "$dir"
+  if ! port_open "$port"; then
+    log "starting NATS (JetStream) on 127.0.0.1:$port"
+    nohup "$bin" -a 127.0.0.1 -p "$port" -js -sd "$dir/js" >"$dir/nats.log" 2>&1 &
+    echo $! >"$dir/nats.pid"
+    for _ in $(seq 50); do port_open "$port" && return 0; sleep 0.1; done
+    log "NATS did not start; see $dir/nats.log"; return 1
+  fi
+}

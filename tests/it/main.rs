@@ -14,5 +14,6 @@ mod layout;
 mod lifecycle;
 mod metrics;
 mod openapi;
+mod queue;
 mod ratelimit;
 mod stats;

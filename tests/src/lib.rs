@@ -10,6 +10,7 @@
 pub mod answers;
 pub mod archive;
 pub mod cold;
+pub mod nats;
 pub mod oracle;
 pub mod proxy;
 
@@ -203,6 +204,14 @@ impl TestAppBuilder {
     pub fn pg_proxy(mut self) -> Self {
         self.pg_proxy = true;
         self
+    }
+
+    /// Queue mode (ADR-034): ingest publishes to `stream` on the NATS at
+    /// `url` (see [`nats`]); [`TestApp::worker`] drains it.
+    pub fn queue(self, url: &str, stream: &str) -> Self {
+        self.arg("--ingest-queue", url)
+            .arg("--queue-stream", stream)
+            .arg("--queue-publish-timeout", "2s")
     }
 
     /// Per-key rate limits over the test Redis: `burst` requests, a slow
@@ -499,6 +508,97 @@ impl TestApp {
         counts
     }
 
+    /// An ingest worker in this process, over this app's database and the
+    /// queue its flags name, with `extra` worker flags (`--worker-…`);
+    /// stopped when the handle is dropped.
+    pub async fn worker(&self, extra: &[(&str, &str)]) -> WorkerHandle {
+        self.worker_on(&self.db.url, extra).await
+    }
+
+    /// [`Self::worker`] reaching PostgreSQL at `database_url` (a proxy the
+    /// test can cut).
+    pub async fn worker_on(&self, database_url: &str, extra: &[(&str, &str)]) -> WorkerHandle {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            queue: strata_runtime::config::QueueArgs,
+            #[command(flatten)]
+            worker: strata_runtime::config::WorkerArgs,
+        }
+        use clap::Parser;
+        let queue_flags = self
+            .args
+            .iter()
+            .filter(|a| a.starts_with("--ingest-queue") || a.starts_with("--queue-"))
+            .cloned();
+        let extra = extra.iter().map(|(f, v)| format!("{f}={v}"));
+        let args: Vec<String> = last_flag_wins(queue_flags.chain(extra).collect());
+        let flags =
+            Flags::try_parse_from(std::iter::once("worker".to_owned()).chain(args)).unwrap();
+        let cfg = flags.queue.config().expect("the app is not in queue mode");
+        let hot = HotStore::open(
+            strata_hot::lazy_pool(
+                database_url,
+                &PoolConfig {
+                    max_connections: 4,
+                    acquire_timeout: std::time::Duration::from_secs(2),
+                },
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+        let queue = strata_queue::Queue::connect(cfg).await.unwrap();
+        let worker = strata_queue::Worker::new(hot, queue, flags.worker.config());
+        let (tx, rx) = oneshot::channel::<()>();
+        let w = worker.clone();
+        let task = tokio::spawn(async move {
+            w.run(async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        WorkerHandle {
+            worker,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Posts `events` to a queue-mode server, asserts the 202, and returns
+    /// the batch id and the body.
+    pub async fn ingest_queued(&self, key: &str, events: &[Value]) -> (String, Value) {
+        let resp = self.post_events(key, &json!({ "events": events })).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 202, "{body}");
+        (body["batch_id"].as_str().unwrap().to_owned(), body)
+    }
+
+    /// Polls `GET /v1/ingest/batches/{id}` until `applied` (at most
+    /// `within`); returns the status body.
+    pub async fn wait_applied(
+        &self,
+        key: &str,
+        batch_id: &str,
+        within: std::time::Duration,
+    ) -> Value {
+        let until = std::time::Instant::now() + within;
+        loop {
+            let (code, body) = self
+                .get_json(key, &format!("/v1/ingest/batches/{batch_id}"))
+                .await;
+            if code == 200 && body["status"] == "applied" {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "batch {batch_id} not applied within {within:?}: {code} {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Every stored event of a project as (event_id, user_id, event_type,
     /// ts in µs, properties).
     pub async fn stored(&self, project: &str) -> Vec<StoredEvent> {
@@ -511,6 +611,32 @@ impl TestApp {
         .fetch_all(&self.pool)
         .await
         .unwrap()
+    }
+}
+
+/// An in-process ingest worker ([`TestApp::worker`]).
+#[derive(Debug)]
+pub struct WorkerHandle {
+    pub worker: strata_queue::Worker,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<strata_queue::WorkerReport>>,
+}
+
+impl WorkerHandle {
+    /// Stops it after its current transaction; returns its totals.
+    pub async fn stop(mut self) -> strata_queue::WorkerReport {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
     }
 }
 

@@ -1,0 +1,88 @@
+//! NATS for queue-mode tests (ADR-034): the machine's server
+//! (`STRATA_TEST_NATS_URL`, which `make test` provides) for most tests,
+//! each with its own stream; a private `nats-server` process for tests
+//! that stop and restart it.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+/// The shared NATS of the test machine.
+pub fn test_nats_url() -> String {
+    std::env::var("STRATA_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A stream name no other test uses.
+pub fn unique_stream() -> String {
+    format!("T{}", Uuid::new_v4().simple())
+}
+
+/// A `nats-server -js` of the test's own, on a free port, with its
+/// JetStream store in a temporary directory that outlives restarts.
+#[derive(Debug)]
+pub struct NatsServer {
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+    child: Option<tokio::process::Child>,
+}
+
+fn binary() -> String {
+    std::env::var("STRATA_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into())
+}
+
+impl NatsServer {
+    pub async fn start() -> Self {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut s = Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        s.restart().await;
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://{}", self.addr)
+    }
+
+    /// Starts it again (same port, same store) after [`Self::stop`].
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = tokio::process::Command::new(binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.addr.port().to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {} (STRATA_TEST_NATS_SERVER): {e}", binary()));
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("nats-server did not listen on {}", self.addr);
+    }
+
+    /// Stops it (SIGKILL: what a crash or an outage looks like to clients).
+    pub async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.unwrap();
+        }
+    }
+}
