@@ -39,10 +39,16 @@ impl LoadStats {
     }
 }
 
+/// Direct mode's 200 (`accepted`) or queue mode's 202 (`queued`).
 #[derive(Deserialize)]
 struct IngestAnswer {
-    accepted: u64,
+    #[serde(default)]
+    accepted: Option<u64>,
+    #[serde(default)]
+    queued: Option<u64>,
     duplicates: u64,
+    #[serde(default)]
+    batch_id: Option<uuid::Uuid>,
 }
 
 type Clients = tokio::task::JoinSet<Result<LoadStats>>;
@@ -152,7 +158,7 @@ impl Ingestor {
         Ok(out)
     }
 
-    async fn post(&self, body: &Body) -> Result<()> {
+    async fn post(&self, body: &Body) -> Result<Option<uuid::Uuid>> {
         let res = self
             .client
             .post(format!("{}/v1/events", self.base))
@@ -169,12 +175,23 @@ impl Ingestor {
             )));
         }
         let answer: IngestAnswer = res.json().await?;
-        if answer.accepted != u64::from(body.events) || answer.duplicates != 0 {
+        let stored = answer.accepted.or(answer.queued).unwrap_or(0);
+        if stored != u64::from(body.events) || answer.duplicates != 0 {
             return Err(failed(format!(
-                "ingest accepted {} of {} events ({} duplicates)",
-                answer.accepted, body.events, answer.duplicates
+                "ingest took {stored} of {} events ({} duplicates)",
+                body.events, answer.duplicates
             )));
         }
-        Ok(())
+        Ok(answer.batch_id)
+    }
+
+    /// Posts one body to a queue-mode server; its batch id.
+    pub async fn post_queued(&self, bytes: bytes::Bytes) -> Result<uuid::Uuid> {
+        let events = serde_json::from_slice::<serde_json::Value>(&bytes)?["events"]
+            .as_array()
+            .map_or(0, Vec::len) as u32;
+        self.post(&Body { bytes, events })
+            .await?
+            .ok_or_else(|| failed("a queue-mode server answered without a batch_id"))
     }
 }

@@ -294,6 +294,26 @@ pub struct MemoryResult {
     pub request_ms: f64,
 }
 
+/// Queue-mode ingest (ADR-034) beside direct mode, at the end of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueResult {
+    /// Events sent to each mode (the same generated days, each into a
+    /// project of its own).
+    pub events: u64,
+    /// Direct mode: 200 after commit.
+    pub direct_events_per_s: f64,
+    /// Queue mode: events acknowledged (202) by the api, no worker running.
+    pub accept_events_per_s: f64,
+    /// One worker draining that backlog into PostgreSQL.
+    pub drain_events_per_s: f64,
+    /// The run's `psql \copy` of the history.
+    pub copy_events_per_s: f64,
+    /// From a 202 to the batch's status `applied` (visible in stats), one
+    /// small batch at a time with a worker idle.
+    pub latency: Latency,
+    pub worker_max_wait_ms: u64,
+}
+
 /// Compaction of the late-event days, then the erasure of one user over
 /// every day (ADR-032, ADR-033), at the end of the run.
 #[derive(Debug, Clone, Serialize)]
@@ -392,6 +412,7 @@ pub struct Report {
     pub memory: MemoryResult,
     pub flood: FloodResult,
     pub lifecycle: LifecycleResult,
+    pub queue: QueueResult,
     pub targets: Vec<Target>,
     pub total_secs: f64,
 }
@@ -825,6 +846,27 @@ impl Report {
             f.load_latency.p99_ms,
             f.load_latency.max_ms,
             f.load_latency.requests
+        ));
+        line(String::new());
+        let q = &self.queue;
+        line(format!(
+            "Queue mode (NATS JetStream, ADR-034), {} events into fresh projects: direct ingest \
+             {:.0} events/s; queue-mode accept {:.0} events/s ({:.2}× direct, {:.2}× the copy); \
+             one worker's drain {:.0} events/s ({:.2}× direct, {:.2}× the copy). From 202 to \
+             applied (visible in stats), one 10-event batch at a time: p50 {:.0} ms, p99 {:.0} ms \
+             over {} batches (the worker waits up to {} ms for more messages before committing).",
+            q.events,
+            q.direct_events_per_s,
+            q.accept_events_per_s,
+            q.accept_events_per_s / q.direct_events_per_s.max(1e-9),
+            q.accept_events_per_s / q.copy_events_per_s.max(1e-9),
+            q.drain_events_per_s,
+            q.drain_events_per_s / q.direct_events_per_s.max(1e-9),
+            q.drain_events_per_s / q.copy_events_per_s.max(1e-9),
+            q.latency.p50_ms,
+            q.latency.p99_ms,
+            q.latency.requests,
+            q.worker_max_wait_ms
         ));
         line(String::new());
         let l = &self.lifecycle;

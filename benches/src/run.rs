@@ -23,8 +23,8 @@ use crate::procs::{self, Proc};
 use crate::queries::{self, Answer, QuerySpec, Stat, TierMs, Timing, median};
 use crate::report::{
     self, ArchiveResult, BigChunk, CpuUse, DataInfo, FloodResult, IngestResult, Latency,
-    LifecycleResult, Machine, MemoryResult, QueryResult, Report, ScalePoint, ScaleQuery,
-    SteadyPoint, SteadyResult, StorageResult, to_mib,
+    LifecycleResult, Machine, MemoryResult, QueryResult, QueueResult, Report, ScalePoint,
+    ScaleQuery, SteadyPoint, SteadyResult, StorageResult, to_mib,
 };
 
 /// Where the S3 server is (what `scripts/ensure-s3.sh` exports).
@@ -746,6 +746,7 @@ impl Bench<'_> {
             .big_chunk(first_history_day - chrono::Duration::days(3))
             .await?;
         let lifecycle = self.lifecycle().await?;
+        let queue = self.queue_mode(ingest_result.copy_events_per_s).await?;
 
         let archive = archived.result(big_chunk);
         let data = DataInfo {
@@ -773,6 +774,7 @@ impl Bench<'_> {
             memory,
             flood,
             lifecycle,
+            queue,
             targets,
             total_secs: secs(started),
         })
@@ -1273,6 +1275,133 @@ impl Bench<'_> {
             erase_rows_rewritten: n("rows_rewritten"),
             erase_secs,
             erase_rows_per_s: n("rows_rewritten") as f64 / erase_secs,
+        })
+    }
+
+    /// Queue mode (ADR-034) beside direct mode: the same 30 generated days
+    /// into two fresh projects, one through a direct server, one through a
+    /// queue-mode server with no worker (the accept rate), then drained by
+    /// one `strata-api ingest-worker` (the drain rate); then small batches
+    /// one at a time, each timed from its 202 to its status `applied`.
+    async fn queue_mode(&mut self, copy_events_per_s: f64) -> Result<QueueResult> {
+        let cfg = self.cfg;
+        let mut g = data::generator(30, self.today, cfg.users, cfg.events_per_day, 77);
+        let days: Vec<NaiveDate> = g.days().collect();
+        let mut load = Load::default();
+        for (i, d) in days.iter().enumerate() {
+            load.push(&g.day(i as u32, *d), cfg.batch)?;
+        }
+        let (events, bodies) = (load.events, Arc::new(load.bodies));
+
+        let direct_key = create_key(&self.api_bin, &self.env, "bench_direct", "ingest").await?;
+        let (api, ingest) = self.start_api_with(&self.env.clone(), &direct_key).await?;
+        tracing::info!("queue mode: {events} events in direct mode");
+        let direct = ingest.send(Arc::clone(&bodies), cfg.clients).await?;
+        api.stop().await?;
+
+        let nats_dir = self.path("nats");
+        let _ = std::fs::remove_dir_all(&nats_dir);
+        std::fs::create_dir_all(&nats_dir)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let nats_bin =
+            std::env::var("STRATA_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        let nats = Proc::spawn(
+            Path::new(&nats_bin),
+            &[
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-js",
+                "-sd",
+                &nats_dir.display().to_string(),
+            ],
+            &[],
+            &self.path("nats.log"),
+        )?;
+        let mut env = self.env.clone();
+        env.extend([
+            (
+                "STRATA_INGEST_QUEUE".to_owned(),
+                format!("nats://127.0.0.1:{port}"),
+            ),
+            ("STRATA_QUEUE_STREAM".to_owned(), "BENCH".to_owned()),
+            (
+                "STRATA_QUEUE_MAX_BYTES".to_owned(),
+                (16u64 << 30).to_string(),
+            ),
+        ]);
+        let queued_key = create_key(&self.api_bin, &env, "bench_queued", "ingest").await?;
+        let (api, ingest) = self.start_api_with(&env, &queued_key).await?;
+        tracing::info!("queue mode: the same events through the queue");
+        let accepted = ingest.send(Arc::clone(&bodies), cfg.clients).await?;
+        let started = Instant::now();
+        let worker = Proc::spawn(
+            &self.api_bin,
+            &["ingest-worker"],
+            &env,
+            &self.path("worker.log"),
+        )?;
+        let project: i64 =
+            sqlx::query_scalar("SELECT id FROM projects WHERE name = 'bench_queued'")
+                .fetch_one(&self.pool)
+                .await?;
+        loop {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT coalesce(sum(accepted), 0)::int8 FROM ingest_batches WHERE project_id = $1",
+            )
+            .bind(project)
+            .fetch_one(&self.pool)
+            .await?;
+            if n as u64 >= events {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(1800) {
+                return Err(failed(format!(
+                    "the worker applied {n} of {events} events in 30 minutes"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let drain_secs = secs(started);
+
+        tracing::info!("queue mode: latency from 202 to applied");
+        let mut g = data::generator(1, self.today, cfg.users, 10, 78);
+        let mut lat = Vec::new();
+        for _ in 0..200 {
+            let body = data::ingest_body(&g.day(0, self.today))?;
+            let batch = ingest.post_queued(body.into()).await?;
+            let sent = Instant::now();
+            loop {
+                let applied: Option<i64> = sqlx::query_scalar(
+                    "SELECT count(*) FROM ingest_batches WHERE batch_id = $1 HAVING count(*) = max(parts)",
+                )
+                .bind(batch)
+                .fetch_optional(&self.pool)
+                .await?;
+                if applied.is_some() {
+                    break;
+                }
+                if sent.elapsed() > Duration::from_secs(60) {
+                    return Err(failed(format!("batch {batch} not applied within a minute")));
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            lat.push(sent.elapsed().as_secs_f64() * 1e3);
+        }
+        worker.stop().await?;
+        api.stop().await?;
+        nats.stop().await?;
+        Ok(QueueResult {
+            events,
+            direct_events_per_s: direct.per_sec(),
+            accept_events_per_s: accepted.per_sec(),
+            drain_events_per_s: events as f64 / drain_secs,
+            copy_events_per_s,
+            latency: Latency::of(&lat),
+            worker_max_wait_ms: 200,
         })
     }
 
