@@ -136,6 +136,8 @@ pub struct TestApp {
     /// With [`TestAppBuilder::pg_proxy`]: the server's way to PostgreSQL.
     pub pg_proxy: Option<proxy::TcpProxy>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// Queue mode: the NATS URL and stream, deleted with the app.
+    queue: Option<(String, String)>,
     // Declared last: dropped after the server is told to stop.
     pub db: TestDb,
 }
@@ -144,6 +146,9 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some((url, stream)) = self.queue.take() {
+            block_on_own_runtime(nats::delete_streams(url, stream));
         }
     }
 }
@@ -175,6 +180,7 @@ pub struct TestAppBuilder {
     args: Vec<String>,
     cold: Option<TestCold>,
     pg_proxy: bool,
+    queue: Option<(String, String)>,
 }
 
 impl TestApp {
@@ -183,6 +189,7 @@ impl TestApp {
             args: Vec::new(),
             cold: None,
             pg_proxy: false,
+            queue: None,
         }
     }
 }
@@ -208,7 +215,8 @@ impl TestAppBuilder {
 
     /// Queue mode (ADR-034): ingest publishes to `stream` on the NATS at
     /// `url` (see [`nats`]); [`TestApp::worker`] drains it.
-    pub fn queue(self, url: &str, stream: &str) -> Self {
+    pub fn queue(mut self, url: &str, stream: &str) -> Self {
+        self.queue = Some((url.to_owned(), stream.to_owned()));
         self.arg("--ingest-queue", url)
             .arg("--queue-stream", stream)
             .arg("--queue-publish-timeout", "2s")
@@ -266,6 +274,7 @@ impl TestAppBuilder {
             args,
             pg_proxy: proxy,
             shutdown: Some(shutdown),
+            queue: self.queue,
             db,
         }
     }

@@ -19,6 +19,21 @@ pub fn unique_stream() -> String {
     format!("T{}", Uuid::new_v4().simple())
 }
 
+/// Deletes a test's stream and its dead letters (best effort: a server
+/// that is gone, a private one, keeps nothing anyway).
+pub async fn delete_streams(url: String, stream: String) {
+    let connect = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(1))
+        .connect(url.as_str());
+    let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(client);
+    for name in [stream.clone(), format!("{stream}_DLQ")] {
+        let _ = tokio::time::timeout(Duration::from_secs(2), js.delete_stream(&name)).await;
+    }
+}
+
 /// A `nats-server -js` of the test's own, on a free port, with its
 /// JetStream store in a temporary directory that outlives restarts.
 #[derive(Debug)]

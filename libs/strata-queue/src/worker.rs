@@ -50,6 +50,8 @@ pub struct WorkerConfig {
     pub retry_delay: Duration,
     /// Batch records older than this are pruned (their status is then 404).
     pub batch_status_ttl: Duration,
+    /// Groups applied at once (each in its own transaction).
+    pub concurrency: usize,
 }
 
 impl Default for WorkerConfig {
@@ -62,6 +64,7 @@ impl Default for WorkerConfig {
             ack_wait: Duration::from_secs(60),
             retry_delay: Duration::from_secs(1),
             batch_status_ttl: Duration::from_secs(7 * 86_400),
+            concurrency: 2,
         }
     }
 }
@@ -145,42 +148,66 @@ impl Worker {
         .map_err(|e| QueueError::Unavailable(format!("creating the queue's consumer: {e}")))
     }
 
-    /// Drains until `shutdown` resolves. Shutdown interrupts only the wait
-    /// for messages: a group being applied is committed and acknowledged
-    /// first.
+    /// Drains with `concurrency` loops until `shutdown` resolves.
+    /// Shutdown interrupts only the wait for messages: a group being
+    /// applied is committed and acknowledged first.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> WorkerReport {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let loops = (0..self.cfg.concurrency.max(1)).map(|i| {
+            let mut rx = rx.clone();
+            async move {
+                self.drain(i, async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await;
+            }
+        });
+        let all = futures::future::join_all(loops);
+        tokio::pin!(all);
+        tokio::select! {
+            _ = &mut all => {}
+            () = shutdown => {
+                let _ = tx.send(true);
+                all.await;
+            }
+        }
+        self.report()
+    }
+
+    /// One receive-and-apply loop.
+    async fn drain(&self, index: usize, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut consumer: Option<PullConsumer> = None;
+        let mut messages: Option<pull::Stream> = None;
         let mut pruned: Option<Instant> = None;
         loop {
             let received = tokio::select! {
                 () = &mut shutdown => break,
                 r = async {
-                    let c = match &consumer {
-                        Some(c) => c.clone(),
-                        None => self.consumer().await?,
-                    };
-                    let got = self.receive(&c).await?;
-                    Ok::<_, QueueError>((c, got))
+                    if messages.is_none() {
+                        messages = Some(self.messages().await?);
+                    }
+                    match messages.as_mut() {
+                        Some(m) => self.receive(m).await,
+                        None => Ok(Vec::new()),
+                    }
                 } => r,
             };
             match received {
-                Ok((c, got)) => {
-                    consumer = Some(c);
+                Ok(got) => {
                     if !got.is_empty() {
                         self.apply(got).await;
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e.detail(), "ingest worker: retrying after an error");
-                    consumer = None;
+                    messages = None;
                     tokio::select! {
                         () = &mut shutdown => break,
                         () = tokio::time::sleep(self.cfg.retry_delay) => {}
                     }
                 }
             }
-            if pruned.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
+            if index == 0 && pruned.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
                 pruned = Some(Instant::now());
                 let before = chrono::Utc::now()
                     - chrono::Duration::from_std(self.cfg.batch_status_ttl)
@@ -192,43 +219,49 @@ impl Worker {
                 }
             }
         }
-        self.report()
     }
 
-    async fn receive(&self, consumer: &PullConsumer) -> Result<Vec<Received>, QueueError> {
-        let mut out: Vec<Received> = Vec::new();
-        let mut events = 0usize;
-        let mut deadline: Option<Instant> = None;
-        loop {
-            let wait = match deadline {
-                None => Duration::from_secs(1),
-                Some(d) => d.saturating_duration_since(Instant::now()),
-            };
-            if wait < Duration::from_millis(5) || events >= self.cfg.max_events {
-                break;
-            }
-            let mut batch = consumer
-                .batch()
-                .max_messages(256)
-                .expires(wait)
-                .messages()
-                .await
-                .map_err(|e| QueueError::Unavailable(format!("fetching from the queue: {e}")))?;
-            // A batch is read to its end: a message received and left
-            // unread would wait `ack_wait` for its next delivery.
-            while let Some(m) = batch.next().await {
-                let msg = m.map_err(|e| QueueError::Unavailable(format!("receiving: {e}")))?;
-                let part = crate::message::decode(&msg.payload);
-                if let Ok((_, p)) = &part {
-                    events += p.events.len();
+    /// A continuous pull from the durable consumer: the client keeps up
+    /// to 64 messages asked for ahead, so a message is handed over as soon
+    /// as it is stored.
+    async fn messages(&self) -> Result<pull::Stream, QueueError> {
+        self.consumer()
+            .await?
+            .stream()
+            .max_messages_per_batch(64)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| QueueError::Unavailable(format!("pulling from the queue: {e}")))
+    }
+
+    /// The next group: the first message that arrives, then whatever
+    /// follows within `max_wait` of it, up to `max_events`.
+    async fn receive(&self, stream: &mut pull::Stream) -> Result<Vec<Received>, QueueError> {
+        let lost = |e: &dyn std::fmt::Display| QueueError::Unavailable(format!("receiving: {e}"));
+        let decode = |msg: Message| {
+            let part = crate::message::decode(&msg.payload);
+            Received { msg, part }
+        };
+        let first = match stream.next().await {
+            Some(Ok(m)) => decode(m),
+            Some(Err(e)) => return Err(lost(&e)),
+            None => return Err(lost(&"the pull ended")),
+        };
+        let count = |r: &Received| r.part.as_ref().map_or(0, |(_, p)| p.events.len());
+        let mut events = count(&first);
+        let mut out = vec![first];
+        let deadline = tokio::time::Instant::now() + self.cfg.max_wait;
+        while events < self.cfg.max_events {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(m))) => {
+                    let r = decode(m);
+                    events += count(&r);
+                    out.push(r);
                 }
-                out.push(Received { msg, part });
-            }
-            if out.is_empty() {
-                return Ok(out);
-            }
-            if deadline.is_none() {
-                deadline = Some(Instant::now() + self.cfg.max_wait);
+                // Apply what arrived; the broken pull is noticed next time.
+                Ok(Some(Err(_)) | None) | Err(_) => break,
             }
         }
         Ok(out)

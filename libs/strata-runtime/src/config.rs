@@ -424,6 +424,10 @@ pub struct WorkerArgs {
     #[arg(long, env = "STRATA_WORKER_RETRY_DELAY", default_value = "1s", value_parser = duration)]
     pub worker_retry_delay: Duration,
 
+    /// Groups one worker applies at once, each in its own transaction.
+    #[arg(long, env = "STRATA_WORKER_CONCURRENCY", default_value_t = 2)]
+    pub worker_concurrency: usize,
+
     /// How long `GET /v1/ingest/batches/{id}` keeps answering `applied`.
     #[arg(long, env = "STRATA_BATCH_STATUS_TTL", default_value = "7d", value_parser = duration)]
     pub batch_status_ttl: Duration,
@@ -439,6 +443,7 @@ impl WorkerArgs {
             ack_wait: self.worker_ack_wait,
             retry_delay: self.worker_retry_delay,
             batch_status_ttl: self.batch_status_ttl,
+            concurrency: self.worker_concurrency.max(1),
         }
     }
 }
