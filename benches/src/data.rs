@@ -7,7 +7,6 @@ use std::io::Write;
 use bytes::Bytes;
 use chrono::NaiveDate;
 use serde::Serialize;
-use serde_json::value::RawValue;
 use strata_model::{Generator, GeneratorSpec, ValidEvent};
 
 use crate::error::Result;
@@ -41,36 +40,16 @@ impl Load {
 }
 
 #[derive(Serialize)]
-struct WireEvent<'a> {
-    event_id: uuid::Uuid,
-    user_id: &'a str,
-    event_type: &'a str,
-    timestamp: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    properties: Option<&'a RawValue>,
-}
-
-#[derive(Serialize)]
 struct WireBatch<'a> {
-    events: Vec<WireEvent<'a>>,
+    events: Vec<strata_model::WireEvent<'a>>,
 }
 
 /// The `{"events": [...]}` body a client would send for `events`.
 pub fn ingest_body(events: &[ValidEvent]) -> Result<Vec<u8>> {
-    let mut list = Vec::with_capacity(events.len());
-    for e in events {
-        let properties = match e.properties.as_json() {
-            Some(p) => Some(serde_json::from_str::<&RawValue>(p)?),
-            None => None,
-        };
-        list.push(WireEvent {
-            event_id: e.event_id.as_uuid(),
-            user_id: e.user_id.as_str(),
-            event_type: e.event_type.as_str(),
-            timestamp: e.timestamp.as_datetime().to_rfc3339(),
-            properties,
-        });
-    }
+    let list = events
+        .iter()
+        .map(ValidEvent::to_wire)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(serde_json::to_vec(&WireBatch { events: list })?)
 }
 

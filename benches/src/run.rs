@@ -1337,13 +1337,22 @@ impl Bench<'_> {
         let (api, ingest) = self.start_api_with(&env, &queued_key).await?;
         tracing::info!("queue mode: the same events through the queue");
         let accepted = ingest.send(Arc::clone(&bodies), cfg.clients).await?;
+        let log = self.path("worker.log");
+        let _ = std::fs::remove_file(&log);
+        let worker = Proc::spawn(&self.api_bin, &["ingest-worker"], &env, &log)?;
+        // Timed from the worker's first line (it has connected and begins
+        // to pull): its start-up is not drain time.
+        let up = Instant::now();
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("draining")
+        {
+            if up.elapsed() > Duration::from_secs(60) {
+                return Err(failed("the ingest worker did not start; see worker.log"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let started = Instant::now();
-        let worker = Proc::spawn(
-            &self.api_bin,
-            &["ingest-worker"],
-            &env,
-            &self.path("worker.log"),
-        )?;
         let project: i64 =
             sqlx::query_scalar("SELECT id FROM projects WHERE name = 'bench_queued'")
                 .fetch_one(&self.pool)

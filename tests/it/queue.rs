@@ -66,10 +66,7 @@ async fn stored(app: &TestApp, project: &str) -> Vec<(Uuid, String, String, i64,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_mode_stores_and_counts_exactly_what_direct_mode_does() {
-    let seed: u64 = std::env::var("STRATA_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed = strata_tests::test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let app = queued_app().await;
     // A second server on the same database, in direct mode.
@@ -317,15 +314,7 @@ async fn a_batch_is_queued_then_applied_with_its_counts_and_large_ones_travel_in
     assert_eq!(report.dead_letters, 0);
 
     // The counters in /metrics.
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(text.contains("strata_queue_pending_messages 0"), "{text}");
     assert!(
         text.contains("strata_ingest_events_total{result=\"queued\"} 700"),
@@ -548,15 +537,7 @@ async fn a_poison_message_ends_in_the_dead_letters_visible_and_replayable() {
         assert!(std::time::Instant::now() < until, "not dead again: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(text.contains("strata_queue_dead_letters 1"), "{text}");
     assert_eq!(app.stored("p").await.len(), 1);
 }

@@ -212,12 +212,8 @@ async fn check_all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stat_equals_an_independent_computation_on_random_events_across_tiers() {
-    let seed: u64 = std::env::var("STRATA_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed = strata_tests::test_seed();
     let context = format!("seed {seed}; rerun with STRATA_TEST_SEED={seed}");
-    eprintln!("{context}");
     let mut rng = StdRng::seed_from_u64(seed);
     // Batches of random days: no cap on late days per batch here.
     let app = many_late_days().cold(TestCold::s3()).spawn().await;

@@ -608,6 +608,13 @@ impl TestApp {
         }
     }
 
+    /// `GET /metrics` (asserted 200) as text.
+    pub async fn metrics_text(&self) -> String {
+        let resp = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
     /// Every stored event of a project as (event_id, user_id, event_type,
     /// ts in µs, properties).
     pub async fn stored(&self, project: &str) -> Vec<StoredEvent> {
@@ -673,6 +680,18 @@ impl IngestCounts {
             rejected: body["rejected"].as_array().unwrap().len() as u64,
         }
     }
+}
+
+/// The seed of a property test: `STRATA_TEST_SEED` when set (to rerun a
+/// failure), else a random one; printed either way.
+#[allow(clippy::print_stderr)]
+pub fn test_seed() -> u64 {
+    let seed = std::env::var("STRATA_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("seed {seed}; rerun with STRATA_TEST_SEED={seed}");
+    seed
 }
 
 /// A valid event JSON at `ts` (RFC 3339).

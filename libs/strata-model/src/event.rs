@@ -220,6 +220,41 @@ pub struct ValidEvent {
     pub properties: Properties,
 }
 
+/// A [`ValidEvent`] as a client sends it in `POST /v1/events`, borrowed:
+/// what generated loads and queued messages (ADR-034) write. The
+/// timestamp is RFC 3339 in UTC with microseconds, which parses back to the
+/// same instant.
+#[derive(Debug, serde::Serialize)]
+pub struct WireEvent<'a> {
+    event_id: Uuid,
+    user_id: &'a str,
+    event_type: &'a str,
+    timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<&'a serde_json::value::RawValue>,
+}
+
+impl ValidEvent {
+    /// This event in the wire format (fails only if the stored properties
+    /// were not JSON, which [`Properties::parse`] rules out).
+    pub fn to_wire(&self) -> Result<WireEvent<'_>, serde_json::Error> {
+        Ok(WireEvent {
+            event_id: self.event_id.as_uuid(),
+            user_id: self.user_id.as_str(),
+            event_type: self.event_type.as_str(),
+            timestamp: self
+                .timestamp
+                .as_datetime()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            properties: self
+                .properties
+                .as_json()
+                .map(serde_json::from_str)
+                .transpose()?,
+        })
+    }
+}
+
 /// Client values echoed in messages are cut so an error never balloons.
 pub(crate) fn truncate_for_message(s: &str) -> String {
     const MAX: usize = 64;

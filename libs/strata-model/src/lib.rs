@@ -19,7 +19,7 @@ mod retention;
 pub use batch::{BatchError, IngestLimits, ParsedBatch, Rejection, parse_batch};
 pub use days::{day_number, duckdb_day_number, from_day_number, pg_day_number};
 pub use error::ModelError;
-pub use event::{EventId, EventTime, EventType, Properties, UserId, ValidEvent};
+pub use event::{EventId, EventTime, EventType, Properties, UserId, ValidEvent, WireEvent};
 pub use generate::{Generator, GeneratorSpec};
 pub use key::{ApiKey, KeyHash, ProjectId, ProjectName, Scope, Scopes};
 pub use kind::{Classify, ErrorKind};

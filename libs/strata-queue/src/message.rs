@@ -3,7 +3,7 @@
 //! most `max_bytes` of JSON each, so a 10 MiB request fits NATS's payload
 //! limit (1 MiB by default).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use strata_hot::QueuedPart;
@@ -14,16 +14,6 @@ use crate::QueueError;
 
 /// The only version this build writes and reads.
 pub const VERSION: u32 = 1;
-
-#[derive(Serialize)]
-struct WireEvent<'a> {
-    event_id: Uuid,
-    user_id: &'a str,
-    event_type: &'a str,
-    timestamp: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    properties: Option<&'a RawValue>,
-}
 
 #[derive(Serialize)]
 struct WirePart<'a> {
@@ -73,24 +63,9 @@ pub struct OutgoingBatch<'a> {
 }
 
 fn encode_event(e: &ValidEvent) -> Result<Box<RawValue>, QueueError> {
-    let properties = match e.properties.as_json() {
-        Some(p) => Some(
-            serde_json::from_str::<&RawValue>(p)
-                .map_err(|err| QueueError::Internal(format!("stored properties: {err}")))?,
-        ),
-        None => None,
-    };
-    serde_json::value::to_raw_value(&WireEvent {
-        event_id: e.event_id.as_uuid(),
-        user_id: e.user_id.as_str(),
-        event_type: e.event_type.as_str(),
-        timestamp: e
-            .timestamp
-            .as_datetime()
-            .to_rfc3339_opts(SecondsFormat::Micros, true),
-        properties,
-    })
-    .map_err(|err| QueueError::Internal(format!("encoding an event: {err}")))
+    e.to_wire()
+        .and_then(|w| serde_json::value::to_raw_value(&w))
+        .map_err(|err| QueueError::Internal(format!("encoding an event: {err}")))
 }
 
 /// The payloads of `batch`'s parts, in order; every part holds at most

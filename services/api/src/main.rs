@@ -454,6 +454,17 @@ async fn ingest_worker(args: IngestWorkerArgs) -> anyhow::Result<()> {
             }
         }
     };
+    // Ready the dedup filters as `serve` does, so claims check new ids
+    // against them instead of PostgreSQL (the worker does not wait: until
+    // then ids are looked up, slower but exact).
+    {
+        let hot = hot.clone();
+        tokio::spawn(async move {
+            if let Err(e) = hot.warm_dedup().await {
+                tracing::warn!(error = %e, "dedup records not warmed; the first transaction will");
+            }
+        });
+    }
     let stream = cfg.stream.clone();
     let queue = strata_queue::Queue::connect(cfg).await?;
     let worker = strata_queue::Worker::new(hot, queue, args.worker.config());
