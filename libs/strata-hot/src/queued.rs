@@ -112,14 +112,12 @@ impl<'a> Records<'a> {
                 already_applied: false,
             })
             .collect();
-        let col = |f: &dyn Fn(usize, &QueuedPart) -> i64| -> Vec<i64> {
-            self.parts
-                .iter()
-                .enumerate()
-                .map(|(i, p)| f(i, p))
-                .collect()
-        };
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let ids: Vec<Uuid> = self.parts.iter().map(|p| p.batch_id).collect();
+        let part: Vec<i64> = self.parts.iter().map(|p| i64::from(p.part)).collect();
+        let parts: Vec<i64> = self.parts.iter().map(|p| i64::from(p.parts)).collect();
+        let accepted: Vec<i64> = out.iter().map(|o| count(o.accepted)).collect();
+        let duplicates: Vec<i64> = out.iter().map(|o| count(o.duplicates)).collect();
         let queued: Vec<DateTime<Utc>> = self.parts.iter().map(|p| p.queued_at).collect();
         let written: Vec<(Uuid, i32)> = sqlx::query_as(
             "INSERT INTO ingest_batches
@@ -131,15 +129,11 @@ impl<'a> Records<'a> {
              RETURNING batch_id, part",
         )
         .bind(&ids)
-        .bind(col(&|_, p| i64::from(p.part)))
-        .bind(col(&|_, p| i64::from(p.parts)))
+        .bind(&part)
+        .bind(&parts)
         .bind(project.0)
-        .bind(col(&|i, _| {
-            i64::try_from(out[i].accepted).unwrap_or(i64::MAX)
-        }))
-        .bind(col(&|i, _| {
-            i64::try_from(out[i].duplicates).unwrap_or(i64::MAX)
-        }))
+        .bind(&accepted)
+        .bind(&duplicates)
         .bind(&queued)
         .fetch_all(&mut *tx)
         .await?;

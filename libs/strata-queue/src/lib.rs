@@ -166,10 +166,6 @@ impl Queue {
         Ok(q)
     }
 
-    pub fn config(&self) -> &QueueConfig {
-        &self.cfg
-    }
-
     fn connected(&self) -> Result<(), QueueError> {
         match self.client.connection_state() {
             async_nats::connection::State::Connected => Ok(()),
@@ -221,12 +217,34 @@ impl Queue {
         Ok(())
     }
 
-    fn subject(&self, project: ProjectId, batch_id: Uuid) -> String {
-        format!("{}.{}.{}", self.cfg.stream, project.0, batch_id)
+    /// `<stream>.<project>.<batch>`: where a batch's parts are published.
+    fn subject(&self, project: impl std::fmt::Display, batch: impl std::fmt::Display) -> String {
+        format!("{}.{project}.{batch}", self.cfg.stream)
     }
 
-    pub(crate) fn dead_subject(&self, project: &str, batch: &str) -> String {
+    /// The same in the dead-letter stream.
+    pub(crate) fn dead_subject(
+        &self,
+        project: impl std::fmt::Display,
+        batch: impl std::fmt::Display,
+    ) -> String {
         format!("{}.{project}.{batch}", self.cfg.dead_letter_stream())
+    }
+
+    /// Publishes one message and waits until JetStream stored it.
+    pub(crate) async fn store(
+        &self,
+        subject: String,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<(), QueueError> {
+        self.js
+            .publish_with_headers(subject, headers, payload)
+            .await
+            .map_err(publish_error)?
+            .await
+            .map_err(publish_error)?;
+        Ok(())
     }
 
     /// Publishes `batch` and returns once JetStream stored every part.
@@ -235,7 +253,7 @@ impl Queue {
     pub async fn publish(&self, batch: &OutgoingBatch<'_>) -> Result<Receipt, QueueError> {
         self.ensure_streams().await?;
         let payloads = message::encode(batch, self.cfg.max_message_bytes)?;
-        let subject = self.subject(batch.project, batch.batch_id);
+        let subject = self.subject(batch.project.0, batch.batch_id);
         let trace = trace_headers();
         let mut acks = Vec::with_capacity(payloads.len());
         for (i, payload) in payloads.iter().enumerate() {
@@ -269,7 +287,7 @@ impl Queue {
     pub async fn is_queued(&self, project: ProjectId, batch_id: Uuid) -> Result<bool, QueueError> {
         let s = self.stream(&self.cfg.stream).await?;
         match s
-            .get_last_raw_message_by_subject(&self.subject(project, batch_id))
+            .get_last_raw_message_by_subject(&self.subject(project.0, batch_id))
             .await
         {
             Ok(_) => Ok(true),
@@ -349,34 +367,21 @@ impl Queue {
             }
             Err(e) => return Err(unavailable("reading the dead letters", e)),
         };
-        let mut tokens = m.subject.as_str().rsplitn(3, '.');
-        let batch = tokens.next().unwrap_or_default().to_owned();
-        let owner = tokens.next().unwrap_or_default();
-        if owner != project.0.to_string() {
+        let batch = match subject_parts(m.subject.as_str()) {
+            Some((owner, batch)) if owner == project.0.to_string() => batch,
             // Another project's: as if absent.
-            return Err(QueueError::NotFound(format!("no dead letter {seq}")));
-        }
-        let subject = format!("{}.{}.{batch}", self.cfg.stream, project.0);
-        let mut h = HeaderMap::new();
-        for name in ["traceparent", "tracestate"] {
-            if let Some(v) = m.headers.get(name) {
-                h.insert(name, v.as_str());
-            }
-        }
-        self.js
-            .publish_with_headers(subject, h, m.payload.clone())
-            .await
-            .map_err(publish_error)?
-            .await
-            .map_err(publish_error)?;
+            _ => return Err(QueueError::NotFound(format!("no dead letter {seq}"))),
+        };
+        self.store(
+            self.subject(project.0, batch),
+            trace_of(Some(&m.headers)),
+            m.payload.clone(),
+        )
+        .await?;
         s.delete_message(seq)
             .await
             .map_err(|e| unavailable("removing the replayed dead letter", e))?;
         Ok(dead_letter(&m))
-    }
-
-    pub(crate) fn jetstream(&self) -> &jetstream::Context {
-        &self.js
     }
 
     /// Whether the connection to NATS is up now.
@@ -389,12 +394,8 @@ fn dead_letter(m: &jetstream::message::StreamMessage) -> DeadLetter {
     let header = |n: &str| m.headers.get(n).map(|v| v.as_str().to_owned());
     DeadLetter {
         seq: m.sequence,
-        batch_id: m
-            .subject
-            .as_str()
-            .rsplit('.')
-            .next()
-            .unwrap_or_default()
+        batch_id: subject_parts(m.subject.as_str())
+            .map_or("", |(_, batch)| batch)
             .to_owned(),
         reason: header(headers::DEAD_REASON).unwrap_or_default(),
         deliveries: header(headers::DEAD_DELIVERIES)
@@ -405,6 +406,27 @@ fn dead_letter(m: &jetstream::message::StreamMessage) -> DeadLetter {
             .map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
         bytes: m.payload.len(),
     }
+}
+
+/// `(project, batch)` of a subject `<stream>.<project>.<batch>` (every
+/// subject of both streams has that form: their filters are `<name>.*.*`).
+pub(crate) fn subject_parts(subject: &str) -> Option<(&str, &str)> {
+    let mut tokens = subject.rsplitn(3, '.');
+    let batch = tokens.next()?;
+    let project = tokens.next()?;
+    Some((project, batch))
+}
+
+/// The W3C trace-context headers of `h` alone, for a message that carries
+/// another one's payload on (a dead letter, a replay).
+pub(crate) fn trace_of(h: Option<&HeaderMap>) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in ["traceparent", "tracestate"] {
+        if let Some(v) = h.and_then(|h| h.get(name)) {
+            out.insert(name, v.as_str());
+        }
+    }
+    out
 }
 
 fn publish_error(e: jetstream::context::PublishError) -> QueueError {

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
@@ -387,17 +386,9 @@ impl Worker {
         reason: &str,
         delivered: i64,
     ) -> Result<(), QueueError> {
-        let mut tokens = m.subject.as_str().rsplitn(3, '.');
-        let batch = tokens.next().unwrap_or("unknown");
-        let project = tokens.next().unwrap_or("unknown");
-        let mut h = HeaderMap::new();
-        if let Some(orig) = &m.headers {
-            for name in ["traceparent", "tracestate"] {
-                if let Some(v) = orig.get(name) {
-                    h.insert(name, v.as_str());
-                }
-            }
-        }
+        let (project, batch) =
+            crate::subject_parts(m.subject.as_str()).unwrap_or(("unknown", "unknown"));
+        let mut h = crate::trace_of(m.headers.as_ref());
         let reason: String = reason.chars().take(1000).collect();
         h.insert(headers::DEAD_REASON, reason.as_str());
         h.insert(headers::DEAD_DELIVERIES, delivered.to_string().as_str());
@@ -409,16 +400,12 @@ impl Worker {
             );
         }
         self.queue
-            .jetstream()
-            .publish_with_headers(
+            .store(
                 self.queue.dead_subject(project, batch),
                 h,
                 m.payload.clone(),
             )
-            .await
-            .map_err(crate::publish_error)?
-            .await
-            .map_err(crate::publish_error)?;
+            .await?;
         Ok(())
     }
 }
