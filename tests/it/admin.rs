@@ -126,6 +126,10 @@ async fn tiers_runs_and_a_run_started_over_http() {
     assert_eq!(p["hot"]["days"], 4);
     assert_eq!(p["cold"]["rows"], 0);
     assert!(p["hot"]["bytes"].as_i64().unwrap() > 0, "{p}");
+    // The oldest hot day (41 or 42 days ago) ended 10 to 11 days and some
+    // hours before the 30-day retention's cutoff: that is the archiver's lag.
+    let lag = body["archive_lag_seconds"].as_f64().unwrap();
+    assert!((10.0 * 86_400.0..12.0 * 86_400.0).contains(&lag), "{body}");
 
     // Start a run over HTTP: 202 with its id; 409 while one runs.
     let mut lock = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
@@ -183,6 +187,7 @@ async fn tiers_runs_and_a_run_started_over_http() {
     );
 
     let (_, body) = app.get_json(&admin, "/v1/admin/tiers").await;
+    assert_eq!(body["archive_lag_seconds"], 0.0, "{body}");
     let p = project(&body, acme_id);
     assert_eq!(
         (p["hot"]["rows"].as_i64(), p["cold"]["rows"].as_i64()),

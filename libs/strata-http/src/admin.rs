@@ -62,6 +62,10 @@ pub struct TiersResponse {
     pub projects: Vec<ProjectTiersView>,
     /// Hot bytes are each project's share of shared tables (by rows).
     pub hot_bytes_estimated: bool,
+    /// How long the oldest hot day has been past the hot retention, in
+    /// seconds (0: the archiver is up to date). Hot days are shared by every
+    /// project, so this is the service's lag.
+    pub archive_lag_seconds: f64,
 }
 
 fn per_event(bytes: i64, rows: i64) -> Option<f64> {
@@ -121,9 +125,11 @@ pub async fn tiers(
             }
         })
         .collect();
+    let chunks = state.hot.list_chunks().await?;
     Ok(Json(TiersResponse {
         projects,
         hot_bytes_estimated: true,
+        archive_lag_seconds: crate::metrics::archive_lag_seconds(&state, &chunks),
     }))
 }
 

@@ -186,3 +186,33 @@ fn rate_headers(h: &mut HeaderMap, limit: Limit, remaining: u64, reset_secs: u64
     h.insert("ratelimit-remaining", HeaderValue::from(remaining));
     h.insert("ratelimit-reset", HeaderValue::from(reset_secs));
 }
+
+/// Who the presented key is: what a client (the dashboard) needs to know
+/// which views it can offer, without trying each one.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    /// The key's project; `null` for an operator key.
+    pub project: Option<String>,
+    pub operator: bool,
+    /// Sorted: `ingest`, `read`, `admin`, `operator`.
+    pub scopes: Vec<&'static str>,
+}
+
+/// The presented key's project and scopes (any valid key; no scope needed).
+#[utoipa::path(get, path = "/v1/key", tag = "auth",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The key's project and scopes", body = KeyView),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
+    ))]
+pub async fn whoami(auth: Authenticated) -> axum::Json<KeyView> {
+    let (project, operator) = match &auth.0.owner {
+        KeyOwner::Project { name, .. } => (Some(name.clone()), false),
+        KeyOwner::Operator => (None, true),
+    };
+    axum::Json(KeyView {
+        project,
+        operator,
+        scopes: auth.0.scopes.iter().map(Scope::as_str).collect(),
+    })
+}

@@ -119,6 +119,7 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
     // a route does not offer is a 405 (with Allow) before any key is asked for.
     let auth = axum::middleware::from_fn_with_state(state.clone(), auth::authenticate_and_limit);
     let v1 = Router::new()
+        .route("/v1/key", get(auth::whoami).route_layer(auth.clone()))
         .route("/v1/events", post(ingest::ingest).route_layer(auth.clone()))
         .route("/v1/stats/dau", get(stats::dau).route_layer(auth.clone()))
         .route(

@@ -374,17 +374,22 @@ async fn queue_gauges(state: &AppState) -> Vec<(&'static str, &'static str, i64)
     out
 }
 
-async fn scrape_pg(state: &AppState) -> Result<PgValues, strata_hot::HotError> {
-    let runs = state.hot.runs().by_status().await?;
+/// How long the oldest hot chunk has been past the hot retention (0: none
+/// is), from `chunks` listed oldest first.
+pub(crate) fn archive_lag_seconds(state: &AppState, chunks: &[strata_hot::Chunk]) -> f64 {
     let cutoff = state.archiver.as_ref().map_or_else(
         || chrono::Utc::now() - chrono::Duration::days(30),
         strata_archive::Archiver::cutoff,
     );
+    chunks.first().map_or(0.0, |c| {
+        ((cutoff - c.end).num_milliseconds().max(0) as f64) / 1000.0
+    })
+}
+
+async fn scrape_pg(state: &AppState) -> Result<PgValues, strata_hot::HotError> {
+    let runs = state.hot.runs().by_status().await?;
     let chunks = state.hot.list_chunks().await?;
-    let oldest_end = chunks.first().map(|c| c.end);
-    let lag = oldest_end.map_or(0.0, |end| {
-        ((cutoff - end).num_milliseconds().max(0) as f64) / 1000.0
-    });
+    let lag = archive_lag_seconds(state, &chunks);
     let hot = state.hot.hot_size(&chunks).await?;
     let (hot_rows, hot_bytes) = (hot.rows_estimate, hot.events_bytes + hot.dedup_bytes);
     let cold = state.hot.manifest().totals(None).await?;

@@ -74,6 +74,7 @@ impl Modify for Security {
         license(name = "Apache-2.0")
     ),
     paths(
+        crate::auth::whoami,
         crate::ingest::ingest,
         crate::queue::batch_status,
         crate::stats::dau,
@@ -95,6 +96,7 @@ impl Modify for Security {
     components(schemas(PeriodParam)),
     modifiers(&Security),
     tags(
+        (name = "auth", description = "The presented key"),
         (name = "ingest", description = "Send events"),
         (name = "stats", description = "DAU, top events, retention across both tiers"),
         (name = "admin", description = "Operator views and actions (admin scope)"),
