@@ -10,7 +10,7 @@ export STRATA_CACHE
 export CARGO_TARGET_DIR ?= $(STRATA_CACHE)/target
 export PATH := $(STRATA_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help test run demo archive lint fmt openapi bench bench-scale bench-micro services clean-test-dbs
+.PHONY: help test run demo archive lint fmt openapi bench bench-scale bench-micro services clean-test-dbs ui-vendor
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ help: ## List the targets
 test: ## Start/verify PostgreSQL, Redis, an S3 server and (when buildable) TimescaleDB; fmt check, clippy, then the whole suite on native partitions and on a hypertable (what CI runs)
 	@scripts/test.sh
 
-run: ## Serve on 127.0.0.1:8080 with a private PostgreSQL in ./.strata (or STRATA_DATABASE_URL) and print a demo key
+run: ## Serve on 127.0.0.1:8080 with a private PostgreSQL in ./.strata (or STRATA_DATABASE_URL); print a demo key, an operator key and the dashboard URL
 	@scripts/run.sh
 
 demo: ## Load ~4 months of generated events into the `make run` database and archive the old days (ARGS=--days 60 …)
@@ -74,3 +74,6 @@ clean-test-dbs: ## Drop databases left by killed test runs
 	  psql "$$url" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'strata\_t\_%'" \
 	    | while read -r db; do psql "$$url" -qc "DROP DATABASE \"$$db\" WITH (FORCE)"; done; \
 	done
+
+ui-vendor: ## Refresh the dashboard's vendored uPlot from the npm registry (UPLOT_VERSION=1.6.32)
+	scripts/vendor-ui.sh

@@ -15,6 +15,7 @@ mod params;
 pub mod queue;
 pub mod ratelimit;
 mod stats;
+mod ui;
 
 use std::future::Future;
 use std::time::Duration;
@@ -181,6 +182,7 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
             }),
         )
         .route("/readyz", get(health::readyz))
+        .merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
