@@ -9,6 +9,9 @@
 #               answers; else a throwaway nats-server with JetStream. The
 #               queue tests that stop NATS start their own from
 #               STRATA_TEST_NATS_SERVER (the binary; installed when missing).
+#   Browser:    STRATA_TEST_CHROMEDRIVER, Debian's chromedriver (with
+#               chromium; installed when missing): the dashboard test starts
+#               its own on a free port.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -46,6 +49,8 @@ else
   nats_url="nats://127.0.0.1:$port"
 fi
 
+chromedriver=${STRATA_TEST_CHROMEDRIVER:-$(chromedriver_bin)}
+
 log "PostgreSQL: $db_url"
 log "Redis: $redis_url"
 log "NATS: $nats_url ($nats_bin)"
@@ -53,3 +58,5 @@ echo "export STRATA_TEST_DATABASE_URL='$db_url'"
 echo "export STRATA_TEST_REDIS_URL='$redis_url'"
 echo "export STRATA_TEST_NATS_URL='$nats_url'"
 echo "export STRATA_TEST_NATS_SERVER='$nats_bin'"
+log "Browser: $chromedriver ($("$chromedriver" --version 2>/dev/null | cut -d' ' -f1-2))"
+echo "export STRATA_TEST_CHROMEDRIVER='$chromedriver'"

@@ -85,6 +85,18 @@ nats_server_bin() {
   echo "$bin"
 }
 
+# chromedriver_bin: Debian's ChromeDriver (and Chromium with it), installed
+# when missing, for the dashboard's browser test.
+chromedriver_bin() {
+  local bin
+  bin=$(command -v chromedriver || true)
+  if [ -z "$bin" ] || ! command -v chromium >/dev/null; then
+    apt_install chromium chromium-driver >/dev/null
+    bin=$(command -v chromedriver || echo /usr/bin/chromedriver)
+  fi
+  echo "$bin"
+}
+
 # start_private_nats DIR PORT: nats-server with JetStream (file storage in DIR).
 start_private_nats() {
   local dir=$1 port=$2 bin

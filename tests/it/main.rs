@@ -6,6 +6,7 @@ mod admin;
 mod archive;
 mod auth;
 mod chunks;
+mod dashboard;
 mod days;
 mod health;
 mod idempotency;

@@ -9,6 +9,7 @@
 
 pub mod answers;
 pub mod archive;
+pub mod browser;
 pub mod cold;
 pub mod nats;
 pub mod oracle;

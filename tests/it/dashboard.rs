@@ -1,0 +1,436 @@
+//! The dashboard (ADR-035) in a real browser: headless Chromium through
+//! ChromeDriver, against a server holding demo data in both tiers. Every
+//! number a table shows is compared with the API's answer for the same
+//! range and key; screenshots land in the artifacts folder.
+
+use chrono::{Duration, Utc};
+use serde_json::Value;
+use strata_model::{GeneratorSpec, ProjectName};
+use strata_tests::browser::{Browser, LogEntry, number};
+use strata_tests::cold::TestCold;
+use strata_tests::{TestApp, spawn_app, test_redis_url, test_seed};
+
+/// Console and network entries that are errors, except those `expected`
+/// names (by a substring of their message).
+fn errors(log: &[LogEntry], expected: &[&str]) -> Vec<String> {
+    log.iter()
+        .filter(|e| e.level == "SEVERE" || e.level == "ERROR")
+        .filter(|e| !expected.iter().any(|x| e.message.contains(x)))
+        .map(|e| e.message.clone())
+        .collect()
+}
+
+async fn load_demo(app: &TestApp, days: u32) {
+    let r = strata_archive::load_demo(
+        &app.hot,
+        &app.archiver(30),
+        &ProjectName::parse("demo").unwrap(),
+        GeneratorSpec {
+            days,
+            last_day: Utc::now().date_naive(),
+            users: 120,
+            events_per_day: 90,
+            seed: test_seed(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(r.chunks_archived > 0, "{r:?}");
+}
+
+/// Pastes `keys` into the key form.
+async fn paste(b: &Browser, keys: &str) {
+    b.type_into("#key-input", keys).await;
+    b.click("#key-form button[type=submit]").await;
+}
+
+async fn wait_done(b: &Browser, view: &str) {
+    b.wait_for(
+        &format!("the {view} view"),
+        &format!("document.getElementById('view-{view}').dataset.state === 'done'"),
+    )
+    .await;
+}
+
+async fn wait_message(b: &Browser, view: &str) -> String {
+    b.wait_for(
+        &format!("an error on the {view} view"),
+        &format!(
+            "document.getElementById('view-{view}').dataset.state === 'error'
+             && !document.getElementById('message').hidden"
+        ),
+    )
+    .await;
+    b.text("#message").await
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_apis_answers_for_every_view() {
+    let app = spawn_app().await;
+    let key = app.key("demo", "read,admin").await;
+    let operator = app.operator_key().await;
+    load_demo(&app, 45).await;
+    let today = Utc::now().date_naive();
+    let (from, to) = (today - Duration::days(89), today);
+    let range = format!("from={from}&to={to}");
+
+    let b = Browser::start().await;
+    b.client.goto(&app.url("/ui/")).await.unwrap();
+    let hint = wait_message(&b, "dau").await;
+    assert!(hint.contains("Paste an API key"), "{hint}");
+    let log = b.log().await;
+    assert!(errors(&log, &[]).is_empty(), "console: {log:?}");
+
+    // A bad key: the API's 401, in words, and nothing stored.
+    paste(&b, "sk_not_a_real_key_000000000000").await;
+    b.wait_for(
+        "the 401 message",
+        "document.getElementById('message').textContent.includes('(401)')",
+    )
+    .await;
+    let message = b.text("#message").await;
+    assert!(message.contains("unknown or revoked API key"), "{message}");
+    b.screenshot("bad-key").await;
+    let stored: Value = b
+        .client
+        .execute("return sessionStorage.getItem('strata.keys');", vec![])
+        .await
+        .unwrap();
+    assert!(!stored.to_string().contains("sk_not"), "{stored}");
+
+    // Both keys at once; the project comes from the key.
+    paste(&b, &format!("{key} {operator}")).await;
+    wait_done(&b, "dau").await;
+    assert_eq!(b.text("#project").await.trim(), "demo");
+    let url = b.client.current_url().await.unwrap();
+    assert!(
+        !url.as_str().contains("sk_"),
+        "a key reached the URL: {url}"
+    );
+    b.click("[data-days='90']").await;
+    b.wait_for(
+        "the 90-day range",
+        &format!(
+            "document.querySelectorAll('#dau-table tbody tr').length === 90
+             && document.getElementById('view-dau').dataset.state === 'done'
+             && document.getElementById('from').value === '{from}'"
+        ),
+    )
+    .await;
+
+    // DAU: every day's users and the tier that answered it.
+    let (status, api) = app.get_json(&key, &format!("/v1/stats/dau?{range}")).await;
+    assert_eq!(status, 200, "{api}");
+    let rows = b.table("#dau-table").await;
+    let days = api["days"].as_array().unwrap();
+    assert_eq!(rows.len(), days.len());
+    let mut tiers = std::collections::BTreeSet::new();
+    for (row, day) in rows.iter().zip(days) {
+        assert_eq!(row[0], day["date"].as_str().unwrap());
+        assert_eq!(number(&row[1]), day["users"].as_i64().unwrap(), "{row:?}");
+        tiers.insert(row[2].clone());
+    }
+    // 45 demo days in a 90-day range: cold days, hot days, the late
+    // events' day in both, and days with nothing stored.
+    for t in ["cold", "hot", "both", "none"] {
+        assert!(tiers.contains(t), "no {t} day in {tiers:?}");
+    }
+    let both = api["meta"]["both_days"][0].as_str().unwrap();
+    assert!(rows.iter().any(|r| r[0] == both && r[2] == "both"));
+    let meta = b.text("#dau-meta").await;
+    assert!(
+        meta.contains("Hot (PostgreSQL)") && meta.contains("Cold (Parquet)"),
+        "{meta}"
+    );
+    assert!(meta.contains(both), "{meta}");
+    let canvas = b
+        .client
+        .execute(
+            "return document.querySelectorAll('#dau-chart canvas').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(canvas, 1, "the DAU chart was not drawn");
+    b.screenshot("dau").await;
+
+    // DAU of one event type.
+    b.type_into("#dau-event", "signup").await;
+    b.click("#refresh").await;
+    wait_done(&b, "dau").await;
+    let (_, api) = app
+        .get_json(&key, &format!("/v1/stats/dau?{range}&event_type=signup"))
+        .await;
+    let rows = b.table("#dau-table").await;
+    let shown: Vec<i64> = rows.iter().map(|r| number(&r[1])).collect();
+    let want: Vec<i64> = api["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["users"].as_i64().unwrap())
+        .collect();
+    assert_eq!(shown, want);
+
+    // Top events, reached with the keyboard from the DAU tab.
+    b.click("#tab-dau").await;
+    wait_done(&b, "dau").await;
+    b.client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(&fantoccini::key::Key::Right.to_string())
+        .await
+        .unwrap();
+    wait_done(&b, "top").await;
+    let (_, api) = app
+        .get_json(&key, &format!("/v1/stats/top-events?{range}&limit=10"))
+        .await;
+    let rows = b.table("#top-table").await;
+    let events = api["events"].as_array().unwrap();
+    assert!(!events.is_empty());
+    assert_eq!(rows.len(), events.len());
+    for (row, e) in rows.iter().zip(events) {
+        assert_eq!(row[0], e["event_type"].as_str().unwrap());
+        assert_eq!(number(&row[1]), e["count"].as_i64().unwrap());
+        assert_eq!(number(&row[2]), e["users"].as_i64().unwrap());
+    }
+    b.screenshot("top-events").await;
+
+    // Retention: the triangle's sizes and counts.
+    b.click("#tab-retention").await;
+    wait_done(&b, "retention").await;
+    let (_, api) = app
+        .get_json(
+            &key,
+            &format!("/v1/stats/retention?{range}&period=week&periods=8"),
+        )
+        .await;
+    let rows = b.table("#ret-table").await;
+    let cohorts = api["cohorts"].as_array().unwrap();
+    assert_eq!(rows.len(), cohorts.len());
+    for (row, c) in rows.iter().zip(cohorts) {
+        assert_eq!(row[0], c["cohort"].as_str().unwrap());
+        assert_eq!(number(&row[1]), c["size"].as_i64().unwrap());
+        let retained = c["retained"].as_array().unwrap();
+        for (k, n) in retained.iter().enumerate() {
+            // "42.0%\n17": the share, then the count.
+            let count = row[2 + k].lines().last().unwrap_or_default();
+            assert_eq!(number(count), n.as_i64().unwrap(), "{row:?} period {k}");
+        }
+        // Periods that have not started are blank.
+        assert!(
+            row[2 + retained.len()..].iter().all(String::is_empty),
+            "{row:?}"
+        );
+    }
+    assert!(cohorts.iter().any(|c| c["size"].as_i64() > Some(0)));
+    b.screenshot("retention").await;
+
+    // Tiers, with the operator key: every project, both tiers.
+    b.click("#tab-tiers").await;
+    wait_done(&b, "tiers").await;
+    let (_, api) = app.get_json(&operator, "/v1/admin/tiers").await;
+    let rows = b.table("#tiers-table").await;
+    let p = &api["projects"][0];
+    assert_eq!(api["projects"].as_array().unwrap().len(), 1, "{api}");
+    assert_eq!(rows.len(), 2);
+    for (row, tier) in rows.iter().zip(["hot", "cold"]) {
+        assert_eq!(row[0], "demo");
+        assert!(row[1].starts_with(tier), "{row:?}");
+        assert_eq!(
+            number(&row[2]),
+            p[tier]["days"].as_i64().unwrap(),
+            "{row:?}"
+        );
+        assert_eq!(
+            number(&row[3]),
+            p[tier]["rows"].as_i64().unwrap(),
+            "{row:?}"
+        );
+    }
+    assert_eq!(number(&rows[1][6]), p["cold_files"].as_i64().unwrap());
+    assert_eq!(number(&rows[1][8]), p["rollups"]["days"].as_i64().unwrap());
+    assert!(b.text("#tiers-lag").await.starts_with("Archive lag"));
+    b.screenshot("tiers").await;
+
+    // Archive runs: the demo's run, with its outcome.
+    b.click("#tab-runs").await;
+    wait_done(&b, "runs").await;
+    let (_, api) = app.get_json(&operator, "/v1/admin/archive/runs").await;
+    let rows = b.table("#runs-table").await;
+    let runs = api["runs"].as_array().unwrap();
+    assert!(!runs.is_empty());
+    assert_eq!(rows.len(), runs.len());
+    for (row, r) in rows.iter().zip(runs) {
+        assert_eq!(number(&row[0]), r["id"].as_i64().unwrap());
+        assert_eq!(row[2], r["status"].as_str().unwrap());
+        assert_eq!(number(&row[3]), r["chunks_moved"].as_i64().unwrap());
+        assert_eq!(number(&row[5]), r["rows_moved"].as_i64().unwrap());
+    }
+    b.screenshot("archive-runs").await;
+
+    // Without the operator key, the runs view says why it is empty.
+    b.click("#keys button[aria-label='Forget the operator key']")
+        .await;
+    let message = wait_message(&b, "runs").await;
+    assert!(
+        message.contains("(403)") && message.contains("operator key"),
+        "{message}"
+    );
+    assert!(
+        !b.shown("#runs-table").await,
+        "the operator key's runs are still shown"
+    );
+
+    // The only errors the browser saw are the two refusals asked for.
+    let log = b.log().await;
+    let unexpected = errors(
+        &log,
+        &[
+            "/v1/key - Failed to load resource: the server responded with a status of 401",
+            "/v1/admin/archive/runs",
+        ],
+    );
+    assert!(unexpected.is_empty(), "console: {log:?}");
+}
+
+#[tokio::test]
+async fn the_dashboard_explains_unreadable_cold_days_and_rate_limits() {
+    // Cold days written through a reachable store, read through an
+    // unreachable one; three requests per key before the limit.
+    let app = TestApp::builder()
+        .cold(TestCold::unreachable())
+        .rate_limited(&test_redis_url(), 3, "closed")
+        .spawn()
+        .await;
+    let key = app.key("demo", "read").await;
+    let s3 = TestCold::s3();
+    strata_archive::load_demo(
+        &app.hot,
+        &strata_archive::Archiver::new(
+            app.hot.clone(),
+            s3.store.clone(),
+            strata_tests::no_compaction(),
+        ),
+        &ProjectName::parse("demo").unwrap(),
+        GeneratorSpec {
+            days: 40,
+            last_day: Utc::now().date_naive(),
+            users: 50,
+            events_per_day: 40,
+            seed: test_seed(),
+        },
+    )
+    .await
+    .unwrap();
+    app.drop_rollups().await;
+
+    let b = Browser::start().await;
+    b.client.goto(&app.url("/ui/")).await.unwrap();
+    paste(&b, &key).await; // request 1: the key
+    wait_done(&b, "dau").await; // request 2: the last 30 days, all hot
+    // Request 3: 90 days reach the archived days, whose files cannot be
+    // read without their rollups.
+    b.click("[data-days='90']").await;
+    let message = wait_message(&b, "dau").await;
+    assert!(
+        message.contains("(503)") && message.contains("Cold days could not be read"),
+        "{message}"
+    );
+    assert!(message.contains("Try again in 5 seconds"), "{message}");
+    let today = Utc::now().date_naive();
+    let other = app.key("demo", "read").await; // its own rate limit
+    let (status, api) = app
+        .get_json(
+            &other,
+            &format!(
+                "/v1/stats/dau?from={}&to={today}",
+                today - Duration::days(89)
+            ),
+        )
+        .await;
+    assert_eq!(status, 503, "{api}");
+    for day in api["days"].as_array().unwrap() {
+        assert!(
+            message.contains(day.as_str().unwrap()),
+            "{day} not in {message}"
+        );
+    }
+    // The 30-day answer before it is not left standing under the message.
+    assert!(!b.shown("#dau-table").await && !b.shown("#dau-chart").await);
+    b.screenshot("cold-unavailable").await;
+
+    b.click("#refresh").await; // request 4: over the limit
+    b.wait_for(
+        "the 429 message",
+        "document.getElementById('message').textContent.includes('(429)')",
+    )
+    .await;
+    let message = b.text("#message").await;
+    assert!(
+        message.contains("Too many requests") && message.contains("Try again in"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("a few"),
+        "Retry-After not shown: {message}"
+    );
+    b.screenshot("rate-limited").await;
+}
+
+#[tokio::test]
+async fn the_page_and_its_key_check_are_served_with_their_headers() {
+    let app = spawn_app().await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirect.get(app.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/ui/");
+    for (path, kind, needle) in [
+        ("/ui/", "text/html", "<title>Strata dashboard</title>"),
+        ("/ui/app.js", "text/javascript", "/v1/key"),
+        ("/ui/app.css", "text/css", "--hot"),
+        (
+            "/ui/vendor/uPlot.iife.min.js",
+            "text/javascript",
+            "uPlot (v1.6.32)",
+        ),
+        ("/ui/vendor/uPlot.min.css", "text/css", ".uplot"),
+        ("/ui/vendor/uPlot.LICENSE", "text/plain", "MIT License"),
+    ] {
+        let resp = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let h = resp.headers().clone();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}: {h:?}"
+        );
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("connect-src 'self'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        let body = resp.text().await.unwrap();
+        assert!(body.contains(needle), "{path} lacks {needle:?}");
+    }
+
+    let key = app.key("acme", "ingest,read").await;
+    let (status, body) = app.get_json(&key, "/v1/key").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"project": "acme", "operator": false, "scopes": ["ingest", "read"]})
+    );
+    let operator = app.operator_key().await;
+    let (_, body) = app.get_json(&operator, "/v1/key").await;
+    assert_eq!(
+        body,
+        serde_json::json!({"project": null, "operator": true, "scopes": ["operator"]})
+    );
+    let (status, body) = app.get_json("sk_nope", "/v1/key").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "unauthorized", "{body}");
+}
