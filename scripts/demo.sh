@@ -6,4 +6,10 @@ set -euo pipefail
 . "$(dirname "$0")/dev-env.sh"
 cargo build --quiet --workspace --bins
 "$bindir/strata-api" migrate
-exec "$bindir/strata-api" demo-data "$@"
+"$bindir/strata-api" demo-data "$@"
+cat >&2 <<MSG
+
+  Open the dashboard at http://${STRATA_LISTEN:-127.0.0.1:8080}/ui/ (while 'make run' serves)
+  and paste the keys 'make run' printed (also in .strata/demo.key and .strata/operator.key).
+
+MSG
