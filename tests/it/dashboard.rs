@@ -82,7 +82,7 @@ async fn the_dashboard_shows_the_apis_answers_for_every_view() {
     assert!(errors(&log, &[]).is_empty(), "console: {log:?}");
 
     // A bad key: the API's 401, in words, and nothing stored.
-    paste(&b, "sk_not_a_real_key_000000000000").await;
+    paste(&b, "strata_not_a_real_key_00000000000000000000000").await;
     b.wait_for(
         "the 401 message",
         "document.getElementById('message').textContent.includes('(401)')",
@@ -96,17 +96,19 @@ async fn the_dashboard_shows_the_apis_answers_for_every_view() {
         .execute("return sessionStorage.getItem('strata.keys');", vec![])
         .await
         .unwrap();
-    assert!(!stored.to_string().contains("sk_not"), "{stored}");
+    assert!(!stored.to_string().contains("not_a_real"), "{stored}");
 
     // Both keys at once; the project comes from the key.
     paste(&b, &format!("{key} {operator}")).await;
     wait_done(&b, "dau").await;
     assert_eq!(b.text("#project").await.trim(), "demo");
     let url = b.client.current_url().await.unwrap();
-    assert!(
-        !url.as_str().contains("sk_"),
-        "a key reached the URL: {url}"
-    );
+    for k in [&key, &operator] {
+        assert!(
+            !url.as_str().contains(k.as_str()),
+            "a key reached the URL: {url}"
+        );
+    }
     b.click("[data-days='90']").await;
     b.wait_for(
         "the 90-day range",
@@ -430,7 +432,7 @@ async fn the_page_and_its_key_check_are_served_with_their_headers() {
         body,
         serde_json::json!({"project": null, "operator": true, "scopes": ["operator"]})
     );
-    let (status, body) = app.get_json("sk_nope", "/v1/key").await;
+    let (status, body) = app.get_json("strata_nope", "/v1/key").await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["code"], "unauthorized", "{body}");
 }
