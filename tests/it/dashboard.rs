@@ -20,16 +20,22 @@ fn errors(log: &[LogEntry], expected: &[&str]) -> Vec<String> {
         .collect()
 }
 
-async fn load_demo(app: &TestApp, days: u32) {
+/// Loads `days` of the demo project's generated events ending today,
+/// archiving the days older than 30 through `archiver`.
+async fn load_demo(
+    app: &TestApp,
+    archiver: &strata_archive::Archiver,
+    (days, users, events_per_day): (u32, u32, u32),
+) {
     let r = strata_archive::load_demo(
         &app.hot,
-        &app.archiver(30),
+        archiver,
         &ProjectName::parse("demo").unwrap(),
         GeneratorSpec {
             days,
             last_day: Utc::now().date_naive(),
-            users: 120,
-            events_per_day: 90,
+            users,
+            events_per_day,
             seed: test_seed(),
         },
     )
@@ -69,7 +75,7 @@ async fn the_dashboard_shows_the_apis_answers_for_every_view() {
     let app = spawn_app().await;
     let key = app.key("demo", "read,admin").await;
     let operator = app.operator_key().await;
-    load_demo(&app, 45).await;
+    load_demo(&app, &app.archiver(30), (45, 120, 90)).await;
     let today = Utc::now().date_naive();
     let (from, to) = (today - Duration::days(89), today);
     let range = format!("from={from}&to={to}");
@@ -307,24 +313,12 @@ async fn the_dashboard_explains_unreadable_cold_days_and_rate_limits() {
         .await;
     let key = app.key("demo", "read").await;
     let s3 = TestCold::s3();
-    strata_archive::load_demo(
-        &app.hot,
-        &strata_archive::Archiver::new(
-            app.hot.clone(),
-            s3.store.clone(),
-            strata_tests::no_compaction(),
-        ),
-        &ProjectName::parse("demo").unwrap(),
-        GeneratorSpec {
-            days: 40,
-            last_day: Utc::now().date_naive(),
-            users: 50,
-            events_per_day: 40,
-            seed: test_seed(),
-        },
-    )
-    .await
-    .unwrap();
+    let archiver = strata_archive::Archiver::new(
+        app.hot.clone(),
+        s3.store.clone(),
+        strata_tests::no_compaction(),
+    );
+    load_demo(&app, &archiver, (40, 50, 40)).await;
     app.drop_rollups().await;
 
     let b = Browser::start().await;

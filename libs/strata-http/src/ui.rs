@@ -7,45 +7,59 @@ use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-/// One embedded file: its bytes, its media type and whether browsers may
-/// keep it (the vendored library is pinned by version; the app's own files
-/// are revalidated so an upgrade shows at once).
+/// One embedded file: where it is served, its bytes, its media type and
+/// whether browsers may keep it (the vendored library is pinned by version;
+/// the app's own files are revalidated so an upgrade shows at once).
 struct Asset {
+    path: &'static str,
     body: &'static [u8],
     content_type: &'static str,
     immutable: bool,
 }
 
-const INDEX: Asset = Asset {
-    body: include_bytes!("../ui/index.html"),
-    content_type: "text/html; charset=utf-8",
-    immutable: false,
-};
-const APP_JS: Asset = Asset {
-    body: include_bytes!("../ui/app.js"),
-    content_type: "text/javascript; charset=utf-8",
-    immutable: false,
-};
-const APP_CSS: Asset = Asset {
-    body: include_bytes!("../ui/app.css"),
-    content_type: "text/css; charset=utf-8",
-    immutable: false,
-};
-const UPLOT_JS: Asset = Asset {
-    body: include_bytes!("../ui/vendor/uplot/uPlot.iife.min.js"),
-    content_type: "text/javascript; charset=utf-8",
-    immutable: true,
-};
-const UPLOT_CSS: Asset = Asset {
-    body: include_bytes!("../ui/vendor/uplot/uPlot.min.css"),
-    content_type: "text/css; charset=utf-8",
-    immutable: true,
-};
-const UPLOT_LICENSE: Asset = Asset {
-    body: include_bytes!("../ui/vendor/uplot/LICENSE"),
-    content_type: "text/plain; charset=utf-8",
-    immutable: true,
-};
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+static ASSETS: [Asset; 6] = [
+    Asset {
+        path: "/ui/",
+        body: include_bytes!("../ui/index.html"),
+        content_type: HTML,
+        immutable: false,
+    },
+    Asset {
+        path: "/ui/app.js",
+        body: include_bytes!("../ui/app.js"),
+        content_type: JS,
+        immutable: false,
+    },
+    Asset {
+        path: "/ui/app.css",
+        body: include_bytes!("../ui/app.css"),
+        content_type: CSS,
+        immutable: false,
+    },
+    Asset {
+        path: "/ui/vendor/uPlot.iife.min.js",
+        body: include_bytes!("../ui/vendor/uplot/uPlot.iife.min.js"),
+        content_type: JS,
+        immutable: true,
+    },
+    Asset {
+        path: "/ui/vendor/uPlot.min.css",
+        body: include_bytes!("../ui/vendor/uplot/uPlot.min.css"),
+        content_type: CSS,
+        immutable: true,
+    },
+    Asset {
+        path: "/ui/vendor/uPlot.LICENSE",
+        body: include_bytes!("../ui/vendor/uplot/LICENSE"),
+        content_type: TEXT,
+        immutable: true,
+    },
+];
 
 /// Scripts and styles from this origin only, requests to this origin only,
 /// and no framing: a pasted key can only go back to the server that served
@@ -76,22 +90,10 @@ fn serve(a: &'static Asset) -> Response {
 
 /// `/` sends a person to the dashboard; `/ui/…` serves it.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
+    let router = Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
-        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
-        .route("/ui/", get(|| async { serve(&INDEX) }))
-        .route("/ui/app.js", get(|| async { serve(&APP_JS) }))
-        .route("/ui/app.css", get(|| async { serve(&APP_CSS) }))
-        .route(
-            "/ui/vendor/uPlot.iife.min.js",
-            get(|| async { serve(&UPLOT_JS) }),
-        )
-        .route(
-            "/ui/vendor/uPlot.min.css",
-            get(|| async { serve(&UPLOT_CSS) }),
-        )
-        .route(
-            "/ui/vendor/uPlot.LICENSE",
-            get(|| async { serve(&UPLOT_LICENSE) }),
-        )
+        .route("/ui", get(|| async { Redirect::permanent("/ui/") }));
+    ASSETS.iter().fold(router, |r, a| {
+        r.route(a.path, get(move || async move { serve(a) }))
+    })
 }
