@@ -22,43 +22,42 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 
+const fn asset(
+    path: &'static str,
+    body: &'static [u8],
+    content_type: &'static str,
+    immutable: bool,
+) -> Asset {
+    Asset {
+        path,
+        body,
+        content_type,
+        immutable,
+    }
+}
+
 static ASSETS: [Asset; 6] = [
-    Asset {
-        path: "/ui/",
-        body: include_bytes!("../ui/index.html"),
-        content_type: HTML,
-        immutable: false,
-    },
-    Asset {
-        path: "/ui/app.js",
-        body: include_bytes!("../ui/app.js"),
-        content_type: JS,
-        immutable: false,
-    },
-    Asset {
-        path: "/ui/app.css",
-        body: include_bytes!("../ui/app.css"),
-        content_type: CSS,
-        immutable: false,
-    },
-    Asset {
-        path: "/ui/vendor/uPlot.iife.min.js",
-        body: include_bytes!("../ui/vendor/uplot/uPlot.iife.min.js"),
-        content_type: JS,
-        immutable: true,
-    },
-    Asset {
-        path: "/ui/vendor/uPlot.min.css",
-        body: include_bytes!("../ui/vendor/uplot/uPlot.min.css"),
-        content_type: CSS,
-        immutable: true,
-    },
-    Asset {
-        path: "/ui/vendor/uPlot.LICENSE",
-        body: include_bytes!("../ui/vendor/uplot/LICENSE"),
-        content_type: TEXT,
-        immutable: true,
-    },
+    asset("/ui/", include_bytes!("../ui/index.html"), HTML, false),
+    asset("/ui/app.js", include_bytes!("../ui/app.js"), JS, false),
+    asset("/ui/app.css", include_bytes!("../ui/app.css"), CSS, false),
+    asset(
+        "/ui/vendor/uPlot.iife.min.js",
+        include_bytes!("../ui/vendor/uplot/uPlot.iife.min.js"),
+        JS,
+        true,
+    ),
+    asset(
+        "/ui/vendor/uPlot.min.css",
+        include_bytes!("../ui/vendor/uplot/uPlot.min.css"),
+        CSS,
+        true,
+    ),
+    asset(
+        "/ui/vendor/uPlot.LICENSE",
+        include_bytes!("../ui/vendor/uplot/LICENSE"),
+        TEXT,
+        true,
+    ),
 ];
 
 /// Scripts and styles from this origin only, requests to this origin only,
