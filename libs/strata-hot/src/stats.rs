@@ -555,7 +555,11 @@ impl ReadSnapshot {
         stream_into(q.fetch(&mut *self.tx), batch, sink, |r| r.2).await
     }
 
-    /// [`Self::cohort_users`] as user ordinals.
+    /// [`Self::cohort_users`] as user ordinals. Each first event's period
+    /// is computed here from its UTC day: the index-only scan returns the
+    /// time as stored, and PostgreSQL's per-row time-zone conversion took
+    /// more time than the scan (6–10 ms against 2.5–3.5 ms for 8,800
+    /// cohort users at the bench's default scale).
     pub async fn cohort_ordinals(
         &mut self,
         project: ProjectId,
@@ -563,10 +567,21 @@ impl ReadSnapshot {
         first_from: NaiveDate,
         first_to: NaiveDate,
     ) -> Result<Vec<(i64, i32)>, HotError> {
-        let sql = cohort_users_sql(period, "ordinal");
-        Ok(in_days(&sql, project, (first_from, first_to))
-            .fetch_all(&mut *self.tx)
-            .await?)
+        let rows: Vec<(i64, DateTime<Utc>)> = in_days(
+            "SELECT ordinal, first_ts FROM user_first_seen
+              WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3",
+            project,
+            (first_from, first_to),
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(o, ts)| {
+                let day = strata_model::day_number(ts.date_naive());
+                (o, period.start_of_number(day))
+            })
+            .collect())
     }
 
     /// Per period start (day number) of the hot rows of `scope` (of
