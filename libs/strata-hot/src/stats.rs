@@ -200,12 +200,12 @@ async fn stream_into<T: Send>(
     Ok(total)
 }
 
-/// Users first seen in a range of days (`what`: `user_id` or `ordinal`),
+/// Users first seen in a range of days (by id; `cohort_ordinals` reads ordinals),
 /// with the start of their cohort period.
-fn cohort_users_sql(period: Period, what: &str) -> String {
+fn cohort_users_sql(period: Period) -> String {
     let cohort = period.start_sql(&strata_model::pg_day_number("first_ts"));
     format!(
-        "SELECT {what}, {cohort}::int4 FROM user_first_seen
+        "SELECT user_id, {cohort}::int4 FROM user_first_seen
           WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3"
     )
 }
@@ -536,7 +536,7 @@ impl ReadSnapshot {
         batch: usize,
         sink: &Sink<(String, i32)>,
     ) -> Result<u64, HotError> {
-        let sql = cohort_users_sql(period, "user_id");
+        let sql = cohort_users_sql(period);
         let q = in_days(&sql, project, days);
         stream_into(q.fetch(&mut *self.tx), batch, sink, |_| 1).await
     }
@@ -620,7 +620,7 @@ impl ReadSnapshot {
         first_from: NaiveDate,
         first_to: NaiveDate,
     ) -> Result<Vec<(String, i32)>, HotError> {
-        let sql = cohort_users_sql(period, "user_id");
+        let sql = cohort_users_sql(period);
         Ok(in_days(&sql, project, (first_from, first_to))
             .fetch_all(&mut *self.tx)
             .await?)
