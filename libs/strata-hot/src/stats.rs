@@ -60,34 +60,21 @@ impl HotScope {
     }
 }
 
-impl HotScope {
-    /// The whole days as runs of consecutive days, `(first, last)`.
-    fn runs(&self) -> Vec<(NaiveDate, NaiveDate)> {
-        let mut out: Vec<(NaiveDate, NaiveDate)> = Vec::new();
-        for &d in &self.whole {
-            match out.last_mut() {
-                Some((_, last)) if last.succ_opt() == Some(d) => *last = d,
-                _ => out.push((d, d)),
-            }
-        }
-        out
-    }
-}
-
 /// The rows of `scope` as `(d, user_id, event_type, n)`: the day number,
-/// the user, the type and how many events the row stands for. Each run of
-/// whole days is its own range scan (one range over days far apart would
-/// read every day between). Parameters: `$1` the project, `$2`, `$3` the
-/// instants starting and ending each run, `$4` the late days (see
-/// [`scoped`]). The runs' bounds are exactly their days, so no row needs
-/// its day checked.
+/// the user, the type and how many events the row stands for. Each whole
+/// day is its own range scan whose day number is a parameter, never
+/// computed per row: PostgreSQL's `AT TIME ZONE` conversion cost about as
+/// much as the scan itself (ADR-036), and one range over days far apart
+/// would read every day between. Parameters: `$1` the project, `$2`, `$3`
+/// the instants starting and ending each whole day, `$4` their day
+/// numbers, `$5` the late days (see [`scoped`]).
 fn scope_sql(scope: &HotScope) -> String {
-    // Without runs, one branch over the empty arrays still names every
-    // parameter (its bounds are NULL: no partition, no row).
-    let mut parts: Vec<String> = (1..=scope.runs().len().max(1))
+    // Without whole days, one branch over the empty arrays still names
+    // every parameter (its bounds are NULL: no partition, no row).
+    let mut parts: Vec<String> = (1..=scope.whole.len().max(1))
         .map(|i| {
             format!(
-                "SELECT {DAY_SQL}::int4 AS d, user_id, event_type, 1::int8 AS n FROM events
+                "SELECT ($4::int4[])[{i}] AS d, user_id, event_type, 1::int8 AS n FROM events
                   WHERE project_id = $1
                     AND ts >= ($2::timestamptz[])[{i}] AND ts < ($3::timestamptz[])[{i}]"
             )
@@ -95,14 +82,14 @@ fn scope_sql(scope: &HotScope) -> String {
         .collect();
     parts.push(
         "SELECT (day - DATE '1970-01-01')::int4, user_id, event_type, events::int8
-           FROM hot_late_events WHERE day = ANY($4) AND project_id = $1"
+           FROM hot_late_events WHERE day = ANY($5) AND project_id = $1"
             .to_owned(),
     );
     format!("({})", parts.join(" UNION ALL "))
 }
 
 /// `sql` (which reads [`scope_sql`] of `scope`) bound for `scope`; callers
-/// bind `$5` on.
+/// bind `$6` on.
 fn scoped<'q, O>(
     sql: &'q str,
     project: ProjectId,
@@ -111,16 +98,19 @@ fn scoped<'q, O>(
 where
     O: for<'r> sqlx::FromRow<'r, PgRow>,
 {
-    let (starts, ends): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = scope
-        .runs()
-        .into_iter()
-        .map(|(first, last)| (day_start(first), day_end(last)))
-        .unzip();
+    let starts: Vec<DateTime<Utc>> = scope.whole.iter().map(|&d| day_start(d)).collect();
+    let ends: Vec<DateTime<Utc>> = scope.whole.iter().map(|&d| day_end(d)).collect();
+    let numbers: Vec<i32> = scope
+        .whole
+        .iter()
+        .map(|&d| strata_model::day_number(d))
+        .collect();
     let late: Vec<NaiveDate> = scope.late.iter().copied().collect();
     sqlx::query_as(sql)
         .bind(project.0)
         .bind(starts)
         .bind(ends)
+        .bind(numbers)
         .bind(late)
 }
 
@@ -330,7 +320,7 @@ impl ReadSnapshot {
         let sql = format!(
             "SELECT d, count(*), sum(n)::int8 FROM (
                SELECT e.d, e.user_id, sum(e.n) AS n FROM {} e
-                WHERE ($5::text IS NULL OR e.event_type = $5) GROUP BY 1, 2) pairs
+                WHERE ($6::text IS NULL OR e.event_type = $6) GROUP BY 1, 2) pairs
               GROUP BY d",
             scope_sql(&scope)
         );
@@ -450,7 +440,7 @@ impl ReadSnapshot {
         }
         let sql = format!(
             "SELECT DISTINCT e.d, e.user_id FROM {} e
-              WHERE ($5::text IS NULL OR e.event_type = $5)",
+              WHERE ($6::text IS NULL OR e.event_type = $6)",
             scope_sql(scope)
         );
         let rows: Vec<(i32, String)> = scoped(&sql, project, scope)
@@ -600,7 +590,7 @@ impl ReadSnapshot {
         let p = a.period.start_sql("e.d");
         let sql = format!(
             "SELECT {p}::int4 AS p, e.user_id, sum(e.n)::int8 FROM {} e
-              WHERE ($5::text IS NULL OR e.event_type = $5)
+              WHERE ($6::text IS NULL OR e.event_type = $6)
               GROUP BY 1, 2",
             scope_sql(scope)
         );
@@ -651,24 +641,21 @@ mod tests {
     }
 
     #[test]
-    fn whole_days_are_scanned_as_runs_of_consecutive_days() {
+    fn each_whole_day_is_its_own_scan_and_the_late_days_one_more() {
         let d = |n: u32| NaiveDate::from_ymd_opt(2026, 11, n).unwrap();
         let scope = HotScope {
-            whole: [d(1), d(2), d(3), d(7), d(9), d(10)].into_iter().collect(),
+            whole: [d(1), d(2), d(3), d(7)].into_iter().collect(),
             late: [d(4), d(5)].into_iter().collect(),
         };
-        assert_eq!(
-            scope.runs(),
-            vec![(d(1), d(3)), (d(7), d(7)), (d(9), d(10))]
-        );
         let sql = scope_sql(&scope);
-        assert_eq!(sql.matches("FROM events").count(), 3, "{sql}");
+        assert_eq!(sql.matches("FROM events").count(), 4, "{sql}");
+        assert!(sql.contains("($4::int4[])[4] AS d"), "{sql}");
+        assert!(!sql.contains("AT TIME ZONE"), "{sql}");
+        assert_eq!(sql.matches("FROM hot_late_events").count(), 1, "{sql}");
         let late_only = HotScope {
             whole: BTreeSet::new(),
             late: scope.late.clone(),
         };
         assert_eq!(scope_sql(&late_only).matches("FROM events").count(), 1);
-        assert_eq!(sql.matches("FROM hot_late_events").count(), 1, "{sql}");
-        assert!(HotScope::default().runs().is_empty());
     }
 }
