@@ -190,14 +190,23 @@ async fn stream_into<T: Send>(
     Ok(total)
 }
 
-/// Users first seen in a range of days (by id; `cohort_ordinals` reads ordinals),
-/// with the start of their cohort period.
-fn cohort_users_sql(period: Period) -> String {
-    let cohort = period.start_sql(&strata_model::pg_day_number("first_ts"));
+/// Users first seen in a range of days: `what` (`user_id` or `ordinal`) and
+/// the first event's time as stored, whose period [`cohort_of`] computes.
+/// Parameters as [`in_days`].
+fn cohort_sql(what: &str) -> String {
     format!(
-        "SELECT user_id, {cohort}::int4 FROM user_first_seen
+        "SELECT {what}, first_ts FROM user_first_seen
           WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3"
     )
+}
+
+/// The start (day number) of the `period` holding the UTC day of
+/// `first_ts`. Computed here rather than in SQL: PostgreSQL's per-row
+/// time-zone conversion took more time than the index-only scan of the
+/// cohort (6–10 ms against 2.5–3.5 ms for 8,800 cohort users at the
+/// bench's default scale; ADR-036).
+fn cohort_of(period: Period, first_ts: DateTime<Utc>) -> i32 {
+    period.start_of_number(strata_model::day_number(first_ts.date_naive()))
 }
 
 fn cohort_activity_sql(period: Period) -> String {
@@ -526,9 +535,13 @@ impl ReadSnapshot {
         batch: usize,
         sink: &Sink<(String, i32)>,
     ) -> Result<u64, HotError> {
-        let sql = cohort_users_sql(period);
-        let q = in_days(&sql, project, days);
-        stream_into(q.fetch(&mut *self.tx), batch, sink, |_| 1).await
+        use futures::{StreamExt, TryStreamExt};
+        let sql = cohort_sql("user_id");
+        let rows = in_days::<(String, DateTime<Utc>)>(&sql, project, days)
+            .fetch(&mut *self.tx)
+            .map_ok(move |(user, ts)| (user, cohort_of(period, ts)))
+            .boxed();
+        stream_into(rows, batch, sink, |_| 1).await
     }
 
     /// [`Self::cohort_activity`], streamed into `sink`; returns how many
@@ -545,11 +558,7 @@ impl ReadSnapshot {
         stream_into(q.fetch(&mut *self.tx), batch, sink, |r| r.2).await
     }
 
-    /// [`Self::cohort_users`] as user ordinals. Each first event's period
-    /// is computed here from its UTC day: the index-only scan returns the
-    /// time as stored, and PostgreSQL's per-row time-zone conversion took
-    /// more time than the scan (6–10 ms against 2.5–3.5 ms for 8,800
-    /// cohort users at the bench's default scale).
+    /// [`Self::cohort_users`] as user ordinals.
     pub async fn cohort_ordinals(
         &mut self,
         project: ProjectId,
@@ -557,20 +566,13 @@ impl ReadSnapshot {
         first_from: NaiveDate,
         first_to: NaiveDate,
     ) -> Result<Vec<(i64, i32)>, HotError> {
-        let rows: Vec<(i64, DateTime<Utc>)> = in_days(
-            "SELECT ordinal, first_ts FROM user_first_seen
-              WHERE project_id = $1 AND first_ts >= $2 AND first_ts < $3",
-            project,
-            (first_from, first_to),
-        )
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let sql = cohort_sql("ordinal");
+        let rows: Vec<(i64, DateTime<Utc>)> = in_days(&sql, project, (first_from, first_to))
+            .fetch_all(&mut *self.tx)
+            .await?;
         Ok(rows
             .into_iter()
-            .map(|(o, ts)| {
-                let day = strata_model::day_number(ts.date_naive());
-                (o, period.start_of_number(day))
-            })
+            .map(|(o, ts)| (o, cohort_of(period, ts)))
             .collect())
     }
 
@@ -610,10 +612,14 @@ impl ReadSnapshot {
         first_from: NaiveDate,
         first_to: NaiveDate,
     ) -> Result<Vec<(String, i32)>, HotError> {
-        let sql = cohort_users_sql(period);
-        Ok(in_days(&sql, project, (first_from, first_to))
+        let sql = cohort_sql("user_id");
+        let rows: Vec<(String, DateTime<Utc>)> = in_days(&sql, project, (first_from, first_to))
             .fetch_all(&mut *self.tx)
-            .await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, ts)| (user, cohort_of(period, ts)))
+            .collect())
     }
 
     /// Distinct (user, period start) pairs of events in `[from, to]` (days;
