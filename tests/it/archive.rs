@@ -4,7 +4,7 @@ use std::time::Duration;
 use chrono::Utc;
 use strata_archive::{ArchiveConfig, Archiver, ChunkOutcome, RunOutcome, RunReport};
 use strata_cold::WriterOptions;
-use strata_tests::archive::{Sent, hot_plus_cold, seed_days};
+use strata_tests::archive::{Sent, hot_plus_cold, seed_days, send_once_at};
 use strata_tests::cold::TestCold;
 use strata_tests::{TestApp, event, spawn_app};
 use uuid::Uuid;
@@ -159,7 +159,7 @@ async fn a_late_event_becomes_a_second_file_and_is_counted_once() {
     let compacting = Archiver::new(
         app.hot.clone(),
         cold.store.clone(),
-        ArchiveConfig::default(),
+        strata_tests::compacting(),
     );
     let report = run(&compacting).await;
     assert!(report.succeeded());
@@ -274,7 +274,7 @@ async fn a_two_million_row_chunk_streams_with_a_fixed_number_of_batches() {
     let config = ArchiveConfig {
         channel_batches: 2,
         writer: WriterOptions::default(),
-        ..ArchiveConfig::default()
+        ..strata_tests::compacting()
     };
     let report = run(&Archiver::new(app.hot.clone(), cold.store.clone(), config)).await;
     assert!(report.succeeded(), "{report:?}");
@@ -311,7 +311,7 @@ async fn dry_run_plans_only_chunks_past_retention() {
         TestCold::file().store.clone(),
         ArchiveConfig {
             hot_retention: Duration::from_secs(30 * 86_400),
-            ..ArchiveConfig::default()
+            ..strata_tests::compacting()
         },
     );
     let planned = a.plan().await.unwrap();
@@ -398,44 +398,18 @@ async fn an_event_arriving_while_its_day_is_archived_stays_hot_and_the_day_still
     // Once the first (oldest) chunk is written and verified, a late event
     // lands in its day. The rows read are archived all the same (a trickle
     // of late events must never starve a day); the newcomer stays hot.
-    let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hook: strata_archive::FailPointHook = {
-        let (client, url, key, ts) = (
-            app.client.clone(),
-            app.url("/v1/events"),
-            key.clone(),
-            late_ts.clone(),
-        );
-        std::sync::Arc::new(move |at: &'static str| {
-            if at != "after_verify" || fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                return;
-            }
-            let (client, url, key, ts) = (client.clone(), url.clone(), key.clone(), ts.clone());
-            let send = std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(async move {
-                        let resp = client
-                            .post(&url)
-                            .bearer_auth(&key)
-                            .json(&serde_json::json!({"events": [event(late_id, "late", "view", &ts)]}))
-                            .send()
-                            .await
-                            .unwrap();
-                        assert_eq!(resp.status(), 200);
-                    });
-            });
-            tokio::task::block_in_place(|| send.join().unwrap());
-        })
-    };
+    let hook = send_once_at(
+        &app,
+        &key,
+        "after_verify",
+        vec![event(late_id, "late", "view", &late_ts)],
+    );
     let a = Archiver::new(
         app.hot.clone(),
         cold.store.clone(),
         ArchiveConfig {
             failpoint: Some(hook),
-            ..ArchiveConfig::default()
+            ..strata_tests::compacting()
         },
     );
     let report = run(&a).await;
@@ -529,7 +503,7 @@ async fn an_archiver_that_lost_its_lock_session_commits_nothing_after_a_successo
         cold.store.clone(),
         ArchiveConfig {
             failpoint: Some(hook),
-            ..ArchiveConfig::default()
+            ..strata_tests::compacting()
         },
     );
     let first = tokio::spawn(async move { first.run_once().await });
@@ -561,7 +535,7 @@ async fn an_archiver_that_lost_its_lock_session_commits_nothing_after_a_successo
         cold.store.clone(),
         ArchiveConfig {
             hot_retention: Duration::from_secs(3650 * 86_400),
-            ..ArchiveConfig::default()
+            ..strata_tests::compacting()
         },
     );
     let report = run(&second).await;
@@ -692,7 +666,7 @@ async fn cold_objects_are_durable_and_complete_before_the_commit_drops_a_chunk()
             store.clone(),
             ArchiveConfig {
                 failpoint: Some(hook),
-                ..ArchiveConfig::default()
+                ..strata_tests::compacting()
             },
         );
         let report = run(&a).await;
@@ -739,7 +713,7 @@ async fn a_commit_that_cannot_lock_the_table_at_once_retries_instead_of_stalling
             exclusive_lock_timeout: Duration::from_millis(200),
             commit_attempts: 8,
             failpoint: Some(hook),
-            ..ArchiveConfig::default()
+            ..strata_tests::compacting()
         },
     );
     let run = tokio::spawn(async move { a.run_once().await });
@@ -772,4 +746,229 @@ async fn a_commit_that_cannot_lock_the_table_at_once_retries_instead_of_stalling
         .await
         .unwrap();
     assert_eq!(events, 2, "only beta's events of today stay hot");
+}
+
+/// Event ids are unique per project only (ADR-037). Project beta sends a
+/// late event reusing an id project alpha already has on the day being
+/// archived, between the read and the commit; alpha's rows are older than
+/// the read's recent window, so they are not remembered by id. Each project
+/// must end with each of its events exactly once, in the tiers and in stats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_project_reusing_an_id_during_an_archive_leaves_each_event_once() {
+    let app = spawn_app().await;
+    let alpha_key = app.key("alpha", "ingest,read").await;
+    let beta_key = app.key("beta", "ingest,read").await;
+    let mut sent = Sent::default();
+    seed_days(&app, &[("alpha", alpha_key.as_str())], 31, 2, 60, &mut sent).await;
+    sqlx::query("UPDATE events SET received_at = received_at - interval '1 hour'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (alpha, beta) = (app.project_id("alpha").await, app.project_id("beta").await);
+    let oldest = (Utc::now() - chrono::Duration::days(32)).date_naive();
+    let day_of = |micros: i64| {
+        chrono::DateTime::from_timestamp_micros(micros)
+            .unwrap()
+            .date_naive()
+    };
+    let shared = sent
+        .rows
+        .iter()
+        .find(|r| day_of(r.ts_micros) == oldest)
+        .unwrap()
+        .clone();
+    let twin = strata_tests::archive::Row {
+        project_id: beta,
+        user_id: "mirror".into(),
+        event_type: "mirrored".into(),
+        properties: Some(serde_json::json!({"path": "/pricing", "n": 1})),
+        ..shared.clone()
+    };
+    let twin_ts = chrono::DateTime::from_timestamp_micros(twin.ts_micros)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let hook = send_once_at(
+        &app,
+        &beta_key,
+        "after_verify",
+        vec![event(
+            shared.event_id.parse().unwrap(),
+            "mirror",
+            "mirrored",
+            &twin_ts,
+        )],
+    );
+    let cold = TestCold::s3();
+    let first = Archiver::new(
+        app.hot.clone(),
+        cold.store.clone(),
+        ArchiveConfig {
+            failpoint: Some(hook),
+            ..strata_tests::no_compaction()
+        },
+    );
+    assert!(run(&first).await.succeeded());
+    // Only beta's newcomer stays hot; alpha's row of the same id moved.
+    let hot: Vec<(i64, Uuid)> = sqlx::query_as("SELECT project_id, event_id FROM events")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(hot, vec![(beta, shared.event_id.parse().unwrap())]);
+    sent.rows.push(twin);
+    assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
+
+    assert!(run(&archiver(&app, &cold)).await.succeeded());
+    assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
+    strata_tests::archive::assert_rollups_match_parquet(&app, &cold, "shared id").await;
+
+    // Every stat of each project equals the plain count of what it sent.
+    let to = oldest + chrono::Duration::days(1);
+    for (project, key) in [(alpha, &alpha_key), (beta, &beta_key)] {
+        let events: Vec<strata_tests::oracle::Ev> = sent
+            .rows
+            .iter()
+            .filter(|r| r.project_id == project)
+            .map(|r| strata_tests::oracle::Ev {
+                user: r.user_id.clone(),
+                event_type: r.event_type.clone(),
+                ts: chrono::DateTime::from_timestamp_micros(r.ts_micros).unwrap(),
+            })
+            .collect();
+        let (status, top) = app
+            .get_json(key, &format!("/v1/stats/top-events?from={oldest}&to={to}"))
+            .await;
+        assert_eq!(status, 200, "{top}");
+        assert_eq!(
+            strata_tests::answers::top_of(&top),
+            strata_tests::oracle::top_events(&events, oldest, to, 10),
+            "project {project}: {top}"
+        );
+        let (status, dau) = app
+            .get_json(key, &format!("/v1/stats/dau?from={oldest}&to={to}"))
+            .await;
+        assert_eq!(status, 200, "{dau}");
+        assert_eq!(
+            strata_tests::answers::dau_of(&dau),
+            strata_tests::oracle::dau(&events, oldest, to),
+            "project {project}: {dau}"
+        );
+    }
+}
+
+/// A second database pointed at the cold store of a first (a staging copy,
+/// a restore started beside the original): its archiver refuses to run
+/// (the store's owner marker names the first deployment, ADR-037), and the
+/// first one's files and answers are intact.
+#[tokio::test]
+async fn a_second_database_on_the_same_cold_store_refuses_and_deletes_nothing() {
+    let a = spawn_app().await;
+    let a_key = a.key("alpha", "ingest,read").await;
+    let mut sent_a = Sent::default();
+    seed_days(&a, &[("alpha", a_key.as_str())], 31, 3, 30, &mut sent_a).await;
+    let cold = TestCold::s3();
+    assert!(run(&archiver(&a, &cold)).await.succeeded());
+    let files = cold.keys().await;
+    assert_eq!(files.len(), 3, "{files:?}");
+
+    let b = spawn_app().await;
+    let b_key = b.key("alpha", "ingest").await;
+    let mut sent_b = Sent::default();
+    seed_days(&b, &[("alpha", b_key.as_str())], 31, 3, 10, &mut sent_b).await;
+    for attempt in [
+        archiver(&b, &cold).run_once().await,
+        archiver(&b, &cold).erase_once().await,
+    ] {
+        let err = attempt.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                strata_archive::ArchiveError::Cold(strata_cold::ColdError::Owned { .. })
+            ),
+            "{err}"
+        );
+    }
+    assert_eq!(cold.keys().await, files, "the first deployment's files");
+    assert_eq!(hot_plus_cold(&a, &cold).await, sent_a.sorted());
+    assert_eq!(
+        hot_plus_cold(&b, &cold).await,
+        sent_b.sorted(),
+        "b still holds its events"
+    );
+    let b_runs: i64 = sqlx::query_scalar("SELECT count(*) FROM archive_runs")
+        .fetch_one(&b.pool)
+        .await
+        .unwrap();
+    assert_eq!(b_runs, 0, "a refused run records nothing");
+
+    // The first deployment goes on, and answers as before.
+    assert!(run(&archiver(&a, &cold)).await.succeeded());
+    let (from, to) = (
+        (Utc::now() - chrono::Duration::days(33)).date_naive(),
+        (Utc::now() - chrono::Duration::days(31)).date_naive(),
+    );
+    let events: Vec<strata_tests::oracle::Ev> = sent_a
+        .rows
+        .iter()
+        .map(|r| strata_tests::oracle::Ev {
+            user: r.user_id.clone(),
+            event_type: r.event_type.clone(),
+            ts: chrono::DateTime::from_timestamp_micros(r.ts_micros).unwrap(),
+        })
+        .collect();
+    let (status, top) = a
+        .get_json(&a_key, &format!("/v1/stats/top-events?from={from}&to={to}"))
+        .await;
+    assert_eq!(status, 200, "{top}");
+    assert_eq!(
+        strata_tests::answers::top_of(&top),
+        strata_tests::oracle::top_events(&events, from, to, 10)
+    );
+}
+
+/// PostgreSQL restored from a backup older than the cold tier: the runs
+/// after the backup are unknown to it. Its next run deletes none of their
+/// objects, and takes a run id above theirs, so it can never write a key
+/// one of them holds.
+#[tokio::test]
+async fn a_database_restored_from_before_a_run_keeps_that_runs_objects_and_never_reuses_its_id() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest").await;
+    let mut sent = Sent::default();
+    seed_days(&app, &[("alpha", key.as_str())], 31, 2, 20, &mut sent).await;
+    let cold = TestCold::s3();
+    let first = run(&archiver(&app, &cold)).await;
+    assert!(first.succeeded());
+    let lost = cold.keys().await;
+    let sorted = |mut rows: Vec<strata_tests::cold::ColdRow>| {
+        rows.sort();
+        rows
+    };
+    let lost_rows = sorted(cold.glob_keys(&lost).await);
+    assert_eq!(lost_rows.len(), 40);
+
+    // The "restore": the database as it was before that run.
+    for sql in [
+        "DELETE FROM cold_files",
+        "DELETE FROM day_rollups",
+        "DELETE FROM day_rollup_sources",
+        "DELETE FROM archive_chunk_results",
+        "DELETE FROM archive_lease",
+        "DELETE FROM archive_runs",
+        "ALTER TABLE archive_runs ALTER COLUMN id RESTART WITH 1",
+    ] {
+        sqlx::query(sql).execute(&app.pool).await.unwrap();
+    }
+    // Events of the same days arrive again after the restore.
+    let mut again = Sent::default();
+    seed_days(&app, &[("alpha", key.as_str())], 31, 2, 5, &mut again).await;
+    let next = run(&archiver(&app, &cold)).await;
+    assert!(next.succeeded(), "{next:?}");
+    assert!(next.run_id > first.run_id, "{} reused", next.run_id);
+    assert_eq!(next.orphans_removed, 0);
+    let now = cold.keys().await;
+    assert!(lost.iter().all(|k| now.contains(k)), "{lost:?} / {now:?}");
+    assert_eq!(now.len(), lost.len() + 2);
+    assert_eq!(sorted(cold.glob_keys(&lost).await), lost_rows, "unchanged");
+    assert_eq!(hot_plus_cold(&app, &cold).await, again.sorted());
 }

@@ -155,3 +155,97 @@ async fn concurrent_requests_creating_the_same_new_days_all_succeed() {
     assert_eq!(accepted, 160);
     assert_eq!(app.hot.list_chunks().await.unwrap().len(), 20);
 }
+
+/// A long reader holds `events` (as the archiver's chunk read or a seal
+/// can for minutes). An event for a day without a partition arrives: its
+/// creation waits for the table's lock only briefly at a time, so ingest
+/// for today and stats keep answering meanwhile; the late batch is refused
+/// as busy (503, to be retried) if the reader outlasts its tries, and is
+/// stored once the reader is done. On a hypertable TimescaleDB creates the
+/// chunk itself: the same must hold there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_partition_behind_a_long_reader_stalls_no_other_request() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let now = || (Utc::now() - Duration::seconds(1)).to_rfc3339();
+    app.ingest_ok(&key, &[event(Uuid::new_v4(), "u", "view", &now())])
+        .await;
+    // Tomorrow's partition is made ahead of its first event (the sealer
+    // does this on every tick).
+    let tomorrow = Utc::now().date_naive() + Duration::days(1);
+    app.hot.prepare_days(Utc::now().date_naive()).await.unwrap();
+    if app.hot.layout() == Layout::Native {
+        let made: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(format!("events_p{}", tomorrow.format("%Y%m%d")))
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert!(made.is_some(), "tomorrow's partition");
+    }
+
+    let hold = std::time::Duration::from_secs(20);
+    let mut reader = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT count(*) FROM events")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    let late = event(
+        Uuid::new_v4(),
+        "late",
+        "view",
+        &(Utc::now() - Duration::days(20)).to_rfc3339(),
+    );
+    let late_send = {
+        let (client, url, key, late) = (
+            app.client.clone(),
+            app.url("/v1/events"),
+            key.clone(),
+            late.clone(),
+        );
+        tokio::spawn(async move {
+            client
+                .post(&url)
+                .bearer_auth(&key)
+                .json(&json!({ "events": [late] }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        app.ingest_ok(&key, &[event(Uuid::new_v4(), "u2", "view", &now())])
+            .await;
+        let today = Utc::now().date_naive();
+        let (status, body) = app
+            .get_json(&key, &format!("/v1/stats/dau?from={today}&to={today}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Liveness, not speed: without the bound each request above waits for
+    // the reader's 20 s.
+    assert!(
+        started.elapsed() < hold / 2,
+        "today's ingest and stats waited {:?} behind the partition's creation",
+        started.elapsed()
+    );
+    let late_status = late_send.await.unwrap();
+    assert!(
+        [200, 503].contains(&late_status),
+        "the late batch: {late_status}"
+    );
+    tokio::time::sleep(hold.saturating_sub(started.elapsed())).await;
+    reader.commit().await.unwrap();
+    // Once the reader is done, the late event is stored (a resend of a
+    // batch that was stored is a duplicate).
+    let resp = app.post_events(&key, &json!({ "events": [late] })).await;
+    assert_eq!(resp.status(), 200);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE user_id = 'late'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+}

@@ -311,3 +311,92 @@ async fn a_new_claim_day_waits_for_claims_still_in_flight_on_the_day_before() {
         .unwrap();
     assert_eq!(sealed, days_ago(0));
 }
+
+/// `DETACH PARTITION … CONCURRENTLY` is two transactions. A prune cut off
+/// between them (here: cancelled while its second waits for a reader)
+/// leaves the partition pending detach; one cut off after the detach leaves
+/// a loose table. The next prune finishes both instead of failing on every
+/// tick.
+#[tokio::test]
+async fn a_prune_cut_off_mid_detach_is_finished_by_the_next() {
+    let app = spawn_app().await;
+    let project = ProjectId(app.project_id("acme").await);
+    let pool = &app.pool;
+    let (pending_day, loose_day) = (days_ago(40), days_ago(41));
+    for day in [pending_day, loose_day] {
+        fill::claim_on_day(pool, project, &[Uuid::new_v4()], day)
+            .await
+            .unwrap();
+    }
+    let name = |day: chrono::NaiveDate| format!("event_ids_p{}", day.format("%Y%m%d"));
+    // The loose table: detached (plainly), never dropped.
+    sqlx::query(&format!(
+        "ALTER TABLE event_ids DETACH PARTITION {}",
+        name(loose_day)
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    // A reader the detach's second transaction must wait for.
+    let mut reader = pool.begin().await.unwrap();
+    sqlx::query("SELECT count(*) FROM event_ids")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    let mut detacher = pool.acquire().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *detacher)
+        .await
+        .unwrap();
+    let sql = format!(
+        "ALTER TABLE event_ids DETACH PARTITION {} CONCURRENTLY",
+        name(pending_day)
+    );
+    let detach =
+        tokio::spawn(async move { sqlx::query(&sql).execute(&mut *detacher).await.map(|_| ()) });
+    let mut pending = false;
+    for _ in 0..200 {
+        pending = sqlx::query_scalar(
+            "SELECT coalesce(bool_or(inhdetachpending), false) FROM pg_inherits
+              WHERE inhrelid = to_regclass($1)",
+        )
+        .bind(name(pending_day))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if pending {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(pending, "the detach never reached its second transaction");
+    sqlx::query("SELECT pg_cancel_backend($1)")
+        .bind(pid)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(detach.await.unwrap().is_err(), "the detach was cut off");
+    reader.commit().await.unwrap();
+
+    let pruned = app
+        .hot
+        .prune_dedup(Duration::from_secs(30 * 86_400))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1, "the pending partition's record");
+    for day in [pending_day, loose_day] {
+        let left: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(name(day))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(left, None, "{day}");
+    }
+    assert_eq!(
+        app.hot
+            .prune_dedup(Duration::from_secs(30 * 86_400))
+            .await
+            .unwrap(),
+        0
+    );
+}

@@ -683,3 +683,68 @@ async fn one_batch_writes_into_at_most_31_late_days_and_says_which_events_to_res
     }
     assert_eq!(app.stored("acme").await.len(), 201);
 }
+
+/// Distinct event types are capped per project (`STRATA_MAX_EVENT_TYPES`):
+/// past the cap, events of a new type are rejected by index with a reason
+/// naming the limit, while known types go on; the cap is per project and
+/// held in the database, so a second api process enforces the same count.
+#[tokio::test]
+async fn new_event_types_past_the_projects_cap_are_rejected_by_index() {
+    let app = TestApp::builder().arg("--max-event-types", 3).spawn().await;
+    let key = app.key("acme", "ingest").await;
+    let at = |t: &str| {
+        event(
+            Uuid::new_v4(),
+            "u",
+            t,
+            &(Utc::now() - Duration::minutes(5)).to_rfc3339(),
+        )
+    };
+    let resp = app
+        .post_events(
+            &key,
+            &json!({"events": [at("a"), at("b"), at("c"), at("d"), at("a")]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["accepted"], 4, "{body}");
+    let rejected = body["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{body}");
+    assert_eq!(rejected[0]["index"], 3, "{body}");
+    let reason = rejected[0]["error"].as_str().unwrap();
+    assert!(
+        reason.contains("\"d\"") && reason.contains("STRATA_MAX_EVENT_TYPES"),
+        "{reason}"
+    );
+
+    // Known types pass, new ones do not, in this process and in another.
+    let replica = app.spawn_replica(&[]).await;
+    for url in [app.url("/v1/events"), replica.url("/v1/events")] {
+        let body: Value = app
+            .client
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&json!({"events": [at("e"), at("b")]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["accepted"], 1, "{body}");
+        assert_eq!(body["rejected"][0]["index"], 0, "{body}");
+    }
+    // Another project has a cap of its own.
+    let other = app.key("other", "ingest").await;
+    let c = app.ingest_ok(&other, &[at("x"), at("y"), at("z")]).await;
+    assert_eq!(c.accepted, 3);
+    let types: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT event_type FROM events e JOIN projects p ON p.id = e.project_id
+          WHERE p.name = 'acme' ORDER BY 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(types, ["a", "b", "c"]);
+}

@@ -15,7 +15,7 @@ use strata_archive::{ArchiveConfig, Archiver, RunOutcome};
 use strata_tests::answers::{dau_of, retention_of, top_of};
 use strata_tests::cold::TestCold;
 use strata_tests::oracle::{self, Ev};
-use strata_tests::{TestApp, event};
+use strata_tests::{TestApp, event, spawn_app};
 use uuid::Uuid;
 
 fn today() -> NaiveDate {
@@ -542,11 +542,23 @@ async fn erasing_a_user_removes_them_from_both_tiers_and_every_stat_stays_exact(
     assert_eq!(record["cold_rows"], cold_before, "{record}");
     assert!(record["files_rewritten"].as_i64().unwrap() > 0, "{record}");
     assert_eq!(record["days_done"], record["days_total"], "{record}");
-    let hash: String = sqlx::query_scalar("SELECT encode(sha256('u7'::bytea), 'hex')")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(record["user_hash"], hash.as_str());
+    // The keyed hash under alpha's own key (ADR-037), not a plain SHA-256
+    // anyone could compute from a guessed id.
+    let (plain, key): (String, Vec<u8>) = sqlx::query_as(
+        "SELECT encode(sha256('u7'::bytea), 'hex'), erasure_key FROM projects WHERE id = $1",
+    )
+    .bind(alpha_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(record["user_hash"], strata_model::user_hash(&key, "u7"));
+    assert_ne!(record["user_hash"], plain.as_str());
+    let beta_key: Vec<u8> =
+        sqlx::query_scalar("SELECT erasure_key FROM projects WHERE name = 'beta'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_ne!(key, beta_key, "each project has its own key");
     let (status, _) = app
         .get_json(&beta, &format!("/v1/admin/erasures/{id}"))
         .await;
@@ -690,7 +702,7 @@ async fn compaction_merges_each_days_files_into_one_and_every_stat_stays_exact()
     let archiver = Archiver::new(
         app.hot.clone(),
         app.cold.store.clone(),
-        ArchiveConfig::default(),
+        strata_tests::compacting(),
     );
     assert_eq!(
         archiver.compaction_plan().await.unwrap().len() as i64,
@@ -753,4 +765,153 @@ async fn compaction_merges_each_days_files_into_one_and_every_stat_stays_exact()
     check(&app, &beta, &sent["beta"], None, "the other project").await;
     // Nothing is left to do.
     assert!(archiver.compaction_plan().await.unwrap().is_empty());
+}
+
+/// Erasing a user who never sent anything erases nothing and leaves the
+/// project's ordinals epoch (every process's memory of users) alone; an
+/// erasure that removed a user moves it on.
+#[tokio::test]
+async fn erasing_a_user_who_never_existed_keeps_the_ordinals_epoch() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest,read,admin").await;
+    let project = app.project_id("alpha").await;
+    let now = (Utc::now() - Duration::seconds(5))
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    app.ingest_ok(&key, &[event(Uuid::new_v4(), "real", "view", &now)])
+        .await;
+    let epoch = || async {
+        count(
+            &app,
+            "SELECT ordinals_epoch FROM projects WHERE id = $1",
+            project,
+        )
+        .await
+    };
+    let before = epoch().await;
+    for (user, moved) in [("nobody", 0), ("real", 1)] {
+        let body = format!(r#"{{"user_id": "{user}"}}"#);
+        let (status, record) = post(&app, &key, "/v1/admin/erasures", &body).await;
+        assert_eq!(status, 202, "{record}");
+        // The request started a run in the background; one more finishes
+        // whatever it left.
+        let id = record["id"].as_i64().unwrap();
+        let mut done = Value::Null;
+        for _ in 0..600 {
+            done = get(&app, &key, &format!("/v1/admin/erasures/{id}")).await;
+            if done["status"] == "done" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(done["status"], "done", "{done}");
+        assert_eq!(epoch().await, before + moved, "after erasing {user}");
+    }
+}
+
+/// Objects an erasure replaced stay in the store for the grace period
+/// after its swap (a stats request planned just before may still read
+/// them), through any number of runs; the erasure is `deleting` meanwhile,
+/// with the objects counted, and `done` only once a run after the grace
+/// period deleted them, when no stored object holds the user.
+#[tokio::test]
+async fn replaced_objects_outlive_the_swap_by_the_grace_period_and_done_means_gone() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest,read").await;
+    let project = strata_model::ProjectId(app.project_id("alpha").await);
+    let day = today() - Duration::days(40);
+    let at = |s: i64| {
+        (day.and_hms_opt(12, 0, 0).unwrap().and_utc() + Duration::seconds(s))
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string()
+    };
+    let events: Vec<Value> = [("gone", 1), ("kept", 2), ("gone", 3), ("kept", 4)]
+        .iter()
+        .map(|(u, s)| event(Uuid::new_v4(), u, "view", &at(*s)))
+        .collect();
+    app.ingest_ok(&key, &events).await;
+    app.archive(30).await;
+    let first = app.cold.keys().await;
+    assert_eq!(first.len(), 1);
+
+    let (record, _) = app
+        .hot
+        .request_erasure(project, "gone", "test")
+        .await
+        .unwrap();
+    let graceful = Archiver::new(
+        app.hot.clone(),
+        app.cold.store.clone(),
+        ArchiveConfig {
+            cold_delete_grace: std::time::Duration::from_secs(3_600),
+            ..strata_tests::no_compaction()
+        },
+    );
+    let state = || async {
+        let r = app.hot.erasure(None, record.id).await.unwrap().unwrap();
+        (r.status, r.objects_pending)
+    };
+    for _ in 0..2 {
+        assert!(matches!(
+            graceful.erase_once().await.unwrap(),
+            RunOutcome::Completed(_)
+        ));
+        assert_eq!(state().await, ("deleting".to_owned(), 1));
+        let now = app.cold.keys().await;
+        assert_eq!(now.len(), 2, "{now:?}");
+        assert!(
+            now.contains(&first[0]),
+            "the replaced object is still readable"
+        );
+    }
+    let body = get(&app, &key, &format!("/v1/stats/dau?from={day}&to={day}")).await;
+    assert_eq!(
+        dau_of(&body),
+        vec![(day, 1)],
+        "already gone from every answer"
+    );
+
+    // The grace period is over.
+    sqlx::query("UPDATE cold_deletes SET delete_after = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        graceful.erase_once().await.unwrap(),
+        RunOutcome::Completed(_)
+    ));
+    assert_eq!(state().await, ("done".to_owned(), 0));
+    let left = app.cold.keys().await;
+    assert!(!left.contains(&first[0]), "{left:?}");
+    let rows = app.cold.glob().await;
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.user_id == "kept"), "{rows:?}");
+}
+
+/// Erasure requests are limited per project and hour
+/// (`STRATA_ERASURES_PER_HOUR`): past it, 429 naming the limit; another
+/// project is not held back.
+#[tokio::test]
+async fn erasure_requests_past_the_hourly_limit_are_429() {
+    let app = TestApp::builder()
+        .arg("--erasures-per-hour", 2)
+        .spawn()
+        .await;
+    let alpha = app.key("alpha", "admin").await;
+    let beta = app.key("beta", "admin").await;
+    for user in ["a", "b"] {
+        let (status, body) = post(
+            &app,
+            &alpha,
+            "/v1/admin/erasures",
+            &format!(r#"{{"user_id": "{user}"}}"#),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let (status, body) = post(&app, &alpha, "/v1/admin/erasures", r#"{"user_id": "c"}"#).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], "too_many_erasures", "{body}");
+    let (status, body) = post(&app, &beta, "/v1/admin/erasures", r#"{"user_id": "c"}"#).await;
+    assert_eq!(status, 202, "{body}");
 }

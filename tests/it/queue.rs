@@ -499,6 +499,12 @@ async fn a_poison_message_ends_in_the_dead_letters_visible_and_replayable() {
     };
     let d = &listed["dead_letters"][0];
     assert_eq!(d["batch_id"], json!(poison.to_string()), "{listed}");
+    // Its batch is `failed`, with the reason, not an unknown batch.
+    let (code, s) = app
+        .get_json(&key, &format!("/v1/ingest/batches/{poison}"))
+        .await;
+    assert_eq!((code, s["status"].as_str()), (200, Some("failed")), "{s}");
+    assert!(s["reason"].as_str().unwrap().contains("undecodable"), "{s}");
     assert_eq!(d["deliveries"], json!(3), "{listed}");
     assert!(
         d["reason"].as_str().unwrap().contains("undecodable"),
@@ -540,4 +546,401 @@ async fn a_poison_message_ends_in_the_dead_letters_visible_and_replayable() {
     let text = app.metrics_text().await;
     assert!(text.contains("strata_queue_dead_letters 1"), "{text}");
     assert_eq!(app.stored("p").await.len(), 1);
+}
+
+/// The database turns read-only (a failover onto a standby, an operator's
+/// `default_transaction_read_only`) with a backlog queued. Nothing is
+/// blamed on the messages: no dead letter, however many deliveries fail;
+/// once it takes writes again, everything is applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_gone_read_only_sends_nothing_to_the_dead_letters() {
+    let app = queued_app().await;
+    let key = app.key("p", "ingest,admin").await;
+    let worker = app
+        .worker(&[
+            ("--worker-dead-letter-after", "2"),
+            ("--worker-retry-delay", "100ms"),
+            ("--worker-max-wait", "20ms"),
+        ])
+        .await;
+    // Seen once while the database takes writes: the key is remembered.
+    let (first, _) = app
+        .ingest_queued(&key, &[recent_event(Uuid::new_v4(), "u0", 1)])
+        .await;
+    app.wait_applied(&key, &first, DRAIN).await;
+
+    let read_only = |on: bool| {
+        let (pool, db) = (app.pool.clone(), app.db.name.clone());
+        async move {
+            let setting = if on {
+                "SET default_transaction_read_only = on"
+            } else {
+                "RESET default_transaction_read_only"
+            };
+            sqlx::query(&format!("ALTER DATABASE {db} {setting}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            // Sessions take the setting when they start: end the others.
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                  WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    read_only(true).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let events: Vec<Value> = (0..10)
+            .map(|j| recent_event(Uuid::new_v4(), &format!("u{i}_{j}"), 1))
+            .collect();
+        ids.push(app.ingest_queued(&key, &events).await.0);
+    }
+    // Many deliveries fail meanwhile (2 would dead-letter a bad message).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(worker.worker.report().dead_letters, 0);
+    assert!(
+        worker.worker.report().released >= 8,
+        "{:?}",
+        worker.worker.report()
+    );
+    read_only(false).await;
+    for id in &ids {
+        let s = app.wait_applied(&key, id, DRAIN).await;
+        assert_eq!(s["accepted"].as_u64(), Some(10), "{s}");
+    }
+    assert_eq!(app.stored("p").await.len(), 41);
+    let (code, body) = app.get_json(&key, "/v1/admin/ingest/dead-letters").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["dead_letters"], json!([]), "{body}");
+    assert_eq!(worker.worker.report().dead_letters, 0);
+}
+
+/// A batch of two parts, one applied and one that ends among the dead
+/// letters, is `partially_applied`, with the applied part's counts and the
+/// dead part's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_a_dead_part_is_partially_applied() {
+    let stream = unique_stream();
+    let app = TestApp::builder()
+        .queue(&test_nats_url(), &stream)
+        .spawn()
+        .await;
+    let key = app.key("p", "ingest").await;
+    let project = app.project_id("p").await;
+    let _worker = app
+        .worker(&[
+            ("--worker-dead-letter-after", "2"),
+            ("--worker-retry-delay", "100ms"),
+            ("--worker-max-wait", "20ms"),
+        ])
+        .await;
+    let client = async_nats::connect(test_nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let batch = Uuid::new_v4();
+    let now = chrono::Utc::now();
+    let good = json!({
+        "v": 1, "project": project, "batch_id": batch, "part": 0, "parts": 2,
+        "queued_at": now, "counted_duplicates": 0,
+        "events": [{"event_id": Uuid::new_v4(), "user_id": "u1", "event_type": "view",
+                    "timestamp": now.to_rfc3339()}],
+    });
+    for payload in [
+        serde_json::to_vec(&good).unwrap(),
+        b"{\"v\": 1, \"part\": 1}".to_vec(),
+    ] {
+        js.publish(format!("{stream}.{project}.{batch}"), payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let until = std::time::Instant::now() + DRAIN;
+    let s = loop {
+        let (code, s) = app
+            .get_json(&key, &format!("/v1/ingest/batches/{batch}"))
+            .await;
+        if code == 200 && s["status"] == "partially_applied" {
+            break s;
+        }
+        assert!(std::time::Instant::now() < until, "{code}: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (s["parts"].as_u64(), s["parts_applied"].as_u64()),
+        (Some(2), Some(1)),
+        "{s}"
+    );
+    assert_eq!(s["accepted"].as_u64(), Some(1), "{s}");
+    assert!(s["reason"].as_str().is_some_and(|r| !r.is_empty()), "{s}");
+    assert_eq!(app.stored("p").await.len(), 1);
+}
+
+/// A user's events accepted (202) before an erasure finished, still in the
+/// queue while it ran, are erased too: the worker that applies them after
+/// the erasure stores none of them (their ids stay claimed, so a resend is
+/// a duplicate), and the other users' events of the same batches are
+/// stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_events_of_a_user_erased_meanwhile_are_never_stored() {
+    let app = queued_app().await;
+    let key = app.key("p", "ingest,read").await;
+    let project = strata_model::ProjectId(app.project_id("p").await);
+    // Known to the hot tier before: the erasure has something to remove.
+    let _direct = app
+        .hot
+        .insert_events(
+            project,
+            &[strata_model::ValidEvent {
+                event_id: strata_model::EventId::parse(&Uuid::new_v4().to_string()).unwrap(),
+                user_id: strata_model::UserId::parse("gone".into()).unwrap(),
+                event_type: strata_model::EventType::parse("view".into()).unwrap(),
+                timestamp: strata_model::EventTime::parse(&chrono::Utc::now().to_rfc3339())
+                    .unwrap(),
+                properties: strata_model::Properties::NONE,
+            }],
+        )
+        .await
+        .unwrap();
+    // Queued with no worker running.
+    let gone: Vec<Value> = (0..3)
+        .map(|_| recent_event(Uuid::new_v4(), "gone", 1))
+        .collect();
+    let mut batch = gone.clone();
+    batch.extend((0..3).map(|i| recent_event(Uuid::new_v4(), &format!("kept{i}"), 1)));
+    let (id, _) = app.ingest_queued(&key, &batch).await;
+
+    let (record, _) = app
+        .hot
+        .request_erasure(project, "gone", "test")
+        .await
+        .unwrap();
+    assert!(matches!(
+        app.archiver(30).erase_once().await.unwrap(),
+        strata_archive::RunOutcome::Completed(_)
+    ));
+    let done = app.hot.erasure(None, record.id).await.unwrap().unwrap();
+    assert_eq!(done.status, "done", "{done:?}");
+
+    let _worker = app.worker(&[("--worker-max-wait", "20ms")]).await;
+    app.wait_applied(&key, &id, DRAIN).await;
+    let users: Vec<String> = app
+        .stored("p")
+        .await
+        .into_iter()
+        .map(|e| e.user_id)
+        .collect();
+    assert_eq!(users.len(), 3, "{users:?}");
+    assert!(users.iter().all(|u| u.starts_with("kept")), "{users:?}");
+    // Their ids stay claimed: a resend is a duplicate, not a new user.
+    let (again, _) = app.ingest_queued(&key, &gone).await;
+    let s = app.wait_applied(&key, &again, DRAIN).await;
+    assert_eq!(
+        (s["accepted"].as_u64(), s["duplicates"].as_u64()),
+        (Some(0), Some(3)),
+        "{s}"
+    );
+    assert_eq!(app.stored("p").await.len(), 3);
+}
+
+/// Erasing a user in queue mode removes the user's events from the
+/// project's dead letters at once: a dead letter holding only theirs is
+/// deleted, one holding others' too is replaced by a copy without theirs
+/// (so a replay cannot bring the user back either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_user_purges_their_events_from_the_dead_letters() {
+    let stream = unique_stream();
+    let app = TestApp::builder()
+        .queue(&test_nats_url(), &stream)
+        .spawn()
+        .await;
+    let key = app.key("p", "ingest,admin").await;
+    let project = app.project_id("p").await;
+    let _worker = app
+        .worker(&[
+            ("--worker-dead-letter-after", "1"),
+            ("--worker-retry-delay", "100ms"),
+            ("--worker-max-wait", "20ms"),
+        ])
+        .await;
+    let client = async_nats::connect(test_nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let now = chrono::Utc::now();
+    // Undecodable parts (a bad event id), so both become dead letters.
+    let part = |users: &[&str]| {
+        let events: Vec<Value> = users
+            .iter()
+            .map(|u| {
+                json!({"event_id": "not-a-uuid", "user_id": u, "event_type": "view",
+                            "timestamp": now.to_rfc3339()})
+            })
+            .collect();
+        json!({"v": 1, "project": project, "batch_id": Uuid::new_v4(), "part": 0, "parts": 1,
+               "queued_at": now, "counted_duplicates": 0, "events": events})
+    };
+    for p in [part(&["gone", "kept"]), part(&["gone"])] {
+        js.publish(
+            format!("{stream}.{project}.{}", p["batch_id"].as_str().unwrap()),
+            serde_json::to_vec(&p).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let dead = || async {
+        let (code, body) = app.get_json(&key, "/v1/admin/ingest/dead-letters").await;
+        assert_eq!(code, 200, "{body}");
+        body["dead_letters"].as_array().unwrap().clone()
+    };
+    let until = std::time::Instant::now() + DRAIN;
+    while dead().await.len() < 2 {
+        assert!(std::time::Instant::now() < until, "no dead letters");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before: Vec<u64> = dead()
+        .await
+        .iter()
+        .map(|d| d["seq"].as_u64().unwrap())
+        .collect();
+
+    let resp = app
+        .client
+        .post(app.url("/v1/admin/erasures"))
+        .bearer_auth(&key)
+        .json(&json!({"user_id": "gone"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let dlq = js.get_stream(format!("{stream}_DLQ")).await.unwrap();
+    let until = std::time::Instant::now() + DRAIN;
+    loop {
+        let now = dead().await;
+        if now.len() == 1 && !before.contains(&now[0]["seq"].as_u64().unwrap()) {
+            let m = dlq
+                .get_raw_message(now[0]["seq"].as_u64().unwrap())
+                .await
+                .unwrap();
+            let text = String::from_utf8(m.payload.to_vec()).unwrap();
+            assert!(
+                !text.contains("\"gone\"") && text.contains("\"kept\""),
+                "{text}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "not purged: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A message whose body names another project than its subject was not
+/// published by the api: it is dead-lettered, and writes nothing into
+/// either project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_whose_body_names_another_project_than_its_subject_writes_nothing() {
+    let stream = unique_stream();
+    let app = TestApp::builder()
+        .queue(&test_nats_url(), &stream)
+        .spawn()
+        .await;
+    let key = app.key("p", "ingest,admin").await;
+    app.key("victim", "read").await;
+    let (p, victim) = (app.project_id("p").await, app.project_id("victim").await);
+    let _worker = app
+        .worker(&[
+            ("--worker-dead-letter-after", "1"),
+            ("--worker-retry-delay", "100ms"),
+            ("--worker-max-wait", "20ms"),
+        ])
+        .await;
+    let client = async_nats::connect(test_nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let now = chrono::Utc::now();
+    let batch = Uuid::new_v4();
+    let forged = json!({
+        "v": 1, "project": victim, "batch_id": batch, "part": 0, "parts": 1,
+        "queued_at": now, "counted_duplicates": 0,
+        "events": [{"event_id": Uuid::new_v4(), "user_id": "intruder", "event_type": "view",
+                    "timestamp": now.to_rfc3339()}],
+    });
+    js.publish(
+        format!("{stream}.{p}.{batch}"),
+        serde_json::to_vec(&forged).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let until = std::time::Instant::now() + DRAIN;
+    let listed = loop {
+        let (code, body) = app.get_json(&key, "/v1/admin/ingest/dead-letters").await;
+        assert_eq!(code, 200, "{body}");
+        if !body["dead_letters"].as_array().unwrap().is_empty() {
+            break body;
+        }
+        assert!(std::time::Instant::now() < until, "no dead letter: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        listed["dead_letters"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not name"),
+        "{listed}"
+    );
+    assert!(app.stored("victim").await.is_empty());
+    assert!(app.stored("p").await.is_empty());
+}
+
+/// NATS with a password (as docker-compose runs it) and TLS: the api and
+/// the worker connect with the credentials in the URL and the CA in
+/// `--queue-tls-ca`, and the batch is applied; an api with a wrong password
+/// refuses ingest with a 503 and queues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_mode_over_nats_with_a_password_and_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key_file) = strata_tests::nats::test_certificates(certs.path());
+    let nats = NatsServer::start_with(
+        ["--user", "strata", "--pass", "s3cret", "--tls", "--tlscert"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain([
+                cert.display().to_string(),
+                "--tlskey".into(),
+                key_file.display().to_string(),
+            ])
+            .collect(),
+    )
+    .await;
+    let url = |pass: &str| format!("tls://strata:{pass}@{}", nats.addr);
+    let app = TestApp::builder()
+        .queue(&url("s3cret"), &unique_stream())
+        .arg("--queue-tls-ca", ca.display())
+        .spawn()
+        .await;
+    let key = app.key("p", "ingest").await;
+    let _worker = app.worker(&[("--worker-max-wait", "20ms")]).await;
+    let (id, _) = app
+        .ingest_queued(&key, &[recent_event(Uuid::new_v4(), "u", 1)])
+        .await;
+    app.wait_applied(&key, &id, DRAIN).await;
+    assert_eq!(app.stored("p").await.len(), 1);
+
+    let intruder = TestApp::builder()
+        .queue(&url("wrong"), &unique_stream())
+        .arg("--queue-tls-ca", ca.display())
+        .spawn()
+        .await;
+    let key = intruder.key("p", "ingest").await;
+    let resp = intruder
+        .post_events(
+            &key,
+            &json!({"events": [recent_event(Uuid::new_v4(), "u", 1)]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 503);
 }

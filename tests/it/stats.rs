@@ -613,6 +613,107 @@ async fn a_rollup_left_stale_by_a_second_archive_falls_back_until_rebuilt() {
     assert_eq!(meta["cold"]["files"], 0, "{meta}");
 }
 
+/// The planner's guard (`current_rollups`): a complete rollup whose source
+/// no longer names the day's files in the request's manifest is ignored,
+/// and the day is read from its files. The rollup here is also wrong in
+/// content, so using it would give other answers.
+#[tokio::test]
+async fn a_complete_rollup_whose_source_no_longer_matches_the_manifest_is_ignored() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let d = day_ago(40);
+    let all = send(
+        &app,
+        &key,
+        &[
+            ("a", "view", at(d, 10)),
+            ("b", "click", at(d, 20)),
+            ("a", "buy", at(d, 30)),
+        ],
+    )
+    .await;
+    app.archive(30).await;
+    let meta = check_all(&app, &key, &all, (d, d), 10, (false, 2), "current").await;
+    assert_eq!(meta["cold"]["rollups"]["days"], 1, "{meta}");
+    // The source says one more row than the day's file holds; the content
+    // says a hundred more events of every type.
+    sqlx::query("UPDATE day_rollups SET events = events + 100 WHERE day = $1")
+        .bind(d)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE day_rollup_sources SET cold_rows = cold_rows + 1,
+                version = nextval('rollup_versions') WHERE day = $1",
+    )
+    .bind(d)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let meta = check_all(&app, &key, &all, (d, d), 10, (false, 2), "not current").await;
+    assert_eq!(meta["cold"]["rollups"]["days"], 0, "{meta}");
+    assert_eq!(meta["cold"]["files"], 1, "{meta}");
+}
+
+/// A rebuild reads a day's files, then installs its rollup only if the
+/// manifest still lists exactly those files, by object key: here the day's
+/// file is replaced by another of the same row count (as an erasure, a late
+/// file and a compaction can leave a day) between the read and the install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_whose_files_were_replaced_meanwhile_installs_nothing() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest,read").await;
+    let d = day_ago(40);
+    let all = send(
+        &app,
+        &key,
+        &[("a", "view", at(d, 10)), ("b", "click", at(d, 20))],
+    )
+    .await;
+    app.archive(30).await;
+    let old: String = sqlx::query_scalar("SELECT object_key FROM cold_files WHERE day = $1")
+        .bind(d)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let new = old.replace(".parquet", "9.parquet");
+    let (pool, store) = (app.pool.clone(), app.cold.store.object_store());
+    let (from, to) = (old.clone(), new.clone());
+    let hook = strata_tests::archive::once_at("rebuild_after_read", move || async move {
+        use object_store::ObjectStoreExt;
+        store
+            .copy(&from.as_str().into(), &to.as_str().into())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE cold_files SET object_key = $2 WHERE object_key = $1")
+            .bind(&from)
+            .bind(&to)
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    let racing = Archiver::new(
+        app.hot.clone(),
+        app.cold.store.clone(),
+        ArchiveConfig {
+            failpoint: Some(hook),
+            ..strata_tests::no_compaction()
+        },
+    );
+    let report = racing.rebuild_rollups(None, None, None).await.unwrap();
+    assert_eq!((report.rebuilt, report.changed), (0, 1), "{report:?}");
+    check_all(&app, &key, &all, (d, d), 10, (false, 2), "after the race").await;
+    // Without a race, the rebuild installs a rollup of the new file.
+    let report = app
+        .archiver(30)
+        .rebuild_rollups(None, None, None)
+        .await
+        .unwrap();
+    assert_eq!((report.rebuilt, report.changed), (1, 0), "{report:?}");
+    let meta = check_all(&app, &key, &all, (d, d), 10, (false, 2), "rebuilt").await;
+    assert_eq!(meta["cold"]["rollups"]["days"], 1, "{meta}");
+}
+
 /// A sealed hot day (ADR-028) is answered from its rollup plus the late
 /// events recorded since, exactly, while late batches race the seals; its
 /// seal goes with its chunk when the day is archived.
@@ -1019,7 +1120,7 @@ async fn stats_during_an_archive_commit_count_every_row_once() {
                     std::thread::sleep(Duration::from_millis(400));
                 }
             })),
-            ..ArchiveConfig::default()
+            ..strata_tests::compacting()
         },
     );
     let run = tokio::spawn(async move { archiver.run_once().await.unwrap() });
@@ -1072,10 +1173,14 @@ async fn an_unreachable_object_store_is_503_naming_the_cold_days_only_when_neede
     .await;
     // Archived through a reachable store; the server's store is not.
     let s3 = TestCold::s3();
-    let r = Archiver::new(app.hot.clone(), s3.store.clone(), ArchiveConfig::default())
-        .run_once()
-        .await
-        .unwrap();
+    let r = Archiver::new(
+        app.hot.clone(),
+        s3.store.clone(),
+        strata_tests::compacting(),
+    )
+    .run_once()
+    .await
+    .unwrap();
     assert!(
         matches!(r, RunOutcome::Completed(ref r) if r.succeeded()),
         "{r:?}"
@@ -1206,6 +1311,104 @@ async fn cached_files_are_reused_and_a_damaged_one_is_fetched_again() {
     assert_eq!(dau_of(&third), dau_of(&first));
     assert_eq!(std::fs::metadata(&file).unwrap().len(), len);
     check_all(&app, &key, &all, (from, to), 3, (false, 3), "cache").await;
+}
+
+/// An api process's cache of cold files (S3) holds a user's day; the user
+/// is erased (the day's file replaced). Soon after, the cache holds no
+/// file the manifest does not list, so no cached file holds a row of the
+/// user; a process starting over that cache drops such files at once.
+#[tokio::test]
+async fn cached_files_replaced_by_an_erasure_leave_the_cache() {
+    let app = TestApp::builder()
+        .cold(TestCold::s3())
+        .arg("--cold-cache-check-interval", "200ms")
+        .spawn()
+        .await;
+    let key = app.key("acme", "ingest,read").await;
+    let d = day_ago(40);
+    send(
+        &app,
+        &key,
+        &[("gone", "view", at(d, 10)), ("kept", "view", at(d, 20))],
+    )
+    .await;
+    app.archive(30).await;
+    app.drop_rollups().await; // the day comes from its file
+    let path = format!("/v1/stats/dau?from={d}&to={d}");
+    let body = ok(&app, &key, &path).await;
+    assert_eq!(body["meta"]["cold"]["cache"]["misses"], 1, "{body}");
+    let cached = || -> Vec<String> {
+        let root = app.cache_dir.path().canonicalize().unwrap();
+        walk(&root)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .map(|p| {
+                p.strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect()
+    };
+    let before = cached();
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let project = strata_model::ProjectId(app.project_id("acme").await);
+    app.hot
+        .request_erasure(project, "gone", "test")
+        .await
+        .unwrap();
+    assert!(matches!(
+        app.archiver(30).erase_once().await.unwrap(),
+        RunOutcome::Completed(_)
+    ));
+    let listed: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_files")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert!(!listed.contains(&before[0]));
+    let mut left = cached();
+    for _ in 0..100 {
+        if left.iter().all(|k| listed.contains(k)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        left = cached();
+    }
+    assert!(
+        left.iter().all(|k| listed.contains(k)),
+        "{left:?} cached, {listed:?} listed"
+    );
+    let body = ok(&app, &key, &path).await;
+    assert_eq!(dau_of(&body), vec![(d, 1)], "{body}");
+}
+
+/// A stats snapshot maps user ids to ordinals as they were when it began:
+/// an erasure that commits meanwhile makes no user of the request unknown
+/// (start_event retention maps the ids it reads from cold files through
+/// it, ADR-037), while a lookup outside the snapshot no longer finds them.
+#[tokio::test]
+async fn a_snapshot_maps_users_as_they_were_when_it_began() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    send(&app, &key, &[("gone", "view", at(day_ago(1), 10))]).await;
+    let project = strata_model::ProjectId(app.project_id("acme").await);
+    let mut snap = app.hot.read_snapshot(Duration::from_secs(5)).await.unwrap();
+    // The snapshot is taken by its first read.
+    snap.hot_days(day_ago(2), today()).await.unwrap();
+    app.hot
+        .request_erasure(project, "gone", "test")
+        .await
+        .unwrap();
+    assert!(matches!(
+        app.archiver(30).erase_once().await.unwrap(),
+        RunOutcome::Completed(_)
+    ));
+    let inside = snap.user_ordinals(project, &["gone"]).await.unwrap();
+    assert!(inside.contains_key("gone"), "{inside:?}");
+    snap.finish().await.unwrap();
+    let outside = app.hot.user_ordinals(project, &["gone"]).await.unwrap();
+    assert!(outside.is_empty(), "{outside:?}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

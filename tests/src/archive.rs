@@ -155,11 +155,8 @@ pub async fn rollup_sets(
 /// the day's Parquet files (`rollups rebuild`), row for row.
 pub async fn assert_rollups_match_parquet(app: &TestApp, cold: &TestCold, context: &str) {
     let before = rollup_sets(&app.pool).await;
-    let archiver = strata_archive::Archiver::new(
-        app.hot.clone(),
-        cold.store.clone(),
-        strata_archive::ArchiveConfig::default(),
-    );
+    let archiver =
+        strata_archive::Archiver::new(app.hot.clone(), cold.store.clone(), crate::compacting());
     let report = archiver.rebuild_rollups(None, None, None).await.unwrap();
     assert!(report.failed.is_empty(), "{context}: {report:?}");
     assert_eq!(report.rebuilt, report.days, "{context}: {report:?}");
@@ -175,4 +172,52 @@ pub async fn assert_rollups_match_parquet(app: &TestApp, cold: &TestCold, contex
         before,
         "{context}: a rollup differs from its Parquet recount"
     );
+}
+
+/// A failpoint hook that, the first time the archiver reaches `at`, runs
+/// `work` to its end (on a runtime of its own) before the archiver goes on:
+/// something happening at an exact point of a run.
+pub fn once_at<F, Fut>(at: &'static str, work: F) -> strata_archive::FailPointHook
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let work = std::sync::Mutex::new(Some(work));
+    std::sync::Arc::new(move |point: &'static str| {
+        if point != at {
+            return;
+        }
+        let Some(work) = work.lock().unwrap().take() else {
+            return;
+        };
+        let run = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(work());
+        });
+        tokio::task::block_in_place(|| run.join().unwrap());
+    })
+}
+
+/// A failpoint hook that, the first time the archiver reaches `at`, sends
+/// `events` with `key` through the API (and asserts a 200).
+pub fn send_once_at(
+    app: &TestApp,
+    key: &str,
+    at: &'static str,
+    events: Vec<Value>,
+) -> strata_archive::FailPointHook {
+    let (client, url, key) = (app.client.clone(), app.url("/v1/events"), key.to_owned());
+    once_at(at, move || async move {
+        let resp = client
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&json!({ "events": events }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    })
 }

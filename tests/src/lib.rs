@@ -256,6 +256,9 @@ impl TestAppBuilder {
             // Tests seal closed hot days themselves (`TestApp::seal`), so
             // which path answers a request does not race a timer.
             "--seal-interval=0s".to_owned(),
+            // Erasures started over HTTP delete what they replaced in the
+            // same run (tests of the grace period use their own archiver).
+            "--cold-delete-grace=0s".to_owned(),
         ];
         if self.pg_proxy {
             args.push("--database-max-connections=4".to_owned());
@@ -763,6 +766,16 @@ pub fn no_compaction() -> strata_archive::ArchiveConfig {
     strata_archive::ArchiveConfig {
         compact_max_files: usize::MAX,
         compact_min_bytes: 0,
+        ..compacting()
+    }
+}
+
+/// The archiver's defaults, compaction included, but objects replaced by a
+/// swap are deleted by the run that replaced them (no grace period): tests
+/// of the grace period ask for one.
+pub fn compacting() -> strata_archive::ArchiveConfig {
+    strata_archive::ArchiveConfig {
+        cold_delete_grace: std::time::Duration::ZERO,
         ..strata_archive::ArchiveConfig::default()
     }
 }

@@ -41,6 +41,8 @@ pub struct NatsServer {
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
     child: Option<tokio::process::Child>,
+    /// Flags beyond address, port and JetStream (auth, TLS).
+    extra: Vec<String>,
 }
 
 fn binary() -> String {
@@ -49,6 +51,11 @@ fn binary() -> String {
 
 impl NatsServer {
     pub async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// [`Self::start`] with more `nats-server` flags (auth, TLS).
+    pub async fn start_with(extra: Vec<String>) -> Self {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -57,6 +64,7 @@ impl NatsServer {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            extra,
         };
         s.restart().await;
         s
@@ -79,6 +87,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -100,4 +109,73 @@ impl NatsServer {
             c.kill().await.unwrap();
         }
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed, made with the
+/// `openssl` command in `dir`: (ca.pem, server.pem, server.key).
+pub fn test_certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=strata-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
 }

@@ -86,13 +86,12 @@ impl Archiver {
         };
         if let Err(holder) = self
             .hot
-            .swap_cold_files(run_id, &swap, None, self.config.commit_lock_timeout)
+            .swap_cold_files(run_id, &swap, None, self.swap_waits())
             .await?
         {
             return Err(ArchiveError::Fenced { run_id, holder });
         }
         self.failpoint("compaction_committed");
-        self.delete_replaced(&remove).await;
         Ok(CompactionReport {
             project_id: day.project.0,
             day: day.day,

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use object_store::ObjectStoreExt;
 use strata_cold::{IdChecksum, ObjectKey, RewriteInput, holds_user, rewrite};
 use strata_hot::{ColdSwap, DayFiles, ErasureStep, OpenErasure, RollupEdit};
 use tracing::Instrument;
@@ -162,28 +161,13 @@ impl Archiver {
         };
         if let Err(holder) = self
             .hot
-            .swap_cold_files(run_id, &swap, Some(step), self.config.commit_lock_timeout)
+            .swap_cold_files(run_id, &swap, Some(step), self.swap_waits())
             .await?
         {
             return Err(ArchiveError::Fenced { run_id, holder });
         }
         self.failpoint("erasure_day_committed");
-        self.delete_replaced(&remove).await;
         Ok((remove.len(), rows_read, rows_removed))
-    }
-
-    /// Deletes objects a committed swap replaced; one that cannot be
-    /// deleted now is an orphan for the next run's sweep.
-    pub(crate) async fn delete_replaced(&self, keys: &[String]) {
-        let store = self.cold.object_store();
-        for key in keys {
-            let path = object_store::path::Path::from(key.as_str());
-            match store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => tracing::warn!(key, error = %e,
-                    "replaced object not deleted; the next run's sweep removes it"),
-            }
-        }
     }
 }
 

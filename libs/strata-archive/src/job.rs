@@ -12,7 +12,17 @@ use tracing::Instrument;
 
 use crate::commit::Written;
 use crate::report::{ChunkOutcome, ChunkReport, RunOutcome, RunReport};
+use crate::sweep::Survey;
 use crate::{ArchiveError, Archiver};
+
+/// A run begun: the lock's session, the cutoff, the run's id and what it
+/// found in the cold store.
+type BegunRun = (
+    ArchiverSession,
+    DateTime<Utc>,
+    i64,
+    Result<Survey, ArchiveError>,
+);
 
 impl Archiver {
     /// The cutoff of a run starting now: chunks ending at or before it move.
@@ -57,10 +67,10 @@ impl Archiver {
     }
 
     async fn run_steps(&self, steps: Steps) -> Result<RunOutcome, ArchiveError> {
-        let Some((lock_conn, cutoff, run_id)) = self.begin_run().await? else {
+        let Some((lock_conn, cutoff, run_id, survey)) = self.begin_run().await? else {
             return Ok(RunOutcome::Skipped);
         };
-        let result = self.run_locked(cutoff, run_id, steps).await;
+        let result = self.run_locked(cutoff, run_id, survey, steps).await;
         // Closing the session releases the lock whatever happened.
         lock_conn.release().await;
         result.map(RunOutcome::Completed)
@@ -81,12 +91,12 @@ impl Archiver {
     }
 
     async fn start_steps(&self, steps: Steps) -> Result<Option<i64>, ArchiveError> {
-        let Some((lock_conn, cutoff, run_id)) = self.begin_run().await? else {
+        let Some((lock_conn, cutoff, run_id, survey)) = self.begin_run().await? else {
             return Ok(None);
         };
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.run_locked(cutoff, run_id, steps).await {
+            if let Err(e) = this.run_locked(cutoff, run_id, survey, steps).await {
                 tracing::error!(run_id, error = %e, "archive run failed");
             }
             lock_conn.release().await;
@@ -95,27 +105,38 @@ impl Archiver {
     }
 
     /// Takes the archiver lock on a dedicated session (a crashed process
-    /// releases it) and records a new run.
-    async fn begin_run(
-        &self,
-    ) -> Result<Option<(ArchiverSession, DateTime<Utc>, i64)>, ArchiveError> {
+    /// releases it), claims and lists the cold store (a store another
+    /// deployment owns refuses the run: an error, no run recorded) and
+    /// records a new run. An unreachable store does not stop the run from
+    /// being recorded: it attempts nothing and says why.
+    async fn begin_run(&self) -> Result<Option<BegunRun>, ArchiveError> {
         let Some(lock_conn) = self.hot.archiver_session().await? else {
             tracing::warn!("another archiver is running; skipping this run");
             return Ok(None);
         };
+        let survey = match self.survey().await {
+            Err(e @ ArchiveError::Cold(strata_cold::ColdError::Owned { .. })) => {
+                tracing::error!(error = %e, "archive run refused");
+                lock_conn.release().await;
+                return Err(e);
+            }
+            other => other,
+        };
+        let above = survey.as_ref().map_or(0, |s| s.max_run);
         let cutoff = self.cutoff();
         let runs = self.hot.runs();
-        let run_id = runs.start(cutoff).await?;
+        let run_id = runs.start(cutoff, above).await?;
         // From here on, a run that held the job before (and lost its lock
         // session) can no longer commit; only then may orphans be swept.
         runs.take_lease(run_id).await?;
-        Ok(Some((lock_conn, cutoff, run_id)))
+        Ok(Some((lock_conn, cutoff, run_id, survey)))
     }
 
     async fn run_locked(
         &self,
         cutoff: DateTime<Utc>,
         run_id: i64,
+        survey: Result<Survey, ArchiveError>,
         steps: Steps,
     ) -> Result<RunReport, ArchiveError> {
         let started = Instant::now();
@@ -139,7 +160,11 @@ impl Archiver {
         tracing::info!(run_id, %cutoff, eligible = chunks.len(), "archive run started");
         // Orphans must be gone before keys are reused; a store that cannot
         // even be listed would fail every chunk, so nothing is attempted.
-        let mut store_down = match self.remove_orphans().await {
+        let swept = match survey {
+            Ok(survey) => self.remove_orphans(&survey, run_id).await,
+            Err(e) => Err(e),
+        };
+        let mut store_down = match swept {
             Ok(n) => {
                 report.orphans_removed = n;
                 false
@@ -149,6 +174,9 @@ impl Archiver {
                 true
             }
         };
+        if !store_down {
+            self.delete_due_logged(run_id).await;
+        }
         let mut fenced: Option<String> = None;
         // Expired data goes before anything moves, so no expired row is
         // archived. A failure here stops nothing else: stats never read
@@ -264,6 +292,11 @@ impl Archiver {
                     tracing::error!(run_id, error = %e, "no day compacted; the next run tries again")
                 }
             }
+        }
+        // What this run replaced, when the grace period is zero; what
+        // earlier runs replaced, once theirs has passed.
+        if !store_down && fenced.is_none() {
+            self.delete_due_logged(run_id).await;
         }
         if let Some(msg) = fenced {
             report.error = Some(msg);
@@ -392,4 +425,22 @@ impl Steps {
         erase: false,
         compact: true,
     };
+}
+
+impl Archiver {
+    /// [`Archiver::delete_due`], its outcome logged: a failure stops
+    /// nothing (the objects stay recorded for the next run).
+    async fn delete_due_logged(&self, run_id: i64) {
+        match self.delete_due().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                run_id,
+                objects = n,
+                "deleted objects replaced by earlier swaps"
+            ),
+            Err(e) => {
+                tracing::warn!(run_id, error = %e, "replaced objects not deleted; the next run tries again")
+            }
+        }
+    }
 }

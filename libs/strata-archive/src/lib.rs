@@ -86,6 +86,10 @@ pub struct ArchiveConfig {
     pub compact_max_files: usize,
     /// …and so is a day with at least two files, one smaller than this.
     pub compact_min_bytes: u64,
+    /// How long objects replaced by a swap (erasure, compaction) stay in
+    /// the store after its commit, for stats requests planned before it
+    /// (ADR-037): longer than the longest request.
+    pub cold_delete_grace: Duration,
     pub failpoint: Option<FailPointHook>,
 }
 
@@ -98,6 +102,7 @@ impl std::fmt::Debug for ArchiveConfig {
             .field("commit_group", &self.commit_group)
             .field("compact_max_files", &self.compact_max_files)
             .field("compact_min_bytes", &self.compact_min_bytes)
+            .field("cold_delete_grace", &self.cold_delete_grace)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +119,7 @@ impl Default for ArchiveConfig {
             commit_group: 16,
             compact_max_files: 4,
             compact_min_bytes: 8 * 1024 * 1024,
+            cold_delete_grace: Duration::from_secs(300),
             failpoint: None,
         }
     }

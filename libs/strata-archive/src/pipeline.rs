@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use strata_cold::{Batch, BatchBuilder, FileWriter, ObjectKey, WrittenFile, verify_file};
-use strata_hot::Chunk;
+use strata_hot::{Chunk, EventKey};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use crate::{ArchiveError, Archiver};
 
@@ -31,17 +30,18 @@ const RECENT_IDS_MAX: usize = 100_000;
 pub(crate) struct ReadMark {
     /// Arrivals at or after this (database clock) are remembered.
     pub since: DateTime<Utc>,
-    /// Their ids; `None` once more than [`RECENT_IDS_MAX`] were seen.
-    pub recent: Option<HashSet<Uuid>>,
+    /// Their projects and ids (ids are unique per project only); `None`
+    /// once more than [`RECENT_IDS_MAX`] were seen.
+    pub recent: Option<HashSet<EventKey>>,
 }
 
 impl ReadMark {
-    fn remember(&mut self, id: Uuid) {
+    fn remember(&mut self, key: EventKey) {
         if let Some(set) = &mut self.recent {
             if set.len() >= RECENT_IDS_MAX {
                 self.recent = None;
             } else {
-                set.insert(id);
+                set.insert(key);
             }
         }
     }
@@ -140,7 +140,7 @@ impl Archiver {
                     }
                     current = Some(project);
                     if row.received_micros >= since_micros {
-                        mark.remember(row.event_id);
+                        mark.remember((project, row.event_id));
                     }
                     builder.push(
                         row.event_id,

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use roaring::RoaringBitmap;
-use strata_hot::{ALL_TYPES, DayRollup, ManifestEntry, RollupSource, TypeRollup};
+use strata_hot::{ALL_TYPES, DayRollup, ManifestEntry, TypeRollup};
 use strata_model::ProjectId;
 
 use crate::{ArchiveError, Archiver};
@@ -121,20 +121,18 @@ impl Archiver {
             all.add(&r);
             rollup.insert(t.clone(), r);
         }
-        let source = RollupSource {
-            cold_files: files.len() as i64,
-            cold_rows: files.iter().map(|f| f.rows).sum(),
-        };
-        if all.events != source.cold_rows {
+        let cold_rows: i64 = files.iter().map(|f| f.rows).sum();
+        if all.events != cold_rows {
             return Err(ArchiveError::Pipeline(format!(
-                "the day's files hold {} events, the manifest says {}",
-                all.events, source.cold_rows
+                "the day's files hold {} events, the manifest says {cold_rows}",
+                all.events
             )));
         }
         rollup.insert(ALL_TYPES.to_owned(), all);
+        self.failpoint("rebuild_after_read");
         Ok(self
             .hot
-            .replace_rollup(project, day, &rollup, source)
+            .replace_rollup(project, day, &rollup, files)
             .await?)
     }
 }

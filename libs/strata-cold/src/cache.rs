@@ -146,6 +146,24 @@ impl ColdReadCache {
         self.cache.as_ref().map_or(0, |c| c.lock().total)
     }
 
+    /// The object keys of the files cached now.
+    pub fn cached_keys(&self) -> Vec<String> {
+        self.cache.as_ref().map_or_else(Vec::new, |c| {
+            c.lock()
+                .entries
+                .iter()
+                .filter(|(_, e)| e.bytes > 0)
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+    }
+
+    /// Deletes the cached files of `keys` that no query is reading (those
+    /// are left for a later call); returns how many were deleted.
+    pub fn drop_keys(&self, keys: &[String]) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.drop_unpinned(keys))
+    }
+
     /// Makes `files` readable locally. Fails, naming every day affected,
     /// when any file cannot be fetched or is not the file the manifest
     /// recorded.
@@ -442,6 +460,24 @@ impl Inner {
                 tracing::warn!(key, error = %e, "could not delete an evicted cache file");
             }
         }
+    }
+
+    /// Forgets and deletes the files of `keys` that are not pinned.
+    fn drop_unpinned(&self, keys: &[String]) -> usize {
+        let mut s = self.lock();
+        let mut dropped = 0;
+        for key in keys {
+            if s.entries.get(key).is_some_and(|e| e.pins == 0) {
+                if let Some(e) = s.entries.remove(key) {
+                    s.total -= e.bytes;
+                }
+                if let Err(e) = std::fs::remove_file(self.path_of(key)) {
+                    tracing::warn!(key, error = %e, "could not delete a replaced cache file");
+                }
+                dropped += 1;
+            }
+        }
+        dropped
     }
 
     /// Forgets and deletes `keys` unless pinned by another lease.

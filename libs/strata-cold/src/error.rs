@@ -17,6 +17,15 @@ pub enum ColdError {
     Verification { key: String, reason: String },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The store's owner marker names another deployment (ADR-037).
+    #[error(
+        "the cold store {url} belongs to deployment {owner} (its _strata/owner marker), not to this database's deployment {deployment}: refusing to write or delete anything there. Point STRATA_COLD_URL at this deployment's own store (README, \"Backup and restore\")"
+    )]
+    Owned {
+        url: String,
+        owner: uuid::Uuid,
+        deployment: uuid::Uuid,
+    },
     #[error("could not read the cold files of {} day(s) ({}): {reason}", days.len(), days_list(days))]
     Unreadable {
         days: BTreeSet<NaiveDate>,
@@ -52,6 +61,7 @@ impl strata_model::Classify for ColdError {
         match self {
             Self::BadUrl { .. } => ErrorKind::Invalid,
             Self::Unreadable { .. } => ErrorKind::Unavailable,
+            Self::Owned { .. } => ErrorKind::Conflict,
             _ if self.is_object_store() => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
         }
@@ -61,6 +71,7 @@ impl strata_model::Classify for ColdError {
         match self {
             Self::BadUrl { .. } => "invalid_cold_url",
             Self::Unreadable { .. } => "cold_unavailable",
+            Self::Owned { .. } => "cold_store_owned",
             _ if self.is_object_store() => "object_store_unavailable",
             _ => "internal",
         }

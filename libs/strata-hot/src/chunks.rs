@@ -94,6 +94,14 @@ impl HotStore {
         Ok(())
     }
 
+    /// Creates today's and tomorrow's native partitions ahead of their
+    /// first events (the sealer calls it on every tick), so that no batch
+    /// waits for DDL when a day begins. Nothing on a hypertable.
+    pub async fn prepare_days(&self, today: NaiveDate) -> Result<(), HotError> {
+        let days = [today, today + chrono::Duration::days(1)].into();
+        Ok(self.ensure_days(&days).await?)
+    }
+
     async fn create_native_partition(&self, day: NaiveDate) -> Result<(), sqlx::Error> {
         EVENTS.create(&self.pool, day).await?;
         tracing::info!(%day, "created hot partition");

@@ -412,7 +412,10 @@ pub(crate) async fn per_project(pool: &PgPool) -> Result<Vec<(i64, i64)>, sqlx::
 /// Drops the claim partitions of days before `keep_from` (whole days only,
 /// so every id is kept at least the dedup window). Each is detached
 /// concurrently (no lock that stops claims on other days), then dropped.
-/// Returns the rows they held.
+/// `DETACH … CONCURRENTLY` is two transactions: a process that died
+/// between them left the partition pending detach, which is finished
+/// (`FINALIZE`) instead; one that died between the detach and the drop
+/// left a detached table, which is dropped. Returns the rows they held.
 pub(crate) async fn drop_days_before(
     pool: &PgPool,
     claims: &Claims,
@@ -425,6 +428,12 @@ pub(crate) async fn drop_days_before(
         .into_iter()
         .filter(|d| *d < keep_from)
         .collect();
+    let pending: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = 'event_ids'::regclass AND i.inhdetachpending",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     let mut rows = 0u64;
     for day in old {
         let name = CLAIMS.name(day);
@@ -434,8 +443,14 @@ pub(crate) async fn drop_days_before(
         // Not visible to probes once detached; those days are past the
         // window, so no probe needs them.
         claims.forget(day);
+        let how = if pending.contains(&name) {
+            tracing::warn!(partition = name, "finishing a detach a crash interrupted");
+            "FINALIZE"
+        } else {
+            "CONCURRENTLY"
+        };
         sqlx::query(&format!(
-            "ALTER TABLE event_ids DETACH PARTITION {name} CONCURRENTLY"
+            "ALTER TABLE event_ids DETACH PARTITION {name} {how}"
         ))
         .execute(&mut *conn)
         .await?;
@@ -443,6 +458,26 @@ pub(crate) async fn drop_days_before(
             .execute(&mut *conn)
             .await?;
         rows += n as u64;
+    }
+    // Detached but not dropped: named as a claim partition of an old day,
+    // no longer a partition.
+    let loose: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class
+          WHERE relkind = 'r' AND NOT relispartition AND relname LIKE 'event\\_ids\\_p%'
+            AND relnamespace = current_schema()::regnamespace",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for name in loose {
+        if CLAIMS.parse(&name).is_some_and(|d| d < keep_from) {
+            tracing::warn!(
+                partition = name,
+                "dropping a detached dedup partition a crash left"
+            );
+            sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
+                .execute(&mut *conn)
+                .await?;
+        }
     }
     Ok(rows)
 }

@@ -6,6 +6,16 @@
 use chrono::NaiveDate;
 use sqlx::{PgConnection, PgPool};
 
+use crate::error::is_lock_timeout;
+
+/// How long one try to create a partition waits for its parent's lock
+/// (everything else touching the parent waits behind it that long at most).
+pub(crate) const PARTITION_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+/// Tries to create a partition before its batch is refused as busy, with
+/// pauses of 100, 200, 400 … ms between them: about 4.5 s in all.
+const PARTITION_TRIES: u32 = 6;
+const PARTITION_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// One parent's day partitions.
 #[derive(Debug)]
 pub(crate) struct DayTables {
@@ -68,9 +78,41 @@ impl DayTables {
     /// Creates `day`'s partition unless it exists, in its own short
     /// transaction under the day's creation lock, so concurrent creators
     /// never race on DDL and no data transaction holds DDL locks.
+    ///
+    /// `CREATE TABLE … PARTITION OF` takes ACCESS EXCLUSIVE on the parent,
+    /// and while it waits every later reader and writer of the parent
+    /// queues behind it: behind a long reader (the archiver's chunk read, a
+    /// seal) one late event would stop all ingest and stats. So each try
+    /// waits at most [`PARTITION_LOCK_WAIT`], with back-off between tries;
+    /// after the last, the lock timeout (55P03) is the caller's error (the
+    /// batch is refused as busy, to be retried) and everyone else went on.
     pub(crate) async fn create(&self, pool: &PgPool, day: NaiveDate) -> Result<(), sqlx::Error> {
+        let mut pause = PARTITION_RETRY_PAUSE;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_create(pool, day).await {
+                Err(e) if tries < PARTITION_TRIES && is_lock_timeout(&e) => {
+                    tracing::debug!(%day, table = self.parent, tries, "partition creation waited too long for its lock; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) if is_lock_timeout(&e) => {
+                    tracing::warn!(%day, table = self.parent, tries,
+                        "partition not created: the table stayed locked by a long reader; the batch is refused as busy");
+                    return Err(e);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_create(&self, pool: &PgPool, day: NaiveDate) -> Result<(), sqlx::Error> {
         let mut tx = pool.begin().await?;
         crate::locks::lock_day_xact(&mut tx, self.lock_class, day).await?;
+        // The creation lock above may wait (for another creator of the
+        // same day); the bound is on the parent's lock only.
+        crate::locks::set_lock_timeout(&mut tx, PARTITION_LOCK_WAIT).await?;
         sqlx::query(&self.ddl(day)).execute(&mut *tx).await?;
         tx.commit().await
     }

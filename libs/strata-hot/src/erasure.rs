@@ -31,12 +31,16 @@ use crate::{HotError, HotStore, locks};
 pub struct ErasureRecord {
     pub id: i64,
     pub project_id: i64,
-    /// Hex SHA-256 of the user id (the id itself is not kept once done).
+    /// Hex HMAC-SHA256 of the user id under the project's own key
+    /// (ADR-037; the id itself is not kept once done).
     pub user_hash: String,
     /// The key (or command line) that asked.
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
-    /// `pending`, `running` or `done`.
+    /// `pending`, `running`, `deleting` (the user is gone from the manifest,
+    /// the hot tier and every answer; objects the erasure replaced wait out
+    /// the grace period before they are deleted, `objects_pending`) or
+    /// `done` (nothing of the user is left in the store).
     pub status: String,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -53,11 +57,15 @@ pub struct ErasureRecord {
     pub cold_rows: i64,
     /// Why the last attempt failed (the next archive run tries again).
     pub error: Option<String>,
+    /// Replaced objects that still hold the user, to be deleted once their
+    /// grace period has passed (ADR-037).
+    pub objects_pending: i32,
 }
 
 const COLUMNS: &str = "id, project_id, user_hash, requested_by, requested_at, status, \
     started_at, finished_at, days_total, days_done, files_rewritten, rows_rewritten, hot_rows, \
-    cold_rows, error";
+    cold_rows, error, \
+    (SELECT count(*)::int4 FROM cold_deletes d WHERE d.erasure_id = erasures.id) AS objects_pending";
 
 /// An erasure still to do, with the user id it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,16 +85,22 @@ impl HotStore {
         user_id: &str,
         requested_by: &str,
     ) -> Result<(ErasureRecord, bool), HotError> {
+        let key: Vec<u8> = sqlx::query_scalar("SELECT erasure_key FROM projects WHERE id = $1")
+            .bind(project.0)
+            .fetch_one(&self.pool)
+            .await?;
+        let hash = strata_model::user_hash(&key, user_id);
         // Two tries: the open request found conflicting may finish between.
         for _ in 0..2 {
             let created: Option<ErasureRecord> = sqlx::query_as(&format!(
                 "INSERT INTO erasures (project_id, user_id, user_hash, requested_by)
-                 VALUES ($1, $2, encode(sha256(convert_to($2, 'UTF8')), 'hex'), $3)
-                 ON CONFLICT (project_id, user_hash) WHERE status <> 'done' DO NOTHING
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (project_id, user_hash) WHERE status IN ('pending', 'running') DO NOTHING
                  RETURNING {COLUMNS}"
             ))
             .bind(project.0)
             .bind(user_id)
+            .bind(&hash)
             .bind(requested_by)
             .fetch_optional(&self.pool)
             .await?;
@@ -95,11 +109,10 @@ impl HotStore {
             }
             let open: Option<ErasureRecord> = sqlx::query_as(&format!(
                 "SELECT {COLUMNS} FROM erasures
-                  WHERE project_id = $1 AND user_hash = encode(sha256(convert_to($2, 'UTF8')), 'hex')
-                    AND status <> 'done'"
+                  WHERE project_id = $1 AND user_hash = $2 AND status IN ('pending', 'running')"
             ))
             .bind(project.0)
-            .bind(user_id)
+            .bind(&hash)
             .fetch_optional(&self.pool)
             .await?;
             if let Some(record) = open {
@@ -109,6 +122,22 @@ impl HotStore {
         Err(HotError::Changed(
             "an erasure of this user finished while this one was requested; ask again".into(),
         ))
+    }
+
+    /// Erasures `project` asked for since `since` (the rate limit of
+    /// `POST /v1/admin/erasures`).
+    pub async fn erasures_requested_since(
+        &self,
+        project: ProjectId,
+        since: DateTime<Utc>,
+    ) -> Result<i64, HotError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM erasures WHERE project_id = $1 AND requested_at >= $2",
+        )
+        .bind(project.0)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Erasure `id` (of `project` only, when given).
@@ -129,7 +158,7 @@ impl HotStore {
     /// Erasures not done yet, oldest first.
     pub async fn open_erasures(&self) -> Result<Vec<OpenErasure>, HotError> {
         let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT id, project_id, user_id FROM erasures WHERE status <> 'done' ORDER BY id",
+            "SELECT id, project_id, user_id FROM erasures WHERE status IN ('pending', 'running') ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -154,7 +183,7 @@ impl HotStore {
         sqlx::query(
             "UPDATE erasures SET status = 'running', run_id = $2,
                     started_at = coalesce(started_at, now()), days_total = $3, days_done = 0
-              WHERE id = $1 AND status <> 'done'",
+              WHERE id = $1 AND status IN ('pending', 'running')",
         )
         .bind(id)
         .bind(run_id)
@@ -242,19 +271,27 @@ impl HotStore {
             .bind(locks::project_key(project))
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM user_first_seen WHERE project_id = $1 AND user_id = $2")
-            .bind(project.0)
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
+        let first_seen =
+            sqlx::query("DELETE FROM user_first_seen WHERE project_id = $1 AND user_id = $2")
+                .bind(project.0)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         days.extend(delete_hot_rows(&mut tx, project, user).await?);
-        sqlx::query("UPDATE projects SET ordinals_epoch = ordinals_epoch + 1 WHERE id = $1")
-            .bind(project.0)
-            .execute(&mut *tx)
-            .await?;
+        // Only a user who had an ordinal can be remembered by a process: a
+        // user who never existed leaves every process's memory valid.
+        if first_seen > 0 {
+            sqlx::query("UPDATE projects SET ordinals_epoch = ordinals_epoch + 1 WHERE id = $1")
+                .bind(project.0)
+                .execute(&mut *tx)
+                .await?;
+        }
         let hot_rows: i64 = days.iter().map(|d| d.1).sum();
         sqlx::query(
-            "UPDATE erasures SET status = 'done', user_id = NULL, finished_at = now(),
+            "UPDATE erasures SET user_id = NULL, finished_at = now(),
+                    status = CASE WHEN EXISTS (SELECT 1 FROM cold_deletes WHERE erasure_id = $1)
+                                  THEN 'deleting' ELSE 'done' END,
                     hot_rows = hot_rows + $2, error = NULL, run_id = $3
               WHERE id = $1",
         )

@@ -62,14 +62,7 @@ impl From<sqlx::Error> for HotError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_) => Self::Unavailable(e),
-            sqlx::Error::Database(ref db)
-                if db.code().is_some_and(|c| {
-                    // 57P01-03: admin shutdown, crash shutdown, cannot connect now;
-                    // 53300: too many connections; 55P03: lock_timeout expired
-                    // (an archive commit held the table too long).
-                    matches!(&*c, "57P01" | "57P02" | "57P03" | "53300" | "55P03")
-                }) =>
-            {
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_outage(&c)) => {
                 Self::Unavailable(e)
             }
             other => Self::Database(other),
@@ -85,9 +78,28 @@ impl HotError {
 
     /// PostgreSQL gave up waiting for a lock (`lock_timeout`, SQLSTATE 55P03).
     pub fn is_lock_timeout(&self) -> bool {
-        matches!(self, Self::Unavailable(e) | Self::Database(e)
-            if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55P03"))
+        matches!(self, Self::Unavailable(e) | Self::Database(e) if is_lock_timeout(e))
     }
+}
+
+/// SQLSTATEs that say the database cannot do the work now, whatever the
+/// work (ADR-037): the same statement succeeds once it recovers, so the
+/// caller waits and retries (a 503; the queue worker releases its messages
+/// without counting a failure). Classes 08 (connection), 53 (insufficient
+/// resources: disk full, out of memory, too many connections), 57
+/// (operator intervention: shutdown, cancelled statement) and 58 (system
+/// error: I/O); 25006 (read-only transaction: a failover onto a standby,
+/// `default_transaction_read_only`); 40001 and 40P01 (serialization
+/// failure and deadlock, after their own retries); 55P03 (lock timeout: an
+/// archive commit held the table too long).
+fn is_outage(code: &str) -> bool {
+    matches!(code.get(..2), Some("08" | "53" | "57" | "58"))
+        || matches!(code, "25006" | "40001" | "40P01" | "55P03")
+}
+
+/// `lock_timeout` expired (SQLSTATE 55P03).
+pub(crate) fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55P03")
 }
 
 impl strata_model::Classify for HotError {
@@ -116,6 +128,24 @@ impl strata_model::Classify for HotError {
             Self::Unavailable(_) => "database_unavailable",
             Self::NotMigrated(_) => "database_not_migrated",
             other => other.kind().default_code(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_outage;
+
+    #[test]
+    fn outages_are_told_from_bad_statements() {
+        for code in [
+            "25006", "53100", "53200", "53300", "57014", "57P01", "08006", "58030", "40P01",
+            "55P03",
+        ] {
+            assert!(is_outage(code), "{code}");
+        }
+        for code in ["23505", "22P02", "42P01", "23514", "XX000"] {
+            assert!(!is_outage(code), "{code}");
         }
     }
 }

@@ -134,12 +134,16 @@ pub struct ArchiveCommit<'h> {
     kept_days: BTreeSet<NaiveDate>,
 }
 
+/// An event's identity: ids are unique per project only, so two projects
+/// may hold the same id on the same day (mirrored projects, dual writes).
+pub type EventKey = (i64, Uuid);
+
 /// A chunk's rows now, per project, besides those that arrived after its
-/// read (their ids).
+/// read (their project and id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recount {
     pub rows: BTreeMap<i64, i64>,
-    pub arrived: Vec<Uuid>,
+    pub arrived: Vec<EventKey>,
 }
 
 impl HotStore {
@@ -167,13 +171,14 @@ impl HotStore {
 
 impl ArchiveCommit<'_> {
     /// Step 3 for one chunk: its rows per project now, not counting rows
-    /// that arrived at or after `since` whose ids are not in `seen` (`None`:
-    /// the read remembered too many to tell; then no row counts as arrived).
+    /// that arrived at or after `since` whose (project, id) are not in
+    /// `seen` (`None`: the read remembered too many to tell; then no row
+    /// counts as arrived).
     pub async fn recount(
         &mut self,
         chunk: &Chunk,
         since: DateTime<Utc>,
-        seen: Option<&HashSet<Uuid>>,
+        seen: Option<&HashSet<EventKey>>,
     ) -> Result<Recount, HotError> {
         let now: Vec<(i64, i64, Vec<Uuid>)> = sqlx::query_as(
             "SELECT project_id, count(*),
@@ -188,8 +193,12 @@ impl ArchiveCommit<'_> {
         let mut arrived = Vec::new();
         let mut rows = BTreeMap::new();
         for (project, n, recent) in now {
-            let new: Vec<Uuid> = match seen {
-                Some(seen) => recent.into_iter().filter(|id| !seen.contains(id)).collect(),
+            let new: Vec<EventKey> = match seen {
+                Some(seen) => recent
+                    .into_iter()
+                    .map(|id| (project, id))
+                    .filter(|key| !seen.contains(key))
+                    .collect(),
                 None => Vec::new(),
             };
             let n = n - new.len() as i64;
@@ -201,10 +210,10 @@ impl ArchiveCommit<'_> {
         Ok(Recount { rows, arrived })
     }
 
-    /// Copies the rows of `chunk` with ids `ids` aside; they go back into
-    /// the day at [`Self::commit`] and stay hot.
-    pub async fn set_aside(&mut self, chunk: &Chunk, ids: &[Uuid]) -> Result<(), HotError> {
-        if ids.is_empty() {
+    /// Copies the rows of `chunk` with the keys `keys` aside; they go back
+    /// into the day at [`Self::commit`] and stay hot.
+    pub async fn set_aside(&mut self, chunk: &Chunk, keys: &[EventKey]) -> Result<(), HotError> {
+        if keys.is_empty() {
             return Ok(());
         }
         sqlx::query(
@@ -212,12 +221,15 @@ impl ArchiveCommit<'_> {
         )
         .execute(&mut *self.tx)
         .await?;
+        let (projects, ids) = split_keys(keys);
         sqlx::query(
             "INSERT INTO strata_kept SELECT * FROM events
-              WHERE ts >= $1 AND ts < $2 AND event_id = ANY($3)",
+              WHERE ts >= $1 AND ts < $2
+                AND (project_id, event_id) IN (SELECT * FROM unnest($3::int8[], $4::uuid[]))",
         )
         .bind(chunk.start)
         .bind(chunk.end)
+        .bind(projects)
         .bind(ids)
         .execute(&mut *self.tx)
         .await?;
@@ -234,7 +246,7 @@ impl ArchiveCommit<'_> {
     pub async fn record_rollups(
         &mut self,
         chunk: &Chunk,
-        arrived: &[Uuid],
+        arrived: &[EventKey],
         files: &BTreeMap<i64, i64>,
     ) -> Result<Vec<i64>, HotError> {
         let day = chunk.day();
@@ -279,4 +291,9 @@ impl ArchiveCommit<'_> {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// Keys as two parallel arrays, for `unnest($1::int8[], $2::uuid[])`.
+pub(crate) fn split_keys(keys: &[EventKey]) -> (Vec<i64>, Vec<Uuid>) {
+    keys.iter().copied().unzip()
 }

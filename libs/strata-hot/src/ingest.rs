@@ -118,11 +118,21 @@ impl HotStore {
             Claimed::New(claimed) => claimed,
             Claimed::Prepare(day) => return Ok(Claimed::Prepare(day)),
         };
-        let fresh: Vec<&ValidEvent> = sorted
+        let mut fresh: Vec<&ValidEvent> = sorted
             .iter()
             .copied()
             .filter(|e| new_ids.contains(&e.event_id.as_uuid()))
             .collect();
+        // Queued events of a user whose erasure finished after they were
+        // accepted are erased too (claimed, never stored). The users lock
+        // the claim took shared orders this read after every erasure that
+        // committed before it.
+        if let Some(r) = records {
+            let erased = r.erased_after_queueing(&mut tx, project, &fresh).await?;
+            if !erased.is_empty() {
+                fresh.retain(|e| !erased.contains(&e.event_id.as_uuid()));
+            }
+        }
         let firsts = first_seen::firsts(&fresh);
         if !fresh.is_empty() {
             insert_rows(&mut tx, project, &fresh).await?;

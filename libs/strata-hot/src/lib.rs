@@ -11,6 +11,7 @@ pub mod copy;
 mod day_tables;
 mod erasure;
 mod error;
+mod event_types;
 pub mod fill;
 mod first_seen;
 mod handoff;
@@ -41,7 +42,7 @@ pub use admin::{HotSize, ProjectTiers};
 pub use chunks::{Chunk, Layout};
 pub use erasure::{ErasureRecord, OpenErasure};
 pub use error::HotError;
-pub use handoff::{ArchiveCommit, ChunkRead, ChunkRows, Recount};
+pub use handoff::{ArchiveCommit, ChunkRead, ChunkRows, EventKey, Recount};
 pub use ingest::InsertOutcome;
 pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit, KeyOwner, OPERATOR_OWNER};
 pub use layout::{LayoutChoice, migrate};
@@ -97,6 +98,8 @@ pub struct HotStore {
     ordinals: Arc<ordinals::Ordinals>,
     /// Decoded rollups this process has read (`rollup_cache.rs`).
     rollups: Arc<rollup_cache::RollupCache>,
+    /// Event types this process knows each project has (`event_types.rs`).
+    event_types: Arc<event_types::KnownTypes>,
 }
 
 impl HotStore {
@@ -114,6 +117,7 @@ impl HotStore {
             first_seen: Arc::default(),
             ordinals: Arc::default(),
             rollups: Arc::default(),
+            event_types: Arc::default(),
         })
     }
 

@@ -9,7 +9,8 @@
 //! | archive day (class [`ARCHIVE_DAY`], key: day number) | ingest into a closed day: shared ([`share_closed_days`]); the archive commit and the seal of a hot day (`seal.rs`): exclusive ([`lock_days_for_archive`]) | ascending days, before any lock on `events` | no row arrives in a day between the archiver's recount and its commit; a sealed day's rows are its rollup plus its recorded late events |
 //! | claim day (class [`CLAIM_DAY`]) | every claiming transaction: shared; the seal: exclusive | see `claims.rs` | a sealed day's dedup records never change |
 //! | project users (class [`PROJECT_USERS`]) | every claiming transaction: shared, with its claim day; an erasure's last transaction: exclusive, after its archive-day locks | see `erasure.rs` | a batch either commits before an erasure deletes the user's first-seen record (and is erased with it) or reads the new `ordinals_epoch` |
-//! | partition creation ([`EVENTS_PARTITION`], [`CLAIMS_PARTITION`]) | whoever creates a day's partition, in its own short transaction | one day at a time | concurrent creators never race on DDL |
+//! | partition creation ([`EVENTS_PARTITION`], [`CLAIMS_PARTITION`]) | whoever creates a day's partition, in its own short transaction, waiting at most 200 ms a try for the parent | one day at a time | concurrent creators never race on DDL; nobody queues long behind DDL |
+//! | event types ([`EVENT_TYPES`], key: project) | registration of a project's new event types, in its own short transaction | one project at a time | the count against `STRATA_MAX_EVENT_TYPES` holds |
 //! | migrate ([`MIGRATE`], session) | `migrate` | whole run | concurrent first migrations agree on the layout |
 //! | archiver ([`ARCHIVER`], session) | the one running archiver | whole run | one archive run at a time (the lease fences a stale one) |
 //!
@@ -48,6 +49,9 @@ pub(crate) const CLAIMS_PARTITION: i32 = 0x5354_4b05;
 /// A project's users (second key: [`project_key`]): every claiming
 /// transaction shared, an erasure's last transaction exclusive (ADR-032).
 pub(crate) const PROJECT_USERS: i32 = 0x5354_4b06;
+/// Registration of a project's new event types (second key:
+/// [`project_key`]), so the count against the cap holds.
+pub(crate) const EVENT_TYPES: i32 = 0x5354_4b07;
 /// The one running archiver ('STRA' 'ARCH'), a session lock.
 pub const ARCHIVER: i64 = 0x5354_5241_4152_4348;
 

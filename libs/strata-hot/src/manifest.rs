@@ -71,6 +71,16 @@ impl HotStore {
 }
 
 impl Manifest<'_> {
+    /// Which of `keys` the manifest lists now.
+    pub async fn listed(&self, keys: &[String]) -> Result<HashSet<String>, HotError> {
+        let listed: Vec<String> =
+            sqlx::query_scalar("SELECT object_key FROM cold_files WHERE object_key = ANY($1)")
+                .bind(keys)
+                .fetch_all(&self.hot.pool)
+                .await?;
+        Ok(listed.into_iter().collect())
+    }
+
     /// Every committed object key (the orphan sweep keeps these).
     pub async fn object_keys(&self) -> Result<HashSet<String>, HotError> {
         let keys: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_files")

@@ -87,6 +87,59 @@ impl<'a> Records<'a> {
         (Self { parts, owner }, events)
     }
 
+    /// The ids of `events` whose user's erasure finished after the event's
+    /// part was accepted (ADR-037): everything accepted before an erasure
+    /// finished is erased, whenever a worker applies it. One indexed read
+    /// that finds nothing unless such an erasure exists.
+    pub(crate) async fn erased_after_queueing(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        project: ProjectId,
+        events: &[&ValidEvent],
+    ) -> Result<HashSet<Uuid>, sqlx::Error> {
+        let Some(oldest) = self.parts.iter().map(|p| p.queued_at).min() else {
+            return Ok(HashSet::new());
+        };
+        let erasures: Vec<(String, DateTime<Utc>, Vec<u8>)> = sqlx::query_as(
+            "SELECT e.user_hash, e.finished_at, p.erasure_key
+               FROM erasures e JOIN projects p ON p.id = e.project_id
+              WHERE e.project_id = $1 AND e.finished_at > $2",
+        )
+        .bind(project.0)
+        .bind(oldest)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(key) = erasures.first().map(|e| e.2.clone()) else {
+            return Ok(HashSet::new());
+        };
+        let finished: HashMap<String, DateTime<Utc>> =
+            erasures.into_iter().map(|(h, at, _)| (h, at)).collect();
+        let mut hashes: HashMap<&str, Option<DateTime<Utc>>> = HashMap::new();
+        let mut out = HashSet::new();
+        for e in events {
+            let id = e.event_id.as_uuid();
+            let erased_at = *hashes.entry(e.user_id.as_str()).or_insert_with(|| {
+                finished
+                    .get(&strata_model::user_hash(&key, e.user_id.as_str()))
+                    .copied()
+            });
+            let queued_at = self.owner.get(&id).map(|&i| self.parts[i].queued_at);
+            if let (Some(erased), Some(queued)) = (erased_at, queued_at)
+                && queued < erased
+            {
+                out.insert(id);
+            }
+        }
+        if !out.is_empty() {
+            tracing::info!(
+                project = project.0,
+                events = out.len(),
+                "queued events of users erased after they were accepted are not stored"
+            );
+        }
+        Ok(out)
+    }
+
     /// Writes one row per part, counting its events that `new_ids` holds
     /// as accepted and the rest (repeats of an earlier part's included) as
     /// duplicates; a part that already has a row keeps it.
@@ -201,6 +254,27 @@ impl HotStore {
                 applied_at: at,
             },
         ))
+    }
+
+    /// Whether the database takes writes now: a write transaction (a
+    /// temporary table, rolled back) succeeds. The queue worker asks before
+    /// it dead-letters a message, so that no failure of the database as a
+    /// whole (read-only, out of space) is blamed on a message.
+    pub async fn takes_writes(&self) -> bool {
+        let probe = async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("CREATE TEMP TABLE strata_write_probe (x int) ON COMMIT DROP")
+                .execute(&mut *tx)
+                .await?;
+            tx.rollback().await
+        };
+        match probe.await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "the database does not take writes");
+                false
+            }
+        }
     }
 
     /// Deletes batch records applied before `before`; returns how many.

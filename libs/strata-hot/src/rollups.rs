@@ -25,8 +25,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use roaring::RoaringBitmap;
 use sqlx::PgConnection;
 use strata_model::ProjectId;
-use uuid::Uuid;
 
+use crate::handoff::EventKey;
+use crate::manifest::ManifestEntry;
 use crate::rollup_cache::RollupCache;
 use crate::{HotError, HotStore};
 
@@ -90,23 +91,26 @@ pub(crate) fn from_rows(rows: Vec<(String, i64, Vec<i64>)>) -> Result<DayRollup,
 }
 
 /// The rollups, per project, of the rows of `events` in `[start, end)`
-/// except those whose ids are in `except`.
+/// except those whose (project, id) are in `except`.
 pub(crate) async fn aggregate_events(
     conn: &mut PgConnection,
     (start, end): (DateTime<Utc>, DateTime<Utc>),
-    except: &[Uuid],
+    except: &[EventKey],
 ) -> Result<BTreeMap<i64, DayRollup>, HotError> {
+    let (except_projects, except_ids) = crate::handoff::split_keys(except);
     let rows: Vec<(i64, Option<String>, i64, Vec<i64>)> = sqlx::query_as(
         "SELECT e.project_id, e.event_type, count(*),
                 array_agg(DISTINCT f.ordinal ORDER BY f.ordinal)
            FROM events e
            JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
-          WHERE e.ts >= $1 AND e.ts < $2 AND NOT (e.event_id = ANY($3))
+          WHERE e.ts >= $1 AND e.ts < $2
+            AND (e.project_id, e.event_id) NOT IN (SELECT * FROM unnest($3::int8[], $4::uuid[]))
           GROUP BY GROUPING SETS ((e.project_id, e.event_type), (e.project_id))",
     )
     .bind(start)
     .bind(end)
-    .bind(except)
+    .bind(except_projects)
+    .bind(except_ids)
     .fetch_all(&mut *conn)
     .await?;
     let mut by_project: BTreeMap<i64, Vec<(String, i64, Vec<i64>)>> = BTreeMap::new();
@@ -545,21 +549,38 @@ pub(crate) async fn read_rows(
 
 impl HotStore {
     /// Replaces the rollup of one (project, day) with `rollup`, computed
-    /// from the day's cold files `source`, under the day's archive lock and
-    /// only if the manifest still lists exactly those files: returns false
-    /// (nothing written) otherwise.
+    /// from the day's cold files `files`, under the day's archive lock (as
+    /// archive commits and swaps take it) and only if the manifest still
+    /// lists exactly those files, by object key: returns false (nothing
+    /// written) otherwise. Counts and row sums alone are not enough: an
+    /// erasure, a late file and a compaction can bring a day back to the
+    /// same totals with other content.
     pub async fn replace_rollup(
         &self,
         project: ProjectId,
         day: NaiveDate,
         rollup: &DayRollup,
-        source: RollupSource,
+        files: &[ManifestEntry],
     ) -> Result<bool, HotError> {
         let mut tx = self.pool.begin().await?;
         crate::locks::lock_days_for_archive(&mut tx, &[day].into_iter().collect()).await?;
-        if manifest_source(&mut tx, project.0, day).await? != source {
+        let mut listed: Vec<String> = sqlx::query_scalar(
+            "SELECT object_key FROM cold_files WHERE project_id = $1 AND day = $2",
+        )
+        .bind(project.0)
+        .bind(day)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut read: Vec<&str> = files.iter().map(|f| f.object_key.as_str()).collect();
+        listed.sort_unstable();
+        read.sort_unstable();
+        if !listed.iter().map(String::as_str).eq(read) {
             return Ok(false);
         }
+        let source = RollupSource {
+            cold_files: files.len() as i64,
+            cold_rows: files.iter().map(|f| f.rows).sum(),
+        };
         write(&mut tx, project.0, day, rollup, source).await?;
         tx.commit().await?;
         Ok(true)

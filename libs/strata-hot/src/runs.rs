@@ -8,6 +8,8 @@
 //! `FOR SHARE` and commits nothing unless it still names its own run, so a
 //! run that lost its lock session (and was succeeded) is fenced off.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 
@@ -85,10 +87,46 @@ impl HotStore {
 }
 
 impl RunLog<'_> {
-    /// Records a new run. The caller holds the archiver lock, so a run still
-    /// marked running is one whose process died: it is marked failed.
-    pub async fn start(&self, cutoff: DateTime<Utc>) -> Result<i64, HotError> {
+    /// This database's deployment id (ADR-037): what the cold store's owner
+    /// marker must name.
+    pub async fn deployment(&self) -> Result<uuid::Uuid, HotError> {
+        Ok(sqlx::query_scalar("SELECT id FROM deployment")
+            .fetch_one(&self.hot.pool)
+            .await?)
+    }
+
+    /// The runs this database recorded, below `before` (object keys name
+    /// their run: the sweep deletes unlisted objects of these runs only).
+    pub async fn ids_before(&self, before: i64) -> Result<HashSet<i64>, HotError> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM archive_runs WHERE id < $1")
+            .bind(before)
+            .fetch_all(&self.hot.pool)
+            .await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Records a new run, with an id above `above` (the highest run named
+    /// by any object in the cold store: after a restore of an older
+    /// backup, run ids the lost history used are never issued again, so
+    /// no new object can take the key of an existing one). The caller holds
+    /// the archiver lock, so a run still marked running is one whose
+    /// process died: it is marked failed.
+    pub async fn start(&self, cutoff: DateTime<Utc>, above: i64) -> Result<i64, HotError> {
         let pool = &self.hot.pool;
+        let advanced: Option<i64> = sqlx::query_scalar(
+            "SELECT setval(s::regclass, $1) FROM pg_get_serial_sequence('archive_runs', 'id') AS s
+              WHERE $1 > coalesce(pg_sequence_last_value(s::regclass), 0)",
+        )
+        .bind(above)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(to) = advanced {
+            tracing::warn!(
+                to,
+                "the cold store holds objects of runs this database never issued \
+                 (a restore older than the cold tier?); run ids continue above them"
+            );
+        }
         sqlx::query(
             "UPDATE archive_runs SET status = 'failed', finished_at = now(),
                     error = 'the archiver process died during this run'

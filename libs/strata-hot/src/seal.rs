@@ -323,6 +323,9 @@ pub fn spawn_sealer(
         loop {
             tick.tick().await;
             let now = Utc::now();
+            if let Err(e) = store.prepare_days(now.date_naive()).await {
+                tracing::warn!(error = %e, "creating tomorrow's hot partition failed; will retry");
+            }
             let since =
                 (now - chrono::Duration::from_std(hot_retention).unwrap_or_default()).date_naive();
             match store

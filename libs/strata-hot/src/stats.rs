@@ -395,6 +395,18 @@ impl ReadSnapshot {
             .collect())
     }
 
+    /// The ordinals of `users` of `project` as this snapshot sees them
+    /// (users without one are left out): for user ids read elsewhere in the
+    /// same request (a cold day's files), so that an erasure committing
+    /// meanwhile cannot make one of them unknown or give it a new ordinal.
+    pub async fn user_ordinals<'a>(
+        &mut self,
+        project: ProjectId,
+        users: &[&'a str],
+    ) -> Result<HashMap<&'a str, u32>, HotError> {
+        self.ordinals_of(project, users.iter().copied()).await
+    }
+
     /// The ordinals of the distinct `users` of `project`, through the
     /// process's memory of them (`ordinals.rs`).
     async fn ordinals_of<'a>(

@@ -4,8 +4,9 @@
 //! new objects are written and verified first, then one transaction — the
 //! only commit point, fenced by the archive lease like the archive commit
 //! — removes the old manifest rows, inserts the new ones and brings the
-//! day's rollup along. The old objects are deleted after it commits; a
-//! crash before that leaves orphans the next run's sweep removes.
+//! day's rollup along, and records the old objects for deletion once a
+//! grace period has passed (ADR-037): a stats request planned just before
+//! the swap may still read them. An archive run deletes them after that.
 //!
 //! A stats snapshot sees the manifest before or after the transaction, so
 //! it reads either the old files or the new ones of a day, never a mix.
@@ -199,12 +200,15 @@ impl HotStore {
     /// it toward `erasure`'s progress in the same transaction. Fails with
     /// [`HotError::Changed`] when a file to remove is no longer listed.
     /// Returns whether the day keeps a current rollup.
+    /// The replaced objects are recorded for deletion once `grace` has
+    /// passed ([`HotStore::due_deletes`]), not deleted now: a stats request
+    /// planned before this commit may still be reading them.
     pub async fn swap_cold_files(
         &self,
         run_id: i64,
         swap: &ColdSwap,
         erasure: Option<ErasureStep>,
-        lock_timeout: Duration,
+        (lock_timeout, grace): (Duration, Duration),
     ) -> Result<Result<bool, Option<i64>>, HotError> {
         // The day's archive lock, as a rebuild of its rollup takes it.
         let day = BTreeSet::from([swap.day]);
@@ -242,6 +246,16 @@ impl HotStore {
             .execute(&mut *tx)
             .await?;
         crate::manifest::insert_files(&mut tx, run_id, &swap.add).await?;
+        sqlx::query(
+            "INSERT INTO cold_deletes (object_key, erasure_id, delete_after)
+             SELECT k, $2, now() + make_interval(secs => $3) FROM unnest($1::text[]) AS k
+             ON CONFLICT (object_key) DO NOTHING",
+        )
+        .bind(&swap.remove)
+        .bind(erasure.map(|e| e.erasure_id))
+        .bind(grace.as_secs_f64())
+        .execute(&mut *tx)
+        .await?;
         if let Some(step) = erasure {
             sqlx::query(
                 "UPDATE erasures SET days_done = days_done + 1, cold_rows = cold_rows + $2,
@@ -257,6 +271,50 @@ impl HotStore {
         }
         tx.commit().await?;
         Ok(Ok(current))
+    }
+}
+
+impl HotStore {
+    /// Replaced objects whose grace period has passed (and that no
+    /// manifest row lists), at most `limit`.
+    pub async fn due_deletes(&self, limit: i64) -> Result<Vec<String>, HotError> {
+        Ok(sqlx::query_scalar(
+            "SELECT d.object_key FROM cold_deletes d
+              WHERE d.delete_after <= now()
+                AND NOT EXISTS (SELECT 1 FROM cold_files f WHERE f.object_key = d.object_key)
+              ORDER BY d.delete_after LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every object recorded for deletion, due or not (the orphan sweep
+    /// leaves them to [`Self::due_deletes`]).
+    pub async fn pending_deletes(&self) -> Result<std::collections::HashSet<String>, HotError> {
+        let keys: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_deletes")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(keys.into_iter().collect())
+    }
+
+    /// `keys` are gone from the store: forgets them, and marks `done` the
+    /// erasures that have nothing left to delete.
+    pub async fn deleted(&self, keys: &[String]) -> Result<(), HotError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM cold_deletes WHERE object_key = ANY($1)")
+            .bind(keys)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE erasures e SET status = 'done'
+              WHERE status = 'deleting'
+                AND NOT EXISTS (SELECT 1 FROM cold_deletes d WHERE d.erasure_id = e.id)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -27,6 +27,7 @@ pub fn query_config(a: &QueryArgs) -> QueryConfig {
         },
         cache_dir: a.cold_cache_dir.clone(),
         cache_bytes: a.cold_cache_bytes,
+        cache_check_interval: a.cold_cache_check_interval,
     }
 }
 
@@ -99,10 +100,12 @@ impl App {
             cold.clone(),
             ArchiveConfig {
                 hot_retention: args.tiering.hot_retention,
+                cold_delete_grace: args.tiering.cold_delete_grace,
                 ..ArchiveConfig::default()
             },
         );
         let planner = Planner::new(hot.clone(), cold, query_config(&args.query))?;
+        planner.spawn_cache_keeper();
         let queue = match args.queue.config() {
             None => None,
             Some(cfg) => {
@@ -123,6 +126,7 @@ impl App {
                 archiver: Some(archiver),
                 metrics: Metrics::with_pg_ttl(args.metrics_pg_ttl),
                 queue,
+                erasures_per_hour: args.erasures_per_hour,
             },
             server: ServerConfig {
                 request_timeout: args.request_timeout,

@@ -35,6 +35,7 @@ pub struct ErasureRequest {
         (status = 400, description = "Not {\"user_id\": <1 to 256 characters without NUL>}", body = crate::openapi::ErrorBody),
         (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not a project key with the admin scope", body = crate::openapi::ErrorBody),
+        (status = 429, description = "The project asked for STRATA_ERASURES_PER_HOUR erasures in the last hour", body = crate::openapi::ErrorBody),
     ))]
 pub async fn request(
     State(state): State<AppState>,
@@ -57,6 +58,23 @@ pub async fn request(
             "user_id must be 1 to 256 characters without NUL",
         ));
     }
+    if state.erasures_per_hour > 0 {
+        let since = chrono::Utc::now() - chrono::Duration::hours(1);
+        let recent = state
+            .hot
+            .erasures_requested_since(key.project_id, since)
+            .await?;
+        if recent >= i64::from(state.erasures_per_hour) {
+            return Err(ApiError::new(
+                ErrorKind::RateLimited,
+                "too_many_erasures",
+                format!(
+                    "this project asked for {recent} erasures in the last hour, the limit \
+                     (STRATA_ERASURES_PER_HOUR); try again later"
+                ),
+            ));
+        }
+    }
     let requested_by = format!("key {}", auth.0.key_id);
     let (record, created) = state
         .hot
@@ -64,6 +82,24 @@ pub async fn request(
         .await?;
     if created {
         tracing::info!(project = %key.project, erasure = record.id, "erasure requested");
+    }
+    // Queue mode: the user's events among the dead letters go now (those
+    // still queued are dropped by the worker once the erasure is done).
+    if let Some(q) = &state.queue {
+        let (queue, project, user) = (q.queue.clone(), key.project_id, user.clone());
+        tokio::spawn(async move {
+            match queue.purge_user(project, &user).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    project = project.0,
+                    dead_letters = n,
+                    "erased user's events removed from the dead letters"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e.detail(), "dead letters not purged of the erased user; they expire after STRATA_QUEUE_DEAD_LETTER_MAX_AGE")
+                }
+            }
+        });
     }
     if let Some(archiver) = state.archiver.clone() {
         let (hot, id) = (state.hot.clone(), record.id);
@@ -77,7 +113,7 @@ pub async fn request(
                     Ok(None) => {
                         tokio::time::sleep(Duration::from_secs(5)).await;
                         if let Ok(Some(r)) = hot.erasure(None, id).await
-                            && r.status == "done"
+                            && matches!(r.status.as_str(), "deleting" | "done")
                         {
                             return;
                         }

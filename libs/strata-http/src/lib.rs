@@ -55,6 +55,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Queue mode (ADR-034): ingest publishes here; `None`: direct ingest.
     pub queue: Option<queue::QueueState>,
+    /// Erasure requests one project may make per hour (0: no limit).
+    pub erasures_per_hour: u32,
 }
 
 /// Server-wide settings that are not per-route state.

@@ -92,10 +92,17 @@ fn queue_of(state: &AppState) -> Result<&QueueState, ApiError> {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchStatus {
     pub batch_id: Uuid,
-    /// `queued` (waiting for a worker, or partly applied) or `applied`
-    /// (committed: its events count in stats).
+    /// `queued` (waiting for a worker, or partly applied), `applied`
+    /// (committed: its events count in stats), `partially_applied` (some
+    /// parts committed, the others among the dead letters: `reason`) or
+    /// `failed` (no part committed, one among the dead letters).
     #[schema(example = "applied")]
     pub status: &'static str,
+    /// Why a part became a dead letter (`partially_applied`, `failed`);
+    /// an admin key lists and replays them under
+    /// `/v1/admin/ingest/dead-letters`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Messages the batch travels as, and how many a worker committed.
     pub parts: u32,
     pub parts_applied: u32,
@@ -157,6 +164,7 @@ pub async fn batch_status(
         accepted: r.accepted,
         duplicates: r.duplicates,
         applied_at: (!queued).then_some(r.applied_at).flatten(),
+        reason: None,
     };
     let queued_view = || BatchStatus {
         batch_id,
@@ -166,6 +174,7 @@ pub async fn batch_status(
         accepted: 0,
         duplicates: 0,
         applied_at: None,
+        reason: None,
     };
     let record = match state.hot.batch_record(batch_id).await {
         Ok(r) => r.filter(|r| r.project == project),
@@ -198,7 +207,23 @@ pub async fn batch_status(
         .filter(|r| r.project == project && r.is_applied())
     {
         Some(r) => Ok(Json(view(r, false))),
-        None => Err(not_found()),
+        // Nothing waits, and not every part was applied: a part among the
+        // dead letters says why.
+        _ => match q.queue.dead_letter_of(project, batch_id).await? {
+            Some(dead) => {
+                let applied = record.filter(|r| r.applied_parts > 0);
+                Ok(Json(BatchStatus {
+                    status: if applied.is_some() {
+                        "partially_applied"
+                    } else {
+                        "failed"
+                    },
+                    reason: Some(dead.reason),
+                    ..applied.map_or_else(queued_view, |r| view(r, true))
+                }))
+            }
+            None => Err(not_found()),
+        },
     }
 }
 

@@ -22,6 +22,10 @@ pub struct IngestLimits {
     /// late day can cost a partition (DDL under a table lock) now and a
     /// file in the cold tier later, so one request may not create many.
     pub max_late_days: usize,
+    /// Distinct event types one project may have (ADR-037): events of a
+    /// new type past it are rejected by index. Each type is a rollup row
+    /// per day and a group in top events, so this bounds their cost.
+    pub max_event_types: u32,
 }
 
 impl Default for IngestLimits {
@@ -33,6 +37,7 @@ impl Default for IngestLimits {
             max_future: Duration::from_secs(24 * 3600),
             max_past: Duration::from_secs(3650 * 86_400),
             max_late_days: 31,
+            max_event_types: 1_000,
         }
     }
 }
@@ -79,8 +84,40 @@ pub struct Rejection {
 #[derive(Debug, Default)]
 pub struct ParsedBatch {
     pub events: Vec<ValidEvent>,
+    /// Each event's index in the request.
+    pub indexes: Vec<usize>,
     pub in_batch_duplicates: usize,
     pub rejected: Vec<Rejection>,
+}
+
+impl ParsedBatch {
+    /// Moves the events for which `refuse` gives a reason to `rejected`
+    /// (kept in index order).
+    pub fn reject_where(&mut self, refuse: impl Fn(&ValidEvent) -> Option<String>) {
+        let mut kept = Vec::with_capacity(self.events.len());
+        let mut kept_indexes = Vec::with_capacity(self.events.len());
+        let mut refused = false;
+        for (e, index) in std::mem::take(&mut self.events)
+            .into_iter()
+            .zip(std::mem::take(&mut self.indexes))
+        {
+            match refuse(&e) {
+                Some(error) => {
+                    self.rejected.push(Rejection { index, error });
+                    refused = true;
+                }
+                None => {
+                    kept.push(e);
+                    kept_indexes.push(index);
+                }
+            }
+        }
+        self.events = kept;
+        self.indexes = kept_indexes;
+        if refused {
+            self.rejected.sort_by_key(|r| r.index);
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -146,7 +183,10 @@ pub fn parse_batch(
             Ok(e)
         });
         match event {
-            Ok(event) if seen.insert(event.event_id) => out.events.push(event),
+            Ok(event) if seen.insert(event.event_id) => {
+                out.events.push(event);
+                out.indexes.push(index);
+            }
             Ok(_) => out.in_batch_duplicates += 1,
             Err(e) => out.rejected.push(Rejection {
                 index,

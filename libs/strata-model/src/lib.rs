@@ -15,6 +15,7 @@ mod kind;
 pub mod pgjson;
 mod query;
 mod retention;
+mod user_hash;
 
 pub use batch::{BatchError, IngestLimits, ParsedBatch, Rejection, parse_batch};
 pub use days::{day_number, duckdb_day_number, from_day_number, pg_day_number};
@@ -25,3 +26,4 @@ pub use key::{ApiKey, KeyHash, ProjectId, ProjectName, Scope, Scopes};
 pub use kind::{Classify, ErrorKind};
 pub use query::{DayRange, Period, parse_bounded};
 pub use retention::RetentionDays;
+pub use user_hash::user_hash;

@@ -9,7 +9,7 @@
 //! Every day's set comes from its rollups (cold and sealed hot) where
 //! current, else from its rows or files: the hot rows' ordinals come from
 //! `user_first_seen`, and the ids read from a cold day without a rollup are
-//! mapped to theirs (ordinals are never reused). Activity is the union of
+//! mapped to theirs in the same snapshot (ordinals are never reused). Activity is the union of
 //! the same day sets of `return_event` (or of every type) per period, and
 //! retained users are intersection sizes.
 
@@ -103,7 +103,6 @@ impl Planner {
             let a = snap
                 .day_ordinals(r.project, &active_scope, r.return_event)
                 .await?;
-            snap.finish().await?;
             Ok::<_, QueryError>((s, a, ms(hot_started)))
         }
         .instrument(tracing::info_span!(
@@ -178,7 +177,9 @@ impl Planner {
                 let users: BTreeSet<&str> =
                     part.value.iter().map(|(_, u, _, _)| u.as_str()).collect();
                 let wanted: Vec<&str> = users.into_iter().collect();
-                let ordinals = self.hot.user_ordinals(r.project, &wanted).await?;
+                // In the request's snapshot: an erasure committed since
+                // cannot make a user of these files unknown.
+                let ordinals = snap.user_ordinals(r.project, &wanted).await?;
                 for (d, user, s, a) in &part.value {
                     let o = ordinals.get(user.as_str()).ok_or_else(|| {
                         QueryError::Internal(format!(
@@ -191,6 +192,7 @@ impl Planner {
             }
             None => None,
         };
+        snap.finish().await?;
 
         // Walk the days in order: a day's newcomers are its start-event
         // users not seen on any earlier day.

@@ -52,6 +52,10 @@ pub struct QueryConfig {
     /// Cache of remote cold files.
     pub cache_dir: PathBuf,
     pub cache_bytes: u64,
+    /// How often cached files the manifest no longer lists (replaced by an
+    /// erasure or a compaction, expired) are deleted (ADR-037); the first
+    /// pass runs at start, over the files a restarted process adopted.
+    pub cache_check_interval: Duration,
 }
 
 impl Default for QueryConfig {
@@ -62,6 +66,7 @@ impl Default for QueryConfig {
             duckdb: DuckConfig::default(),
             cache_dir: PathBuf::from(".strata/cold-cache"),
             cache_bytes: 2 << 30,
+            cache_check_interval: Duration::from_secs(30),
         }
     }
 }
@@ -151,6 +156,44 @@ impl Planner {
 
     pub fn config(&self) -> &QueryConfig {
         &self.config
+    }
+
+    /// Deletes the cached cold files that the manifest no longer lists
+    /// (and no request is reading); returns how many.
+    pub async fn drop_replaced_files(&self) -> Result<usize, QueryError> {
+        let cached = self.files.cached_keys();
+        if cached.is_empty() {
+            return Ok(0);
+        }
+        let listed = self.hot.manifest().listed(&cached).await?;
+        let gone: Vec<String> = cached.into_iter().filter(|k| !listed.contains(k)).collect();
+        Ok(self.files.drop_keys(&gone))
+    }
+
+    /// Runs [`Self::drop_replaced_files`] every `cache_check_interval`
+    /// (the first pass at once); nothing for `file://` stores, read in
+    /// place.
+    pub fn spawn_cache_keeper(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if self.files.is_local() || self.config.cache_check_interval.is_zero() {
+            return None;
+        }
+        let planner = self.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(planner.config.cache_check_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match planner.drop_replaced_files().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(files = n, "dropped cached cold files no longer listed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cold cache not checked against the manifest; will retry")
+                    }
+                }
+            }
+        }))
     }
 
     /// Whether the cold store answers (for `/readyz`).

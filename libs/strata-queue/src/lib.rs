@@ -55,6 +55,22 @@ pub struct QueueConfig {
     pub publish_timeout: Duration,
     /// Replicas of both streams (1 on a single server).
     pub replicas: usize,
+    /// Dead letters older than this are deleted by NATS (ADR-037): they
+    /// hold whole events, so none is kept forever.
+    pub dead_letter_max_age: Duration,
+    /// TLS to NATS: the CA that signed the server's certificate (TLS is
+    /// then required), and this client's certificate and key when the
+    /// server asks for one. User and password, or a token, go in the URL
+    /// (`nats://user:password@host:4222`, `nats://token@host:4222`).
+    pub tls: QueueTls,
+}
+
+/// TLS settings of the connection to NATS (ADR-037).
+#[derive(Debug, Clone, Default)]
+pub struct QueueTls {
+    pub ca: Option<std::path::PathBuf>,
+    /// Client certificate and its key (PEM).
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl QueueConfig {
@@ -138,10 +154,19 @@ impl Queue {
     /// and creates or updates both streams if NATS answers now.
     pub async fn connect(cfg: QueueConfig) -> Result<Self, QueueError> {
         cfg.validate()?;
-        let client = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new()
             .name("strata")
             .retry_on_initial_connect()
-            .max_reconnects(None::<usize>)
+            .max_reconnects(None::<usize>);
+        if let Some(ca) = &cfg.tls.ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let Some((cert, key)) = &cfg.tls.client {
+            options = options
+                .add_client_certificate(cert.clone(), key.clone())
+                .require_tls(true);
+        }
+        let client = options
             .connect(cfg.url.as_str())
             .await
             .map_err(|e| QueueError::Invalid(format!("STRATA_INGEST_QUEUE: {e}")))?;
@@ -200,6 +225,7 @@ impl Queue {
                     retention: stream::RetentionPolicy::Limits,
                     discard: stream::DiscardPolicy::New,
                     max_bytes: self.cfg.max_bytes,
+                    max_age: self.cfg.dead_letter_max_age,
                     storage: stream::StorageType::File,
                     num_replicas: self.cfg.replicas,
                     description: Some("Strata: ingest messages a worker could not apply".into()),
@@ -298,6 +324,26 @@ impl Queue {
         }
     }
 
+    /// `project`'s last dead letter of `batch_id`, if a part of it is
+    /// among the dead letters.
+    pub async fn dead_letter_of(
+        &self,
+        project: ProjectId,
+        batch_id: Uuid,
+    ) -> Result<Option<DeadLetter>, QueueError> {
+        let s = self.stream(&self.cfg.dead_letter_stream()).await?;
+        match s
+            .get_last_raw_message_by_subject(&self.dead_subject(project.0, batch_id))
+            .await
+        {
+            Ok(m) => Ok(Some(dead_letter(&m))),
+            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable("reading the dead letters", e)),
+        }
+    }
+
     /// The backlog and the dead letters' count.
     pub async fn lag(&self) -> Result<Lag, QueueError> {
         let main = self.stream(&self.cfg.stream).await?;
@@ -384,6 +430,54 @@ impl Queue {
         Ok(dead_letter(&m))
     }
 
+    /// Removes `user`'s events from `project`'s dead letters (an erasure,
+    /// ADR-037): a dead letter holding any is deleted, and a copy without
+    /// them, if anything is left, is stored in its place (a new sequence,
+    /// the same subject and headers). A payload that is not a batch part
+    /// but names the user anywhere is deleted whole. Returns the dead
+    /// letters changed.
+    pub async fn purge_user(&self, project: ProjectId, user: &str) -> Result<usize, QueueError> {
+        let s = self.stream(&self.cfg.dead_letter_stream()).await?;
+        let filter = format!("{}.{}.*", self.cfg.dead_letter_stream(), project.0);
+        let needle = serde_json::to_string(user)
+            .map_err(|e| QueueError::Internal(format!("encoding a user id: {e}")))?;
+        let (mut seq, mut changed) = (1, 0);
+        loop {
+            let m = match s
+                .raw_message_builder()
+                .sequence(seq)
+                .next_by_subject(filter.clone())
+                .send()
+                .await
+            {
+                Ok(m) => m,
+                Err(e) if matches!(e.kind(), stream::RawMessageErrorKind::NoMessageFound) => break,
+                Err(e) => return Err(unavailable("reading the dead letters", e)),
+            };
+            seq = m.sequence + 1;
+            if !contains(&m.payload, needle.as_bytes()) {
+                continue;
+            }
+            if let Some(rest) = message::without_user(&m.payload, user) {
+                // The copy is a new message: not the deduplication id of
+                // the one it replaces.
+                let headers: HeaderMap = m
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| AsRef::<str>::as_ref(*name) != "Nats-Msg-Id")
+                    .flat_map(|(name, values)| values.iter().map(|v| (name.clone(), v.clone())))
+                    .collect();
+                self.store(m.subject.to_string(), headers, rest.into())
+                    .await?;
+            }
+            s.delete_message(m.sequence)
+                .await
+                .map_err(|e| unavailable("removing a dead letter", e))?;
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
     /// Whether the connection to NATS is up now.
     pub fn is_connected(&self) -> bool {
         self.connected().is_ok()
@@ -406,6 +500,10 @@ fn dead_letter(m: &jetstream::message::StreamMessage) -> DeadLetter {
             .map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
         bytes: m.payload.len(),
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// `(project, batch)` of a subject `<stream>.<project>.<batch>` (every
@@ -516,6 +614,8 @@ mod tests {
             max_message_bytes: 64 * 1024,
             publish_timeout: Duration::from_secs(1),
             replicas: 1,
+            dead_letter_max_age: Duration::from_secs(86_400),
+            tls: QueueTls::default(),
         };
         assert!(ok.validate().is_ok());
         for bad in [

@@ -165,6 +165,19 @@ pub fn decode(payload: &[u8]) -> Result<(ProjectId, QueuedPart), QueueError> {
     ))
 }
 
+/// `payload` without the events of `user`, when it is a batch part that
+/// still holds other events; `None` when nothing would be left (or it is
+/// not a batch part).
+pub(crate) fn without_user(payload: &[u8], user: &str) -> Option<Vec<u8>> {
+    let mut part: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let events = part.get_mut("events")?.as_array_mut()?;
+    events.retain(|e| e.get("user_id").and_then(serde_json::Value::as_str) != Some(user));
+    if events.is_empty() {
+        return None;
+    }
+    serde_json::to_vec(&part).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +202,22 @@ mod tests {
             counted_duplicates: 2,
             events,
         }
+    }
+
+    #[test]
+    fn a_users_events_leave_a_part_and_an_emptied_part_is_none() {
+        let part = br#"{"v":1,"events":[{"user_id":"a","n":1},{"user_id":"b","n":2}]}"#;
+        let rest: serde_json::Value =
+            serde_json::from_slice(&without_user(part, "a").unwrap()).unwrap();
+        assert_eq!(
+            rest["events"],
+            serde_json::json!([{"user_id": "b", "n": 2}])
+        );
+        assert_eq!(
+            without_user(br#"{"v":1,"events":[{"user_id":"a"}]}"#, "a"),
+            None
+        );
+        assert_eq!(without_user(b"not json", "a"), None);
     }
 
     #[test]

@@ -240,7 +240,9 @@ impl Worker {
     async fn receive(&self, stream: &mut pull::Stream) -> Result<Vec<Received>, QueueError> {
         let lost = |e: &dyn std::fmt::Display| QueueError::Unavailable(format!("receiving: {e}"));
         let decode = |msg: Message| {
-            let part = crate::message::decode(&msg.payload);
+            let part = crate::message::decode(&msg.payload).and_then(|(project, part)| {
+                subject_agrees(&msg, project).map(|()| (project, part))
+            });
             Received { msg, part }
         };
         let first = match stream.next().await {
@@ -358,6 +360,14 @@ impl Worker {
     /// again, or dead-lettered once delivered `dead_letter_after` times.
     async fn failed(&self, m: &Message, e: &QueueError) {
         let delivered = m.info().map_or(1, |i| i.delivered);
+        // Dead-lettered only for failing on its own: not while the
+        // database takes no writes at all, whatever the error said.
+        if delivered >= self.cfg.dead_letter_after && !self.hot.takes_writes().await {
+            tracing::warn!(error = %e, delivered, subject = %m.subject,
+                "ingest worker: a message failed while the database takes no writes; released");
+            self.release(m).await;
+            return;
+        }
         if delivered < self.cfg.dead_letter_after {
             tracing::warn!(error = %e, delivered, subject = %m.subject,
                 "ingest worker: a message failed; released for another try");
@@ -407,5 +417,19 @@ impl Worker {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// The part's project must be the one its subject names
+/// (`<stream>.<project>.<batch>`): the api publishes both from the key's
+/// project, so a message whose two disagree was not published by it, and
+/// is refused (dead-lettered) instead of writing into the body's project.
+fn subject_agrees(msg: &Message, project: ProjectId) -> Result<(), QueueError> {
+    match crate::subject_parts(msg.subject.as_str()) {
+        Some((p, _)) if p == project.0.to_string() => Ok(()),
+        _ => Err(QueueError::Decode(format!(
+            "the subject {} does not name the part's project {project}",
+            msg.subject
+        ))),
     }
 }

@@ -112,6 +112,13 @@ pub struct TieringArgs {
     /// Age after which a day chunk moves from PostgreSQL to the cold tier.
     #[arg(long, env = "STRATA_HOT_RETENTION", default_value = "30d", value_parser = duration)]
     pub hot_retention: Duration,
+
+    /// How long cold objects replaced by an erasure or a compaction stay in
+    /// the store after the swap's commit, for stats requests planned before
+    /// it (longer than STRATA_REQUEST_TIMEOUT); a later archive run deletes
+    /// them.
+    #[arg(long, env = "STRATA_COLD_DELETE_GRACE", default_value = "5m", value_parser = duration)]
+    pub cold_delete_grace: Duration,
 }
 
 impl TieringArgs {
@@ -190,6 +197,12 @@ pub struct QueryArgs {
     #[arg(long, env = "STRATA_COLD_CACHE_BYTES", default_value_t = 2 << 30)]
     pub cold_cache_bytes: u64,
 
+    /// How often cached cold files that the manifest no longer lists
+    /// (replaced by an erasure or a compaction) are deleted from the cache;
+    /// keep it well under STRATA_COLD_DELETE_GRACE.
+    #[arg(long, env = "STRATA_COLD_CACHE_CHECK_INTERVAL", default_value = "30s", value_parser = duration)]
+    pub cold_cache_check_interval: Duration,
+
     /// DuckDB memory limit for cold queries (DuckDB syntax, e.g. 512MB, 2GB).
     #[arg(long, env = "STRATA_DUCKDB_MEMORY_LIMIT", default_value = "1GB")]
     pub duckdb_memory_limit: String,
@@ -230,6 +243,12 @@ pub struct IngestLimitArgs {
     /// events for further such days are rejected by index.
     #[arg(long, env = "STRATA_MAX_LATE_DAYS_PER_BATCH", default_value_t = 31)]
     pub max_late_days_per_batch: usize,
+
+    /// Distinct event types one project may have; events of a new type
+    /// past it are rejected by index (each type costs a rollup row per day
+    /// and a group in top events).
+    #[arg(long, env = "STRATA_MAX_EVENT_TYPES", default_value_t = 1_000)]
+    pub max_event_types: u32,
 }
 
 impl From<&IngestLimitArgs> for IngestLimits {
@@ -241,6 +260,7 @@ impl From<&IngestLimitArgs> for IngestLimits {
             max_future: a.max_future,
             max_past: a.max_past,
             max_late_days: a.max_late_days_per_batch,
+            max_event_types: a.max_event_types,
         }
     }
 }
@@ -318,6 +338,12 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_SEAL_INTERVAL", default_value = "10m", value_parser = duration)]
     pub seal_interval: Duration,
 
+    /// Erasure requests (`POST /v1/admin/erasures`) one project may make
+    /// per hour; past it, 429 (each erasure rewrites cold files and resets
+    /// every process's memory of the project's users). `0`: no limit.
+    #[arg(long, env = "STRATA_ERASURES_PER_HOUR", default_value_t = 1000)]
+    pub erasures_per_hour: u32,
+
     /// Longest time one request may take before it is answered 503.
     #[arg(long, env = "STRATA_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub request_timeout: Duration,
@@ -366,6 +392,23 @@ pub struct QueueArgs {
     #[arg(long, env = "STRATA_QUEUE_REPLICAS", default_value_t = 1)]
     pub queue_replicas: usize,
 
+    /// Dead letters older than this are deleted (they hold whole events).
+    #[arg(long, env = "STRATA_QUEUE_DEAD_LETTER_MAX_AGE", default_value = "14d", value_parser = duration)]
+    pub queue_dead_letter_max_age: Duration,
+
+    /// PEM file of the CA that signed NATS's certificate: TLS is then
+    /// required (a `tls://` URL requires it too).
+    #[arg(long, env = "STRATA_QUEUE_TLS_CA")]
+    pub queue_tls_ca: Option<PathBuf>,
+
+    /// This client's certificate (PEM), for a NATS that verifies clients.
+    #[arg(long, env = "STRATA_QUEUE_TLS_CERT", requires = "queue_tls_key")]
+    pub queue_tls_cert: Option<PathBuf>,
+
+    /// The key of `--queue-tls-cert` (PEM).
+    #[arg(long, env = "STRATA_QUEUE_TLS_KEY", requires = "queue_tls_cert")]
+    pub queue_tls_key: Option<PathBuf>,
+
     /// While PostgreSQL is unreachable, queue-mode ingest accepts a key
     /// that authenticated within this long (so ingest stays up through a
     /// database restart); `0s`: never.
@@ -388,6 +431,11 @@ impl QueueArgs {
             max_message_bytes: self.queue_max_message_bytes,
             publish_timeout: self.queue_publish_timeout,
             replicas: self.queue_replicas,
+            dead_letter_max_age: self.queue_dead_letter_max_age,
+            tls: strata_queue::QueueTls {
+                ca: self.queue_tls_ca.clone(),
+                client: self.queue_tls_cert.clone().zip(self.queue_tls_key.clone()),
+            },
         })
     }
 }

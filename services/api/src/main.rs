@@ -86,6 +86,7 @@ impl Stores {
             self.tiering.cold_store(&self.s3)?,
             ArchiveConfig {
                 hot_retention: self.tiering.hot_retention,
+                cold_delete_grace: self.tiering.cold_delete_grace,
                 ..ArchiveConfig::default()
             },
         ))
@@ -293,8 +294,14 @@ async fn users(args: UsersArgs) -> anyhow::Result<()> {
             if !no_wait {
                 let archiver = args.stores.archiver(&hot)?;
                 // A running archiver does the erasure in its own run (or
-                // its next): wait for it.
-                while record.status != "done" {
+                // its next): wait for it. `deleting`: the user is gone from
+                // every answer; the objects replaced wait out the grace
+                // period (STRATA_COLD_DELETE_GRACE) and a later run
+                // deletes them.
+                let open = |r: &strata_hot::ErasureRecord| {
+                    matches!(r.status.as_str(), "pending" | "running")
+                };
+                while open(&record) {
                     let ran = match archiver.erase_once().await? {
                         strata_archive::RunOutcome::Completed(_) => true,
                         strata_archive::RunOutcome::Skipped => {
@@ -306,7 +313,7 @@ async fn users(args: UsersArgs) -> anyhow::Result<()> {
                         .erasure(None, record.id)
                         .await?
                         .context("the erasure record disappeared")?;
-                    if ran && record.status != "done" {
+                    if ran && open(&record) {
                         anyhow::bail!(
                             "erasure {} not finished (the archiver's next run tries again): {}",
                             record.id,

@@ -199,6 +199,10 @@ async fn users_erase_removes_a_user_from_both_tiers_and_prints_the_audit_record(
             .args(args)
             .env("STRATA_DATABASE_URL", &app.db.url)
             .env("RUST_LOG", "warn")
+            // No grace period: the replaced files go in the same run, so
+            // the erasure ends `done` (the grace period's own test is
+            // `replaced_objects_outlive_the_swap_by_the_grace_period…`).
+            .env("STRATA_COLD_DELETE_GRACE", "0s")
             .envs(app.cold.env_vars())
             .output()
             .unwrap()

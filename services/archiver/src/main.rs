@@ -120,6 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let cold = cli.tiering.cold_store(&cli.s3)?;
     let config = ArchiveConfig {
         hot_retention: cli.tiering.hot_retention,
+        cold_delete_grace: cli.tiering.cold_delete_grace,
         failpoint: failpoint_from_env()?,
         commit_group: usize::from(cli.commit_group),
         compact_max_files: usize::from(cli.compact_max_files),

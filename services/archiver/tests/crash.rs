@@ -19,6 +19,9 @@ fn archiver(app: &TestApp, cold: &TestCold, args: &[&str], failpoint: Option<&st
     cmd.args(args)
         .env("STRATA_DATABASE_URL", &app.db.url)
         .env("RUST_LOG", "warn")
+        // Replaced objects go in the run that replaced them: the final
+        // state of a rerun is then the bucket the manifest lists.
+        .env("STRATA_COLD_DELETE_GRACE", "0s")
         .envs(cold.env_vars());
     if let Some(p) = failpoint {
         cmd.env("STRATA_ARCHIVER_FAILPOINT", p);
