@@ -814,7 +814,7 @@ async fn a_second_project_reusing_an_id_during_an_archive_leaves_each_event_once
         .fetch_all(&app.pool)
         .await
         .unwrap();
-    assert_eq!(hot, vec![(beta, shared.event_id.parse().unwrap())]);
+    assert_eq!(hot, vec![(beta, shared.event_id.parse::<Uuid>().unwrap())]);
     sent.rows.push(twin);
     assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
 

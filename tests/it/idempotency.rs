@@ -320,6 +320,7 @@ async fn a_new_claim_day_waits_for_claims_still_in_flight_on_the_day_before() {
 #[tokio::test]
 async fn a_prune_cut_off_mid_detach_is_finished_by_the_next() {
     let app = spawn_app().await;
+    app.key("acme", "ingest").await;
     let project = ProjectId(app.project_id("acme").await);
     let pool = &app.pool;
     let (pending_day, loose_day) = (days_ago(40), days_ago(41));

@@ -569,26 +569,32 @@ async fn a_database_gone_read_only_sends_nothing_to_the_dead_letters() {
         .await;
     app.wait_applied(&key, &first, DRAIN).await;
 
+    // From the server's own database: the test's would turn read-only too.
     let read_only = |on: bool| {
-        let (pool, db) = (app.pool.clone(), app.db.name.clone());
+        let db = app.db.name.clone();
         async move {
+            use sqlx::Connection;
+            let mut admin = sqlx::PgConnection::connect(&strata_tests::admin_database_url())
+                .await
+                .unwrap();
             let setting = if on {
                 "SET default_transaction_read_only = on"
             } else {
                 "RESET default_transaction_read_only"
             };
             sqlx::query(&format!("ALTER DATABASE {db} {setting}"))
-                .execute(&pool)
+                .execute(&mut admin)
                 .await
                 .unwrap();
             // Sessions take the setting when they start: end the others.
             sqlx::query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                  WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
             )
-            .execute(&pool)
+            .bind(&db)
+            .execute(&mut admin)
             .await
             .unwrap();
+            admin.close().await.ok();
         }
     };
     read_only(true).await;
@@ -696,8 +702,8 @@ async fn queued_events_of_a_user_erased_meanwhile_are_never_stored() {
             project,
             &[strata_model::ValidEvent {
                 event_id: strata_model::EventId::parse(&Uuid::new_v4().to_string()).unwrap(),
-                user_id: strata_model::UserId::parse("gone".into()).unwrap(),
-                event_type: strata_model::EventType::parse("view".into()).unwrap(),
+                user_id: strata_model::UserId::parse("gone").unwrap(),
+                event_type: strata_model::EventType::parse("view").unwrap(),
                 timestamp: strata_model::EventTime::parse(&chrono::Utc::now().to_rfc3339())
                     .unwrap(),
                 properties: strata_model::Properties::NONE,

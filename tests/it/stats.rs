@@ -1372,7 +1372,7 @@ async fn cached_files_replaced_by_an_erasure_leave_the_cache() {
         if left.iter().all(|k| listed.contains(k)) {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
         left = cached();
     }
     assert!(

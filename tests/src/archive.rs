@@ -180,7 +180,7 @@ pub async fn assert_rollups_match_parquet(app: &TestApp, cold: &TestCold, contex
 pub fn once_at<F, Fut>(at: &'static str, work: F) -> strata_archive::FailPointHook
 where
     F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
+    Fut: Future<Output = ()> + 'static,
 {
     let work = std::sync::Mutex::new(Some(work));
     std::sync::Arc::new(move |point: &'static str| {

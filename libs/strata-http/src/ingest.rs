@@ -208,6 +208,44 @@ pub async fn ingest(
     Ok(Json(response).into_response())
 }
 
+/// Refuses, by index, the events of new types past the project's cap
+/// (`STRATA_MAX_EVENT_TYPES`, ADR-037). In queue mode with PostgreSQL
+/// unreachable the cap is not checked: ingest stays up, and the types are
+/// registered by the next batch that names them while it is reachable.
+async fn admit_event_types(
+    state: &AppState,
+    project: strata_model::ProjectId,
+    batch: &mut ParsedBatch,
+) -> Result<(), ApiError> {
+    let mut types: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for e in &batch.events {
+        if seen.insert(e.event_type.as_str()) {
+            types.push(e.event_type.as_str());
+        }
+    }
+    let cap = state.limits.max_event_types;
+    let refused = match state.hot.admit_event_types(project, &types, cap).await {
+        Ok(refused) => refused,
+        Err(e) if e.is_unavailable() && state.queue.is_some() => {
+            tracing::warn!(error = %e, "event types not checked against the cap: PostgreSQL is unreachable");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !refused.is_empty() {
+        batch.reject_where(|e| {
+            refused.contains(e.event_type.as_str()).then(|| {
+                format!(
+                    "event_type {:?} would be a new event type, and this project has its limit of {cap} (STRATA_MAX_EVENT_TYPES)",
+                    e.event_type.as_str()
+                )
+            })
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,42 +289,4 @@ mod tests {
         h.insert(header::CONTENT_ENCODING, "GZIP".parse().unwrap());
         assert_eq!(content_encoding(&h).unwrap(), Encoding::Gzip);
     }
-}
-
-/// Refuses, by index, the events of new types past the project's cap
-/// (`STRATA_MAX_EVENT_TYPES`, ADR-037). In queue mode with PostgreSQL
-/// unreachable the cap is not checked: ingest stays up, and the types are
-/// registered by the next batch that names them while it is reachable.
-async fn admit_event_types(
-    state: &AppState,
-    project: strata_model::ProjectId,
-    batch: &mut ParsedBatch,
-) -> Result<(), ApiError> {
-    let mut types: Vec<&str> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for e in &batch.events {
-        if seen.insert(e.event_type.as_str()) {
-            types.push(e.event_type.as_str());
-        }
-    }
-    let cap = state.limits.max_event_types;
-    let refused = match state.hot.admit_event_types(project, &types, cap).await {
-        Ok(refused) => refused,
-        Err(e) if e.is_unavailable() && state.queue.is_some() => {
-            tracing::warn!(error = %e, "event types not checked against the cap: PostgreSQL is unreachable");
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !refused.is_empty() {
-        batch.reject_where(|e| {
-            refused.contains(e.event_type.as_str()).then(|| {
-                format!(
-                    "event_type {:?} would be a new event type, and this project has its limit of {cap} (STRATA_MAX_EVENT_TYPES)",
-                    e.event_type.as_str()
-                )
-            })
-        });
-    }
-    Ok(())
 }

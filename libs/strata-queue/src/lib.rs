@@ -154,10 +154,33 @@ impl Queue {
     /// and creates or updates both streams if NATS answers now.
     pub async fn connect(cfg: QueueConfig) -> Result<Self, QueueError> {
         cfg.validate()?;
+        // TLS (`tls://`, STRATA_QUEUE_TLS_CA) needs rustls's process-wide
+        // crypto provider, which it cannot pick itself when the dependency
+        // tree enables two: ring, as everywhere else here (a second call
+        // finds it installed).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut options = async_nats::ConnectOptions::new()
             .name("strata")
             .retry_on_initial_connect()
             .max_reconnects(None::<usize>);
+        // Credentials in the URL (async-nats reads none from it): a user
+        // and password, or a token alone.
+        let addr: async_nats::ServerAddr = cfg
+            .url
+            .parse()
+            .map_err(|e| QueueError::Invalid(format!("STRATA_INGEST_QUEUE: {e}")))?;
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        match (addr.username(), addr.password()) {
+            (Some(user), Some(pass)) => {
+                options = options.user_and_password(decode(user), decode(pass))
+            }
+            (Some(token), None) => options = options.token(decode(token)),
+            _ => {}
+        }
         if let Some(ca) = &cfg.tls.ca {
             options = options.add_root_certificates(ca.clone()).require_tls(true);
         }
