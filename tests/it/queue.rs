@@ -64,6 +64,58 @@ async fn stored(app: &TestApp, project: &str) -> Vec<(Uuid, String, String, i64,
         .collect()
 }
 
+/// A queue-mode server with a stream of its own, a key of project `p`
+/// with `scopes`, a worker that dead-letters a message after `dead_after`
+/// deliveries, and a JetStream client that publishes beside the api.
+struct DeadLetterRig {
+    app: TestApp,
+    stream: String,
+    key: String,
+    worker: strata_tests::WorkerHandle,
+    js: async_nats::jetstream::Context,
+}
+
+async fn dead_letter_rig(scopes: &str, dead_after: u32) -> DeadLetterRig {
+    let stream = unique_stream();
+    let app = TestApp::builder()
+        .queue(&test_nats_url(), &stream)
+        .spawn()
+        .await;
+    let key = app.key("p", scopes).await;
+    let worker = app
+        .worker(&[
+            ("--worker-dead-letter-after", &dead_after.to_string()),
+            ("--worker-retry-delay", "100ms"),
+            ("--worker-max-wait", "20ms"),
+        ])
+        .await;
+    let client = async_nats::connect(test_nats_url()).await.unwrap();
+    DeadLetterRig {
+        app,
+        stream,
+        key,
+        worker,
+        js: async_nats::jetstream::new(client),
+    }
+}
+
+/// The project's dead letters once there are at least `n` (within DRAIN).
+async fn dead_letters(app: &TestApp, key: &str, n: usize) -> Value {
+    let until = std::time::Instant::now() + DRAIN;
+    loop {
+        let (code, body) = app.get_json(key, "/v1/admin/ingest/dead-letters").await;
+        assert_eq!(code, 200, "{body}");
+        if body["dead_letters"].as_array().unwrap().len() >= n {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "fewer than {n} dead letters: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_mode_stores_and_counts_exactly_what_direct_mode_does() {
     let seed = strata_tests::test_seed();
@@ -447,23 +499,15 @@ async fn postgres_down_keeps_ingest_answering_and_the_backlog_drains_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_ends_in_the_dead_letters_visible_and_replayable() {
-    let stream = unique_stream();
-    let app = TestApp::builder()
-        .queue(&test_nats_url(), &stream)
-        .spawn()
-        .await;
-    let key = app.key("p", "ingest,admin").await;
+    let DeadLetterRig {
+        app,
+        stream,
+        key,
+        worker: _worker,
+        js,
+    } = dead_letter_rig("ingest,admin", 3).await;
     let project = app.project_id("p").await;
-    let _worker = app
-        .worker(&[
-            ("--worker-dead-letter-after", "3"),
-            ("--worker-retry-delay", "100ms"),
-            ("--worker-max-wait", "20ms"),
-        ])
-        .await;
     // A message no worker can read, published beside the api.
-    let client = async_nats::connect(test_nats_url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
     let poison = Uuid::new_v4();
     js.publish(
         format!("{stream}.{project}.{poison}"),
@@ -487,16 +531,7 @@ async fn a_poison_message_ends_in_the_dead_letters_visible_and_replayable() {
         .await;
     app.wait_applied(&key, &good, DRAIN).await;
 
-    let until = std::time::Instant::now() + DRAIN;
-    let listed = loop {
-        let (code, body) = app.get_json(&key, "/v1/admin/ingest/dead-letters").await;
-        assert_eq!(code, 200, "{body}");
-        if !body["dead_letters"].as_array().unwrap().is_empty() {
-            break body;
-        }
-        assert!(std::time::Instant::now() < until, "no dead letter: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let listed = dead_letters(&app, &key, 1).await;
     let d = &listed["dead_letters"][0];
     assert_eq!(d["batch_id"], json!(poison.to_string()), "{listed}");
     // Its batch is `failed`, with the reason, not an unknown batch.
@@ -630,22 +665,14 @@ async fn a_database_gone_read_only_sends_nothing_to_the_dead_letters() {
 /// dead part's reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_with_a_dead_part_is_partially_applied() {
-    let stream = unique_stream();
-    let app = TestApp::builder()
-        .queue(&test_nats_url(), &stream)
-        .spawn()
-        .await;
-    let key = app.key("p", "ingest").await;
+    let DeadLetterRig {
+        app,
+        stream,
+        key,
+        worker: _worker,
+        js,
+    } = dead_letter_rig("ingest", 2).await;
     let project = app.project_id("p").await;
-    let _worker = app
-        .worker(&[
-            ("--worker-dead-letter-after", "2"),
-            ("--worker-retry-delay", "100ms"),
-            ("--worker-max-wait", "20ms"),
-        ])
-        .await;
-    let client = async_nats::connect(test_nats_url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
     let batch = Uuid::new_v4();
     let now = chrono::Utc::now();
     let good = json!({
@@ -758,22 +785,14 @@ async fn queued_events_of_a_user_erased_meanwhile_are_never_stored() {
 /// (so a replay cannot bring the user back either).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasing_a_user_purges_their_events_from_the_dead_letters() {
-    let stream = unique_stream();
-    let app = TestApp::builder()
-        .queue(&test_nats_url(), &stream)
-        .spawn()
-        .await;
-    let key = app.key("p", "ingest,admin").await;
+    let DeadLetterRig {
+        app,
+        stream,
+        key,
+        worker: _worker,
+        js,
+    } = dead_letter_rig("ingest,admin", 1).await;
     let project = app.project_id("p").await;
-    let _worker = app
-        .worker(&[
-            ("--worker-dead-letter-after", "1"),
-            ("--worker-retry-delay", "100ms"),
-            ("--worker-max-wait", "20ms"),
-        ])
-        .await;
-    let client = async_nats::connect(test_nats_url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
     let now = chrono::Utc::now();
     // Undecodable parts (a bad event id), so both become dead letters.
     let part = |users: &[&str]| {
@@ -802,13 +821,9 @@ async fn erasing_a_user_purges_their_events_from_the_dead_letters() {
         assert_eq!(code, 200, "{body}");
         body["dead_letters"].as_array().unwrap().clone()
     };
-    let until = std::time::Instant::now() + DRAIN;
-    while dead().await.len() < 2 {
-        assert!(std::time::Instant::now() < until, "no dead letters");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let before: Vec<u64> = dead()
-        .await
+    let before: Vec<u64> = dead_letters(&app, &key, 2).await["dead_letters"]
+        .as_array()
+        .unwrap()
         .iter()
         .map(|d| d["seq"].as_u64().unwrap())
         .collect();
@@ -848,23 +863,15 @@ async fn erasing_a_user_purges_their_events_from_the_dead_letters() {
 /// either project.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_part_whose_body_names_another_project_than_its_subject_writes_nothing() {
-    let stream = unique_stream();
-    let app = TestApp::builder()
-        .queue(&test_nats_url(), &stream)
-        .spawn()
-        .await;
-    let key = app.key("p", "ingest,admin").await;
+    let DeadLetterRig {
+        app,
+        stream,
+        key,
+        worker: _worker,
+        js,
+    } = dead_letter_rig("ingest,admin", 1).await;
     app.key("victim", "read").await;
     let (p, victim) = (app.project_id("p").await, app.project_id("victim").await);
-    let _worker = app
-        .worker(&[
-            ("--worker-dead-letter-after", "1"),
-            ("--worker-retry-delay", "100ms"),
-            ("--worker-max-wait", "20ms"),
-        ])
-        .await;
-    let client = async_nats::connect(test_nats_url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
     let now = chrono::Utc::now();
     let batch = Uuid::new_v4();
     let forged = json!({
@@ -881,16 +888,7 @@ async fn a_part_whose_body_names_another_project_than_its_subject_writes_nothing
     .unwrap()
     .await
     .unwrap();
-    let until = std::time::Instant::now() + DRAIN;
-    let listed = loop {
-        let (code, body) = app.get_json(&key, "/v1/admin/ingest/dead-letters").await;
-        assert_eq!(code, 200, "{body}");
-        if !body["dead_letters"].as_array().unwrap().is_empty() {
-            break body;
-        }
-        assert!(std::time::Instant::now() < until, "no dead letter: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let listed = dead_letters(&app, &key, 1).await;
     assert!(
         listed["dead_letters"][0]["reason"]
             .as_str()

@@ -404,25 +404,37 @@ impl Queue {
         limit: usize,
     ) -> Result<Vec<DeadLetter>, QueueError> {
         let s = self.stream(&self.cfg.dead_letter_stream()).await?;
-        let filter = format!("{}.{}.*", self.cfg.dead_letter_stream(), project.0);
         let mut out = Vec::new();
         let mut seq = from.max(1);
         while out.len() < limit {
-            let m = match s
-                .raw_message_builder()
-                .sequence(seq)
-                .next_by_subject(filter.clone())
-                .send()
-                .await
-            {
-                Ok(m) => m,
-                Err(e) if matches!(e.kind(), stream::RawMessageErrorKind::NoMessageFound) => break,
-                Err(e) => return Err(unavailable("reading the dead letters", e)),
+            let Some(m) = self.next_dead_letter(&s, project, seq).await? else {
+                break;
             };
             seq = m.sequence + 1;
             out.push(dead_letter(&m));
         }
         Ok(out)
+    }
+
+    /// `project`'s first dead letter at or after sequence `seq`.
+    async fn next_dead_letter(
+        &self,
+        s: &stream::Stream<()>,
+        project: ProjectId,
+        seq: u64,
+    ) -> Result<Option<jetstream::message::StreamMessage>, QueueError> {
+        let filter = format!("{}.{}.*", self.cfg.dead_letter_stream(), project.0);
+        match s
+            .raw_message_builder()
+            .sequence(seq)
+            .next_by_subject(filter)
+            .send()
+            .await
+        {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if matches!(e.kind(), stream::RawMessageErrorKind::NoMessageFound) => Ok(None),
+            Err(e) => Err(unavailable("reading the dead letters", e)),
+        }
     }
 
     /// Puts `project`'s dead letter `seq` back on the queue (with the same
@@ -461,22 +473,10 @@ impl Queue {
     /// letters changed.
     pub async fn purge_user(&self, project: ProjectId, user: &str) -> Result<usize, QueueError> {
         let s = self.stream(&self.cfg.dead_letter_stream()).await?;
-        let filter = format!("{}.{}.*", self.cfg.dead_letter_stream(), project.0);
         let needle = serde_json::to_string(user)
             .map_err(|e| QueueError::Internal(format!("encoding a user id: {e}")))?;
         let (mut seq, mut changed) = (1, 0);
-        loop {
-            let m = match s
-                .raw_message_builder()
-                .sequence(seq)
-                .next_by_subject(filter.clone())
-                .send()
-                .await
-            {
-                Ok(m) => m,
-                Err(e) if matches!(e.kind(), stream::RawMessageErrorKind::NoMessageFound) => break,
-                Err(e) => return Err(unavailable("reading the dead letters", e)),
-            };
+        while let Some(m) = self.next_dead_letter(&s, project, seq).await? {
             seq = m.sequence + 1;
             if !contains(&m.payload, needle.as_bytes()) {
                 continue;
