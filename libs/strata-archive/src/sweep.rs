@@ -55,14 +55,13 @@ impl Archiver {
         survey: &Survey,
         run_id: i64,
     ) -> Result<usize, ArchiveError> {
-        let committed = self.hot.manifest().object_keys().await?;
-        // Replaced objects wait out their grace period (`delete_due`).
-        let waiting = self.hot.pending_deletes().await?;
+        // Committed, or replaced and waiting out its grace period.
+        let kept = self.hot.manifest().kept_keys().await?;
         let ours = self.hot.runs().ids_before(run_id).await?;
         let store = self.cold.object_store();
         let (mut removed, mut foreign) = (0, 0usize);
         for (path, key) in &survey.objects {
-            if committed.contains(path.as_ref()) || waiting.contains(path.as_ref()) {
+            if kept.contains(path.as_ref()) {
                 continue;
             }
             if !ours.contains(&key.run) {

@@ -161,7 +161,7 @@ impl ColdReadCache {
     /// Deletes the cached files of `keys` that no query is reading (those
     /// are left for a later call); returns how many were deleted.
     pub fn drop_keys(&self, keys: &[String]) -> usize {
-        self.cache.as_ref().map_or(0, |c| c.drop_unpinned(keys))
+        self.cache.as_ref().map_or(0, |c| c.forget(keys, 0))
     }
 
     /// Makes `files` readable locally. Fails, naming every day affected,
@@ -462,38 +462,32 @@ impl Inner {
         }
     }
 
-    /// Forgets and deletes the files of `keys` that are not pinned.
-    fn drop_unpinned(&self, keys: &[String]) -> usize {
+    /// Forgets and deletes the cached files of `keys` pinned by at most
+    /// `max_pins` leases (their entries stay, empty, for those leases to
+    /// unpin); returns how many were deleted.
+    fn forget(&self, keys: &[String], max_pins: u32) -> usize {
         let mut s = self.lock();
         let mut dropped = 0;
         for key in keys {
-            if s.entries.get(key).is_some_and(|e| e.pins == 0) {
-                if let Some(e) = s.entries.remove(key) {
-                    s.total -= e.bytes;
-                }
-                if let Err(e) = std::fs::remove_file(self.path_of(key)) {
-                    tracing::warn!(key, error = %e, "could not delete a replaced cache file");
-                }
-                dropped += 1;
-            }
+            let Some(e) = s
+                .entries
+                .get_mut(key)
+                .filter(|e| e.pins <= max_pins && e.bytes > 0)
+            else {
+                continue;
+            };
+            let bytes = std::mem::take(&mut e.bytes);
+            s.total -= bytes;
+            let _ = std::fs::remove_file(self.path_of(key));
+            dropped += 1;
         }
+        s.entries.retain(|_, e| e.bytes > 0 || e.pins > 0);
         dropped
     }
 
-    /// Forgets and deletes `keys` unless pinned by another lease.
+    /// Forgets and deletes `keys` unless pinned by another lease than the
+    /// caller's.
     fn invalidate(&self, keys: &[String]) {
-        let mut s = self.lock();
-        for key in keys {
-            if let Some(e) = s.entries.get(key)
-                && e.pins <= 1
-            {
-                let bytes = e.bytes;
-                s.total -= bytes;
-                if let Some(e) = s.entries.get_mut(key) {
-                    e.bytes = 0;
-                }
-                let _ = std::fs::remove_file(self.path_of(key));
-            }
-        }
+        self.forget(keys, 1);
     }
 }

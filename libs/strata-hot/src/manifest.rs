@@ -81,11 +81,15 @@ impl Manifest<'_> {
         Ok(listed.into_iter().collect())
     }
 
-    /// Every committed object key (the orphan sweep keeps these).
-    pub async fn object_keys(&self) -> Result<HashSet<String>, HotError> {
-        let keys: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_files")
-            .fetch_all(&self.hot.pool)
-            .await?;
+    /// Every object key the orphan sweep keeps: the committed files, and
+    /// the replaced ones waiting out their grace period (`cold_deletes`,
+    /// deleted by [`HotStore::due_deletes`]'s caller).
+    pub async fn kept_keys(&self) -> Result<HashSet<String>, HotError> {
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT object_key FROM cold_files UNION SELECT object_key FROM cold_deletes",
+        )
+        .fetch_all(&self.hot.pool)
+        .await?;
         Ok(keys.into_iter().collect())
     }
 

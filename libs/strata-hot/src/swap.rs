@@ -289,15 +289,6 @@ impl HotStore {
         .await?)
     }
 
-    /// Every object recorded for deletion, due or not (the orphan sweep
-    /// leaves them to [`Self::due_deletes`]).
-    pub async fn pending_deletes(&self) -> Result<std::collections::HashSet<String>, HotError> {
-        let keys: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_deletes")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(keys.into_iter().collect())
-    }
-
     /// `keys` are gone from the store: forgets them, and marks `done` the
     /// erasures that have nothing left to delete.
     pub async fn deleted(&self, keys: &[String]) -> Result<(), HotError> {
