@@ -1283,20 +1283,15 @@ impl Bench<'_> {
         let started = Instant::now();
         let out = procs::run_output(
             &self.api_bin,
+            &["users", "erase", "--project", "bench", "--user", &user],
             // No grace period: the replaced objects are deleted in the
-            // erasure's own run, as they were before ADR-037, so the
-            // time measured still includes the deletes.
+            // erasure's own run, as they were before ADR-037, so the time
+            // measured still includes the deletes.
             &[
-                "users",
-                "erase",
-                "--project",
-                "bench",
-                "--user",
-                &user,
-                "--cold-delete-grace",
-                "0s",
-            ],
-            &self.env,
+                self.env.as_slice(),
+                &[("STRATA_COLD_DELETE_GRACE".to_owned(), "0s".to_owned())],
+            ]
+            .concat(),
         )
         .await?;
         let erase_secs = secs(started);
