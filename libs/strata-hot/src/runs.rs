@@ -306,9 +306,16 @@ pub(crate) async fn lease_for_commit(tx: &mut PgConnection) -> Result<Option<i64
 pub struct ArchiverSession(PgConnection);
 
 impl ArchiverSession {
-    /// Ends the session, releasing the lock.
-    pub async fn release(self) {
+    /// Releases the lock, then ends the session. The explicit unlock
+    /// matters: PostgreSQL ends a closed session's backend (and frees its
+    /// locks) after the client has moved on, so an archiver started right
+    /// after this one would otherwise find the lock still held.
+    pub async fn release(mut self) {
         use sqlx::Connection;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(crate::locks::ARCHIVER)
+            .execute(&mut self.0)
+            .await;
         let _ = self.0.close().await;
     }
 }
