@@ -99,3 +99,16 @@ impl crate::Classify for ModelError {
         }
     }
 }
+
+/// Client values echoed in messages are cut so an error never balloons.
+pub(crate) fn truncate_for_message(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use uuid::Uuid;
 
 use crate::ModelError;
+use crate::error::truncate_for_message;
 
 /// Longest `user_id`, in bytes of UTF-8.
 pub const MAX_USER_ID_BYTES: usize = 256;
@@ -253,19 +254,6 @@ impl ValidEvent {
                 .transpose()?,
         })
     }
-}
-
-/// Client values echoed in messages are cut so an error never balloons.
-pub(crate) fn truncate_for_message(s: &str) -> String {
-    const MAX: usize = 64;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ fn string(bytes: &[u8], mut i: usize, field: &'static str) -> Result<usize, Mode
 fn number(lit: &str, field: &'static str) -> Result<(), ModelError> {
     let overflow = || ModelError::NumberOutOfRange {
         field,
-        value: crate::event::truncate_for_message(lit),
+        value: crate::error::truncate_for_message(lit),
     };
     let unsigned = lit.strip_prefix('-').unwrap_or(lit);
     let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
