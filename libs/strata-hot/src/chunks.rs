@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 
 use crate::day_tables::EVENTS;
+use crate::days::day_start;
 use crate::{HotError, HotStore};
 
 /// Which physical layout holds the hot events.
@@ -51,10 +52,6 @@ impl Chunk {
     pub fn day(&self) -> NaiveDate {
         self.start.date_naive()
     }
-}
-
-pub(crate) fn day_start(day: NaiveDate) -> DateTime<Utc> {
-    day.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
 impl HotStore {
@@ -157,7 +154,7 @@ impl HotStore {
                 self.forget_days(&BTreeSet::from([day]));
             }
         }
-        crate::seal::forget_day(conn, chunk.day()).await
+        Ok(())
     }
 }
 

@@ -34,7 +34,7 @@ pub(crate) const EVENTS: DayTables = DayTables {
     prefix: "events_p",
     lock_class: crate::locks::EVENTS_PARTITION,
     bounds: |day| {
-        let start = crate::chunks::day_start(day);
+        let start = crate::days::day_start(day);
         let end = start + chrono::Duration::days(1);
         (
             start.format("%Y-%m-%d %H:%M:%S+00").to_string(),

@@ -225,7 +225,7 @@ impl HotStore {
         .bind(user_id)
         .fetch_optional(&self.pool)
         .await?;
-        ordinal.map(crate::rollups::ordinal).transpose()
+        ordinal.map(crate::rollup::ordinal).transpose()
     }
 
     /// The erasure's last transaction (see the module docs), committed

@@ -27,6 +27,7 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::copy::{CopyRows, EventRow, copy_chunk_sql};
+use crate::event_key::{EventKey, split_keys};
 use crate::manifest::{NewManifestEntry, insert_files};
 use crate::{Chunk, HotError, HotStore, locks};
 
@@ -133,10 +134,6 @@ pub struct ArchiveCommit<'h> {
     /// Days with rows set aside to put back.
     kept_days: BTreeSet<NaiveDate>,
 }
-
-/// An event's identity: ids are unique per project only, so two projects
-/// may hold the same id on the same day (mirrored projects, dual writes).
-pub type EventKey = (i64, Uuid);
 
 /// A chunk's rows now, per project, besides those that arrived after its
 /// read (their project and id).
@@ -275,7 +272,8 @@ impl ArchiveCommit<'_> {
 
     /// Drops the chunk (an error if it no longer exists).
     pub async fn drop_chunk(&mut self, chunk: &Chunk) -> Result<(), HotError> {
-        self.hot.drop_chunk(&mut self.tx, chunk).await
+        self.hot.drop_chunk(&mut self.tx, chunk).await?;
+        crate::seal::forget_day(&mut self.tx, chunk.day()).await
     }
 
     /// Puts the set-aside rows back and commits.
@@ -291,9 +289,4 @@ impl ArchiveCommit<'_> {
         self.tx.commit().await?;
         Ok(())
     }
-}
-
-/// Keys as two parallel arrays, for `unnest($1::int8[], $2::uuid[])`.
-pub(crate) fn split_keys(keys: &[EventKey]) -> (Vec<i64>, Vec<Uuid>) {
-    keys.iter().copied().unzip()
 }

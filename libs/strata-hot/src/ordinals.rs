@@ -116,10 +116,10 @@ impl Ordinals {
         if missing.is_empty() {
             return Ok(found);
         }
-        let read: Vec<(String, i64)> = crate::rollups::ordinals_of(conn, project, &missing).await?;
+        let read: Vec<(String, i64)> = ordinals_of(conn, project, &missing).await?;
         let read: Vec<(String, u32)> = read
             .into_iter()
-            .map(|(u, o)| Ok((u, crate::rollups::ordinal(o)?)))
+            .map(|(u, o)| Ok((u, crate::rollup::ordinal(o)?)))
             .collect::<Result<_, HotError>>()?;
         self.remember(project, epoch, &read);
         let by_user: HashMap<&str, u32> = read.iter().map(|(u, o)| (u.as_str(), *o)).collect();
@@ -135,9 +135,28 @@ impl Ordinals {
 /// `project`'s `ordinals_epoch` as `conn` sees it (0 for no such project,
 /// which has no users either).
 pub(crate) async fn epoch(conn: &mut PgConnection, project: ProjectId) -> Result<i64, HotError> {
-    Ok(crate::retention::stored(conn, project)
-        .await?
-        .map_or(0, |(_, epoch)| epoch))
+    let epoch: Option<i64> =
+        sqlx::query_scalar("SELECT ordinals_epoch FROM projects WHERE id = $1")
+            .bind(project.0)
+            .fetch_optional(conn)
+            .await?;
+    Ok(epoch.unwrap_or(0))
+}
+
+/// The ordinals of `users` of `project` (users without one are left out).
+pub(crate) async fn ordinals_of(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    users: &[&str],
+) -> Result<Vec<(String, i64)>, HotError> {
+    Ok(sqlx::query_as(
+        "SELECT user_id, ordinal FROM user_first_seen
+          WHERE project_id = $1 AND user_id = ANY($2)",
+    )
+    .bind(project.0)
+    .bind(users)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 #[cfg(test)]

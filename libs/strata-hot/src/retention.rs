@@ -4,7 +4,7 @@
 //!
 //! Two rules make a policy exact the moment it commits, before anything is
 //! deleted: every stats snapshot reads the project's horizon in the same
-//! snapshot and never reads a day before it ([`ReadSnapshot::horizon`]),
+//! snapshot and never reads a day before it ([`crate::ReadSnapshot::horizon`]),
 //! and the expiry only ever deletes days before a horizon computed at an
 //! earlier instant (the archiver's clock held back by
 //! [`crate::locks::CLOSED_DAY_MARGIN`]), so it never takes a day that a
@@ -16,8 +16,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use strata_model::{ProjectId, RetentionDays};
 
-use crate::chunks::day_start;
-use crate::stats::ReadSnapshot;
+use crate::days::day_start;
 use crate::{HotError, HotStore};
 
 /// What one expiry deleted, for the run history and the object deletes
@@ -34,7 +33,7 @@ pub struct Expired {
     pub horizons: Vec<(ProjectId, NaiveDate)>,
 }
 
-fn policy(days: Option<i32>) -> Result<Option<RetentionDays>, HotError> {
+pub(crate) fn policy(days: Option<i32>) -> Result<Option<RetentionDays>, HotError> {
     days.map(|d| {
         u32::try_from(d)
             .ok()
@@ -167,21 +166,5 @@ impl HotStore {
         tx.commit().await?;
         out.horizons = horizons;
         Ok(Ok(out))
-    }
-}
-
-impl ReadSnapshot {
-    /// The first day of `project` that stats may read on `today`, in this
-    /// snapshot (`None`: every day).
-    pub async fn horizon(
-        &mut self,
-        project: ProjectId,
-        today: NaiveDate,
-    ) -> Result<Option<(RetentionDays, NaiveDate)>, HotError> {
-        let stored = stored(self.conn(), project).await?;
-        if let Some((_, epoch)) = stored {
-            self.epochs.insert(project.0, epoch);
-        }
-        Ok(policy(stored.and_then(|s| s.0))?.map(|d| (d, d.horizon(today))))
     }
 }

@@ -26,69 +26,11 @@ use roaring::RoaringBitmap;
 use sqlx::PgConnection;
 use strata_model::ProjectId;
 
-use crate::handoff::EventKey;
+use crate::event_key::{EventKey, split_keys};
 use crate::manifest::ManifestEntry;
+use crate::rollup::{ALL_TYPES, DayRollup, RollupSource, TypeRollup, decode, encode, from_rows};
 use crate::rollup_cache::RollupCache;
 use crate::{HotError, HotStore};
-
-/// `event_type` of the row covering every event type of a day (no event
-/// can have an empty type).
-pub const ALL_TYPES: &str = "";
-
-/// One event type's part of a day (or [`ALL_TYPES`]).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TypeRollup {
-    pub events: i64,
-    pub users: RoaringBitmap,
-}
-
-impl TypeRollup {
-    pub fn add(&mut self, other: &TypeRollup) {
-        self.events += other.events;
-        self.users |= &other.users;
-    }
-}
-
-/// A day's rollup: by event type, [`ALL_TYPES`] included.
-pub type DayRollup = BTreeMap<String, TypeRollup>;
-
-/// What a day's rollup covers: the day's cold files, counted, and their rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RollupSource {
-    pub cold_files: i64,
-    pub cold_rows: i64,
-}
-
-/// Bitmaps as stored (Roaring's portable format).
-pub fn encode(users: &RoaringBitmap) -> Vec<u8> {
-    let mut out = Vec::with_capacity(users.serialized_size());
-    // Writing into a Vec cannot fail.
-    let _ = users.serialize_into(&mut out);
-    out
-}
-
-pub fn decode(bytes: &[u8]) -> Result<RoaringBitmap, HotError> {
-    RoaringBitmap::deserialize_from(bytes)
-        .map_err(|e| HotError::Unexpected(format!("unreadable rollup bitmap: {e}")))
-}
-
-pub(crate) fn ordinal(o: i64) -> Result<u32, HotError> {
-    u32::try_from(o).map_err(|_| HotError::Unexpected(format!("user ordinal {o} out of range")))
-}
-
-/// Builds a day rollup from `(event_type, events, sorted distinct user
-/// ordinals)` per type; the [`ALL_TYPES`] row is one of them.
-pub(crate) fn from_rows(rows: Vec<(String, i64, Vec<i64>)>) -> Result<DayRollup, HotError> {
-    let mut out = DayRollup::new();
-    for (event_type, events, ordinals) in rows {
-        let users = ordinals
-            .into_iter()
-            .map(ordinal)
-            .collect::<Result<RoaringBitmap, _>>()?;
-        out.insert(event_type, TypeRollup { events, users });
-    }
-    Ok(out)
-}
 
 /// The rollups, per project, of the rows of `events` in `[start, end)`
 /// except those whose (project, id) are in `except`.
@@ -97,7 +39,7 @@ pub(crate) async fn aggregate_events(
     (start, end): (DateTime<Utc>, DateTime<Utc>),
     except: &[EventKey],
 ) -> Result<BTreeMap<i64, DayRollup>, HotError> {
-    let (except_projects, except_ids) = crate::handoff::split_keys(except);
+    let (except_projects, except_ids) = split_keys(except);
     let rows: Vec<(i64, Option<String>, i64, Vec<i64>)> = sqlx::query_as(
         "SELECT e.project_id, e.event_type, count(*),
                 array_agg(DISTINCT f.ordinal ORDER BY f.ordinal)
@@ -378,22 +320,6 @@ fn edited(mut rollup: DayRollup, edit: &RollupEdit) -> Option<DayRollup> {
     }
     rollup.retain(|_, r| r.events > 0);
     Some(rollup)
-}
-
-/// The ordinals of `users` of `project` (users without one are left out).
-pub(crate) async fn ordinals_of(
-    conn: &mut PgConnection,
-    project: ProjectId,
-    users: &[&str],
-) -> Result<Vec<(String, i64)>, HotError> {
-    Ok(sqlx::query_as(
-        "SELECT user_id, ordinal FROM user_first_seen
-          WHERE project_id = $1 AND user_id = ANY($2)",
-    )
-    .bind(project.0)
-    .bind(users)
-    .fetch_all(&mut *conn)
-    .await?)
 }
 
 /// The rollup rows of some days of one project, as a snapshot reads them.

@@ -27,7 +27,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use strata_model::{ProjectId, ValidEvent};
 
-use crate::chunks::day_start;
+use crate::days::day_start;
 use crate::rollup_cache::RollupCache;
 use crate::rollups::{Expected, RollupRead, RollupRows};
 use crate::{HotError, HotStore};

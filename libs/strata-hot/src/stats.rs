@@ -22,9 +22,10 @@ use roaring::RoaringBitmap;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::QueryAs;
 use sqlx::{Executor, Postgres, Transaction};
-use strata_model::{Period, ProjectId};
+use strata_model::{Period, ProjectId, RetentionDays};
 
-use crate::chunks::{Layout, day_start, list_chunks_on};
+use crate::chunks::{Layout, list_chunks_on};
+use crate::days::day_start;
 use crate::manifest::ManifestEntry;
 use crate::ordinals::Ordinals;
 use crate::rollup_cache::RollupCache;
@@ -646,6 +647,22 @@ impl ReadSnapshot {
         Ok(for_activity(&sql, project, a)
             .fetch_all(&mut *self.tx)
             .await?)
+    }
+}
+
+impl ReadSnapshot {
+    /// The first day of `project` that stats may read on `today`, in this
+    /// snapshot (`None`: every day).
+    pub async fn horizon(
+        &mut self,
+        project: ProjectId,
+        today: NaiveDate,
+    ) -> Result<Option<(RetentionDays, NaiveDate)>, HotError> {
+        let stored = crate::retention::stored(self.conn(), project).await?;
+        if let Some((_, epoch)) = stored {
+            self.epochs.insert(project.0, epoch);
+        }
+        Ok(crate::retention::policy(stored.and_then(|s| s.0))?.map(|d| (d, d.horizon(today))))
     }
 }
 

@@ -18,7 +18,8 @@ use chrono::NaiveDate;
 use roaring::RoaringBitmap;
 use strata_model::ProjectId;
 
-use crate::rollups::{RollupEdit, RollupSource};
+use crate::rollup::RollupSource;
+use crate::rollups::RollupEdit;
 use crate::{HotError, HotStore, NewManifestEntry};
 
 /// One committed cold file, as a rewrite needs it.
