@@ -26,8 +26,8 @@ use chrono::Utc;
 use strata_model::{ProjectId, ValidEvent};
 use uuid::Uuid;
 
-use crate::claims::Claimed;
-use crate::first_seen;
+use crate::events::claims::Claimed;
+use crate::events::first_seen;
 use crate::{HotError, HotStore};
 
 const MAX_ATTEMPTS: u32 = 6;
@@ -62,8 +62,8 @@ impl HotStore {
         &self,
         project: ProjectId,
         events: &[ValidEvent],
-        records: Option<&crate::queued::Records<'_>>,
-    ) -> Result<(InsertOutcome, Vec<crate::queued::PartOutcome>), HotError> {
+        records: Option<&crate::queue::Records<'_>>,
+    ) -> Result<(InsertOutcome, Vec<crate::queue::PartOutcome>), HotError> {
         let mut order: Vec<&ValidEvent> = events.iter().collect();
         order.sort_unstable_by_key(|e| e.event_id);
         let days: BTreeSet<_> = events
@@ -107,12 +107,12 @@ impl HotStore {
         project: ProjectId,
         sorted: &[&ValidEvent],
         days: &BTreeSet<chrono::NaiveDate>,
-        records: Option<&crate::queued::Records<'_>>,
-    ) -> Result<Claimed<(InsertOutcome, Vec<crate::queued::PartOutcome>)>, sqlx::Error> {
+        records: Option<&crate::queue::Records<'_>>,
+    ) -> Result<Claimed<(InsertOutcome, Vec<crate::queue::PartOutcome>)>, sqlx::Error> {
         let ids: Vec<Uuid> = sorted.iter().map(|e| e.event_id.as_uuid()).collect();
         let mut tx = self.pool.begin().await?;
         // Late events: wait while the archiver commits one of their days.
-        let closed = crate::locks::share_closed_days(&mut tx, days, Utc::now()).await?;
+        let closed = crate::shared::locks::share_closed_days(&mut tx, days, Utc::now()).await?;
 
         let (new_ids, epoch) = match self.claims.claim(&mut tx, project, &ids).await? {
             Claimed::New(claimed) => claimed,
@@ -136,7 +136,7 @@ impl HotStore {
         let firsts = first_seen::firsts(&fresh);
         if !fresh.is_empty() {
             insert_rows(&mut tx, project, &fresh).await?;
-            crate::seal::record_late(&mut tx, project, &closed, &fresh).await?;
+            crate::summaries::seal::record_late(&mut tx, project, &closed, &fresh).await?;
             let unsettled = self.first_seen.unsettled(project, epoch, &firsts);
             first_seen::lower(&mut tx, project, &unsettled).await?;
         }
@@ -160,8 +160,8 @@ async fn insert_rows(
     events: &[&ValidEvent],
 ) -> Result<(), sqlx::Error> {
     let mut buf = Vec::with_capacity(events.len() * 320);
-    crate::copy::encode_events(project.0, events.iter().copied(), &mut buf);
-    let mut copy = tx.copy_in_raw(crate::copy::COPY_EVENTS).await?;
+    crate::shared::copy::encode_events(project.0, events.iter().copied(), &mut buf);
+    let mut copy = tx.copy_in_raw(crate::shared::copy::COPY_EVENTS).await?;
     copy.send(buf).await?;
     copy.finish().await?;
     Ok(())

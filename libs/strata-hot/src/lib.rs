@@ -4,34 +4,16 @@
 //! TimescaleDB hypertable with 1-day chunks, or native range partitions made
 //! on demand — and nothing above it knows which one is active.
 
-mod admin;
-mod chunks;
-mod claims;
-pub mod copy;
-mod day_tables;
-mod days;
-mod erasure;
+pub mod catalog;
 mod error;
-mod event_key;
-mod event_types;
-pub mod fill;
-mod first_seen;
-mod handoff;
+pub mod events;
 mod ingest;
 mod keys;
-mod layout;
-pub mod locks;
-pub mod manifest;
-mod ordinals;
-mod queued;
-mod retention;
-pub mod rollup;
-mod rollup_cache;
-pub mod rollups;
-pub mod runs;
-mod seal;
-mod stats;
-mod swap;
+pub mod lifecycle;
+mod queue;
+pub mod reads;
+pub mod shared;
+pub mod summaries;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -41,23 +23,23 @@ use chrono::NaiveDate;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-pub use admin::{HotSize, ProjectTiers};
-pub use chunks::{Chunk, Layout};
-pub use erasure::{ErasureRecord, OpenErasure};
+pub use catalog::manifest::{ManifestEntry, NewManifestEntry};
 pub use error::HotError;
-pub use event_key::EventKey;
-pub use handoff::{ArchiveCommit, ChunkRead, ChunkRows, Recount};
+pub use events::chunks::{Chunk, Layout};
+pub use events::layout::{LayoutChoice, migrate};
 pub use ingest::InsertOutcome;
 pub use keys::{AuthenticatedKey, KeyInfo, KeyLimit, KeyOwner, OPERATOR_OWNER};
-pub use layout::{LayoutChoice, migrate};
-pub use manifest::{ManifestEntry, NewManifestEntry};
-pub use queued::{BatchRecord, PartOutcome, QueuedPart};
-pub use retention::Expired;
-pub use rollup::{ALL_TYPES, DayRollup, RollupSource, TypeRollup};
-pub use rollups::{RollupEdit, RollupRead, RollupRows};
-pub use seal::{SEAL_MARGIN, SealReport, spawn_sealer};
-pub use stats::{CohortActivity, DayCount, HotScope, ReadSnapshot, Sink, TypeCount};
-pub use swap::{ColdFile, ColdSwap, DayFiles, ErasureStep};
+pub use lifecycle::erasure::{ErasureRecord, OpenErasure};
+pub use lifecycle::handoff::{ArchiveCommit, ChunkRead, ChunkRows, Recount};
+pub use lifecycle::retention::Expired;
+pub use lifecycle::swap::{ColdFile, ColdSwap, DayFiles, ErasureStep};
+pub use queue::{BatchRecord, PartOutcome, QueuedPart};
+pub use reads::admin::{HotSize, ProjectTiers};
+pub use reads::snapshot::{CohortActivity, DayCount, HotScope, ReadSnapshot, Sink, TypeCount};
+pub use shared::event_key::EventKey;
+pub use summaries::rollup::{ALL_TYPES, DayRollup, RollupSource, TypeRollup};
+pub use summaries::rollups::{RollupEdit, RollupRead, RollupRows};
+pub use summaries::seal::{SEAL_MARGIN, SealReport, spawn_sealer};
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -93,22 +75,22 @@ pub struct HotStore {
     /// (the archiver dropped the day) is corrected by the insert's retry.
     known_days: Arc<Mutex<HashSet<NaiveDate>>>,
     /// The idempotency records' state in this process (`claims.rs`).
-    claims: Arc<claims::Claims>,
+    claims: Arc<events::claims::Claims>,
     /// Upper bounds of first-seen times this process knows
     /// (`first_seen.rs`).
-    first_seen: Arc<first_seen::Known>,
+    first_seen: Arc<events::first_seen::Known>,
     /// User ordinals this process has read (`ordinals.rs`).
-    ordinals: Arc<ordinals::Ordinals>,
+    ordinals: Arc<summaries::ordinals::Ordinals>,
     /// Decoded rollups this process has read (`rollup_cache.rs`).
-    rollups: Arc<rollup_cache::RollupCache>,
+    rollups: Arc<summaries::rollup_cache::RollupCache>,
     /// Event types this process knows each project has (`event_types.rs`).
-    event_types: Arc<event_types::KnownTypes>,
+    event_types: Arc<events::event_types::KnownTypes>,
 }
 
 impl HotStore {
     /// Detects the layout of an already migrated database.
     pub async fn open(pool: PgPool) -> Result<Self, HotError> {
-        let layout = layout::detect(&mut *pool.acquire().await?)
+        let layout = events::layout::detect(&mut *pool.acquire().await?)
             .await?
             .ok_or(HotError::UnknownLayout)?;
         tracing::info!(layout = layout.as_str(), "hot tier layout detected");
@@ -140,7 +122,7 @@ impl HotStore {
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
                 .fetch_all(&self.pool)
                 .await?;
-        let missing = layout::migrator()
+        let missing = events::layout::migrator()
             .iter()
             .filter(|m| !applied.contains(&m.version))
             .count();
@@ -159,7 +141,7 @@ impl HotStore {
             .date_naive()
             .checked_sub_days(chrono::Days::new(days))
             .unwrap_or(NaiveDate::MIN);
-        claims::drop_days_before(&self.pool, &self.claims, keep_from).await
+        events::claims::drop_days_before(&self.pool, &self.claims, keep_from).await
     }
 
     /// Readies the idempotency records for today's claims (seals the days

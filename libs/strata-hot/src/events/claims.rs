@@ -40,8 +40,8 @@ use uuid::Uuid;
 use xorf::{BinaryFuse16, Filter};
 
 use crate::HotError;
-use crate::day_tables::CLAIMS;
-use crate::locks::CLAIM_DAY;
+use crate::events::day_tables::CLAIMS;
+use crate::shared::locks::CLAIM_DAY;
 
 /// The seal waits for claims of at most this many days before the one it
 /// seals for: a claiming transaction lasts milliseconds, and a transaction
@@ -165,8 +165,8 @@ impl Claims {
                     LATERAL pg_advisory_xact_lock_shared($2, $3) AS users_lock",
         )
         .bind(CLAIM_DAY)
-        .bind(crate::locks::PROJECT_USERS)
-        .bind(crate::locks::project_key(project))
+        .bind(crate::shared::locks::PROJECT_USERS)
+        .bind(crate::shared::locks::project_key(project))
         .fetch_one(&mut *tx)
         .await?;
         if !lock(&self.partitions).contains(&day) {

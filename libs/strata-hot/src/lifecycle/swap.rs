@@ -18,8 +18,8 @@ use chrono::NaiveDate;
 use roaring::RoaringBitmap;
 use strata_model::ProjectId;
 
-use crate::rollup::RollupSource;
-use crate::rollups::RollupEdit;
+use crate::summaries::rollup::RollupSource;
+use crate::summaries::rollups::RollupEdit;
 use crate::{HotError, HotStore, NewManifestEntry};
 
 /// One committed cold file, as a rewrite needs it.
@@ -213,11 +213,12 @@ impl HotStore {
     ) -> Result<Result<bool, Option<i64>>, HotError> {
         // The day's archive lock, as a rebuild of its rollup takes it.
         let day = BTreeSet::from([swap.day]);
-        let mut tx = match crate::runs::begin_fenced(&self.pool, run_id, &day, lock_timeout).await?
-        {
-            Ok(tx) => tx,
-            Err(holder) => return Ok(Err(holder)),
-        };
+        let mut tx =
+            match crate::catalog::runs::begin_fenced(&self.pool, run_id, &day, lock_timeout).await?
+            {
+                Ok(tx) => tx,
+                Err(holder) => return Ok(Err(holder)),
+            };
         let (listed, files, rows): (i64, i64, i64) = sqlx::query_as(
             "SELECT count(*) FILTER (WHERE object_key = ANY($3)), count(*),
                     coalesce(sum(rows) FILTER (WHERE NOT object_key = ANY($3)), 0)::int8
@@ -238,15 +239,20 @@ impl HotStore {
             cold_files: files - listed + swap.add.len() as i64,
             cold_rows: rows + swap.add.iter().map(|f| f.rows).sum::<i64>(),
         };
-        let current =
-            crate::rollups::edit_for_swap(&mut tx, swap.project.0, swap.day, &swap.edit, after)
-                .await?;
+        let current = crate::summaries::rollups::edit_for_swap(
+            &mut tx,
+            swap.project.0,
+            swap.day,
+            &swap.edit,
+            after,
+        )
+        .await?;
         sqlx::query("DELETE FROM cold_files WHERE project_id = $1 AND object_key = ANY($2)")
             .bind(swap.project.0)
             .bind(&swap.remove)
             .execute(&mut *tx)
             .await?;
-        crate::manifest::insert_files(&mut tx, run_id, &swap.add).await?;
+        crate::catalog::manifest::insert_files(&mut tx, run_id, &swap.add).await?;
         sqlx::query(
             "INSERT INTO cold_deletes (object_key, erasure_id, delete_after)
              SELECT k, $2, now() + make_interval(secs => $3) FROM unnest($1::text[]) AS k

@@ -26,10 +26,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::copy::{CopyRows, EventRow, copy_chunk_sql};
-use crate::event_key::{EventKey, split_keys};
-use crate::manifest::{NewManifestEntry, insert_files};
-use crate::{Chunk, HotError, HotStore, locks};
+use crate::catalog::manifest::{NewManifestEntry, insert_files};
+use crate::shared::copy::{CopyRows, EventRow, copy_chunk_sql};
+use crate::shared::event_key::{EventKey, split_keys};
+use crate::{Chunk, HotError, HotStore, shared::locks};
 
 /// A connection reading chunks out with `COPY`. Dropped without
 /// [`ChunkRead::finish`] (a read abandoned halfway), its connection is
@@ -153,7 +153,9 @@ impl HotStore {
         days: &BTreeSet<NaiveDate>,
         lock_timeout: Duration,
     ) -> Result<Result<ArchiveCommit<'_>, Option<i64>>, HotError> {
-        let tx = match crate::runs::begin_fenced(&self.pool, run_id, days, lock_timeout).await? {
+        let tx = match crate::catalog::runs::begin_fenced(&self.pool, run_id, days, lock_timeout)
+            .await?
+        {
             Ok(tx) => tx,
             Err(holder) => return Ok(Err(holder)),
         };
@@ -247,13 +249,18 @@ impl ArchiveCommit<'_> {
         files: &BTreeMap<i64, i64>,
     ) -> Result<Vec<i64>, HotError> {
         let day = chunk.day();
-        let by_project =
-            crate::rollups::aggregate_events(&mut self.tx, (chunk.start, chunk.end), arrived)
-                .await?;
+        let by_project = crate::summaries::rollups::aggregate_events(
+            &mut self.tx,
+            (chunk.start, chunk.end),
+            arrived,
+        )
+        .await?;
         let mut stale = Vec::new();
         for (project, rollup) in &by_project {
             let n = files.get(project).copied().unwrap_or(0);
-            if !crate::rollups::merge_archived(&mut self.tx, *project, day, rollup, n).await? {
+            if !crate::summaries::rollups::merge_archived(&mut self.tx, *project, day, rollup, n)
+                .await?
+            {
                 stale.push(*project);
             }
         }
@@ -273,7 +280,7 @@ impl ArchiveCommit<'_> {
     /// Drops the chunk (an error if it no longer exists).
     pub async fn drop_chunk(&mut self, chunk: &Chunk) -> Result<(), HotError> {
         self.hot.drop_chunk(&mut self.tx, chunk).await?;
-        crate::seal::forget_day(&mut self.tx, chunk.day()).await
+        crate::summaries::seal::forget_day(&mut self.tx, chunk.day()).await
     }
 
     /// Puts the set-aside rows back and commits.

@@ -205,7 +205,7 @@ pub async fn migrate(pool: &PgPool, choice: LayoutChoice) -> Result<Layout, HotE
     // Its own connection: the lock and the session setting end with it.
     let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
     sqlx::query("SELECT pg_advisory_lock($1, 0)")
-        .bind(crate::locks::MIGRATE)
+        .bind(crate::shared::locks::MIGRATE)
         .execute(&mut conn)
         .await?;
     let result = migrate_locked(&mut conn, choice).await;

@@ -24,7 +24,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use strata_model::ProjectId;
 
-use crate::{HotError, HotStore, locks};
+use crate::{HotError, HotStore, shared::locks};
 
 /// An erasure request: progress while it runs, the audit record after.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -225,7 +225,7 @@ impl HotStore {
         .bind(user_id)
         .fetch_optional(&self.pool)
         .await?;
-        ordinal.map(crate::rollup::ordinal).transpose()
+        ordinal.map(crate::summaries::rollup::ordinal).transpose()
     }
 
     /// The erasure's last transaction (see the module docs), committed
@@ -241,7 +241,9 @@ impl HotStore {
         let hot_days: BTreeSet<NaiveDate> =
             self.list_chunks().await?.iter().map(|c| c.day()).collect();
         let mut tx =
-            match crate::runs::begin_fenced(&self.pool, run_id, &hot_days, lock_timeout).await? {
+            match crate::catalog::runs::begin_fenced(&self.pool, run_id, &hot_days, lock_timeout)
+                .await?
+            {
                 Ok(tx) => tx,
                 Err(holder) => return Ok(Err(holder)),
             };
@@ -261,7 +263,7 @@ impl HotStore {
                 .fetch_all(&mut *tx)
                 .await?;
         for day in sealed {
-            crate::seal::seal_day_in(&mut tx, day).await?;
+            crate::summaries::seal::seal_day_in(&mut tx, day).await?;
         }
         // Then, briefly holding the project's ingest: the first-seen record
         // and the rows committed meanwhile (only into open days, never

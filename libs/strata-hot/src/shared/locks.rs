@@ -34,7 +34,7 @@ use sqlx::PgConnection;
 use strata_model::day_number;
 
 use crate::HotError;
-use crate::days::day_start;
+use crate::shared::days::day_start;
 
 /// Creation of a native `events` day partition (second key: day number).
 pub(crate) const EVENTS_PARTITION: i32 = 0x5354_4b01;

@@ -7,7 +7,7 @@
 //! snapshot and never reads a day before it ([`crate::ReadSnapshot::horizon`]),
 //! and the expiry only ever deletes days before a horizon computed at an
 //! earlier instant (the archiver's clock held back by
-//! [`crate::locks::CLOSED_DAY_MARGIN`]), so it never takes a day that a
+//! [`crate::shared::locks::CLOSED_DAY_MARGIN`]), so it never takes a day that a
 //! snapshot whose clock is slightly behind still answers from.
 
 use std::collections::BTreeSet;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use strata_model::{ProjectId, RetentionDays};
 
-use crate::days::day_start;
+use crate::shared::days::day_start;
 use crate::{HotError, HotStore};
 
 /// What one expiry deleted, for the run history and the object deletes
@@ -126,7 +126,9 @@ impl HotStore {
             .filter(|d| *d < latest)
             .collect();
         let mut tx =
-            match crate::runs::begin_fenced(&self.pool, run_id, &hot_days, lock_timeout).await? {
+            match crate::catalog::runs::begin_fenced(&self.pool, run_id, &hot_days, lock_timeout)
+                .await?
+            {
                 Ok(tx) => tx,
                 Err(holder) => return Ok(Err(holder)),
             };

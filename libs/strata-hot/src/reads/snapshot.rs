@@ -24,11 +24,11 @@ use sqlx::query::QueryAs;
 use sqlx::{Executor, Postgres, Transaction};
 use strata_model::{Period, ProjectId, RetentionDays};
 
-use crate::chunks::{Layout, list_chunks_on};
-use crate::days::day_start;
-use crate::manifest::ManifestEntry;
-use crate::ordinals::Ordinals;
-use crate::rollup_cache::RollupCache;
+use crate::catalog::manifest::ManifestEntry;
+use crate::events::chunks::{Layout, list_chunks_on};
+use crate::shared::days::day_start;
+use crate::summaries::ordinals::Ordinals;
+use crate::summaries::rollup_cache::RollupCache;
 use crate::{HotError, HotStore};
 
 /// The day number of an event, in SQL (`strata_model::pg_day_number`).
@@ -266,7 +266,7 @@ impl HotStore {
     pub async fn read_snapshot(&self, lock_timeout: Duration) -> Result<ReadSnapshot, HotError> {
         let mut tx = self.pool.begin().await?;
         // One round trip (see `locks.rs`).
-        let setup = crate::locks::lock_for_snapshot(lock_timeout);
+        let setup = crate::shared::locks::lock_for_snapshot(lock_timeout);
         (&mut *tx).execute(setup.as_str()).await?;
         Ok(ReadSnapshot {
             tx,
@@ -296,7 +296,7 @@ impl ReadSnapshot {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<ManifestEntry>, HotError> {
-        crate::manifest::files_for_days(&mut self.tx, project, from, to).await
+        crate::catalog::manifest::files_for_days(&mut self.tx, project, from, to).await
     }
 
     /// Days in `[from, to]` that have a hot chunk.
@@ -370,8 +370,10 @@ impl ReadSnapshot {
         which: crate::RollupRows<'_>,
     ) -> Result<(crate::RollupRead, crate::RollupRead), HotError> {
         let cache = &self.rollups;
-        let cold = crate::rollups::read(&mut self.tx, cache, project, (from, to), which).await?;
-        let hot = crate::seal::read(&mut self.tx, cache, project, (from, to), which).await?;
+        let cold = crate::summaries::rollups::read(&mut self.tx, cache, project, (from, to), which)
+            .await?;
+        let hot =
+            crate::summaries::seal::read(&mut self.tx, cache, project, (from, to), which).await?;
         Ok((cold, hot))
     }
 
@@ -419,7 +421,7 @@ impl ReadSnapshot {
         let epoch = match self.epochs.get(&project.0) {
             Some(e) => *e,
             None => {
-                let e = crate::ordinals::epoch(&mut self.tx, project).await?;
+                let e = crate::summaries::ordinals::epoch(&mut self.tx, project).await?;
                 self.epochs.insert(project.0, e);
                 e
             }
@@ -658,11 +660,14 @@ impl ReadSnapshot {
         project: ProjectId,
         today: NaiveDate,
     ) -> Result<Option<(RetentionDays, NaiveDate)>, HotError> {
-        let stored = crate::retention::stored(self.conn(), project).await?;
+        let stored = crate::lifecycle::retention::stored(self.conn(), project).await?;
         if let Some((_, epoch)) = stored {
             self.epochs.insert(project.0, epoch);
         }
-        Ok(crate::retention::policy(stored.and_then(|s| s.0))?.map(|d| (d, d.horizon(today))))
+        Ok(
+            crate::lifecycle::retention::policy(stored.and_then(|s| s.0))?
+                .map(|d| (d, d.horizon(today))),
+        )
     }
 }
 

@@ -59,7 +59,7 @@ impl HotStore {
         .bind(&names)
         .fetch_one(&self.pool)
         .await?;
-        let dedup_bytes = crate::claims::bytes(&self.pool).await?;
+        let dedup_bytes = crate::events::claims::bytes(&self.pool).await?;
         Ok(HotSize {
             rows_estimate,
             events_bytes,
@@ -92,7 +92,7 @@ impl HotStore {
         )
         .fetch_all(pool)
         .await?;
-        let ids = crate::claims::per_project(pool).await?;
+        let ids = crate::events::claims::per_project(pool).await?;
         let size = self.hot_size(&self.list_chunks().await?).await?;
         let share = |part: i64, total: i64, bytes: i64| -> i64 {
             if total == 0 {
@@ -124,12 +124,14 @@ impl HotStore {
             p.max_files_per_day = c.max_files_per_day;
             p.days_with_several_files = c.days_with_several_files;
         }
-        for (id, days, bytes) in crate::rollups::per_project(pool, "day_rollups").await? {
+        for (id, days, bytes) in crate::summaries::rollups::per_project(pool, "day_rollups").await?
+        {
             let p = out.entry(id).or_default();
             p.rollup_days = days;
             p.rollup_bytes = bytes;
         }
-        for (id, days, bytes) in crate::rollups::per_project(pool, "hot_rollups").await? {
+        for (id, days, bytes) in crate::summaries::rollups::per_project(pool, "hot_rollups").await?
+        {
             let p = out.entry(id).or_default();
             p.hot_rollup_days = days;
             p.hot_rollup_bytes = bytes;

@@ -119,7 +119,7 @@ impl Ordinals {
         let read: Vec<(String, i64)> = ordinals_of(conn, project, &missing).await?;
         let read: Vec<(String, u32)> = read
             .into_iter()
-            .map(|(u, o)| Ok((u, crate::rollup::ordinal(o)?)))
+            .map(|(u, o)| Ok((u, crate::summaries::rollup::ordinal(o)?)))
             .collect::<Result<_, HotError>>()?;
         self.remember(project, epoch, &read);
         let by_user: HashMap<&str, u32> = read.iter().map(|(u, o)| (u.as_str(), *o)).collect();

@@ -23,8 +23,11 @@ pub async fn fill_dedup(
     let today = chrono::Utc::now().date_naive();
     let days = days.max(1);
     for back in 1..=days {
-        crate::claims::create_partition(pool, today - chrono::Duration::days(i64::from(back)))
-            .await?;
+        crate::events::claims::create_partition(
+            pool,
+            today - chrono::Duration::days(i64::from(back)),
+        )
+        .await?;
     }
     let mut done = 0i64;
     while done < ids as i64 {
@@ -55,7 +58,7 @@ pub async fn claim_on_day(
     ids: &[uuid::Uuid],
     day: chrono::NaiveDate,
 ) -> Result<(), HotError> {
-    crate::claims::create_partition(pool, day).await?;
+    crate::events::claims::create_partition(pool, day).await?;
     sqlx::query(
         "INSERT INTO event_ids (project_id, event_id, day)
          SELECT $1, id, $3 FROM unnest($2::uuid[]) AS t(id)",

@@ -27,9 +27,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use strata_model::{ProjectId, ValidEvent};
 
-use crate::days::day_start;
-use crate::rollup_cache::RollupCache;
-use crate::rollups::{Expected, RollupRead, RollupRows};
+use crate::shared::days::day_start;
+use crate::summaries::rollup_cache::RollupCache;
+use crate::summaries::rollups::{Expected, RollupRead, RollupRows};
 use crate::{HotError, HotStore};
 
 /// How long after a UTC day ends it may be sealed.
@@ -128,8 +128,8 @@ impl HotStore {
         lock_timeout: Duration,
     ) -> Result<(i64, i64), HotError> {
         let mut tx = self.pool.begin().await?;
-        crate::locks::set_lock_timeout(&mut tx, lock_timeout).await?;
-        crate::locks::lock_days_for_archive(&mut tx, &BTreeSet::from([day])).await?;
+        crate::shared::locks::set_lock_timeout(&mut tx, lock_timeout).await?;
+        crate::shared::locks::lock_days_for_archive(&mut tx, &BTreeSet::from([day])).await?;
         let sealed = seal_day_in(&mut tx, day).await?;
         tx.commit().await?;
         Ok(sealed)
@@ -143,9 +143,12 @@ pub(crate) async fn seal_day_in(
     day: NaiveDate,
 ) -> Result<(i64, i64), HotError> {
     let start = day_start(day);
-    let by_project =
-        crate::rollups::aggregate_events(&mut *tx, (start, start + chrono::Duration::days(1)), &[])
-            .await?;
+    let by_project = crate::summaries::rollups::aggregate_events(
+        &mut *tx,
+        (start, start + chrono::Duration::days(1)),
+        &[],
+    )
+    .await?;
     delete_day(&mut *tx, &["hot_rollups", "hot_rollup_seals"], day).await?;
     let late: i64 = sqlx::query_scalar(
         "WITH gone AS (DELETE FROM hot_late_events WHERE day = $1 RETURNING events)
@@ -157,7 +160,8 @@ pub(crate) async fn seal_day_in(
     let mut events = 0;
     for (project, rollup) in &by_project {
         let types =
-            crate::rollups::write_rows(&mut *tx, "hot_rollups", *project, day, rollup).await?;
+            crate::summaries::rollups::write_rows(&mut *tx, "hot_rollups", *project, day, rollup)
+                .await?;
         let n = rollup.get(crate::ALL_TYPES).map_or(0, |r| r.events);
         sqlx::query(
             "INSERT INTO hot_rollup_seals (project_id, day, events, types)
@@ -298,7 +302,8 @@ pub(crate) async fn read(
         })
         .collect();
     let (days, bytes) =
-        crate::rollups::read_rows(conn, cache, "hot_rollups", project, which, &expected).await?;
+        crate::summaries::rollups::read_rows(conn, cache, "hot_rollups", project, which, &expected)
+            .await?;
     Ok(RollupRead {
         sources: BTreeMap::new(),
         days,

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 
-use crate::rollup::DayRollup;
+use crate::summaries::rollup::DayRollup;
 
 /// Bytes of decoded bitmaps kept per process by default.
 pub const ROLLUP_CACHE_BYTES: usize = 128 * 1024 * 1024;

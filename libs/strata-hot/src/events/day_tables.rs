@@ -32,9 +32,9 @@ pub(crate) struct DayTables {
 pub(crate) const EVENTS: DayTables = DayTables {
     parent: "events",
     prefix: "events_p",
-    lock_class: crate::locks::EVENTS_PARTITION,
+    lock_class: crate::shared::locks::EVENTS_PARTITION,
     bounds: |day| {
-        let start = crate::days::day_start(day);
+        let start = crate::shared::days::day_start(day);
         let end = start + chrono::Duration::days(1);
         (
             start.format("%Y-%m-%d %H:%M:%S+00").to_string(),
@@ -47,7 +47,7 @@ pub(crate) const EVENTS: DayTables = DayTables {
 pub(crate) const CLAIMS: DayTables = DayTables {
     parent: "event_ids",
     prefix: "event_ids_p",
-    lock_class: crate::locks::CLAIMS_PARTITION,
+    lock_class: crate::shared::locks::CLAIMS_PARTITION,
     bounds: |day| {
         (
             day.to_string(),
@@ -109,10 +109,10 @@ impl DayTables {
 
     async fn try_create(&self, pool: &PgPool, day: NaiveDate) -> Result<(), sqlx::Error> {
         let mut tx = pool.begin().await?;
-        crate::locks::lock_day_xact(&mut tx, self.lock_class, day).await?;
+        crate::shared::locks::lock_day_xact(&mut tx, self.lock_class, day).await?;
         // The creation lock above may wait (for another creator of the
         // same day); the bound is on the parent's lock only.
-        crate::locks::set_lock_timeout(&mut tx, PARTITION_LOCK_WAIT).await?;
+        crate::shared::locks::set_lock_timeout(&mut tx, PARTITION_LOCK_WAIT).await?;
         sqlx::query(&self.ddl(day)).execute(&mut *tx).await?;
         tx.commit().await
     }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use strata_model::ProjectId;
 
-use crate::{HotError, HotStore, locks};
+use crate::{HotError, HotStore, shared::locks};
 
 /// The types this process knows each project has.
 #[derive(Debug, Default)]

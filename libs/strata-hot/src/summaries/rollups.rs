@@ -26,10 +26,12 @@ use roaring::RoaringBitmap;
 use sqlx::PgConnection;
 use strata_model::ProjectId;
 
-use crate::event_key::{EventKey, split_keys};
-use crate::manifest::ManifestEntry;
-use crate::rollup::{ALL_TYPES, DayRollup, RollupSource, TypeRollup, decode, encode, from_rows};
-use crate::rollup_cache::RollupCache;
+use crate::catalog::manifest::ManifestEntry;
+use crate::shared::event_key::{EventKey, split_keys};
+use crate::summaries::rollup::{
+    ALL_TYPES, DayRollup, RollupSource, TypeRollup, decode, encode, from_rows,
+};
+use crate::summaries::rollup_cache::RollupCache;
 use crate::{HotError, HotStore};
 
 /// The rollups, per project, of the rows of `events` in `[start, end)`
@@ -489,7 +491,7 @@ impl HotStore {
         files: &[ManifestEntry],
     ) -> Result<bool, HotError> {
         let mut tx = self.pool.begin().await?;
-        crate::locks::lock_days_for_archive(&mut tx, &[day].into_iter().collect()).await?;
+        crate::shared::locks::lock_days_for_archive(&mut tx, &[day].into_iter().collect()).await?;
         let mut listed: Vec<String> = sqlx::query_scalar(
             "SELECT object_key FROM cold_files WHERE project_id = $1 AND day = $2",
         )
@@ -534,7 +536,7 @@ impl HotStore {
         users: &[&'a str],
     ) -> Result<HashMap<&'a str, u32>, HotError> {
         let mut conn = self.pool.acquire().await?;
-        let epoch = crate::ordinals::epoch(&mut conn, project).await?;
+        let epoch = crate::summaries::ordinals::epoch(&mut conn, project).await?;
         self.ordinals
             .of(&mut conn, project, epoch, users.iter().copied())
             .await

@@ -280,12 +280,12 @@ pub(crate) async fn begin_fenced(
     lock_timeout: std::time::Duration,
 ) -> Result<Result<sqlx::Transaction<'static, sqlx::Postgres>, Option<i64>>, HotError> {
     let mut tx = pool.begin().await?;
-    crate::locks::set_lock_timeout(&mut tx, lock_timeout).await?;
+    crate::shared::locks::set_lock_timeout(&mut tx, lock_timeout).await?;
     let holder = lease_for_commit(&mut tx).await?;
     if holder != Some(run_id) {
         return Ok(Err(holder));
     }
-    crate::locks::lock_days_for_archive(&mut tx, days).await?;
+    crate::shared::locks::lock_days_for_archive(&mut tx, days).await?;
     Ok(Ok(tx))
 }
 
@@ -299,7 +299,7 @@ pub(crate) async fn lease_for_commit(tx: &mut PgConnection) -> Result<Option<i64
     )
 }
 
-/// The archiver's session lock ([`crate::locks::ARCHIVER`]) on a connection
+/// The archiver's session lock ([`crate::shared::locks::ARCHIVER`]) on a connection
 /// of its own, outside the pool: held until [`ArchiverSession::release`], or
 /// until the process dies and PostgreSQL ends the session.
 #[derive(Debug)]
@@ -313,7 +313,7 @@ impl ArchiverSession {
     pub async fn release(mut self) {
         use sqlx::Connection;
         let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(crate::locks::ARCHIVER)
+            .bind(crate::shared::locks::ARCHIVER)
             .execute(&mut self.0)
             .await;
         let _ = self.0.close().await;
@@ -324,7 +324,8 @@ impl HotStore {
     /// Takes the archiver lock, or `None` when another archiver holds it.
     pub async fn archiver_session(&self) -> Result<Option<ArchiverSession>, HotError> {
         let mut conn = self.pool.acquire().await?.detach();
-        if crate::locks::try_session_lock(&mut conn, crate::locks::ARCHIVER).await? {
+        if crate::shared::locks::try_session_lock(&mut conn, crate::shared::locks::ARCHIVER).await?
+        {
             Ok(Some(ArchiverSession(conn)))
         } else {
             use sqlx::Connection;

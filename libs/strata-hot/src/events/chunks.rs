@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 
-use crate::day_tables::EVENTS;
-use crate::days::day_start;
+use crate::events::day_tables::EVENTS;
+use crate::shared::days::day_start;
 use crate::{HotError, HotStore};
 
 /// Which physical layout holds the hot events.
