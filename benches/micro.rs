@@ -27,7 +27,7 @@ fn json_to_events(c: &mut Criterion) {
     g.bench_function("rows_to_copy_buffer_1000_events", |b| {
         b.iter(|| {
             buf.clear();
-            strata_hot::copy::encode_events(1, &events, &mut buf);
+            strata_store::shared::copy::encode_events(1, &events, &mut buf);
             buf.len()
         })
     });

@@ -7,7 +7,7 @@ pub enum BenchError {
     #[error("PostgreSQL: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("hot tier: {0}")]
-    Hot(#[from] strata_hot::HotError),
+    Store(#[from] strata_store::StoreError),
     #[error("HTTP: {0}")]
     Http(#[from] reqwest::Error),
     #[error("DuckDB: {0}")]

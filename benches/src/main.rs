@@ -62,7 +62,7 @@ struct Args {
     /// Hot layout for the run: `native` or `timescaledb` (the database
     /// server must preload it; `make bench` picks the server).
     #[arg(long, env = "BENCH_HOT_LAYOUT", default_value = "native")]
-    layout: strata_hot::LayoutChoice,
+    layout: strata_store::LayoutChoice,
     /// Keep the database and the bucket prefix for inspection.
     #[arg(long)]
     keep: bool,

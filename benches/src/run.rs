@@ -57,7 +57,7 @@ pub struct BenchConfig {
     pub keep: bool,
     /// Hot layout the binaries must use (`STRATA_HOT_LAYOUT`); the report
     /// names the layout the database got.
-    pub layout: strata_hot::LayoutChoice,
+    pub layout: strata_store::LayoutChoice,
     /// Fills of the dedup records, in dedup windows of the bench, at which
     /// ingest is measured again (empty = skip that measurement).
     pub steady: Vec<u32>,
@@ -136,7 +136,7 @@ fn secs(since: Instant) -> f64 {
 
 /// A new bench database with Strata migrated into it, its keys, and the
 /// server's name.
-async fn set_up(cfg: &BenchConfig) -> Result<(Bench<'_>, PgPool, String, strata_hot::Layout)> {
+async fn set_up(cfg: &BenchConfig) -> Result<(Bench<'_>, PgPool, String, strata_store::Layout)> {
     std::fs::create_dir_all(&cfg.work_dir)?;
     let admin = PgPool::connect(&cfg.admin_url).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
@@ -187,7 +187,7 @@ async fn set_up(cfg: &BenchConfig) -> Result<(Bench<'_>, PgPool, String, strata_
     // that the queries below see only the history and the late events.
     let load_key = create_key(&api_bin, &env, "load", "ingest").await?;
     let pool = PgPool::connect(&db_url).await?;
-    let layout = strata_hot::HotStore::open(pool.clone())
+    let layout = strata_store::Store::open(pool.clone())
         .await
         .map_err(|e| failed(e.to_string()))?
         .layout();
@@ -283,7 +283,7 @@ pub async fn run_queries(cfg: &BenchConfig) -> Result<ScalePoint> {
                 answers_equal: strata_a == duck_a,
             });
         }
-        let hot = strata_hot::HotStore::open(b.pool.clone()).await?;
+        let hot = strata_store::Store::open(b.pool.clone()).await?;
         let project = Some(strata_model::ProjectId(b.project));
         let cold = hot.manifest().totals(project).await?;
         let (_, rollup_bytes) = hot.rollup_footprint(project).await?;
@@ -489,7 +489,7 @@ impl Bench<'_> {
 
     /// The newest archive run: rows, chunks, seconds.
     async fn last_archive_run(&self) -> Result<(u64, u64, f64)> {
-        let hot = strata_hot::HotStore::open(self.pool.clone()).await?;
+        let hot = strata_store::Store::open(self.pool.clone()).await?;
         let Some((run, _)) = hot.runs().list(1).await?.into_iter().next() else {
             return Err(failed("no archive run was recorded"));
         };
@@ -625,7 +625,7 @@ impl Bench<'_> {
         let project: i64 = sqlx::query_scalar("SELECT id FROM projects WHERE name = 'steady'")
             .fetch_one(&pool)
             .await?;
-        let hot = strata_hot::HotStore::open(pool.clone())
+        let hot = strata_store::Store::open(pool.clone())
             .await
             .map_err(|e| failed(e.to_string()))?;
         let window_ids = 90 * u64::from(cfg.events_per_day);
@@ -652,7 +652,7 @@ impl Bench<'_> {
             );
             tracing::info!("steady state: filling the dedup records to {want_ids} ids");
             if want_ids > ids {
-                strata_hot::fill::fill_dedup(
+                strata_store::events::fill::fill_dedup(
                     &pool,
                     strata_model::ProjectId(project),
                     want_ids - ids,
@@ -663,7 +663,7 @@ impl Bench<'_> {
                 ids = want_ids;
             }
             if want_users > users {
-                strata_hot::fill::fill_first_seen(
+                strata_store::events::fill::fill_first_seen(
                     &pool,
                     strata_model::ProjectId(project),
                     users,
@@ -725,7 +725,7 @@ impl Bench<'_> {
         &mut self,
         admin: &PgPool,
         postgres: &str,
-        layout: strata_hot::Layout,
+        layout: strata_store::Layout,
         started: Instant,
     ) -> Result<Report> {
         let history = self.history()?;
@@ -784,7 +784,7 @@ impl Bench<'_> {
     /// Every event is still in PostgreSQL: its size, and the baseline
     /// table's for the same rows.
     async fn hot_footprint(&self) -> Result<HotFootprint> {
-        let hot = strata_hot::HotStore::open(self.pool.clone()).await?;
+        let hot = strata_store::Store::open(self.pool.clone()).await?;
         let chunks = hot.list_chunks().await?;
         let size = hot.hot_size(&chunks).await?;
         let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
@@ -1484,8 +1484,8 @@ impl Bench<'_> {
 /// batches sent, events accepted and rejected.
 /// [`Bench::hot_footprint`].
 struct HotFootprint {
-    hot: strata_hot::HotStore,
-    size: strata_hot::HotSize,
+    hot: strata_store::Store,
+    size: strata_store::HotSize,
     events: i64,
     baseline_bytes: i64,
 }

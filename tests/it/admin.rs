@@ -8,7 +8,7 @@ use sqlx::Connection;
 use strata_tests::{recent_event, spawn_app};
 use uuid::Uuid;
 
-use strata_hot::locks::ARCHIVER as ARCHIVER_LOCK;
+use strata_store::shared::locks::ARCHIVER as ARCHIVER_LOCK;
 
 fn old_event(days: i64, user: &str) -> Value {
     recent_event(Uuid::new_v4(), user, days * 24 + 1)

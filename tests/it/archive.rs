@@ -455,7 +455,7 @@ async fn archiver_lock_holder(app: &TestApp) -> Option<i32> {
             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND ((classid::int8 << 32) | objid::int8) = $1",
     )
-    .bind(strata_hot::locks::ARCHIVER)
+    .bind(strata_store::shared::locks::ARCHIVER)
     .fetch_optional(&app.pool)
     .await
     .unwrap()

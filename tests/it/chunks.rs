@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
-use strata_hot::Layout;
+use strata_store::Layout;
 use strata_tests::{ServerTimescale, event, spawn_app};
 use uuid::Uuid;
 
@@ -97,7 +97,7 @@ async fn a_dropped_day_is_recreated_for_late_events() {
     app.drop_chunk_behind_the_servers_back(&chunk).await;
 
     // Another server process (its own partition cache) still believes the day exists.
-    let other = strata_hot::HotStore::open(app.pool.clone()).await.unwrap();
+    let other = strata_store::Store::open(app.pool.clone()).await.unwrap();
     let late = one_event_batch("late", &day_ts);
     // Warm its cache with the day, drop the day again behind its back, then insert.
     let project = strata_model::ProjectId(app.project_id("acme").await);

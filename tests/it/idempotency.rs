@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
-use strata_hot::fill;
 use strata_model::ProjectId;
+use strata_store::fill;
 use strata_tests::{IngestCounts, TestApp, recent_event, spawn_app};
 use uuid::Uuid;
 
@@ -279,7 +279,7 @@ async fn a_new_claim_day_waits_for_claims_still_in_flight_on_the_day_before() {
     let id = Uuid::new_v4();
     let mut in_flight = pool.begin().await.unwrap();
     sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
-        .bind(strata_hot::locks::CLAIM_DAY)
+        .bind(strata_store::shared::locks::CLAIM_DAY)
         .bind(strata_model::day_number(yesterday))
         .execute(&mut *in_flight)
         .await

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use sqlx::{Executor, PgPool};
-use strata_hot::{HotError, HotStore, Layout, LayoutChoice};
 use strata_model::{ProjectName, Scopes};
+use strata_store::{Layout, LayoutChoice, Store, StoreError};
 use strata_tests::{ServerTimescale, TestDb};
 
 /// Where the table and extension stand in `pool`'s database.
@@ -31,10 +31,10 @@ async fn server() -> ServerTimescale {
     case
 }
 
-async fn migrate_new(choice: LayoutChoice) -> (TestDb, PgPool, Result<Layout, HotError>) {
+async fn migrate_new(choice: LayoutChoice) -> (TestDb, PgPool, Result<Layout, StoreError>) {
     let db = TestDb::create_empty().await;
     let pool = db.pool().await;
-    let result = strata_hot::migrate(&pool, choice).await;
+    let result = strata_store::migrate(&pool, choice).await;
     (db, pool, result)
 }
 
@@ -56,7 +56,7 @@ async fn a_new_database_gets_the_layout_the_server_can_serve() {
             assert_eq!(required.unwrap(), Layout::Timescale);
             assert_eq!(schema_state(&pool3).await, (Some("r".into()), true));
             assert_eq!(
-                HotStore::open(pool3).await.unwrap().layout(),
+                Store::open(pool3).await.unwrap().layout(),
                 Layout::Timescale
             );
         }
@@ -66,7 +66,7 @@ async fn a_new_database_gets_the_layout_the_server_can_serve() {
             assert_eq!(auto, Layout::Native);
             assert_eq!(schema_state(&pool).await, (Some("p".into()), false));
             let e = required.unwrap_err();
-            assert!(matches!(e, HotError::LayoutUnavailable(_)), "{e:?}");
+            assert!(matches!(e, StoreError::LayoutUnavailable(_)), "{e:?}");
             let text = e.to_string();
             assert!(
                 text.starts_with("STRATA_HOT_LAYOUT=timescaledb cannot be honoured: "),
@@ -91,27 +91,27 @@ async fn a_new_database_gets_the_layout_the_server_can_serve() {
             .unwrap();
             assert_eq!(tables, 0);
             assert_eq!(
-                strata_hot::migrate(&pool3, LayoutChoice::Auto)
+                strata_store::migrate(&pool3, LayoutChoice::Auto)
                     .await
                     .unwrap(),
                 Layout::Native
             );
         }
     }
-    assert_eq!(HotStore::open(pool).await.unwrap().layout(), auto);
+    assert_eq!(Store::open(pool).await.unwrap().layout(), auto);
 }
 
 #[tokio::test]
 async fn an_existing_database_keeps_its_layout_and_refuses_another() {
     let (_db, pool, layout) = migrate_new(LayoutChoice::Native).await;
     assert_eq!(layout.unwrap(), Layout::Native);
-    let e = strata_hot::migrate(&pool, LayoutChoice::Timescale)
+    let e = strata_store::migrate(&pool, LayoutChoice::Timescale)
         .await
         .unwrap_err();
     assert!(
         matches!(
             e,
-            HotError::LayoutMismatch {
+            StoreError::LayoutMismatch {
                 existing: Layout::Native,
                 choice: LayoutChoice::Timescale
             }
@@ -127,7 +127,7 @@ async fn an_existing_database_keeps_its_layout_and_refuses_another() {
     // auto and the same choice keep it, as many times as asked.
     for choice in [LayoutChoice::Auto, LayoutChoice::Native, LayoutChoice::Auto] {
         assert_eq!(
-            strata_hot::migrate(&pool, choice).await.unwrap(),
+            strata_store::migrate(&pool, choice).await.unwrap(),
             Layout::Native
         );
     }
@@ -135,7 +135,7 @@ async fn an_existing_database_keeps_its_layout_and_refuses_another() {
     if server().await == ServerTimescale::Preloaded {
         let (_db, pool, layout) = migrate_new(LayoutChoice::Auto).await;
         assert_eq!(layout.unwrap(), Layout::Timescale);
-        let e = strata_hot::migrate(&pool, LayoutChoice::Native)
+        let e = strata_store::migrate(&pool, LayoutChoice::Native)
             .await
             .unwrap_err();
         assert!(
@@ -151,11 +151,11 @@ async fn concurrent_first_migrations_agree() {
     let db = TestDb::create_empty().await;
     let pool = db.pool().await;
     let runs =
-        futures::future::join_all((0..4).map(|_| strata_hot::migrate(&pool, LayoutChoice::Auto)))
+        futures::future::join_all((0..4).map(|_| strata_store::migrate(&pool, LayoutChoice::Auto)))
             .await;
     let layouts: Vec<Layout> = runs.into_iter().map(Result::unwrap).collect();
     assert!(layouts.windows(2).all(|w| w[0] == w[1]), "{layouts:?}");
-    assert_eq!(HotStore::open(pool).await.unwrap().layout(), layouts[0]);
+    assert_eq!(Store::open(pool).await.unwrap().layout(), layouts[0]);
 }
 
 /// The previous release's migrations: its hot-tier migration (kept as a
@@ -238,7 +238,7 @@ async fn databases_migrated_by_the_previous_release_keep_working() {
     } else {
         Layout::Native
     };
-    let hot = HotStore::open(pool.clone()).await.unwrap();
+    let hot = Store::open(pool.clone()).await.unwrap();
     assert_eq!(hot.layout(), expected);
     let project = ProjectName::parse("kept").unwrap();
     hot.create_key(&project, &Scopes::parse_list("read").unwrap(), None)
@@ -269,7 +269,7 @@ async fn databases_migrated_by_the_previous_release_keep_working() {
     // no-op, and nothing is lost; the same again is a no-op.
     for _ in 0..2 {
         assert_eq!(
-            strata_hot::migrate(&pool, LayoutChoice::Auto)
+            strata_store::migrate(&pool, LayoutChoice::Auto)
                 .await
                 .unwrap(),
             expected
@@ -292,7 +292,7 @@ async fn databases_migrated_by_the_previous_release_keep_working() {
         day,
         (chrono::Utc::now() - chrono::Duration::days(3)).date_naive()
     );
-    let keys = HotStore::open(pool.clone())
+    let keys = Store::open(pool.clone())
         .await
         .unwrap()
         .list_keys()
@@ -327,11 +327,11 @@ async fn a_database_migrated_by_a_newer_release_is_refused() {
     .execute(&pool)
     .await
     .unwrap();
-    let e = strata_hot::migrate(&pool, LayoutChoice::Auto)
+    let e = strata_store::migrate(&pool, LayoutChoice::Auto)
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, HotError::UnknownMigrations(v) if v == &[20991231000000]),
+        matches!(&e, StoreError::UnknownMigrations(v) if v == &[20991231000000]),
         "{e:?}"
     );
     assert!(e.to_string().contains("migrated by a newer version"), "{e}");

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use strata_hot::KeyLimit;
 use strata_model::{ProjectName, Scopes};
+use strata_store::KeyLimit;
 use strata_tests::{TestApp, test_redis_url};
 
 /// A server limiting every key to `burst` requests (and a slow refill: a

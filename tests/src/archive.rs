@@ -145,7 +145,7 @@ pub async fn rollup_sets(
             .unwrap();
     rows.into_iter()
         .map(|(p, d, t, n, users)| {
-            let users = strata_hot::rollup::decode(&users).unwrap();
+            let users = strata_store::summaries::rollup::decode(&users).unwrap();
             ((p, d, t), (n, users.iter().collect()))
         })
         .collect()

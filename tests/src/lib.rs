@@ -19,10 +19,10 @@ use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
-use strata_hot::{HotStore, PoolConfig};
 use strata_http::app::App;
 use strata_model::{ProjectName, Scopes};
 use strata_runtime::config::ServeArgs;
+use strata_store::{PoolConfig, Store};
 
 use crate::cold::TestCold;
 use tokio::sync::oneshot;
@@ -72,7 +72,7 @@ impl TestDb {
     pub async fn create() -> Self {
         let db = Self::create_empty().await;
         let pool = db.pool().await;
-        strata_hot::migrate(&pool, strata_hot::LayoutChoice::Auto)
+        strata_store::migrate(&pool, strata_store::LayoutChoice::Auto)
             .await
             .unwrap();
         pool.close().await;
@@ -80,11 +80,11 @@ impl TestDb {
     }
 
     pub async fn pool(&self) -> PgPool {
-        strata_hot::lazy_pool(&self.url, &PoolConfig::default()).unwrap()
+        strata_store::lazy_pool(&self.url, &PoolConfig::default()).unwrap()
     }
 
-    pub async fn hot(&self) -> HotStore {
-        HotStore::open(self.pool().await).await.unwrap()
+    pub async fn hot(&self) -> Store {
+        Store::open(self.pool().await).await.unwrap()
     }
 }
 
@@ -123,7 +123,7 @@ pub(crate) fn block_on_own_runtime(fut: impl Future<Output = ()> + Send + 'stati
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    pub hot: HotStore,
+    pub hot: Store,
     /// The test's own connections to the server's database, for checks
     /// that look past the API.
     pub pool: PgPool,
@@ -320,7 +320,7 @@ pub fn test_redis_url() -> String {
 
 /// Builds the app from `args` and serves it on a random port until the
 /// sender is dropped or used.
-async fn start_server(args: &[String]) -> (SocketAddr, HotStore, oneshot::Sender<()>) {
+async fn start_server(args: &[String]) -> (SocketAddr, Store, oneshot::Sender<()>) {
     let mut app = App::build(&parse_serve(args)).await.unwrap();
     // Tests start from a warmed server, so that what they do next (fill
     // dedup records directly, say) is not raced by the warm-up.
@@ -372,14 +372,14 @@ impl TestApp {
 
     /// Drops a hot chunk behind the server's back, as the archiver's commit
     /// does (TimescaleDB: `drop_chunks`; native: the day's partition).
-    pub async fn drop_chunk_behind_the_servers_back(&self, chunk: &strata_hot::Chunk) {
+    pub async fn drop_chunk_behind_the_servers_back(&self, chunk: &strata_store::Chunk) {
         let sql = match self.hot.layout() {
-            strata_hot::Layout::Timescale => format!(
+            strata_store::Layout::Timescale => format!(
                 "SELECT drop_chunks('events', older_than => '{}'::timestamptz, newer_than => '{}'::timestamptz)",
                 chunk.end.to_rfc3339(),
                 chunk.start.to_rfc3339()
             ),
-            strata_hot::Layout::Native => format!("DROP TABLE {}", chunk.name),
+            strata_store::Layout::Native => format!("DROP TABLE {}", chunk.name),
         };
         sqlx::query(&sql).execute(&self.pool).await.unwrap();
     }
@@ -429,7 +429,7 @@ impl TestApp {
     }
 
     /// Seals every closed hot day (ADR-028) now; returns the report.
-    pub async fn seal(&self) -> strata_hot::SealReport {
+    pub async fn seal(&self) -> strata_store::SealReport {
         self.hot
             .seal_closed_days(
                 chrono::NaiveDate::MIN,
@@ -549,8 +549,8 @@ impl TestApp {
         let flags =
             Flags::try_parse_from(std::iter::once("worker".to_owned()).chain(args)).unwrap();
         let cfg = flags.queue.config().expect("the app is not in queue mode");
-        let hot = HotStore::open(
-            strata_hot::lazy_pool(
+        let hot = Store::open(
+            strata_store::lazy_pool(
                 database_url,
                 &PoolConfig {
                     max_connections: 4,

@@ -1,13 +1,13 @@
 //! The commit point of a group of written chunks: manifest rows in, chunks
 //! out, in one PostgreSQL transaction (its steps and locks are
-//! `strata_hot::ArchiveCommit`'s), retried while the wait for the exclusive
+//! `strata_store::ArchiveCommit`'s), retried while the wait for the exclusive
 //! lock on `events` times out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use strata_cold::WrittenFile;
-use strata_hot::{Chunk, NewManifestEntry};
+use strata_store::{Chunk, NewManifestEntry};
 
 use crate::pipeline::ReadMark;
 use crate::{ArchiveError, Archiver};

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use strata_cold::{ObjectKey, RewriteInput, rewrite};
-use strata_hot::{ColdSwap, DayFiles, RollupEdit};
+use strata_store::{ColdSwap, DayFiles, RollupEdit};
 
 use crate::erase::checksum;
 use crate::report::CompactionReport;

@@ -3,8 +3,8 @@
 //! late events left hot inside an archived day).
 
 use chrono::{Duration, Utc};
-use strata_hot::HotStore;
 use strata_model::{Generator, GeneratorSpec, ProjectName};
+use strata_store::Store;
 
 use crate::{ArchiveError, Archiver, RunOutcome};
 
@@ -21,7 +21,7 @@ pub struct DemoReport {
 /// every chunk past the archiver's retention, then adds late events to the
 /// oldest archived day (they stay hot until the next archive run).
 pub async fn load_demo(
-    hot: &HotStore,
+    hot: &Store,
     archiver: &Archiver,
     project: &ProjectName,
     mut spec: GeneratorSpec,

@@ -2,14 +2,14 @@
 //! erasure, every cold file that holds the user is rewritten without the
 //! user's rows and swapped in, one fenced transaction per day; then one
 //! transaction removes the user from the hot tier and closes the erasure
-//! (`strata_hot::HotStore::finish_erasure`). A crash anywhere leaves each
+//! (`strata_store::Store::finish_erasure`). A crash anywhere leaves each
 //! day either as it was or wholly rewritten, and the next run starts the
 //! erasure over from what is left (finding the days already done clean).
 
 use std::collections::BTreeMap;
 
 use strata_cold::{IdChecksum, ObjectKey, RewriteInput, holds_user, rewrite};
-use strata_hot::{ColdSwap, DayFiles, ErasureStep, OpenErasure, RollupEdit};
+use strata_store::{ColdSwap, DayFiles, ErasureStep, OpenErasure, RollupEdit};
 use tracing::Instrument;
 
 use crate::report::ErasureReport;

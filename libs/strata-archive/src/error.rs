@@ -4,7 +4,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ArchiveError {
     #[error(transparent)]
-    Hot(#[from] strata_hot::HotError),
+    Store(#[from] strata_store::StoreError),
     #[error(transparent)]
     Cold(#[from] strata_cold::ColdError),
     #[error(
@@ -27,7 +27,7 @@ pub enum ArchiveError {
 impl ArchiveError {
     /// PostgreSQL gave up waiting for a lock (`lock_timeout`, SQLSTATE 55P03).
     pub fn is_lock_timeout(&self) -> bool {
-        matches!(self, Self::Hot(e) if e.is_lock_timeout())
+        matches!(self, Self::Store(e) if e.is_lock_timeout())
     }
 
     /// True when the object store itself failed: later chunks of the same
@@ -41,7 +41,7 @@ impl Classify for ArchiveError {
     fn kind(&self) -> strata_model::ErrorKind {
         use strata_model::ErrorKind;
         match self {
-            Self::Hot(e) => e.kind(),
+            Self::Store(e) => e.kind(),
             Self::Cold(e) => e.kind(),
             Self::ChunkChanged { .. } | Self::Fenced { .. } => ErrorKind::Conflict,
             Self::Pipeline(_) | Self::GroupCommit(_) => ErrorKind::Internal,
@@ -50,7 +50,7 @@ impl Classify for ArchiveError {
 
     fn code(&self) -> &'static str {
         match self {
-            Self::Hot(e) => e.code(),
+            Self::Store(e) => e.code(),
             Self::Cold(e) => e.code(),
             Self::ChunkChanged { .. } => "chunk_changed",
             Self::Fenced { .. } => "archive_fenced",

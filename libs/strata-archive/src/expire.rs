@@ -5,8 +5,8 @@
 
 use chrono::Utc;
 use object_store::ObjectStoreExt;
-use strata_hot::Expired;
-use strata_hot::locks::CLOSED_DAY_MARGIN;
+use strata_store::Expired;
+use strata_store::shared::locks::CLOSED_DAY_MARGIN;
 
 use crate::{ArchiveError, Archiver};
 

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use strata_cold::WrittenFile;
-use strata_hot::Chunk;
-use strata_hot::runs::ArchiverSession;
+use strata_store::Chunk;
+use strata_store::catalog::runs::ArchiverSession;
 use tracing::Instrument;
 
 use crate::commit::Written;

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_cold::{ColdStore, WriterOptions};
-use strata_hot::HotStore;
+use strata_store::Store;
 
 pub use demo::{DemoReport, load_demo};
 pub use error::ArchiveError;
@@ -128,13 +128,13 @@ impl Default for ArchiveConfig {
 /// Moves eligible hot chunks to the cold tier.
 #[derive(Debug, Clone)]
 pub struct Archiver {
-    hot: HotStore,
+    hot: Store,
     cold: ColdStore,
     config: ArchiveConfig,
 }
 
 impl Archiver {
-    pub fn new(hot: HotStore, cold: ColdStore, config: ArchiveConfig) -> Self {
+    pub fn new(hot: Store, cold: ColdStore, config: ArchiveConfig) -> Self {
         Self { hot, cold, config }
     }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use strata_cold::{Batch, BatchBuilder, FileWriter, ObjectKey, WrittenFile, verify_file};
-use strata_hot::{Chunk, EventKey};
+use strata_store::{Chunk, EventKey};
 use tokio::sync::mpsc;
 
 use crate::{ArchiveError, Archiver};

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use strata_cold::WrittenFile;
-use strata_hot::runs::{ChunkRecord, RunTotals};
+use strata_store::catalog::runs::{ChunkRecord, RunTotals};
 
 /// What happened to one chunk.
 #[derive(Debug, Clone)]
@@ -69,9 +69,9 @@ pub struct RunReport {
     /// What stopped the run early, if anything.
     pub error: Option<String>,
     /// Closed hot days sealed after the moves (ADR-028).
-    pub sealed: strata_hot::SealReport,
+    pub sealed: strata_store::SealReport,
     /// What the retention policies expired before the moves (ADR-031).
-    pub expired: Box<strata_hot::Expired>,
+    pub expired: Box<strata_store::Expired>,
     /// Erasures finished before the moves (ADR-032).
     pub erasures: Vec<ErasureReport>,
     /// Days compacted after the moves (ADR-033).

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use roaring::RoaringBitmap;
-use strata_hot::{ALL_TYPES, DayRollup, ManifestEntry, TypeRollup};
 use strata_model::ProjectId;
+use strata_store::{ALL_TYPES, DayRollup, ManifestEntry, TypeRollup};
 
 use crate::{ArchiveError, Archiver};
 

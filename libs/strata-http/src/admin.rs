@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
-use strata_hot::runs::{ChunkRecord, RunRecord};
 use strata_model::{ErrorKind, parse_bounded};
+use strata_store::catalog::runs::{ChunkRecord, RunRecord};
 
 use crate::params::{QueryParams, query_params};
 use crate::{ApiError, AppState, Authenticated};

@@ -5,10 +5,10 @@
 use std::future::Future;
 
 use strata_archive::{ArchiveConfig, Archiver};
-use strata_hot::KeyLimit;
 use strata_model::{ErrorKind, IngestLimits};
 use strata_query::{DuckConfig, Planner, QueryConfig};
 use strata_runtime::config::{QueryArgs, ServeArgs};
+use strata_store::KeyLimit;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
@@ -84,8 +84,8 @@ impl App {
     pub async fn build(args: &ServeArgs) -> Result<Self, ApiError> {
         let hot = args.db.open_hot().await?;
         let limiter = rate_limiter(args)?;
-        strata_hot::spawn_dedup_pruner(hot.clone(), args.dedup_window, args.dedup_prune_interval);
-        strata_hot::spawn_sealer(hot.clone(), args.tiering.hot_retention, args.seal_interval);
+        strata_store::spawn_dedup_pruner(hot.clone(), args.dedup_window, args.dedup_prune_interval);
+        strata_store::spawn_sealer(hot.clone(), args.tiering.hot_retention, args.seal_interval);
         let warm_up = {
             let hot = hot.clone();
             tokio::spawn(async move {

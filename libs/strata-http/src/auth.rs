@@ -5,8 +5,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use strata_hot::{AuthenticatedKey, KeyOwner};
 use strata_model::{ApiKey, ErrorKind, ProjectId, Scope};
+use strata_store::{AuthenticatedKey, KeyOwner};
 
 use crate::ratelimit::{Decision, Limit};
 use crate::{ApiError, AppState};
@@ -66,7 +66,7 @@ impl Authenticated {
     pub fn owner_name(&self) -> &str {
         match &self.0.owner {
             KeyOwner::Project { name, .. } => name,
-            KeyOwner::Operator => strata_hot::OPERATOR_OWNER,
+            KeyOwner::Operator => strata_store::OPERATOR_OWNER,
         }
     }
 }

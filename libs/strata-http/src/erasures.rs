@@ -9,8 +9,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use strata_hot::ErasureRecord;
 use strata_model::ErrorKind;
+use strata_store::ErasureRecord;
 
 use crate::{ApiError, AppState, Authenticated};
 

@@ -12,10 +12,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use strata_archive::ArchiveError;
 use strata_cold::ColdError;
-use strata_hot::HotError;
 use strata_model::{BatchError, Classify, ErrorKind, ModelError};
 use strata_query::QueryError;
 use strata_queue::QueueError;
+use strata_store::StoreError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -28,7 +28,7 @@ pub enum ApiError {
         message: String,
     },
     #[error(transparent)]
-    Hot(#[from] HotError),
+    Store(#[from] StoreError),
     #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
@@ -89,7 +89,7 @@ impl ApiError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Http { kind, .. } => *kind,
-            Self::Hot(e) => e.kind(),
+            Self::Store(e) => e.kind(),
             Self::Query(e) => e.kind(),
             Self::Archive(e) => e.kind(),
             Self::Model(e) => e.kind(),
@@ -102,7 +102,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Http { code, .. } => code,
-            Self::Hot(e) => e.code(),
+            Self::Store(e) => e.code(),
             Self::Query(e) => e.code(),
             Self::Archive(e) => e.code(),
             Self::Model(e) => e.code(),

@@ -56,7 +56,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         Err(e) => {
             tracing::warn!(error = %e, "readyz: PostgreSQL not ready");
             let word = match e {
-                strata_hot::HotError::NotMigrated(_) => "migrations not applied",
+                strata_store::StoreError::NotMigrated(_) => "migrations not applied",
                 _ => "unavailable",
             };
             ("unready", StatusCode::SERVICE_UNAVAILABLE, word)

@@ -25,9 +25,9 @@ use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use strata_archive::Archiver;
-use strata_hot::HotStore;
 use strata_model::IngestLimits;
 use strata_query::Planner;
+use strata_store::Store;
 
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -45,7 +45,7 @@ pub use ingest::IngestResponse;
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub hot: HotStore,
+    pub hot: Store,
     pub limits: IngestLimits,
     pub planner: Planner,
     /// Per-key token buckets; `None` when no Redis is configured.

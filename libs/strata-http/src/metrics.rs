@@ -376,7 +376,7 @@ async fn queue_gauges(state: &AppState) -> Vec<(&'static str, &'static str, i64)
 
 /// How long the oldest hot chunk has been past the hot retention (0: none
 /// is), from `chunks` listed oldest first.
-pub(crate) fn archive_lag_seconds(state: &AppState, chunks: &[strata_hot::Chunk]) -> f64 {
+pub(crate) fn archive_lag_seconds(state: &AppState, chunks: &[strata_store::Chunk]) -> f64 {
     let cutoff = state.archiver.as_ref().map_or_else(
         || chrono::Utc::now() - chrono::Duration::days(30),
         strata_archive::Archiver::cutoff,
@@ -386,7 +386,7 @@ pub(crate) fn archive_lag_seconds(state: &AppState, chunks: &[strata_hot::Chunk]
     })
 }
 
-async fn scrape_pg(state: &AppState) -> Result<PgValues, strata_hot::HotError> {
+async fn scrape_pg(state: &AppState) -> Result<PgValues, strata_store::StoreError> {
     let runs = state.hot.runs().by_status().await?;
     let chunks = state.hot.list_chunks().await?;
     let lag = archive_lag_seconds(state, &chunks);

@@ -12,9 +12,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use strata_hot::AuthenticatedKey;
 use strata_model::{ErrorKind, KeyHash, Scope, parse_bounded};
 use strata_queue::{DeadLetter, Queue};
+use strata_store::AuthenticatedKey;
 use uuid::Uuid;
 
 use crate::params::{QueryParams, query_params};
@@ -156,7 +156,7 @@ pub async fn batch_status(
             format!("no batch {batch_id} of this project (or its record expired)"),
         )
     };
-    let view = |r: strata_hot::BatchRecord, queued: bool| BatchStatus {
+    let view = |r: strata_store::BatchRecord, queued: bool| BatchStatus {
         batch_id,
         status: if queued { "queued" } else { "applied" },
         parts: r.parts,

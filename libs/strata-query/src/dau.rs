@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use roaring::RoaringBitmap;
-use strata_hot::{ALL_TYPES, RollupRows};
 use strata_model::{DayRange, EventType, ProjectId, from_day_number};
+use strata_store::{ALL_TYPES, RollupRows};
 use tracing::Instrument;
 
 use crate::duck::{rows, source, sql_text};

@@ -2,8 +2,8 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 use strata_cold::ColdError;
-use strata_hot::HotError;
 use strata_model::{Classify, ModelError};
+use strata_store::StoreError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -12,7 +12,7 @@ pub enum QueryError {
     #[error(transparent)]
     Invalid(#[from] ModelError),
     #[error(transparent)]
-    Hot(#[from] HotError),
+    Store(#[from] StoreError),
     /// Needed cold days could not be read; never answered partially (503).
     #[error("{}", cold_message(days, reason))]
     ColdUnavailable {
@@ -57,7 +57,7 @@ impl QueryError {
     /// Whether the caller should retry later (503).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Hot(e) => e.is_unavailable(),
+            Self::Store(e) => e.is_unavailable(),
             Self::ColdUnavailable { .. } => true,
             _ => false,
         }
@@ -69,7 +69,7 @@ impl Classify for QueryError {
         use strata_model::ErrorKind;
         match self {
             Self::Invalid(e) => e.kind(),
-            Self::Hot(e) => e.kind(),
+            Self::Store(e) => e.kind(),
             Self::ColdUnavailable { .. } => ErrorKind::Unavailable,
             Self::Cold(e) => e.kind(),
             Self::Engine(_) | Self::Io { .. } | Self::Task(_) | Self::Internal(_) => {
@@ -81,7 +81,7 @@ impl Classify for QueryError {
     fn code(&self) -> &'static str {
         match self {
             Self::Invalid(e) => e.code(),
-            Self::Hot(e) => e.code(),
+            Self::Store(e) => e.code(),
             Self::ColdUnavailable { .. } => "cold_unavailable",
             Self::Cold(e) => e.code(),
             Self::Engine(_) | Self::Io { .. } | Self::Task(_) | Self::Internal(_) => "internal",

@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use roaring::RoaringBitmap;
-use strata_hot::{ALL_TYPES, RollupRows};
 use strata_model::{Period, ProjectId, day_number, from_day_number};
+use strata_store::{ALL_TYPES, RollupRows};
 use tracing::Instrument;
 
 use crate::duck::{rows, source, sql_text};

@@ -1,6 +1,6 @@
 //! The tier-aware stats planner.
 //!
-//! Every request takes one PostgreSQL snapshot ([`strata_hot::ReadSnapshot`])
+//! Every request takes one PostgreSQL snapshot ([`strata_store::ReadSnapshot`])
 //! that yields both the cold manifest and the hot rows, so an archive commit
 //! running at the same moment is seen wholly or not at all. From the
 //! manifest and the hot chunk list it knows, per day, whether the hot tier,
@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use strata_cold::ColdReadCache;
-use strata_hot::HotStore;
+use strata_store::Store;
 
 pub use duck::{DuckConfig, DuckEngine};
 pub use error::QueryError;
@@ -115,7 +115,7 @@ impl AtomicCounters {
 /// Answers stats requests from both tiers. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Planner {
-    hot: HotStore,
+    hot: Store,
     files: ColdReadCache,
     duck: Arc<DuckEngine>,
     config: QueryConfig,
@@ -124,7 +124,7 @@ pub struct Planner {
 
 impl Planner {
     pub fn new(
-        hot: HotStore,
+        hot: Store,
         cold: strata_cold::ColdStore,
         config: QueryConfig,
     ) -> Result<Self, QueryError> {

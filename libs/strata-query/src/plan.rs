@@ -10,8 +10,8 @@ use std::time::Instant;
 use chrono::{NaiveDate, Utc};
 use duckdb::Connection;
 use strata_cold::WantedFile;
-use strata_hot::{HotScope, ManifestEntry, ReadSnapshot, RollupRead, RollupRows, RollupSource};
 use strata_model::ProjectId;
+use strata_store::{HotScope, ManifestEntry, ReadSnapshot, RollupRead, RollupRows, RollupSource};
 use tracing::Instrument;
 
 use crate::meta::{CacheMeta, ColdMeta, HotMeta, Meta, RetentionMeta, RollupMeta, ranges};

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use chrono::Utc;
 use roaring::RoaringBitmap;
-use strata_hot::{ALL_TYPES, CohortActivity, RollupRows};
 use strata_model::{DayRange, EventType, Period, ProjectId, day_number, from_day_number};
+use strata_store::{ALL_TYPES, CohortActivity, RollupRows};
 use tracing::Instrument;
 
 use crate::duck::{rows, source, sql_text};

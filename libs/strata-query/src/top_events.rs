@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use roaring::{MultiOps, RoaringBitmap};
-use strata_hot::{ALL_TYPES, DayRollup, RollupRows, TypeRollup};
 use strata_model::{DayRange, ProjectId};
+use strata_store::{ALL_TYPES, DayRollup, RollupRows, TypeRollup};
 use tracing::Instrument;
 
 use crate::duck::{rows, source};

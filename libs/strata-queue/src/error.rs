@@ -1,5 +1,5 @@
-use strata_hot::HotError;
 use strata_model::{Classify, ErrorKind};
+use strata_store::StoreError;
 use thiserror::Error;
 
 /// What can go wrong in queue mode. Messages shown to clients are the
@@ -22,7 +22,7 @@ pub enum QueueError {
     #[error("queue error: {0}")]
     Internal(String),
     #[error(transparent)]
-    Hot(#[from] HotError),
+    Store(#[from] StoreError),
 }
 
 impl QueueError {
@@ -38,7 +38,7 @@ impl QueueError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unavailable(_) | Self::Full(_) => true,
-            Self::Hot(e) => e.is_unavailable(),
+            Self::Store(e) => e.is_unavailable(),
             _ => false,
         }
     }
@@ -51,7 +51,7 @@ impl Classify for QueueError {
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Invalid(_) => ErrorKind::Invalid,
             Self::Decode(_) | Self::Internal(_) => ErrorKind::Internal,
-            Self::Hot(e) => e.kind(),
+            Self::Store(e) => e.kind(),
         }
     }
 
@@ -59,7 +59,7 @@ impl Classify for QueueError {
         match self {
             Self::Unavailable(_) => "queue_unavailable",
             Self::Full(_) => "queue_full",
-            Self::Hot(e) => e.code(),
+            Self::Store(e) => e.code(),
             other => other.kind().default_code(),
         }
     }

@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use strata_hot::QueuedPart;
 use strata_model::{EventId, EventTime, EventType, ProjectId, Properties, UserId, ValidEvent};
+use strata_store::QueuedPart;
 use uuid::Uuid;
 
 use crate::QueueError;

@@ -3,7 +3,7 @@
 //! It pulls messages through one durable consumer (several workers share
 //! it; each message goes to one of them), groups what arrived within
 //! `max_wait` (up to `max_events`) by project, and applies each project's
-//! parts in one transaction ([`HotStore::apply_queued`]). Messages are
+//! parts in one transaction ([`Store::apply_queued`]). Messages are
 //! acknowledged only after that commit; a worker killed before its acks
 //! leaves them to be delivered again, which the exact dedup and the batch
 //! records make harmless.
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
-use strata_hot::{HotStore, QueuedPart};
 use strata_model::ProjectId;
+use strata_store::{QueuedPart, Store};
 use tracing::Instrument;
 
 use crate::{Queue, QueueError, headers};
@@ -92,7 +92,7 @@ struct Counters {
 /// Drains the queue into the hot tier (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Worker {
-    hot: HotStore,
+    hot: Store,
     queue: Queue,
     cfg: WorkerConfig,
     counters: Arc<Counters>,
@@ -105,7 +105,7 @@ struct Received {
 }
 
 impl Worker {
-    pub fn new(hot: HotStore, queue: Queue, cfg: WorkerConfig) -> Self {
+    pub fn new(hot: Store, queue: Queue, cfg: WorkerConfig) -> Self {
         Self {
             hot,
             queue,

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use strata_cold::{ColdError, ColdStore, S3Options};
-use strata_hot::{HotError, HotStore, LayoutChoice, PoolConfig};
 use strata_model::IngestLimits;
+use strata_store::{LayoutChoice, PoolConfig, Store, StoreError};
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30d, 24h, 90s)"))
@@ -88,10 +88,10 @@ pub struct DatabaseArgs {
 
 impl DatabaseArgs {
     /// The hot tier, pending migrations applied first.
-    pub async fn open_hot(&self) -> Result<HotStore, HotError> {
-        let pool = strata_hot::lazy_pool(self.database_url.expose(), &self.pool_config())?;
-        strata_hot::migrate(&pool, self.hot_layout).await?;
-        HotStore::open(pool).await
+    pub async fn open_hot(&self) -> Result<Store, StoreError> {
+        let pool = strata_store::lazy_pool(self.database_url.expose(), &self.pool_config())?;
+        strata_store::migrate(&pool, self.hot_layout).await?;
+        Store::open(pool).await
     }
 
     pub fn pool_config(&self) -> PoolConfig {

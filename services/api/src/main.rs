@@ -4,10 +4,10 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata_archive::{ArchiveConfig, Archiver};
-use strata_hot::{HotStore, KeyLimit};
 use strata_http::app::App;
 use strata_model::{GeneratorSpec, ProjectName, RetentionDays, Scopes};
 use strata_runtime::config::{DatabaseArgs, QueueArgs, S3Args, ServeArgs, TieringArgs, WorkerArgs};
+use strata_store::{KeyLimit, Store};
 
 #[derive(Debug, Parser)]
 #[command(name = "strata-api", version, about = "Strata event analytics API")]
@@ -80,7 +80,7 @@ struct Stores {
 impl Stores {
     /// An archiver over `hot` and this cold store, with the defaults but
     /// the hot retention.
-    fn archiver(&self, hot: &HotStore) -> anyhow::Result<Archiver> {
+    fn archiver(&self, hot: &Store) -> anyhow::Result<Archiver> {
         Ok(Archiver::new(
             hot.clone(),
             self.tiering.cold_store(&self.s3)?,
@@ -212,7 +212,7 @@ enum KeysCommand {
     List,
 }
 
-async fn open_migrated(db: &DatabaseArgs) -> anyhow::Result<HotStore> {
+async fn open_migrated(db: &DatabaseArgs) -> anyhow::Result<Store> {
     db.open_hot().await.context("applying migrations")
 }
 
@@ -298,7 +298,7 @@ async fn users(args: UsersArgs) -> anyhow::Result<()> {
                 // every answer; the objects replaced wait out the grace
                 // period (STRATA_COLD_DELETE_GRACE) and a later run
                 // deletes them.
-                let open = |r: &strata_hot::ErasureRecord| {
+                let open = |r: &strata_store::ErasureRecord| {
                     matches!(r.status.as_str(), "pending" | "running")
                 };
                 while open(&record) {
@@ -488,7 +488,7 @@ async fn ingest_worker(args: IngestWorkerArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = App::build(&args).await.map_err(|e| match e {
         // The only hot-tier step of the build is opening (and migrating) it.
-        strata_http::ApiError::Hot(e) => anyhow::Error::new(e).context("applying migrations"),
+        strata_http::ApiError::Store(e) => anyhow::Error::new(e).context("applying migrations"),
         other => anyhow::Error::new(other),
     })?;
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -287,7 +287,7 @@ async fn the_hot_layout_setting_is_honoured_or_refused_with_the_reason() {
     if server == ServerTimescale::Preloaded {
         let (out, err) = run_with_layout(&db, "timescaledb", &["migrate"]);
         assert!(out.status.success(), "{err}");
-        assert_eq!(db.hot().await.layout(), strata_hot::Layout::Timescale);
+        assert_eq!(db.hot().await.layout(), strata_store::Layout::Timescale);
     } else {
         // Both the migrate command and the server refuse to start, with the
         // reason and the fix, not a backtrace or a dead session.

@@ -195,8 +195,9 @@ async fn crash_after_the_retention_commit_leaves_only_orphans_for_the_next_sweep
     let alpha = strata_model::ProjectId(app.project_id("alpha").await);
     let days = strata_model::RetentionDays::new(32).unwrap();
     app.hot.set_retention(alpha, Some(days)).await.unwrap();
-    let horizon =
-        days.horizon((chrono::Utc::now() - strata_hot::locks::CLOSED_DAY_MARGIN).date_naive());
+    let horizon = days.horizon(
+        (chrono::Utc::now() - strata_store::shared::locks::CLOSED_DAY_MARGIN).date_naive(),
+    );
     let start = horizon
         .and_hms_opt(0, 0, 0)
         .unwrap()
