@@ -111,7 +111,7 @@ impl App {
             Some(cfg) => {
                 tracing::info!(stream = %cfg.stream, "queue mode: ingest publishes to NATS JetStream");
                 let q = strata_queue::Queue::connect(cfg).await?;
-                Some(crate::queue::QueueState::new(
+                Some(crate::routes::queue::QueueState::new(
                     q,
                     args.queue.queue_auth_grace,
                 ))

@@ -203,7 +203,7 @@ pub struct KeyView {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The key's project and scopes", body = KeyView),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
     ))]
 pub async fn whoami(auth: Authenticated) -> axum::Json<KeyView> {
     let (project, operator) = match &auth.0.owner {

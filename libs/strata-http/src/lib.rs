@@ -2,20 +2,14 @@
 //! [`AppState`] (for the binary and the tests alike); every route, limit
 //! and status mapping lives here.
 
-mod admin;
 pub mod app;
 mod auth;
-mod erasures;
 mod error;
-mod health;
-mod ingest;
 pub mod metrics;
 pub mod openapi;
 mod params;
-pub mod queue;
 pub mod ratelimit;
-mod stats;
-mod ui;
+pub mod routes;
 
 use std::future::Future;
 use std::time::Duration;
@@ -31,6 +25,7 @@ use strata_store::Store;
 
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::routes::{admin, erasures, health, ingest, queue, stats, ui};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;

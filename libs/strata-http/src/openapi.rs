@@ -2,53 +2,8 @@
 //! `/openapi.json` with Swagger UI at `/docs`; `docs/openapi.json` is a
 //! committed copy that a test keeps equal (`make openapi` rewrites it).
 
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-
-pub use crate::error::ErrorBody;
-
-/// `period` of a retention request.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PeriodParam {
-    /// UTC days.
-    Day,
-    /// ISO weeks, from Monday.
-    Week,
-}
-
-/// One event as sent (documentation of the ingest body).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventIn {
-    /// UUID; the idempotency key within the project.
-    #[schema(format = Uuid, example = "5f0c3b9e-8a4e-4b8e-9a43-2f2b6a0f1c11")]
-    pub event_id: String,
-    /// 1-256 bytes.
-    pub user_id: String,
-    /// 1-128 bytes.
-    pub event_type: String,
-    /// RFC 3339 with an offset.
-    #[schema(format = DateTime, example = "2026-11-20T12:00:00.123Z")]
-    pub timestamp: String,
-    /// A JSON object (bounded size).
-    pub properties: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// The ingest body. Only its shape is checked as a whole: each item of
-/// `events` is then validated on its own against [`EventIn`]'s rules, and
-/// an item that breaks them (any JSON value can be sent) is rejected by its
-/// index in the 200 answer's `rejected`, while the others are stored. Any
-/// other member than `events` is refused (400), so a misspelt field is
-/// never silently ignored.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IngestRequest {
-    /// Events, each checked on its own against `EventIn` (see above); at
-    /// most STRATA_MAX_BATCH_EVENTS (default 10,000) of them, else 413.
-    #[schema(value_type = Vec<Value>)]
-    pub events: Vec<serde_json::Value>,
-}
+use utoipa::{Modify, OpenApi};
 
 struct Security;
 
@@ -75,25 +30,25 @@ impl Modify for Security {
     ),
     paths(
         crate::auth::whoami,
-        crate::ingest::ingest,
-        crate::queue::batch_status,
-        crate::stats::dau,
-        crate::stats::top_events,
-        crate::stats::retention,
-        crate::admin::tiers,
-        crate::admin::runs,
-        crate::admin::start_run,
-        crate::admin::retention,
-        crate::admin::set_retention,
-        crate::erasures::request,
-        crate::erasures::show,
-        crate::queue::dead_letters,
-        crate::queue::replay,
-        crate::health::livez,
-        crate::health::readyz,
+        crate::routes::ingest::ingest,
+        crate::routes::queue::batch_status,
+        crate::routes::stats::dau,
+        crate::routes::stats::top_events,
+        crate::routes::stats::retention,
+        crate::routes::admin::tiers,
+        crate::routes::admin::runs,
+        crate::routes::admin::start_run,
+        crate::routes::admin::retention,
+        crate::routes::admin::set_retention,
+        crate::routes::erasures::request,
+        crate::routes::erasures::show,
+        crate::routes::queue::dead_letters,
+        crate::routes::queue::replay,
+        crate::routes::health::livez,
+        crate::routes::health::readyz,
         crate::metrics::render,
     ),
-    components(schemas(PeriodParam)),
+    components(schemas(crate::routes::stats::PeriodParam)),
     modifiers(&Security),
     tags(
         (name = "auth", description = "The presented key"),

@@ -37,24 +37,29 @@ const fn asset(
 }
 
 static ASSETS: [Asset; 6] = [
-    asset("/ui/", include_bytes!("../ui/index.html"), HTML, false),
-    asset("/ui/app.js", include_bytes!("../ui/app.js"), JS, false),
-    asset("/ui/app.css", include_bytes!("../ui/app.css"), CSS, false),
+    asset("/ui/", include_bytes!("../../ui/index.html"), HTML, false),
+    asset("/ui/app.js", include_bytes!("../../ui/app.js"), JS, false),
+    asset(
+        "/ui/app.css",
+        include_bytes!("../../ui/app.css"),
+        CSS,
+        false,
+    ),
     asset(
         "/ui/vendor/uPlot.iife.min.js",
-        include_bytes!("../ui/vendor/uplot/uPlot.iife.min.js"),
+        include_bytes!("../../ui/vendor/uplot/uPlot.iife.min.js"),
         JS,
         true,
     ),
     asset(
         "/ui/vendor/uPlot.min.css",
-        include_bytes!("../ui/vendor/uplot/uPlot.min.css"),
+        include_bytes!("../../ui/vendor/uplot/uPlot.min.css"),
         CSS,
         true,
     ),
     asset(
         "/ui/vendor/uPlot.LICENSE",
-        include_bytes!("../ui/vendor/uplot/LICENSE"),
+        include_bytes!("../../ui/vendor/uplot/LICENSE"),
         TEXT,
         true,
     ),

@@ -76,7 +76,7 @@ fn per_event(bytes: i64, rows: i64) -> Option<f64> {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Footprint in both tiers: every project for an operator key, the key's own project for a project admin key", body = TiersResponse),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::error::ErrorBody),
     ))]
 pub async fn tiers(
     State(state): State<AppState>,
@@ -151,9 +151,9 @@ pub struct RunsResponse {
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Newest runs to list, 1-500 (default 20)")),
     responses(
         (status = 200, description = "Archive runs, newest first, with chunk outcomes", body = RunsResponse),
-        (status = 400, description = "Bad request", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Not an operator key", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Bad request", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "Not an operator key", body = crate::error::ErrorBody),
     ))]
 pub async fn runs(
     State(state): State<AppState>,
@@ -184,9 +184,9 @@ pub struct StartedRun {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 202, description = "Run started", body = StartedRun),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Not an operator key", body = crate::openapi::ErrorBody),
-        (status = 409, description = "A run is in progress", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "Not an operator key", body = crate::error::ErrorBody),
+        (status = 409, description = "A run is in progress", body = crate::error::ErrorBody),
     ))]
 pub async fn start_run(
     State(state): State<AppState>,
@@ -240,9 +240,9 @@ pub struct RetentionView {
     request_body = RetentionPolicy,
     responses(
         (status = 200, description = "The policy now in force", body = RetentionView),
-        (status = 400, description = "Not a number of days from 1 to 365000, or null", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Not a project key with the admin scope", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Not a number of days from 1 to 365000, or null", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a project key with the admin scope", body = crate::error::ErrorBody),
     ))]
 pub async fn set_retention(
     State(state): State<AppState>,
@@ -278,8 +278,8 @@ fn retention_view(project: &str, days: Option<strata_model::RetentionDays>) -> R
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The policy in force", body = RetentionView),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Not a project key with the admin scope", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a project key with the admin scope", body = crate::error::ErrorBody),
     ))]
 pub async fn retention(
     State(state): State<AppState>,

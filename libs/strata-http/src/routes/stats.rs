@@ -7,8 +7,10 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
+use serde::Serialize;
 use strata_model::{DayRange, EventType, Period, Scope, parse_bounded};
 use strata_query::{DauResponse, RetentionResponse, TopEventsResponse};
+use utoipa::ToSchema;
 
 use crate::params::{QueryParams, query_params};
 use crate::{ApiError, AppState, Authenticated};
@@ -19,6 +21,16 @@ fn range(state: &AppState, p: &HashMap<String, String>) -> Result<DayRange, ApiE
         p.get("to").map(String::as_str),
         state.planner.config().max_query_days,
     )?)
+}
+
+/// `period` of a retention request.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodParam {
+    /// UTC days.
+    Day,
+    /// ISO weeks, from Monday.
+    Week,
 }
 
 #[utoipa::path(get, path = "/v1/stats/dau", tag = "stats",
@@ -33,10 +45,10 @@ fn range(state: &AppState, p: &HashMap<String, String>) -> Result<DayRange, ApiE
     ),
     responses(
         (status = 200, description = "Distinct users per day, zero-filled", body = DauResponse),
-        (status = 400, description = "Bad parameters", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Bad parameters", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the rate limit (Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::error::ErrorBody),
     ))]
 pub async fn dau(
     State(state): State<AppState>,
@@ -66,10 +78,10 @@ pub async fn dau(
     ),
     responses(
         (status = 200, description = "Event types by count, with distinct users", body = TopEventsResponse),
-        (status = 400, description = "Bad parameters", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Bad parameters", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the rate limit (Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::error::ErrorBody),
     ))]
 pub async fn top_events(
     State(state): State<AppState>,
@@ -95,7 +107,7 @@ pub async fn top_events(
             description = "First day (UTC), YYYY-MM-DD. The range may span at most STRATA_MAX_QUERY_DAYS days (default 3660) and `from` must not be after `to`: 400 otherwise"),
         ("to" = String, Query, format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-11-27",
             description = "Last day (UTC), YYYY-MM-DD, inclusive"),
-        ("period" = Option<crate::openapi::PeriodParam>, Query, description = "day (default) or week (ISO, from Monday)"),
+        ("period" = Option<PeriodParam>, Query, description = "day (default) or week (ISO, from Monday)"),
         ("periods" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Periods tracked per cohort, 1-100, default 8: retained[k] for k = 0 … periods−1, retained[0] being the cohort's size; periods not yet started are left out"),
         ("start_event" = Option<String>, Query, min_length = 1, max_length = 128, example = "signup",
             description = "Form cohorts from each user's first event of this type ever (1-128 bytes) instead of their first event of any type"),
@@ -104,10 +116,10 @@ pub async fn top_events(
     ),
     responses(
         (status = 200, description = "Cohorts by first-event period", body = RetentionResponse),
-        (status = 400, description = "Bad parameters", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Bad parameters", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody), (status = 403, description = "The key lacks the needed scope", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the rate limit (Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "PostgreSQL or needed cold days unavailable", body = crate::error::ErrorBody),
     ))]
 pub async fn retention(
     State(state): State<AppState>,

@@ -11,12 +11,13 @@ use flate2::read::MultiGzDecoder;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 use strata_model::{ErrorKind, IngestLimits, ParsedBatch, Rejection, Scope, parse_batch};
+use utoipa::ToSchema;
 
 use crate::{ApiError, AppState, Authenticated};
 
 /// The answer to every accepted request, even one whose events were all
 /// rejected: `accepted + duplicates + rejected.len()` = events sent.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IngestResponse {
     pub accepted: u64,
     pub duplicates: u64,
@@ -116,17 +117,49 @@ fn decode_and_parse(
     Ok(batch)
 }
 
+/// One event as sent (documentation of the ingest body).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventIn {
+    /// UUID; the idempotency key within the project.
+    #[schema(format = Uuid, example = "5f0c3b9e-8a4e-4b8e-9a43-2f2b6a0f1c11")]
+    pub event_id: String,
+    /// 1-256 bytes.
+    pub user_id: String,
+    /// 1-128 bytes.
+    pub event_type: String,
+    /// RFC 3339 with an offset.
+    #[schema(format = DateTime, example = "2026-11-20T12:00:00.123Z")]
+    pub timestamp: String,
+    /// A JSON object (bounded size).
+    pub properties: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The ingest body. Only its shape is checked as a whole: each item of
+/// `events` is then validated on its own against [`EventIn`]'s rules, and
+/// an item that breaks them (any JSON value can be sent) is rejected by its
+/// index in the 200 answer's `rejected`, while the others are stored. Any
+/// other member than `events` is refused (400), so a misspelt field is
+/// never silently ignored.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestRequest {
+    /// Events, each checked on its own against `EventIn` (see above); at
+    /// most STRATA_MAX_BATCH_EVENTS (default 10,000) of them, else 413.
+    #[schema(value_type = Vec<Value>)]
+    pub events: Vec<serde_json::Value>,
+}
+
 #[utoipa::path(post, path = "/v1/events", tag = "ingest",
     security(("bearer" = []), ("api_key" = [])),
-    request_body(content = crate::openapi::IngestRequest,
+    request_body(content = IngestRequest,
                  description = "JSON, optionally Content-Encoding: gzip"),
     responses(
         (status = 200, description = "Direct mode: accepted events are committed", body = IngestResponse),
-        (status = 202, description = "Queue mode (STRATA_INGEST_QUEUE): valid events are stored in the queue; follow with GET /v1/ingest/batches/{batch_id}", body = crate::queue::QueuedResponse),
-        (status = 400, description = "Bad request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the needed scope", body = crate::openapi::ErrorBody), (status = 413, description = "Batch too large", body = crate::openapi::ErrorBody),
-        (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = crate::openapi::ErrorBody), (status = 429, description = "Over the rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "A dependency is unavailable (Retry-After)", body = crate::openapi::ErrorBody),
+        (status = 202, description = "Queue mode (STRATA_INGEST_QUEUE): valid events are stored in the queue; follow with GET /v1/ingest/batches/{batch_id}", body = crate::routes::queue::QueuedResponse),
+        (status = 400, description = "Bad request", body = crate::error::ErrorBody), (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "The key lacks the needed scope", body = crate::error::ErrorBody), (status = 413, description = "Batch too large", body = crate::error::ErrorBody),
+        (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = crate::error::ErrorBody), (status = 429, description = "Over the rate limit (Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "A dependency is unavailable (Retry-After)", body = crate::error::ErrorBody),
     ))]
 pub async fn ingest(
     State(state): State<AppState>,
@@ -165,7 +198,7 @@ pub async fn ingest(
                 events: &batch.events,
             })
             .await?;
-        let response = crate::queue::QueuedResponse {
+        let response = crate::routes::queue::QueuedResponse {
             queued: batch.events.len() as u64,
             duplicates: batch.in_batch_duplicates as u64,
             rejected: batch.rejected,

@@ -32,10 +32,10 @@ pub struct ErasureRequest {
     request_body = ErasureRequest,
     responses(
         (status = 202, description = "Accepted: the erasure, to follow with GET /v1/admin/erasures/{id}", body = ErasureRecord),
-        (status = 400, description = "Not {\"user_id\": <1 to 256 characters without NUL>}", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Not a project key with the admin scope", body = crate::openapi::ErrorBody),
-        (status = 429, description = "The project asked for STRATA_ERASURES_PER_HOUR erasures in the last hour", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Not {\"user_id\": <1 to 256 characters without NUL>}", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a project key with the admin scope", body = crate::error::ErrorBody),
+        (status = 429, description = "The project asked for STRATA_ERASURES_PER_HOUR erasures in the last hour", body = crate::error::ErrorBody),
     ))]
 pub async fn request(
     State(state): State<AppState>,
@@ -136,10 +136,10 @@ pub async fn request(
     params(("id" = i64, Path, minimum = 1, description = "The id POST /v1/admin/erasures returned")),
     responses(
         (status = 200, description = "The erasure", body = ErasureRecord),
-        (status = 400, description = "Not an erasure id", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Not an operator key or a project key with the admin scope", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such erasure (of this key's project)", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Not an erasure id", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "Not an operator key or a project key with the admin scope", body = crate::error::ErrorBody),
+        (status = 404, description = "No such erasure (of this key's project)", body = crate::error::ErrorBody),
     ))]
 pub async fn show(
     State(state): State<AppState>,

@@ -133,11 +133,11 @@ pub struct QueuedResponse {
     params(("batch_id" = String, Path, format = Uuid, description = "The batch_id a 202 from POST /v1/events gave")),
     responses(
         (status = 200, description = "The batch's state", body = BatchStatus),
-        (status = 400, description = "Not a batch id", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the ingest scope", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such batch of this project (or its record expired), or queue mode is off", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Neither the queue nor PostgreSQL can answer (Retry-After)", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Not a batch id", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "The key lacks the ingest scope", body = crate::error::ErrorBody),
+        (status = 404, description = "No such batch of this project (or its record expired), or queue mode is off", body = crate::error::ErrorBody),
+        (status = 503, description = "Neither the queue nor PostgreSQL can answer (Retry-After)", body = crate::error::ErrorBody),
     ))]
 pub async fn batch_status(
     State(state): State<AppState>,
@@ -245,11 +245,11 @@ pub struct DeadLetters {
     ),
     responses(
         (status = 200, description = "Dead letters", body = DeadLetters),
-        (status = 400, description = "Bad request", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Not a project key with the admin scope", body = crate::openapi::ErrorBody),
-        (status = 404, description = "Queue mode is off", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The queue is unavailable (Retry-After)", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Bad request", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a project key with the admin scope", body = crate::error::ErrorBody),
+        (status = 404, description = "Queue mode is off", body = crate::error::ErrorBody),
+        (status = 503, description = "The queue is unavailable (Retry-After)", body = crate::error::ErrorBody),
     ))]
 pub async fn dead_letters(
     State(state): State<AppState>,
@@ -284,11 +284,11 @@ pub async fn dead_letters(
     params(("seq" = u64, Path, minimum = 1, description = "The dead letter's seq")),
     responses(
         (status = 202, description = "Queued again", body = DeadLetter),
-        (status = 400, description = "Not a sequence number", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Not a project key with the admin scope", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such dead letter of this project, or queue mode is off", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The queue is unavailable or full (Retry-After)", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Not a sequence number", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a project key with the admin scope", body = crate::error::ErrorBody),
+        (status = 404, description = "No such dead letter of this project, or queue mode is off", body = crate::error::ErrorBody),
+        (status = 503, description = "The queue is unavailable or full (Retry-After)", body = crate::error::ErrorBody),
     ))]
 pub async fn replay(
     State(state): State<AppState>,
