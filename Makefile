@@ -10,7 +10,7 @@ export STRATA_CACHE
 export CARGO_TARGET_DIR ?= $(STRATA_CACHE)/target
 export PATH := $(STRATA_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help test run demo archive lint fmt openapi bench bench-scale bench-micro services clean-test-dbs ui-vendor
+.PHONY: help test run demo archive lint layers fmt openapi bench bench-scale bench-micro services clean-test-dbs ui-vendor
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -27,9 +27,10 @@ demo: ## Load ~4 months of generated events into the `make run` database and arc
 archive: ## Run one archiver pass over the `make run` database (ARGS=--dry-run to preview)
 	@scripts/archive.sh $(ARGS)
 
-lint: ## cargo fmt --check, dependency order (scripts/check-sorted-deps.py) and clippy only
+lint: ## cargo fmt --check, dependency order (scripts/check-sorted-deps.py), import layers (scripts/check-layers.py) and clippy only
 	cargo fmt --all --check
 	scripts/check-sorted-deps.py
+	scripts/check-layers.py
 	cargo clippy --workspace --all-targets -- -D warnings
 
 bench: ## Strata against its baselines on the same data (BENCH_SCALE=2 … for more; BENCH_HOT_LAYOUT=timescaledb for the hypertable; BENCH_ONLY_INGEST=1 for the ingest part alone), on a durable PostgreSQL with the settings of deploy/postgres/strata.conf; then the micro-benchmarks; rewrites that layout's section of docs/BENCHMARKS.md and docs/benchmarks/<layout>.json
@@ -61,6 +62,9 @@ bench-micro: ## Criterion micro-benchmarks of the inner loops (dev profile: the 
 openapi: ## Regenerate docs/openapi.json from the code
 	cargo build --quiet --workspace --bins
 	$(CARGO_TARGET_DIR)/debug/strata-api openapi > docs/openapi.json
+
+layers: ## Each crate's areas, bottom first, and any import circle (scripts/check-layers.py --graph)
+	@scripts/check-layers.py --graph
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -18,6 +18,7 @@ exports=$("$here/ensure-tools.sh")
 eval "$exports"
 cargo fmt --all --check
 "$here/check-sorted-deps.py"
+"$here/check-layers.py"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-run
 set +e

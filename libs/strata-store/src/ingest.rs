@@ -56,7 +56,7 @@ impl Store {
     }
 
     /// [`Self::insert_events`], and in the same transaction the records of
-    /// the queued parts `records` covers (`queued.rs`), whose outcomes are
+    /// the queued parts `records` covers (`queue.rs`), whose outcomes are
     /// returned in its order.
     pub(crate) async fn insert_recorded(
         &self,

@@ -1,6 +1,17 @@
-//! The hot tier: recent events in PostgreSQL, one chunk per UTC day.
+//! PostgreSQL and every table in it: the hot events (one chunk per UTC day),
+//! the cold tier's catalog, the summaries of closed days, keys and the
+//! queue's records. One folder per area; each imports only the areas below
+//! it (ADR-038, `make layers`):
 //!
-//! [`Store`] is the one interface over both physical layouts — a
+//! - [`shared`]: days, the lock protocol, binary `COPY` rows, event keys;
+//! - [`events`] and [`catalog`]: the hot events and their upkeep; the cold
+//!   manifest and archive runs;
+//! - [`summaries`]: rollups, seals, user ordinals;
+//! - `ingest.rs` and [`lifecycle`]: the ingest transaction; the handoff to
+//!   the cold tier, swaps, erasures, retention;
+//! - [`reads`]: the stats snapshot and the admin views.
+//!
+//! [`Store`] is the one handle, over both physical layouts of `events` — a
 //! TimescaleDB hypertable with 1-day chunks, or native range partitions made
 //! on demand — and nothing above it knows which one is active.
 
