@@ -8,6 +8,13 @@ if ! command -v cargo-nextest >/dev/null; then
   log "installing cargo-nextest into $root"
   cargo install --locked --root "$root" cargo-nextest >&2
 fi
+# cargo-chef, at the version deploy/Dockerfile pins: scripts/check-dockerfile.py
+# replays the image's dependency layer with it.
+chef_version=$(grep -o 'cargo-chef@[0-9.]*' "$(dirname "$0")/../deploy/Dockerfile" | cut -d@ -f2)
+if ! cargo chef --version 2>/dev/null | grep -q " $chef_version\$"; then
+  log "installing cargo-chef $chef_version into $root"
+  cargo install --locked --root "$root" "cargo-chef@$chef_version" >&2
+fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >&2 || true
 
 # Schemathesis (PyPI), the schema-driven fuzzer the suite runs against

@@ -19,6 +19,7 @@ eval "$exports"
 cargo fmt --all --check
 "$here/check-sorted-deps.py"
 "$here/check-layers.py"
+"$here/check-dockerfile.py"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-run
 set +e
