@@ -7,7 +7,7 @@
 #   - preloads timescaledb when it is installed (run scripts/ensure-timescaledb.sh
 #     first to build it), so both hot layouts run on the same server;
 #   - runs with the server settings of deploy/postgres/strata.conf, the ones the
-#     README recommends for a deployment, so Strata and every baseline get them.
+#     docs/operations.md recommends for a deployment, so Strata and every baseline get them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"

@@ -20,6 +20,7 @@ cargo fmt --all --check
 "$here/check-sorted-deps.py"
 "$here/check-layers.py"
 "$here/check-dockerfile.py"
+"$here/check-links.py"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-run
 set +e

@@ -19,7 +19,7 @@ pub enum ColdError {
     Io(#[from] std::io::Error),
     /// The store's owner marker names another deployment (ADR-037).
     #[error(
-        "the cold store {url} belongs to deployment {owner} (its _strata/owner marker), not to this database's deployment {deployment}: refusing to write or delete anything there. Point STRATA_COLD_URL at this deployment's own store (README, \"Backup and restore\")"
+        "the cold store {url} belongs to deployment {owner} (its _strata/owner marker), not to this database's deployment {deployment}: refusing to write or delete anything there. Point STRATA_COLD_URL at this deployment's own store (docs/operations.md, \"Backup and restore\")"
     )]
     Owned {
         url: String,

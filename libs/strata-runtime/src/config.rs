@@ -1,5 +1,5 @@
 //! Configuration blocks. Every flag has an `env = "STRATA_…"` twin and a
-//! default where one is safe; the README's configuration table is this file.
+//! default where one is safe; docs/configuration.md's table is this file.
 
 use std::time::Duration;
 
