@@ -27,12 +27,13 @@ demo: ## Load ~4 months of generated events into the `make run` database and arc
 archive: ## Run one archiver pass over the `make run` database (ARGS=--dry-run to preview)
 	@scripts/archive.sh $(ARGS)
 
-lint: ## cargo fmt --check, dependency order (scripts/check-sorted-deps.py), import layers (scripts/check-layers.py), the image's dependency layer (scripts/check-dockerfile.py), Markdown links (scripts/check-links.py) and clippy only
+lint: ## cargo fmt --check, dependency order (scripts/check-sorted-deps.py), import layers (scripts/check-layers.py), the image's dependency layer (scripts/check-dockerfile.py), Markdown links (scripts/check-links.py), the compose stack's rules (scripts/check-compose.py) and clippy only
 	cargo fmt --all --check
 	scripts/check-sorted-deps.py
 	scripts/check-layers.py
 	scripts/check-dockerfile.py
 	scripts/check-links.py
+	scripts/check-compose.py
 	cargo clippy --workspace --all-targets -- -D warnings
 
 bench: ## Strata against its baselines on the same data (BENCH_SCALE=2 … for more; BENCH_HOT_LAYOUT=timescaledb for the hypertable; BENCH_ONLY_INGEST=1 for the ingest part alone), on a durable PostgreSQL with the settings of deploy/postgres/strata.conf; then the micro-benchmarks; rewrites that layout's section of docs/BENCHMARKS.md and docs/benchmarks/<layout>.json

@@ -23,6 +23,10 @@ cargo fmt --all --check
 "$here/check-links.py"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-run
+# The compose stack's rules, and its key script run twice with the strata-api
+# just built (Python with PyYAML: the Schemathesis virtualenv's).
+PATH="$CARGO_TARGET_DIR/debug:$PATH" "$(dirname "$STRATA_TEST_SCHEMATHESIS")/python" \
+  "$here/check-compose.py" --key-script "$STRATA_TEST_DATABASE_URL"
 set +e
 
 # What a server offers of TimescaleDB: preloaded, installed (not preloaded)
