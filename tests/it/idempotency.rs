@@ -4,7 +4,7 @@ use std::time::Duration;
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 use strata_model::ProjectId;
-use strata_store::fill;
+use strata_store::events::fill;
 use strata_tests::{IngestCounts, TestApp, recent_event, spawn_app};
 use uuid::Uuid;
 

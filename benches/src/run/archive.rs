@@ -187,7 +187,7 @@ pub(super) struct ArchiveUnderLoad {
 }
 
 impl ArchiveUnderLoad {
-    fn result(&self, big_chunk: BigChunk) -> ArchiveResult {
+    pub(super) fn result(&self, big_chunk: BigChunk) -> ArchiveResult {
         ArchiveResult {
             rows: self.rows,
             chunks: self.chunks,

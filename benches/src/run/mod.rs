@@ -8,7 +8,7 @@
 mod archive;
 mod ingest;
 mod lifecycle;
-mod queries;
+mod query_set;
 mod storage;
 
 use std::io::{BufWriter, Write};

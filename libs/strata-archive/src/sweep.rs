@@ -79,7 +79,7 @@ impl Archiver {
             tracing::warn!(
                 objects = foreign,
                 "objects under events/ that this database neither lists nor wrote are left in place \
-                 (a restore of PostgreSQL older than the cold tier?): see docs/operations.md, "Backup and restore""
+                 (a restore of PostgreSQL older than the cold tier?): see docs/operations.md, Backup and restore"
             );
         }
         Ok(removed)

@@ -4,7 +4,7 @@
 pub(crate) mod admin;
 pub(crate) mod erasures;
 pub(crate) mod health;
-pub(crate) mod ingest;
+pub mod ingest;
 pub mod queue;
-pub(crate) mod stats;
+pub mod stats;
 pub(crate) mod ui;
