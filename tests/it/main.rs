@@ -6,6 +6,7 @@ mod admin;
 mod archive;
 mod auth;
 mod chunks;
+mod clients;
 mod dashboard;
 mod days;
 mod health;

@@ -1,4 +1,4 @@
-use strata_model::Classify;
+use strata_model::{Classify, ErrorCode};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -48,13 +48,13 @@ impl Classify for ArchiveError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::Store(e) => e.code(),
             Self::Cold(e) => e.code(),
-            Self::ChunkChanged { .. } => "chunk_changed",
-            Self::Fenced { .. } => "archive_fenced",
-            Self::Pipeline(_) | Self::GroupCommit(_) => "internal",
+            Self::ChunkChanged { .. } => ErrorCode::ChunkChanged,
+            Self::Fenced { .. } => ErrorCode::ArchiveFenced,
+            Self::Pipeline(_) | Self::GroupCommit(_) => ErrorCode::Internal,
         }
     }
 }

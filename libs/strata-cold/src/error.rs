@@ -1,6 +1,7 @@
 use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
+use strata_model::ErrorCode;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -67,13 +68,13 @@ impl strata_model::Classify for ColdError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            Self::BadUrl { .. } => "invalid_cold_url",
-            Self::Unreadable { .. } => "cold_unavailable",
-            Self::Owned { .. } => "cold_store_owned",
-            _ if self.is_object_store() => "object_store_unavailable",
-            _ => "internal",
+            Self::BadUrl { .. } => ErrorCode::InvalidColdUrl,
+            Self::Unreadable { .. } => ErrorCode::ColdUnavailable,
+            Self::Owned { .. } => ErrorCode::ColdStoreOwned,
+            _ if self.is_object_store() => ErrorCode::ObjectStoreUnavailable,
+            _ => ErrorCode::Internal,
         }
     }
 }

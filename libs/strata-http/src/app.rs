@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use strata_archive::{ArchiveConfig, Archiver};
-use strata_model::{ErrorKind, IngestLimits};
+use strata_model::{ErrorCode, ErrorKind, IngestLimits};
 use strata_query::{DuckConfig, Planner, QueryConfig};
 use strata_runtime::config::{QueryArgs, ServeArgs};
 use strata_store::KeyLimit;
@@ -42,11 +42,15 @@ fn rate_limiter(args: &ServeArgs) -> Result<Option<RateLimiter>, ApiError> {
         rate: r.rate_limit_rate,
         burst: r.rate_limit_burst,
     };
-    KeyLimit::new(default.rate, default.burst)
-        .map_err(|e| ApiError::invalid("invalid_setting", format!("default rate limit: {e}")))?;
+    KeyLimit::new(default.rate, default.burst).map_err(|e| {
+        ApiError::invalid(
+            ErrorCode::InvalidSetting,
+            format!("default rate limit: {e}"),
+        )
+    })?;
     let on_error = OnRedisError::parse(&r.rate_limit_on_redis_error).ok_or_else(|| {
         ApiError::invalid(
-            "invalid_setting",
+            ErrorCode::InvalidSetting,
             "STRATA_RATE_LIMIT_ON_REDIS_ERROR must be open or closed",
         )
     })?;
@@ -59,7 +63,7 @@ fn rate_limiter(args: &ServeArgs) -> Result<Option<RateLimiter>, ApiError> {
     .map_err(|e| {
         ApiError::new(
             ErrorKind::Invalid,
-            "invalid_redis_url",
+            ErrorCode::InvalidRedisUrl,
             format!("STRATA_REDIS_URL: {e}"),
         )
     })?;
@@ -127,9 +131,11 @@ impl App {
                 metrics: Metrics::with_pg_ttl(args.metrics_pg_ttl),
                 queue,
                 erasures_per_hour: args.erasures_per_hour,
+                trusted_proxy_hops: args.trusted_proxy_hops,
             },
             server: ServerConfig {
                 request_timeout: args.request_timeout,
+                cors_origins: args.cors_origins.clone().filter(|o| !o.is_empty()),
             },
             warm_up,
         })

@@ -1,11 +1,13 @@
 //! API-key authentication: `Authorization: Bearer <key>` or `X-API-Key`.
 
-use axum::extract::{FromRequestParts, Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use strata_model::{ApiKey, ErrorKind, ProjectId, Scope};
+use strata_model::{ApiKey, ErrorCode, ErrorKind, ProjectId, Scope};
 use strata_store::{AuthenticatedKey, KeyOwner};
 
 use crate::ratelimit::{Decision, Limit};
@@ -140,13 +142,20 @@ pub(crate) async fn authenticate_and_limit(
         rate: l.rate_per_sec,
         burst: l.burst,
     });
-    let key_id = auth.0.key_id;
+    // A client key's users each have their own bucket (ADR-040).
+    let bucket = match auth.0.client {
+        true => match client_address(&req, state.trusted_proxy_hops) {
+            Some(ip) => format!("{}/{ip}", auth.0.key_id),
+            None => auth.0.key_id.to_string(),
+        },
+        false => auth.0.key_id.to_string(),
+    };
     tracing::Span::current().record("project", auth.owner_name());
     req.extensions_mut().insert(auth);
     let Some(limiter) = &state.limiter else {
         return next.run(req).await;
     };
-    match limiter.check(key_id, own).await {
+    match limiter.check(&bucket, own).await {
         Decision::Allowed {
             limit,
             remaining,
@@ -161,7 +170,7 @@ pub(crate) async fn authenticate_and_limit(
             retry_after_secs,
             reset_secs,
         } => {
-            let mut resp = ApiError::new(ErrorKind::RateLimited, "rate_limited", format!(
+            let mut resp = ApiError::new(ErrorKind::RateLimited, ErrorCode::RateLimited, format!(
                 "rate limit of {} requests per second (burst {}) exceeded; retry in {retry_after_secs} s",
                 limit.rate, limit.burst
             ))
@@ -174,11 +183,38 @@ pub(crate) async fn authenticate_and_limit(
         Decision::Unchecked => next.run(req).await,
         Decision::Unavailable => ApiError::new(
             ErrorKind::Unavailable,
-            "rate_limiter_unavailable",
+            ErrorCode::RateLimiterUnavailable,
             "rate limiting is unavailable (Redis); retry later",
         )
         .into_response(),
     }
+}
+
+/// The address a request came from: with `hops` trusted proxies in front,
+/// the `X-Forwarded-For` entry `hops` places from the end (the address the
+/// outermost trusted proxy saw); otherwise, or when the header is short or
+/// unreadable, the connecting address.
+fn client_address(req: &Request, hops: u8) -> Option<IpAddr> {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if hops == 0 {
+        return peer;
+    }
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    forwarded
+        .len()
+        .checked_sub(usize::from(hops))
+        .and_then(|i| forwarded[i].parse().ok())
+        .or(peer)
 }
 
 fn rate_headers(h: &mut HeaderMap, limit: Limit, remaining: u64, reset_secs: u64) {
@@ -196,6 +232,8 @@ pub struct KeyView {
     pub operator: bool,
     /// Sorted: `ingest`, `read`, `admin`, `operator`.
     pub scopes: Vec<&'static str>,
+    /// A client key: ingest only, rate limited per client address.
+    pub client: bool,
 }
 
 /// The presented key's project and scopes (any valid key; no scope needed).
@@ -214,5 +252,6 @@ pub async fn whoami(auth: Authenticated) -> axum::Json<KeyView> {
         project,
         operator,
         scopes: auth.0.scopes.iter().map(Scope::as_str).collect(),
+        client: auth.0.client,
     })
 }

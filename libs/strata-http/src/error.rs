@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use strata_archive::ArchiveError;
 use strata_cold::ColdError;
-use strata_model::{BatchError, Classify, ErrorKind, ModelError};
+use strata_model::{BatchError, Classify, ErrorCode, ErrorKind, ModelError};
 use strata_query::QueryError;
 use strata_queue::QueueError;
 use strata_store::StoreError;
@@ -24,7 +24,7 @@ pub enum ApiError {
     #[error("{message}")]
     Http {
         kind: ErrorKind,
-        code: &'static str,
+        code: ErrorCode,
         message: String,
     },
     #[error(transparent)]
@@ -61,7 +61,7 @@ pub fn status(kind: ErrorKind) -> StatusCode {
 }
 
 impl ApiError {
-    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Http {
             kind,
             code,
@@ -70,20 +70,20 @@ impl ApiError {
     }
 
     /// A bad request parameter or body (`code` names which rule).
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Invalid, code, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Unauthorized, "unauthorized", message)
+        Self::new(ErrorKind::Unauthorized, ErrorCode::Unauthorized, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Forbidden, "forbidden", message)
+        Self::new(ErrorKind::Forbidden, ErrorCode::Forbidden, message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Internal, "internal", message)
+        Self::new(ErrorKind::Internal, ErrorCode::Internal, message)
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -99,9 +99,9 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Http { code, .. } => code,
+            Self::Http { code, .. } => *code,
             Self::Store(e) => e.code(),
             Self::Query(e) => e.code(),
             Self::Archive(e) => e.code(),
@@ -147,19 +147,10 @@ pub struct ErrorBody {
     /// accepted.
     #[schema(example = "from 2026-02-02 is after to 2026-02-01")]
     pub error: String,
-    /// For programs: a stable `snake_case` name of the failure. Among them:
-    /// `invalid_parameter`, `unknown_parameter`, `repeated_parameter`,
-    /// `invalid_query_string`, `malformed_json`, `invalid_body`,
-    /// `invalid_gzip`, `unreadable_body`, `unauthorized`, `forbidden`, `no_such_route`, `method_not_allowed`,
-    /// `batch_too_large`, `body_too_large`, `unsupported_content_type`,
-    /// `unsupported_content_encoding`, `rate_limited`,
-    /// `archive_run_in_progress`, `database_unavailable`, `database_busy`,
-    /// `database_not_migrated`, `cold_unavailable`,
-    /// `rate_limiter_unavailable`, `archiver_not_configured`,
-    /// `queue_unavailable`, `queue_full`, `queue_not_configured`,
-    /// `no_such_batch`, `internal`.
+    /// For programs: a stable name of the failure, one of the listed codes
+    /// (docs/api.md says what each means).
     #[schema(example = "invalid_parameter")]
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// The request's `x-request-id` (also sent back as that header): quote
     /// it to find the request's log lines.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,10 +166,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         match self.kind() {
             ErrorKind::Internal => {
-                tracing::error!(error = %self, code = self.code(), "request failed")
+                tracing::error!(error = %self, code = self.code().as_str(), "request failed")
             }
             ErrorKind::Unavailable => {
-                tracing::warn!(error = %self, code = self.code(), "dependency unavailable");
+                tracing::warn!(error = %self, code = self.code().as_str(), "dependency unavailable");
             }
             _ => {}
         }
@@ -205,7 +196,7 @@ impl IntoResponse for ApiError {
                 );
             }
             StatusCode::SERVICE_UNAVAILABLE => {
-                let after = if self.code() == "cold_unavailable" {
+                let after = if self.code() == ErrorCode::ColdUnavailable {
                     "5"
                 } else {
                     "1"

@@ -12,15 +12,17 @@ pub mod ratelimit;
 pub mod routes;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderName, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use strata_archive::Archiver;
-use strata_model::IngestLimits;
+use strata_model::{ErrorCode, IngestLimits};
 use strata_query::Planner;
+use strata_runtime::config::CorsOrigins;
 use strata_store::Store;
 
 use crate::metrics::Metrics;
@@ -29,6 +31,7 @@ use crate::routes::{admin, erasures, health, ingest, queue, stats, ui};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -52,25 +55,61 @@ pub struct AppState {
     pub queue: Option<queue::QueueState>,
     /// Erasure requests one project may make per hour (0: no limit).
     pub erasures_per_hour: u32,
+    /// Proxies that append to `X-Forwarded-For` in front of the api: where a
+    /// client key's client address is read (ADR-040).
+    pub trusted_proxy_hops: u8,
 }
 
 /// Server-wide settings that are not per-route state.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub request_timeout: Duration,
+    /// Origins whose pages may send events (`STRATA_CORS_ORIGINS`); `None`:
+    /// no CORS on any route.
+    pub cors_origins: Option<CorsOrigins>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(30),
+            cors_origins: None,
         }
     }
 }
 
+/// CORS for the ingest route (ADR-040): the configured origins may `POST`
+/// JSON with a key header and read the rate-limit headers of the answer.
+fn ingest_cors(origins: &CorsOrigins) -> CorsLayer {
+    let allow = match origins {
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => AllowOrigin::list(
+            list.iter()
+                .filter_map(|o| axum::http::HeaderValue::from_str(o).ok()),
+        ),
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+            HeaderName::from_static("x-api-key"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
 async fn openapi_json() -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        [(header::CONTENT_TYPE, "application/json")],
         openapi::document(),
     )
         .into_response()
@@ -79,7 +118,7 @@ async fn openapi_json() -> Response {
 async fn not_found() -> ApiError {
     ApiError::new(
         strata_model::ErrorKind::NotFound,
-        "no_such_route",
+        ErrorCode::NoSuchRoute,
         "no such route",
     )
 }
@@ -88,7 +127,7 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         strata_model::ErrorKind::MethodNotAllowed,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not offer this method; see the Allow header",
     )
 }
@@ -116,9 +155,18 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
     // Authentication wraps each method's handler, not the route: a method
     // a route does not offer is a 405 (with Allow) before any key is asked for.
     let auth = axum::middleware::from_fn_with_state(state.clone(), auth::authenticate_and_limit);
+    let events = post(ingest::ingest).route_layer(auth.clone());
+    // A preflight is an OPTIONS request: the CORS layer answers it before
+    // the handler, which is there so the layer sees the method at all.
+    let events = match &config.cors_origins {
+        Some(origins) => events
+            .options(method_not_allowed)
+            .layer(ingest_cors(origins)),
+        None => events,
+    };
     let v1 = Router::new()
         .route("/v1/key", get(auth::whoami).route_layer(auth.clone()))
-        .route("/v1/events", post(ingest::ingest).route_layer(auth.clone()))
+        .route("/v1/events", events)
         .route("/v1/stats/dau", get(stats::dau).route_layer(auth.clone()))
         .route(
             "/v1/stats/top-events",
@@ -208,7 +256,9 @@ pub async fn serve(
     config: &ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state, config))
+    // The peer address is the client address of client keys' rate limits.
+    let app = router(state, config).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -2,6 +2,7 @@
 //! or repeated parameter, or an unparsable query string, is a 400.
 
 use std::collections::HashMap;
+use strata_model::ErrorCode;
 
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
@@ -16,13 +17,17 @@ pub(crate) fn query_params(
     raw: QueryParams,
     allowed: &[&str],
 ) -> Result<HashMap<String, String>, ApiError> {
-    let Query(pairs) = raw
-        .map_err(|e| ApiError::invalid("invalid_query_string", format!("bad query string: {e}")))?;
+    let Query(pairs) = raw.map_err(|e| {
+        ApiError::invalid(
+            ErrorCode::InvalidQueryString,
+            format!("bad query string: {e}"),
+        )
+    })?;
     let mut map = HashMap::new();
     for (k, v) in pairs {
         if !allowed.contains(&k.as_str()) {
             return Err(ApiError::invalid(
-                "unknown_parameter",
+                ErrorCode::UnknownParameter,
                 format!(
                     "unknown parameter {k:?}; this endpoint takes {}",
                     allowed.join(", ")
@@ -31,7 +36,7 @@ pub(crate) fn query_params(
         }
         if map.insert(k.clone(), v).is_some() {
             return Err(ApiError::invalid(
-                "repeated_parameter",
+                ErrorCode::RepeatedParameter,
                 format!("parameter {k:?} is repeated"),
             ));
         }

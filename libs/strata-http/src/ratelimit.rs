@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use uuid::Uuid;
 
 const SCRIPT: &str = r#"
 local rate = tonumber(ARGV[1])
@@ -166,12 +165,12 @@ impl RateLimiter {
         self.errors.load(Ordering::Relaxed)
     }
 
-    /// Takes one token from `key`'s bucket, with the key's own limit or the
-    /// default.
-    pub async fn check(&self, key: Uuid, own: Option<Limit>) -> Decision {
+    /// Takes one token from `bucket` (a key id, or a client key's id and
+    /// client address), with the key's own limit or the default.
+    pub async fn check(&self, bucket: &str, own: Option<Limit>) -> Decision {
         let limit = own.unwrap_or(self.config.default);
         let mut conn = self.conn.clone();
-        let mut invocation = self.script.key(format!("strata:ratelimit:{key}"));
+        let mut invocation = self.script.key(format!("strata:ratelimit:{bucket}"));
         invocation.arg(limit.rate).arg(limit.burst);
         let call = invocation.invoke_async::<(i64, i64, i64, i64)>(&mut conn);
         let result = match tokio::time::timeout(self.config.timeout, call).await {

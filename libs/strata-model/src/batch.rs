@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use thiserror::Error;
 
-use crate::ModelError;
 use crate::event::{EventId, EventTime, EventType, Properties, UserId, ValidEvent};
+use crate::{ErrorCode, ModelError};
 
 /// The configured bounds on one ingest request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,11 +61,11 @@ impl crate::Classify for BatchError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            Self::Malformed(_) => "malformed_json",
-            Self::WrongShape(_) => "invalid_body",
-            Self::TooManyEvents { .. } => "batch_too_large",
+            Self::Malformed(_) => ErrorCode::MalformedJson,
+            Self::WrongShape(_) => ErrorCode::InvalidBody,
+            Self::TooManyEvents { .. } => ErrorCode::BatchTooLarge,
         }
     }
 }

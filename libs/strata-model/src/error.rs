@@ -1,5 +1,7 @@
 use thiserror::Error;
 
+use crate::ErrorCode;
+
 /// Why a value from outside was refused. The `Display` text is what the client
 /// sees, so it names the field and says what would have been accepted.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -85,17 +87,17 @@ impl crate::Classify for ModelError {
         crate::ErrorKind::Invalid
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::BadDate { .. }
             | Self::RangeReversed { .. }
             | Self::RangeTooLong { .. }
             | Self::BadPeriod(_)
-            | Self::OutOfRange { .. } => "invalid_parameter",
+            | Self::OutOfRange { .. } => ErrorCode::InvalidParameter,
             Self::BadProjectName(_) | Self::BadScope(_) | Self::BadRetention(_) => {
-                "invalid_argument"
+                ErrorCode::InvalidArgument
             }
-            _ => "invalid_event",
+            _ => ErrorCode::InvalidEvent,
         }
     }
 }

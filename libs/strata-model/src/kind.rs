@@ -30,20 +30,106 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The code a body carries when the error names none more specific.
-    pub fn default_code(self) -> &'static str {
+    pub fn default_code(self) -> ErrorCode {
         match self {
-            Self::Invalid => "invalid_request",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Conflict => "conflict",
-            Self::TooLarge => "too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::RateLimited => "rate_limited",
-            Self::Unavailable => "unavailable",
-            Self::Internal => "internal",
+            Self::Invalid => ErrorCode::InvalidRequest,
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::Conflict => ErrorCode::Conflict,
+            Self::TooLarge => ErrorCode::TooLarge,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::RateLimited => ErrorCode::RateLimited,
+            Self::Unavailable => ErrorCode::Unavailable,
+            Self::Internal => ErrorCode::Internal,
         }
+    }
+}
+
+/// Every stable code an error body can carry (`code`, for programs): the one
+/// vocabulary of the API. The OpenAPI document lists it as an enum, and
+/// docs/api.md explains each; a test keeps both equal to this list.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ErrorCode {
+    // Requests: parameters and bodies.
+    InvalidRequest,
+    InvalidParameter,
+    UnknownParameter,
+    RepeatedParameter,
+    InvalidQueryString,
+    InvalidArgument,
+    InvalidEvent,
+    InvalidBody,
+    MalformedJson,
+    InvalidGzip,
+    UnreadableBody,
+    InvalidId,
+    InvalidBatchId,
+    InvalidSeq,
+    InvalidUserId,
+    BatchTooLarge,
+    BodyTooLarge,
+    TooLarge,
+    UnsupportedContentType,
+    UnsupportedContentEncoding,
+    UnsupportedMediaType,
+    // Keys and routes.
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    NoSuchRoute,
+    NoSuchBatch,
+    MethodNotAllowed,
+    // State and limits.
+    Conflict,
+    ArchiveRunInProgress,
+    ArchiverNotConfigured,
+    QueueNotConfigured,
+    RateLimited,
+    TooManyErasures,
+    // Dependencies (retry later).
+    Unavailable,
+    DatabaseUnavailable,
+    DatabaseBusy,
+    DatabaseNotMigrated,
+    ColdUnavailable,
+    ObjectStoreUnavailable,
+    RateLimiterUnavailable,
+    QueueUnavailable,
+    QueueFull,
+    // Operations (command line, archiver).
+    InvalidSetting,
+    InvalidRedisUrl,
+    InvalidColdUrl,
+    ColdStoreOwned,
+    ChunkChanged,
+    ArchiveFenced,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -51,8 +137,29 @@ impl ErrorKind {
 pub trait Classify {
     fn kind(&self) -> ErrorKind;
 
-    /// A stable, machine-readable name of this failure (`snake_case`).
-    fn code(&self) -> &'static str {
+    /// A stable, machine-readable name of this failure.
+    fn code(&self) -> ErrorCode {
         self.kind().default_code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::IntoEnumIterator;
+
+    use super::*;
+
+    #[test]
+    fn a_code_is_the_same_word_in_a_body_and_in_the_logs() {
+        for code in ErrorCode::iter() {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, code.as_str(), "{code:?}");
+            assert!(
+                code.as_str()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{code}"
+            );
+        }
     }
 }

@@ -23,7 +23,7 @@ pub use error::ModelError;
 pub use event::{EventId, EventTime, EventType, Properties, UserId, ValidEvent, WireEvent};
 pub use generate::{Generator, GeneratorSpec};
 pub use key::{ApiKey, KeyHash, ProjectId, ProjectName, Scope, Scopes};
-pub use kind::{Classify, ErrorKind};
+pub use kind::{Classify, ErrorCode, ErrorKind};
 pub use query::{DayRange, Period, parse_bounded};
 pub use retention::RetentionDays;
 pub use user_hash::user_hash;

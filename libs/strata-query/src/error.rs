@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 use strata_cold::ColdError;
-use strata_model::{Classify, ModelError};
+use strata_model::{Classify, ErrorCode, ModelError};
 use strata_store::StoreError;
 use thiserror::Error;
 
@@ -78,13 +78,15 @@ impl Classify for QueryError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid(e) => e.code(),
             Self::Store(e) => e.code(),
-            Self::ColdUnavailable { .. } => "cold_unavailable",
+            Self::ColdUnavailable { .. } => ErrorCode::ColdUnavailable,
             Self::Cold(e) => e.code(),
-            Self::Engine(_) | Self::Io { .. } | Self::Task(_) | Self::Internal(_) => "internal",
+            Self::Engine(_) | Self::Io { .. } | Self::Task(_) | Self::Internal(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-use strata_model::{Classify, ErrorKind};
+use strata_model::{Classify, ErrorCode, ErrorKind};
 use strata_store::StoreError;
 use thiserror::Error;
 
@@ -55,10 +55,10 @@ impl Classify for QueueError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            Self::Unavailable(_) => "queue_unavailable",
-            Self::Full(_) => "queue_full",
+            Self::Unavailable(_) => ErrorCode::QueueUnavailable,
+            Self::Full(_) => ErrorCode::QueueFull,
             Self::Store(e) => e.code(),
             other => other.kind().default_code(),
         }

@@ -272,6 +272,58 @@ fn on_redis_error(s: &str) -> Result<String, String> {
     }
 }
 
+/// The browser origins allowed to call the ingest route (ADR-040).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// `*`: any origin.
+    Any,
+    /// Exact origins, `scheme://host[:port]`, lower-cased; empty: none.
+    List(Vec<String>),
+}
+
+impl CorsOrigins {
+    /// `*`, or a comma-separated list of origins such as
+    /// `https://app.example.com,http://localhost:3000` (no path, no
+    /// trailing slash: what a browser sends in `Origin`). Empty: none (as
+    /// when unset).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw == "*" {
+            return Ok(Self::Any);
+        }
+        let mut list = Vec::new();
+        for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let (scheme, rest) = origin.split_once("://").ok_or_else(|| {
+                format!("{origin:?} is not an origin: expected scheme://host[:port]")
+            })?;
+            let host = rest.rsplit_once(':').map_or(rest, |(h, p)| {
+                if p.chars().all(|c| c.is_ascii_digit()) {
+                    h
+                } else {
+                    rest
+                }
+            });
+            let scheme_ok = ["http", "https"].contains(&scheme.to_ascii_lowercase().as_str());
+            let host_ok = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
+            if !scheme_ok || !host_ok {
+                return Err(format!(
+                    "{origin:?} is not an origin: expected http(s)://host[:port], no path"
+                ));
+            }
+            list.push(origin.to_ascii_lowercase());
+        }
+        Ok(Self::List(list))
+    }
+
+    /// No origin at all: no CORS.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Self::List(list) if list.is_empty())
+    }
+}
+
 /// Per-key token buckets (with `STRATA_REDIS_URL`).
 #[derive(Debug, Clone, Args)]
 pub struct RateLimitArgs {
@@ -343,6 +395,21 @@ pub struct ServeArgs {
     /// every process's memory of the project's users). `0`: no limit.
     #[arg(long, env = "STRATA_ERASURES_PER_HOUR", default_value_t = 1000)]
     pub erasures_per_hour: u32,
+
+    /// Browser origins that may send events with a client key
+    /// (`POST /v1/events`): a comma-separated list such as
+    /// `https://app.example.com,http://localhost:3000`, or `*`. Unset or
+    /// empty: the ingest route answers no CORS preflight, so browsers on
+    /// other origins cannot send.
+    #[arg(long, env = "STRATA_CORS_ORIGINS", value_parser = CorsOrigins::parse)]
+    pub cors_origins: Option<CorsOrigins>,
+
+    /// Reverse proxies in front of the api that each append the address
+    /// they saw to `X-Forwarded-For`. Client keys are rate limited per
+    /// client address: the header's entry this many places from its end.
+    /// `0`: the connecting address, and the header is ignored.
+    #[arg(long, env = "STRATA_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: u8,
 
     /// Longest time one request may take before it is answered 503.
     #[arg(long, env = "STRATA_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
@@ -519,6 +586,40 @@ mod tests {
         let limits = IngestLimits::from(&cli.serve.limits);
         assert_eq!(limits, IngestLimits::default());
         assert!(Cli::try_parse_from(["x", "--database-url", "p", "--max-future", "soon"]).is_err());
+    }
+
+    #[test]
+    fn cors_origins_are_star_or_a_list_of_origins() {
+        assert_eq!(CorsOrigins::parse(" * "), Ok(CorsOrigins::Any));
+        assert_eq!(
+            CorsOrigins::parse("https://App.example.com, http://localhost:3000,"),
+            Ok(CorsOrigins::List(vec![
+                "https://app.example.com".into(),
+                "http://localhost:3000".into()
+            ]))
+        );
+        assert_eq!(
+            CorsOrigins::parse("http://[::1]:8080"),
+            Ok(CorsOrigins::List(vec!["http://[::1]:8080".into()]))
+        );
+        assert!(CorsOrigins::parse(" ").unwrap().is_empty());
+        assert!(!CorsOrigins::parse("*").unwrap().is_empty());
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "ftp://x",
+            "https://*.example.com",
+            "https://a b",
+        ] {
+            assert!(CorsOrigins::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let cli = Cli::parse_from(["x", "--database-url", "p", "--cors-origins", "*"]);
+        assert_eq!(cli.serve.cors_origins, Some(CorsOrigins::Any));
+        assert_eq!(cli.serve.trusted_proxy_hops, 0);
+        assert!(
+            Cli::try_parse_from(["x", "--database-url", "p", "--cors-origins", "nope"]).is_err()
+        );
     }
 
     #[test]

@@ -1,3 +1,4 @@
+use strata_model::ErrorCode;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -122,11 +123,11 @@ impl strata_model::Classify for StoreError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            Self::Unavailable(_) if self.is_lock_timeout() => "database_busy",
-            Self::Unavailable(_) => "database_unavailable",
-            Self::NotMigrated(_) => "database_not_migrated",
+            Self::Unavailable(_) if self.is_lock_timeout() => ErrorCode::DatabaseBusy,
+            Self::Unavailable(_) => ErrorCode::DatabaseUnavailable,
+            Self::NotMigrated(_) => ErrorCode::DatabaseNotMigrated,
             other => other.kind().default_code(),
         }
     }

@@ -17,6 +17,8 @@ pub struct KeyInfo {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The key's own rate limit; `None`: the server's default.
     pub limit: Option<KeyLimit>,
+    /// A client key (ADR-040): ingest only, limited per client address.
+    pub client: bool,
 }
 
 /// A key's token bucket: `rate_per_sec` refill, `burst` size.
@@ -71,6 +73,8 @@ pub struct AuthenticatedKey {
     pub owner: KeyOwner,
     pub scopes: Scopes,
     pub limit: Option<KeyLimit>,
+    /// A client key (ADR-040): its limit applies per client address.
+    pub client: bool,
 }
 
 /// Shown for an operator key where a project name would be.
@@ -93,10 +97,11 @@ type KeyRow = (
     Option<DateTime<Utc>>,
     Option<f64>,
     Option<i32>,
+    bool,
 );
 
 fn key_info(row: KeyRow) -> Result<KeyInfo, StoreError> {
-    let (id, project, prefix, scopes, created_at, revoked_at, rate, burst) = row;
+    let (id, project, prefix, scopes, created_at, revoked_at, rate, burst, client) = row;
     Ok(KeyInfo {
         id,
         project,
@@ -105,10 +110,11 @@ fn key_info(row: KeyRow) -> Result<KeyInfo, StoreError> {
         created_at,
         revoked_at,
         limit: KeyLimit::from_db(rate, burst),
+        client,
     })
 }
 
-const KEY_COLUMNS: &str = "k.id, coalesce((SELECT p.name FROM projects p WHERE p.id = k.project_id), '(operator)'), k.prefix, k.scopes, k.created_at, k.revoked_at, k.rate_per_sec, k.burst";
+const KEY_COLUMNS: &str = "k.id, coalesce((SELECT p.name FROM projects p WHERE p.id = k.project_id), '(operator)'), k.prefix, k.scopes, k.created_at, k.revoked_at, k.rate_per_sec, k.burst, k.client";
 
 async fn upsert_project(
     conn: &mut sqlx::PgConnection,
@@ -159,7 +165,30 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
         let project_id = upsert_project(&mut tx, project).await?.0;
-        let (key, info) = insert_key(&mut tx, Some(project_id), scopes, limit).await?;
+        let (key, info) = insert_key(&mut tx, Some(project_id), scopes, limit, false).await?;
+        tx.commit().await?;
+        Ok((
+            key,
+            KeyInfo {
+                project: project.as_str().to_owned(),
+                ..info
+            },
+        ))
+    }
+
+    /// Creates `project` if it is new, then a fresh client key for it
+    /// (ADR-040): the `ingest` scope only, fit to embed in a browser or
+    /// mobile app; `limit` (or the server's default) applies to each client
+    /// address on its own.
+    pub async fn create_client_key(
+        &self,
+        project: &ProjectName,
+        limit: Option<KeyLimit>,
+    ) -> Result<(ApiKey, KeyInfo), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let project_id = upsert_project(&mut tx, project).await?.0;
+        let scopes = Scopes::new(vec![Scope::Ingest]);
+        let (key, info) = insert_key(&mut tx, Some(project_id), &scopes, limit, true).await?;
         tx.commit().await?;
         Ok((
             key,
@@ -177,7 +206,7 @@ impl Store {
     ) -> Result<(ApiKey, KeyInfo), StoreError> {
         let mut conn = self.pool.acquire().await?;
         let scopes = Scopes::new(vec![Scope::Operator]);
-        insert_key(&mut conn, None, &scopes, limit).await
+        insert_key(&mut conn, None, &scopes, limit, false).await
     }
 }
 
@@ -186,12 +215,13 @@ async fn insert_key(
     project_id: Option<i64>,
     scopes: &Scopes,
     limit: Option<KeyLimit>,
+    client: bool,
 ) -> Result<(ApiKey, KeyInfo), StoreError> {
     {
         let key = ApiKey::generate();
         let (id, created_at): (Uuid, DateTime<Utc>) = sqlx::query_as(
-            "INSERT INTO api_keys (id, project_id, prefix, key_hash, scopes, rate_per_sec, burst)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at",
+            "INSERT INTO api_keys (id, project_id, prefix, key_hash, scopes, rate_per_sec, burst, client)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, created_at",
         )
         .bind(Uuid::new_v4())
         .bind(project_id)
@@ -200,6 +230,7 @@ async fn insert_key(
         .bind(scopes.to_strings())
         .bind(limit.map(|l| l.rate_per_sec))
         .bind(limit.map(|l| l.burst as i32))
+        .bind(client)
         .fetch_one(&mut *conn)
         .await?;
         let info = KeyInfo {
@@ -210,6 +241,7 @@ async fn insert_key(
             created_at,
             revoked_at: None,
             limit,
+            client,
         };
         Ok((key, info))
     }
@@ -283,30 +315,34 @@ impl Store {
             Vec<String>,
             Option<f64>,
             Option<i32>,
+            bool,
         );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT k.id, k.project_id, p.name, k.scopes, k.rate_per_sec, k.burst
+            "SELECT k.id, k.project_id, p.name, k.scopes, k.rate_per_sec, k.burst, k.client
                FROM api_keys k LEFT JOIN projects p ON p.id = k.project_id
               WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
         )
         .bind(hash.0.as_slice())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|(key_id, project_id, project, scopes, rate, burst)| {
-            let owner = match (project_id, project) {
-                (Some(id), Some(name)) => KeyOwner::Project {
-                    id: ProjectId(id),
-                    name,
-                },
-                _ => KeyOwner::Operator,
-            };
-            Ok(AuthenticatedKey {
-                key_id,
-                owner,
-                scopes: scopes_from_db(scopes)?,
-                limit: KeyLimit::from_db(rate, burst),
-            })
-        })
+        row.map(
+            |(key_id, project_id, project, scopes, rate, burst, client)| {
+                let owner = match (project_id, project) {
+                    (Some(id), Some(name)) => KeyOwner::Project {
+                        id: ProjectId(id),
+                        name,
+                    },
+                    _ => KeyOwner::Operator,
+                };
+                Ok(AuthenticatedKey {
+                    key_id,
+                    owner,
+                    scopes: scopes_from_db(scopes)?,
+                    limit: KeyLimit::from_db(rate, burst),
+                    client,
+                })
+            },
+        )
         .transpose()
     }
 }

@@ -5,9 +5,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata_archive::{ArchiveConfig, Archiver};
 use strata_http::app::App;
-use strata_model::{GeneratorSpec, ProjectName, RetentionDays, Scopes};
+use strata_model::{GeneratorSpec, ProjectName, RetentionDays, Scope, Scopes};
 use strata_runtime::config::{DatabaseArgs, QueueArgs, S3Args, ServeArgs, TieringArgs, WorkerArgs};
-use strata_store::{KeyLimit, Store};
+use strata_store::{KeyInfo, KeyLimit, Store};
 
 #[derive(Debug, Parser)]
 #[command(name = "strata-api", version, about = "Strata event analytics API")]
@@ -193,6 +193,12 @@ enum KeysCommand {
         /// can neither ingest nor read events.
         #[arg(long, conflicts_with = "project")]
         operator: bool,
+        /// A client key instead, fit to embed in a browser or mobile app:
+        /// the `ingest` scope only, and its rate limit (`--rate`/`--burst`
+        /// or the server's default) applies to each client address on its
+        /// own rather than to the key as a whole.
+        #[arg(long, requires = "project", conflicts_with_all = ["scopes", "operator"])]
+        client: bool,
         #[command(flatten)]
         limit: LimitArgs,
     },
@@ -376,9 +382,14 @@ async fn keys(db: &DatabaseArgs, command: KeysCommand) -> anyhow::Result<()> {
             project,
             scopes,
             operator,
+            client,
             limit,
         } => {
             let (key, info) = match project {
+                Some(project) if client => {
+                    let project = ProjectName::parse(&project)?;
+                    hot.create_client_key(&project, limit.parse()?).await?
+                }
                 Some(project) if !operator => {
                     let project = ProjectName::parse(&project)?;
                     let scopes = Scopes::parse_list(&scopes)?;
@@ -387,7 +398,8 @@ async fn keys(db: &DatabaseArgs, command: KeysCommand) -> anyhow::Result<()> {
                 _ => hot.create_operator_key(limit.parse()?).await?,
             };
             println!(
-                "created key {} ({}) for project {} with scopes {}, rate limit {}; it is shown only once:",
+                "created {} key {} ({}) for project {} with scopes {}, rate limit {}; it is shown only once:",
+                key_kind(&info),
                 info.id,
                 info.prefix,
                 info.project,
@@ -423,23 +435,35 @@ async fn keys(db: &DatabaseArgs, command: KeysCommand) -> anyhow::Result<()> {
             );
         }
         KeysCommand::List => {
-            println!("id\tproject\tprefix\tscopes\tcreated_at\trevoked_at\trate_limit");
+            println!("id\tproject\tprefix\tscopes\tcreated_at\trevoked_at\trate_limit\tkind");
             for k in hot.list_keys().await? {
                 let revoked = k.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default();
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     k.id,
                     k.project,
                     k.prefix,
                     k.scopes,
                     k.created_at.to_rfc3339(),
                     revoked,
-                    limit_text(k.limit)
+                    limit_text(k.limit),
+                    key_kind(&k)
                 );
             }
         }
     }
     Ok(())
+}
+
+/// How `keys create` and `keys list` name a key's kind.
+fn key_kind(info: &KeyInfo) -> &'static str {
+    if info.client {
+        "client"
+    } else if info.scopes.contains(Scope::Operator) {
+        "operator"
+    } else {
+        "project"
+    }
 }
 
 async fn ingest_worker(args: IngestWorkerArgs) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
-use strata_model::{ErrorKind, parse_bounded};
+use strata_model::{ErrorCode, ErrorKind, parse_bounded};
 use strata_store::catalog::runs::{ChunkRecord, RunRecord};
 
 use crate::params::{QueryParams, query_params};
@@ -196,7 +196,7 @@ pub async fn start_run(
     let archiver = state.archiver.as_ref().ok_or_else(|| {
         ApiError::new(
             ErrorKind::Unavailable,
-            "archiver_not_configured",
+            ErrorCode::ArchiverNotConfigured,
             "this server has no archiver configured",
         )
     })?;
@@ -204,7 +204,7 @@ pub async fn start_run(
         Some(run_id) => Ok((StatusCode::ACCEPTED, Json(StartedRun { run_id }))),
         None => Err(ApiError::new(
             ErrorKind::Conflict,
-            "archive_run_in_progress",
+            ErrorCode::ArchiveRunInProgress,
             "an archive run is in progress; see GET /v1/admin/archive/runs",
         )),
     }
@@ -218,8 +218,28 @@ pub struct RetentionPolicy {
     // a missing `Option` to `None` unless it is deserialized through a
     // function).
     #[schema(minimum = 1, maximum = 365000, required = true)]
-    #[serde(deserialize_with = "Option::deserialize")]
+    #[serde(deserialize_with = "whole_days")]
     pub days: Option<u32>,
+}
+
+/// `days` as JSON Schema counts an integer: `30` and `30.0` alike (the
+/// OpenAPI document says `integer`, and a client may well send a float that
+/// holds one); `30.5`, negatives and strings are refused.
+fn whole_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::Deserialize;
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+                .map(|f| f as u64)
+        })
+        .and_then(|v| u32::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("days must be a whole number, not {n}")))
 }
 
 /// The policy of the key's project.
@@ -252,7 +272,7 @@ pub async fn set_retention(
     let key = auth.require(strata_model::Scope::Admin)?;
     let policy: RetentionPolicy = serde_json::from_slice(&body).map_err(|e| {
         ApiError::invalid(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("the body must be {{\"days\": <1..365000 or null>}}: {e}"),
         )
     })?;

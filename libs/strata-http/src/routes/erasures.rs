@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use strata_model::ErrorKind;
+use strata_model::{ErrorCode, ErrorKind};
 use strata_store::ErasureRecord;
 
 use crate::{ApiError, AppState, Authenticated};
@@ -45,7 +45,7 @@ pub async fn request(
     let key = auth.require(strata_model::Scope::Admin)?;
     let body: ErasureRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::invalid(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("the body must be {{\"user_id\": \"<the user's id>\"}}: {e}"),
         )
     })?;
@@ -54,7 +54,7 @@ pub async fn request(
     let user = body.user_id;
     if user.is_empty() || user.chars().count() > 256 || user.contains('\0') {
         return Err(ApiError::invalid(
-            "invalid_user_id",
+            ErrorCode::InvalidUserId,
             "user_id must be 1 to 256 characters without NUL",
         ));
     }
@@ -67,7 +67,7 @@ pub async fn request(
         if recent >= i64::from(state.erasures_per_hour) {
             return Err(ApiError::new(
                 ErrorKind::RateLimited,
-                "too_many_erasures",
+                ErrorCode::TooManyErasures,
                 format!(
                     "this project asked for {recent} erasures in the last hour, the limit \
                      (STRATA_ERASURES_PER_HOUR); try again later"
@@ -147,14 +147,14 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<ErasureRecord>, ApiError> {
     let only = auth.require_admin_view()?.map(|k| k.project_id);
-    let id: i64 =
-        id.parse().ok().filter(|id| *id > 0).ok_or_else(|| {
-            ApiError::invalid("invalid_id", format!("{id:?} is not an erasure id"))
-        })?;
-    state
-        .hot
-        .erasure(only, id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, "not_found", format!("no erasure {id}")))
+    let id: i64 = id.parse().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::invalid(ErrorCode::InvalidId, format!("{id:?} is not an erasure id"))
+    })?;
+    state.hot.erasure(only, id).await?.map(Json).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::NotFound,
+            ErrorCode::NotFound,
+            format!("no erasure {id}"),
+        )
+    })
 }

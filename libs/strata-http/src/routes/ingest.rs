@@ -10,7 +10,9 @@ use axum::response::IntoResponse;
 use flate2::read::MultiGzDecoder;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
-use strata_model::{ErrorKind, IngestLimits, ParsedBatch, Rejection, Scope, parse_batch};
+use strata_model::{
+    ErrorCode, ErrorKind, IngestLimits, ParsedBatch, Rejection, Scope, parse_batch,
+};
 use utoipa::ToSchema;
 
 use crate::{ApiError, AppState, Authenticated};
@@ -43,7 +45,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             ErrorKind::UnsupportedMediaType,
-            "unsupported_content_type",
+            ErrorCode::UnsupportedContentType,
             format!("Content-Type {ct:?} is not supported; send application/json"),
         ))
     }
@@ -59,7 +61,7 @@ fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
         "gzip" | "x-gzip" => Ok(Encoding::Gzip),
         _ => Err(ApiError::new(
             ErrorKind::UnsupportedMediaType,
-            "unsupported_content_encoding",
+            ErrorCode::UnsupportedContentEncoding,
             format!("Content-Encoding {v:?} is not supported; send gzip or none"),
         )),
     }
@@ -68,7 +70,7 @@ fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
 fn too_large(limit: usize, what: &str) -> ApiError {
     ApiError::new(
         ErrorKind::TooLarge,
-        "body_too_large",
+        ErrorCode::BodyTooLarge,
         format!("request body {what} exceeds the limit of {limit} bytes"),
     )
 }
@@ -79,7 +81,7 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit, "")),
         Err(e) => Err(ApiError::invalid(
-            "unreadable_body",
+            ErrorCode::UnreadableBody,
             format!("could not read request body: {e}"),
         )),
     }
@@ -94,7 +96,7 @@ fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
         .read_to_end(&mut out)
         .map_err(|e| {
             ApiError::invalid(
-                "invalid_gzip",
+                ErrorCode::InvalidGzip,
                 format!("request body is not valid gzip: {e}"),
             )
         })?;

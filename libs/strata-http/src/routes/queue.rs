@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use strata_model::{ErrorKind, KeyHash, Scope, parse_bounded};
+use strata_model::{ErrorCode, ErrorKind, KeyHash, Scope, parse_bounded};
 use strata_queue::{DeadLetter, Queue};
 use strata_store::AuthenticatedKey;
 use uuid::Uuid;
@@ -82,7 +82,7 @@ fn queue_of(state: &AppState) -> Result<&QueueState, ApiError> {
     state.queue.as_ref().ok_or_else(|| {
         ApiError::new(
             ErrorKind::NotFound,
-            "queue_not_configured",
+            ErrorCode::QueueNotConfigured,
             "this server ingests directly (STRATA_INGEST_QUEUE is not set)",
         )
     })
@@ -146,13 +146,17 @@ pub async fn batch_status(
 ) -> Result<Json<BatchStatus>, ApiError> {
     let key = auth.require(Scope::Ingest)?;
     let q = queue_of(&state)?;
-    let batch_id = Uuid::parse_str(&id)
-        .map_err(|_| ApiError::invalid("invalid_batch_id", format!("{id:?} is not a batch id")))?;
+    let batch_id = Uuid::parse_str(&id).map_err(|_| {
+        ApiError::invalid(
+            ErrorCode::InvalidBatchId,
+            format!("{id:?} is not a batch id"),
+        )
+    })?;
     let project = key.project_id;
     let not_found = || {
         ApiError::new(
             ErrorKind::NotFound,
-            "no_such_batch",
+            ErrorCode::NoSuchBatch,
             format!("no batch {batch_id} of this project (or its record expired)"),
         )
     };
@@ -298,7 +302,10 @@ pub async fn replay(
     let key = auth.require(Scope::Admin)?;
     let q = queue_of(&state)?;
     let seq: u64 = seq.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-        ApiError::invalid("invalid_seq", format!("{seq:?} is not a sequence number"))
+        ApiError::invalid(
+            ErrorCode::InvalidSeq,
+            format!("{seq:?} is not a sequence number"),
+        )
     })?;
     let d = q.queue.replay(key.project_id, seq).await?;
     tracing::info!(project = %key.project, seq, batch = %d.batch_id, "dead letter replayed");
