@@ -9,6 +9,7 @@ mod chunks;
 mod clients;
 mod dashboard;
 mod days;
+mod docs_examples;
 mod health;
 mod idempotency;
 mod ingest;

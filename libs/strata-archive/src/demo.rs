@@ -2,7 +2,7 @@
 //! ingest write path and archived, so that both tiers answer (with a few
 //! late events left hot inside an archived day).
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use strata_model::{Generator, GeneratorSpec, ProjectName};
 use strata_store::Store;
 
@@ -17,17 +17,17 @@ pub struct DemoReport {
     pub chunks_archived: usize,
 }
 
-/// Generates `days` days ending today for `project`, stores them, archives
+/// Generates `days` days ending `spec.last_day` (today, for `make demo`) for
+/// `project`, stores them, archives
 /// every chunk past the archiver's retention, then adds late events to the
 /// oldest archived day (they stay hot until the next archive run).
 pub async fn load_demo(
     hot: &Store,
     archiver: &Archiver,
     project: &ProjectName,
-    mut spec: GeneratorSpec,
+    spec: GeneratorSpec,
 ) -> Result<DemoReport, ArchiveError> {
     let project_id = hot.ensure_project(project).await?;
-    spec.last_day = Utc::now().date_naive();
     let first_day = spec.last_day - Duration::days(i64::from(spec.days.saturating_sub(1)));
     let mut generator = Generator::new(spec.clone());
     let days: Vec<_> = generator.days().collect();
