@@ -15,6 +15,8 @@ if ! cargo chef --version 2>/dev/null | grep -q " $chef_version\$"; then
   log "installing cargo-chef $chef_version into $root"
   cargo install --locked --root "$root" "cargo-chef@$chef_version" >&2
 fi
+# The README's examples run with curl (tests/it/docs_examples.rs).
+command -v curl >/dev/null || apt_install curl
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >&2 || true
 
 # Schemathesis (PyPI), the schema-driven fuzzer the suite runs against
@@ -29,3 +31,19 @@ if [ "$("$st/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version
   "$st/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$st_version" >&2
 fi
 echo "export STRATA_TEST_SCHEMATHESIS=$st/bin/schemathesis"
+
+# The outside readers of the cold tier (docs/cold-tier.md's recipes, run by
+# tests/it/cold_readers.rs): DuckDB with its httpfs extension wheel (loaded
+# from its file: nothing is downloaded at run time) and pyarrow.
+readers_pins="duckdb==1.5.5 duckdb-extension-httpfs==1.5.5 pyarrow==26.0.1"
+rd=$root/readers
+if [ "$(cat "$rd/pins" 2>/dev/null)" != "$readers_pins" ]; then
+  log "installing $readers_pins into $rd"
+  rm -rf "$rd"
+  python3 -m venv "$rd" >&2
+  # shellcheck disable=SC2086
+  "$rd/bin/pip" install --quiet --disable-pip-version-check $readers_pins >&2
+  echo "$readers_pins" >"$rd/pins"
+fi
+echo "export STRATA_TEST_READERS_PYTHON=$rd/bin/python"
+echo "export STRATA_TEST_DUCKDB_HTTPFS=$(find "$rd" -name httpfs.duckdb_extension | head -n 1)"

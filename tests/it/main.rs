@@ -7,6 +7,7 @@ mod archive;
 mod auth;
 mod chunks;
 mod clients;
+mod cold_readers;
 mod dashboard;
 mod days;
 mod docs_examples;
