@@ -64,6 +64,20 @@ async fn stored(app: &TestApp, project: &str) -> i64 {
     .unwrap()
 }
 
+/// The distinct values of `column` (as text) among `project`'s stored events.
+async fn stored_values(app: &TestApp, project: &str, column: &str) -> BTreeSet<String> {
+    sqlx::query_scalar(&format!(
+        "SELECT DISTINCT e.{column}::text FROM events e JOIN projects p ON p.id = e.project_id
+          WHERE p.name = $1"
+    ))
+    .bind(project)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
 #[tokio::test]
 async fn a_client_key_only_ingests_and_each_client_address_has_its_own_bucket() {
     let app = TestApp::builder()
@@ -292,14 +306,7 @@ async fn a_page_on_an_allowed_origin_sends_events_with_the_javascript_client() {
         "Retry-After never met: {stats}"
     );
     assert_eq!(stored(&app, "shop").await, 45);
-    let users: BTreeSet<String> = sqlx::query_scalar(
-        "SELECT DISTINCT user_id FROM events e JOIN projects p ON p.id = e.project_id WHERE p.name = 'shop'",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .collect();
+    let users = stored_values(&app, "shop", "user_id").await;
     assert_eq!(users, (0..9).map(|i| format!("user-{i}")).collect());
 
     // A page on an origin not listed cannot send: the browser stops it.
@@ -361,17 +368,10 @@ async fn the_python_client_sends_retries_and_stores_each_event_once() {
         "Retry-After never met: {stats}"
     );
     assert_eq!(stored(&app, "shop").await, 100);
-    let ids: BTreeSet<Uuid> = sqlx::query_scalar(
-        "SELECT event_id FROM events e JOIN projects p ON p.id = e.project_id WHERE p.name = 'shop'",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .collect();
-    let sent: BTreeSet<Uuid> = events
+    let ids = stored_values(&app, "shop", "event_id").await;
+    let sent: BTreeSet<String> = events
         .iter()
-        .map(|e| e["event_id"].as_str().unwrap().parse().unwrap())
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids, sent);
 }

@@ -418,13 +418,13 @@ async fn the_page_and_its_key_check_are_served_with_their_headers() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        serde_json::json!({"project": "acme", "operator": false, "scopes": ["ingest", "read"]})
+        serde_json::json!({"project": "acme", "operator": false, "scopes": ["ingest", "read"], "client": false})
     );
     let operator = app.operator_key().await;
     let (_, body) = app.get_json(&operator, "/v1/key").await;
     assert_eq!(
         body,
-        serde_json::json!({"project": null, "operator": true, "scopes": ["operator"]})
+        serde_json::json!({"project": null, "operator": true, "scopes": ["operator"], "client": false})
     );
     let (status, body) = app.get_json("strata_nope", "/v1/key").await;
     assert_eq!(status, 401, "{body}");

@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use sqlx::{Executor, PgPool};
-use strata_model::{ProjectName, Scopes};
 use strata_store::{Layout, LayoutChoice, Store, StoreError};
 use strata_tests::{ServerTimescale, TestDb};
 
@@ -240,10 +239,17 @@ async fn databases_migrated_by_the_previous_release_keep_working() {
     };
     let hot = Store::open(pool.clone()).await.unwrap();
     assert_eq!(hot.layout(), expected);
-    let project = ProjectName::parse("kept").unwrap();
-    hot.create_key(&project, &Scopes::parse_list("read").unwrap(), None)
-        .await
-        .unwrap();
+    // A key as that release stored it (today's code writes columns that
+    // release did not have).
+    sqlx::raw_sql(
+        "INSERT INTO projects (name) VALUES ('kept');
+         INSERT INTO api_keys (id, project_id, prefix, key_hash, scopes)
+         SELECT gen_random_uuid(), id, 'sk_kept', sha256('kept'), ARRAY['read']
+           FROM projects WHERE name = 'kept'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
 
     // An idempotency record of that release's shape, three days old.
     let id = uuid::Uuid::new_v4();

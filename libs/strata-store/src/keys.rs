@@ -163,17 +163,7 @@ impl Store {
                 "the operator scope is for operator keys, which belong to no project: use `keys create --operator`".into(),
             ));
         }
-        let mut tx = self.pool.begin().await?;
-        let project_id = upsert_project(&mut tx, project).await?.0;
-        let (key, info) = insert_key(&mut tx, Some(project_id), scopes, limit, false).await?;
-        tx.commit().await?;
-        Ok((
-            key,
-            KeyInfo {
-                project: project.as_str().to_owned(),
-                ..info
-            },
-        ))
+        self.create_project_key(project, scopes, limit, false).await
     }
 
     /// Creates `project` if it is new, then a fresh client key for it
@@ -185,10 +175,20 @@ impl Store {
         project: &ProjectName,
         limit: Option<KeyLimit>,
     ) -> Result<(ApiKey, KeyInfo), StoreError> {
+        let scopes = Scopes::new(vec![Scope::Ingest]);
+        self.create_project_key(project, &scopes, limit, true).await
+    }
+
+    async fn create_project_key(
+        &self,
+        project: &ProjectName,
+        scopes: &Scopes,
+        limit: Option<KeyLimit>,
+        client: bool,
+    ) -> Result<(ApiKey, KeyInfo), StoreError> {
         let mut tx = self.pool.begin().await?;
         let project_id = upsert_project(&mut tx, project).await?.0;
-        let scopes = Scopes::new(vec![Scope::Ingest]);
-        let (key, info) = insert_key(&mut tx, Some(project_id), &scopes, limit, true).await?;
+        let (key, info) = insert_key(&mut tx, Some(project_id), scopes, limit, client).await?;
         tx.commit().await?;
         Ok((
             key,

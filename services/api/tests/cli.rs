@@ -87,7 +87,7 @@ async fn migrate_then_keys_create_list_revoke() {
     assert!(!list.contains(&key), "keys list must never print a secret");
 
     // Rate limits: per key, changeable, back to the default.
-    assert!(row.ends_with("\tdefault"), "{row}");
+    assert!(row.ends_with("\tdefault\tproject"), "{row}");
     let out = run(
         &db,
         &["keys", "set-limit", prefix, "--rate", "5", "--burst", "10"],
@@ -140,6 +140,37 @@ async fn migrate_then_keys_create_list_revoke() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scope"));
+
+    // A client key: ingest only, listed as such; it takes no other scope
+    // and needs a project.
+    let out = run(&db, &["keys", "create", "--project", "shop", "--client"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.starts_with("created client key"), "{text}");
+    let client = text.lines().last().unwrap().to_owned();
+    let list = stdout(&run(&db, &["keys", "list"]));
+    let row = list.lines().find(|l| l.contains(&client[..15])).unwrap();
+    assert!(
+        row.contains("\tshop\t") && row.contains("\tingest\t"),
+        "{row}"
+    );
+    assert!(row.ends_with("\tdefault\tclient"), "{row}");
+    for args in [
+        &[
+            "keys",
+            "create",
+            "--project",
+            "shop",
+            "--client",
+            "--scopes",
+            "read",
+        ][..],
+        &["keys", "create", "--client"],
+        &["keys", "create", "--operator", "--client"],
+    ] {
+        let out = run(&db, args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+    }
 }
 
 /// `strata-api` with `STRATA_HOT_LAYOUT=layout` and `args`, on a new database.
