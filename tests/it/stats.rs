@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -1409,6 +1410,86 @@ async fn a_snapshot_maps_users_as_they_were_when_it_began() {
     snap.finish().await.unwrap();
     let outside = app.hot.user_ordinals(project, &["gone"]).await.unwrap();
     assert!(outside.is_empty(), "{outside:?}");
+}
+
+/// The same, through the planner: `start_event` retention over a cold day
+/// without a rollup reads the day's users from its file, then maps them to
+/// ordinals inside the request's snapshot. An erasure that commits between
+/// the read and the mapping neither fails the request (a lookup outside the
+/// snapshot found no ordinal for the erased user: a 500) nor changes its
+/// answer, which is the one of the moment the request began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_erasure_during_a_retention_request_changes_nothing_it_answers() {
+    let app = spawn_app().await;
+    let key = app.key("acme", "ingest").await;
+    let d = day_ago(33);
+    send(
+        &app,
+        &key,
+        &[("gone", "signup", at(d, 10)), ("kept", "signup", at(d, 11))],
+    )
+    .await;
+    app.archive(30).await;
+    app.drop_rollups().await; // the cold day comes from its file
+    let project = strata_model::ProjectId(app.project_id("acme").await);
+    let (hot, archiver) = (app.hot.clone(), app.archiver(30));
+    // On this runtime (its connections go back to the shared pool).
+    let done = Arc::new(AtomicBool::new(false));
+    let hook: strata_model::FailPointHook = Arc::new(move |point| {
+        if point != "retention_cold_ordinals" || done.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (hot, archiver) = (hot.clone(), archiver.clone());
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async move {
+                hot.request_erasure(project, "gone", "test").await.unwrap();
+                assert!(matches!(
+                    archiver.erase_once().await.unwrap(),
+                    RunOutcome::Completed(_)
+                ));
+            })
+        });
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let planner = strata_query::Planner::new(
+        app.hot.clone(),
+        app.cold.store.clone(),
+        strata_tests::test_query_config(
+            dir.path(),
+            QueryConfig {
+                failpoint: strata_query::FailPoint(Some(hook)),
+                ..QueryConfig::default()
+            },
+        ),
+    )
+    .unwrap();
+    let signup = strata_model::EventType::parse("signup").unwrap();
+    let range = strata_model::DayRange::new(d, d, 10).unwrap();
+    let r = planner
+        .retention(
+            project,
+            range,
+            (strata_model::Period::Day, 1),
+            Some(&signup),
+            None,
+        )
+        .await
+        .unwrap();
+    let body = serde_json::to_value(&r).unwrap();
+    assert_eq!(body["cohorts"][0]["size"], 2, "{body}");
+    // The erasure did finish meanwhile: the next request no longer sees the user.
+    let after = planner
+        .retention(
+            project,
+            range,
+            (strata_model::Period::Day, 1),
+            Some(&signup),
+            None,
+        )
+        .await
+        .unwrap();
+    let body = serde_json::to_value(&after).unwrap();
+    assert_eq!(body["cohorts"][0]["size"], 1, "{body}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -26,7 +26,6 @@ mod report;
 mod rollups;
 mod sweep;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use strata_cold::{ColdStore, WriterOptions};
@@ -39,9 +38,9 @@ pub use report::{
 };
 pub use rollups::RebuildReport;
 
-/// Called at named points of a chunk's life; used by tests to kill the
-/// process there (`STRATA_ARCHIVER_FAILPOINT`).
-pub type FailPointHook = Arc<dyn Fn(&'static str) + Send + Sync>;
+/// Called at named points of a chunk's life; used by tests to act or to
+/// kill the process there (`STRATA_ARCHIVER_FAILPOINT`).
+pub use strata_model::FailPointHook;
 
 /// The named points, in the order a chunk passes them; then the retention
 /// expiry's (its commit done, its objects not yet deleted); then an

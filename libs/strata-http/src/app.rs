@@ -28,6 +28,7 @@ pub fn query_config(a: &QueryArgs) -> QueryConfig {
         cache_dir: a.cold_cache_dir.clone(),
         cache_bytes: a.cold_cache_bytes,
         cache_check_interval: a.cold_cache_check_interval,
+        failpoint: strata_query::FailPoint::default(),
     }
 }
 

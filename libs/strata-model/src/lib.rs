@@ -27,3 +27,8 @@ pub use kind::{Classify, ErrorCode, ErrorKind};
 pub use query::{DayRange, Period, parse_bounded};
 pub use retention::RetentionDays;
 pub use user_hash::user_hash;
+
+/// Called at named points of a long operation (an archive run, a stats
+/// request); tests use it to act there, the archiver's
+/// `STRATA_ARCHIVER_FAILPOINT` to kill the process there.
+pub type FailPointHook = std::sync::Arc<dyn Fn(&'static str) + Send + Sync>;

@@ -177,6 +177,9 @@ impl Planner {
                 let users: BTreeSet<&str> =
                     part.value.iter().map(|(_, u, _, _)| u.as_str()).collect();
                 let wanted: Vec<&str> = users.into_iter().collect();
+                if let Some(hook) = &self.config().failpoint.0 {
+                    hook("retention_cold_ordinals");
+                }
                 // In the request's snapshot: an erasure committed since
                 // cannot make a user of these files unknown.
                 let ordinals = snap.user_ordinals(r.project, &wanted).await?;

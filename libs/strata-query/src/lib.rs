@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use strata_cold::ColdReadCache;
+use strata_model::FailPointHook;
 use strata_store::Store;
 
 pub use duck::{DuckConfig, DuckEngine};
@@ -56,6 +57,23 @@ pub struct QueryConfig {
     /// erasure or a compaction, expired) are deleted (ADR-037); the first
     /// pass runs at start, over the files a restarted process adopted.
     pub cache_check_interval: Duration,
+    /// Tests only: called at named points of a request
+    /// (`retention_cold_ordinals`: cold users read, not yet mapped).
+    pub failpoint: FailPoint,
+}
+
+/// An optional [`FailPointHook`]; `Debug` without the closure.
+#[derive(Clone, Default)]
+pub struct FailPoint(pub Option<FailPointHook>);
+
+impl std::fmt::Debug for FailPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "FailPoint(set)"
+        } else {
+            "FailPoint(none)"
+        })
+    }
 }
 
 impl Default for QueryConfig {
@@ -67,6 +85,7 @@ impl Default for QueryConfig {
             cache_dir: PathBuf::from(".strata/cold-cache"),
             cache_bytes: 2 << 30,
             cache_check_interval: Duration::from_secs(30),
+            failpoint: FailPoint::default(),
         }
     }
 }
