@@ -1117,7 +1117,7 @@ async fn stats_during_an_archive_commit_count_every_row_once() {
             hot_retention: Duration::from_secs(30 * 86_400),
             failpoint: Some(Arc::new(move |at| {
                 if at == "before_drop" {
-                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    seen.fetch_add(1, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(400));
                 }
             })),
@@ -1138,7 +1138,7 @@ async fn stats_during_an_archive_commit_count_every_row_once() {
         panic!("skipped")
     };
     assert!(report.succeeded(), "{report:?}");
-    assert!(in_commit.load(std::sync::atomic::Ordering::SeqCst) >= 5);
+    assert!(in_commit.load(Ordering::SeqCst) >= 5);
     assert!(during >= 3, "only {during} requests ran during the run");
     for (p, expected) in paths.iter().zip(&before) {
         let mut b = ok(&app, &key, p).await;
