@@ -1465,31 +1465,23 @@ async fn an_erasure_during_a_retention_request_changes_nothing_it_answers() {
     .unwrap();
     let signup = strata_model::EventType::parse("signup").unwrap();
     let range = strata_model::DayRange::new(d, d, 10).unwrap();
-    let r = planner
-        .retention(
-            project,
-            range,
-            (strata_model::Period::Day, 1),
-            Some(&signup),
-            None,
-        )
-        .await
-        .unwrap();
-    let body = serde_json::to_value(&r).unwrap();
-    assert_eq!(body["cohorts"][0]["size"], 2, "{body}");
-    // The erasure did finish meanwhile: the next request no longer sees the user.
-    let after = planner
-        .retention(
-            project,
-            range,
-            (strata_model::Period::Day, 1),
-            Some(&signup),
-            None,
-        )
-        .await
-        .unwrap();
-    let body = serde_json::to_value(&after).unwrap();
-    assert_eq!(body["cohorts"][0]["size"], 1, "{body}");
+    // The first request's answer is the one of the moment it began, though
+    // the erasure finished before it mapped its users; the next one no
+    // longer sees the user.
+    for size in [2, 1] {
+        let r = planner
+            .retention(
+                project,
+                range,
+                (strata_model::Period::Day, 1),
+                Some(&signup),
+                None,
+            )
+            .await
+            .unwrap();
+        let body = serde_json::to_value(&r).unwrap();
+        assert_eq!(body["cohorts"][0]["size"], size, "{body}");
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
