@@ -143,12 +143,14 @@ pub(crate) async fn authenticate_and_limit(
         burst: l.burst,
     });
     // A client key's users each have their own bucket (ADR-040).
-    let bucket = match auth.0.client {
-        true => match client_address(&req, state.trusted_proxy_hops) {
-            Some(ip) => format!("{}/{ip}", auth.0.key_id),
-            None => auth.0.key_id.to_string(),
-        },
-        false => auth.0.key_id.to_string(),
+    let address = if auth.0.client {
+        client_address(&req, state.trusted_proxy_hops)
+    } else {
+        None
+    };
+    let bucket = match address {
+        Some(ip) => format!("{}/{ip}", auth.0.key_id),
+        None => auth.0.key_id.to_string(),
     };
     tracing::Span::current().record("project", auth.owner_name());
     req.extensions_mut().insert(auth);
