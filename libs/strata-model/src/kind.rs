@@ -59,6 +59,7 @@ impl ErrorKind {
     Hash,
     serde::Serialize,
     utoipa::ToSchema,
+    strum::Display,
     strum::IntoStaticStr,
     strum::EnumIter,
 )]
@@ -127,12 +128,6 @@ impl ErrorCode {
     }
 }
 
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Implemented by every crate's error type.
 pub trait Classify {
     fn kind(&self) -> ErrorKind;
@@ -154,6 +149,7 @@ mod tests {
         for code in ErrorCode::iter() {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, code.as_str(), "{code:?}");
+            assert_eq!(code.to_string(), code.as_str());
             assert!(
                 code.as_str()
                     .chars()
