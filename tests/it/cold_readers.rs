@@ -8,23 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Duration, NaiveDate, Utc};
 use serde_json::{Value, json};
 use strata_tests::cold::TestCold;
-use strata_tests::{TestApp, test_seed};
+use strata_tests::docs::code_blocks;
+use strata_tests::{TestApp, event, test_seed};
 use uuid::Uuid;
-
-/// The `python` blocks of docs/cold-tier.md.
-fn python_blocks() -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cold-tier.md");
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut blocks = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if line.trim() == "```python" {
-            let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
-            blocks.push(body.join("\n") + "\n");
-        }
-    }
-    blocks
-}
 
 /// `block` with each `(from, to)` replaced; every `from` must be there, so
 /// the page cannot drift from what is run.
@@ -79,12 +65,12 @@ async fn the_s3_recipes_of_the_cold_tier_page_count_what_was_sent() {
                 if key == &shop {
                     sent.push((day, user.clone()));
                 }
-                json!({
-                    "event_id": Uuid::new_v4(),
-                    "user_id": user,
-                    "event_type": "view",
-                    "timestamp": format!("{day}T{:02}:00:00Z", mix % 24),
-                })
+                event(
+                    Uuid::new_v4(),
+                    &user,
+                    "view",
+                    &format!("{day}T{:02}:00:00Z", mix % 24),
+                )
             })
             .collect();
         app.ingest_ok(key, &events).await;
@@ -109,7 +95,10 @@ async fn the_s3_recipes_of_the_cold_tier_page_count_what_was_sent() {
     let region = s3.region.clone().unwrap();
     let key_id = s3.access_key_id.clone().unwrap();
     let secret = s3.secret_access_key.clone().unwrap();
-    let blocks = python_blocks();
+    let blocks: Vec<String> = code_blocks("docs/cold-tier.md", "python")
+        .into_iter()
+        .map(|b| b.lines.join("\n") + "\n")
+        .collect();
 
     // DuckDB with an S3 secret.
     let duck = blocks

@@ -23,6 +23,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use serde_json::Value;
 use strata_model::{GeneratorSpec, ProjectName};
+use strata_tests::docs::code_blocks;
 use strata_tests::nats::{test_nats_url, unique_stream};
 use strata_tests::{TestApp, spawn_app};
 
@@ -42,30 +43,12 @@ struct Example {
     steps: Vec<Step>,
 }
 
-fn page(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// The `sh` blocks of `name` that call the API.
 fn examples(name: &str) -> Vec<Example> {
-    let text = page(name);
     let mut out = Vec::new();
-    let mut section = String::new();
-    let mut lines = text.lines().enumerate();
-    while let Some((n, line)) = lines.next() {
-        if line.starts_with('#') {
-            section = line.trim_start_matches('#').trim().to_owned();
-        }
-        if line.trim() != "```sh" {
-            continue;
-        }
-        let body: Vec<&str> = lines
-            .by_ref()
-            .map(|(_, l)| l)
-            .take_while(|l| l.trim() != "```")
-            .collect();
-        if !body
+    for block in code_blocks(name, "sh") {
+        if !block
+            .lines
             .iter()
             .any(|l| l.contains("curl") && l.contains(":8080"))
         {
@@ -75,14 +58,14 @@ fn examples(name: &str) -> Vec<Example> {
             script: String::new(),
             expected: Vec::new(),
         }];
-        for l in body {
+        for l in &block.lines {
             let shown = l
                 .strip_prefix("# ")
                 .filter(|s| s.starts_with('{') || s.starts_with('['));
             match shown {
                 Some(json) => {
                     let v = serde_json::from_str(json).unwrap_or_else(|e| {
-                        panic!("{name}:{}: shown output is not JSON: {e}", n + 1)
+                        panic!("{}: shown output is not JSON: {e}: {json}", block.place)
                     });
                     steps.last_mut().unwrap().expected.push(v);
                 }
@@ -100,8 +83,8 @@ fn examples(name: &str) -> Vec<Example> {
             }
         }
         out.push(Example {
-            place: format!("{name}:{}", n + 1),
-            section: section.clone(),
+            place: block.place,
+            section: block.section,
             steps,
         });
     }

@@ -11,6 +11,7 @@ pub mod answers;
 pub mod archive;
 pub mod browser;
 pub mod cold;
+pub mod docs;
 pub mod nats;
 pub mod oracle;
 pub mod proxy;
