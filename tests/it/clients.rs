@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use strata_model::ProjectName;
 use strata_store::KeyLimit;
 use strata_tests::browser::Browser;
-use strata_tests::{TestApp, test_redis_url};
+use strata_tests::{TestApp, recent_event, test_redis_url};
 use uuid::Uuid;
 
 const JS_CLIENT: &str = include_str!("../../docs/clients/strata.js");
@@ -32,12 +32,7 @@ async fn client_key(app: &TestApp, project: &str, limit: Option<(f64, u32)>) -> 
 }
 
 fn event(user: &str) -> Value {
-    json!({
-        "event_id": Uuid::new_v4(),
-        "user_id": user,
-        "event_type": "view",
-        "timestamp": chrono::Utc::now().to_rfc3339(),
-    })
+    recent_event(Uuid::new_v4(), user, 0)
 }
 
 /// One event sent with `key`, as if forwarded for `forwarded_for`.

@@ -1314,6 +1314,22 @@ async fn cached_files_are_reused_and_a_damaged_one_is_fetched_again() {
     check_all(&app, &key, &all, (from, to), 3, (false, 3), "cache").await;
 }
 
+/// Users `gone` and `kept`, one `event_type` event each on the old day
+/// `d`, archived, with the rollups dropped: the day is read from its file.
+async fn gone_and_kept_on_a_cold_day(app: &TestApp, key: &str, d: NaiveDate, event_type: &str) {
+    send(
+        app,
+        key,
+        &[
+            ("gone", event_type, at(d, 10)),
+            ("kept", event_type, at(d, 20)),
+        ],
+    )
+    .await;
+    app.archive(30).await;
+    app.drop_rollups().await;
+}
+
 /// An api process's cache of cold files (S3) holds a user's day; the user
 /// is erased (the day's file replaced). Soon after, the cache holds no
 /// file the manifest does not list, so no cached file holds a row of the
@@ -1327,14 +1343,7 @@ async fn cached_files_replaced_by_an_erasure_leave_the_cache() {
         .await;
     let key = app.key("acme", "ingest,read").await;
     let d = day_ago(40);
-    send(
-        &app,
-        &key,
-        &[("gone", "view", at(d, 10)), ("kept", "view", at(d, 20))],
-    )
-    .await;
-    app.archive(30).await;
-    app.drop_rollups().await; // the day comes from its file
+    gone_and_kept_on_a_cold_day(&app, &key, d, "view").await;
     let path = format!("/v1/stats/dau?from={d}&to={d}");
     let body = ok(&app, &key, &path).await;
     assert_eq!(body["meta"]["cold"]["cache"]["misses"], 1, "{body}");
@@ -1423,14 +1432,7 @@ async fn an_erasure_during_a_retention_request_changes_nothing_it_answers() {
     let app = spawn_app().await;
     let key = app.key("acme", "ingest").await;
     let d = day_ago(33);
-    send(
-        &app,
-        &key,
-        &[("gone", "signup", at(d, 10)), ("kept", "signup", at(d, 11))],
-    )
-    .await;
-    app.archive(30).await;
-    app.drop_rollups().await; // the cold day comes from its file
+    gone_and_kept_on_a_cold_day(&app, &key, d, "signup").await;
     let project = strata_model::ProjectId(app.project_id("acme").await);
     let (hot, archiver) = (app.hot.clone(), app.archiver(30));
     // On this runtime (its connections go back to the shared pool).
