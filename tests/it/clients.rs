@@ -37,8 +37,13 @@ fn event(user: &str) -> Value {
 
 /// One event sent with `key`, as if forwarded for `forwarded_for`.
 async fn send(app: &TestApp, key: &str, forwarded_for: &str) -> u16 {
+    send_to(app, app.url("/v1/events"), key, forwarded_for).await
+}
+
+/// The same to `url` (another replica's).
+async fn send_to(app: &TestApp, url: String, key: &str, forwarded_for: &str) -> u16 {
     app.client
-        .post(app.url("/v1/events"))
+        .post(url)
         .bearer_auth(key)
         .header("x-forwarded-for", forwarded_for)
         .json(&json!({"events": [event("u")]}))
@@ -47,30 +52,6 @@ async fn send(app: &TestApp, key: &str, forwarded_for: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
-}
-
-async fn stored(app: &TestApp, project: &str) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM events e JOIN projects p ON p.id = e.project_id WHERE p.name = $1",
-    )
-    .bind(project)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
-}
-
-/// The distinct values of `column` (as text) among `project`'s stored events.
-async fn stored_values(app: &TestApp, project: &str, column: &str) -> BTreeSet<String> {
-    sqlx::query_scalar(&format!(
-        "SELECT DISTINCT e.{column}::text FROM events e JOIN projects p ON p.id = e.project_id
-          WHERE p.name = $1"
-    ))
-    .bind(project)
-    .fetch_all(&app.pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .collect()
 }
 
 #[tokio::test]
@@ -105,7 +86,7 @@ async fn a_client_key_only_ingests_and_each_client_address_has_its_own_bucket() 
     assert_eq!(send(&app, &client, "203.0.113.2").await, 200);
     assert_eq!(send(&app, &client, "203.0.113.1, 203.0.113.2").await, 200);
     assert_eq!(send(&app, &client, "203.0.113.2").await, 429);
-    assert_eq!(stored(&app, "shop").await, 4);
+    assert_eq!(app.stored("shop").await.len(), 4);
 
     // A project key's bucket is the key's, whatever the address.
     let server = app.key("shop", "ingest").await;
@@ -118,6 +99,50 @@ async fn a_client_key_only_ingests_and_each_client_address_has_its_own_bucket() 
         .execute(&app.pool)
         .await;
     assert!(widened.is_err(), "a client key took the read scope");
+}
+
+/// Two api processes share a client address's bucket (it lives in Redis),
+/// as they share a key's.
+#[tokio::test]
+async fn two_replicas_share_a_client_addresss_bucket() {
+    let app = TestApp::builder()
+        .rate_limited(&test_redis_url(), 2, "closed")
+        .arg("--trusted-proxy-hops", 1)
+        .spawn()
+        .await;
+    let replica = app.spawn_replica(&[]).await;
+    let client = client_key(&app, "shop", None).await;
+    let there = || replica.url("/v1/events");
+    assert_eq!(send(&app, &client, "203.0.113.1").await, 200);
+    assert_eq!(send_to(&app, there(), &client, "203.0.113.1").await, 200);
+    assert_eq!(send(&app, &client, "203.0.113.1").await, 429);
+    assert_eq!(send_to(&app, there(), &client, "203.0.113.1").await, 429);
+    assert_eq!(send_to(&app, there(), &client, "203.0.113.2").await, 200);
+}
+
+/// In queue mode a client key's batch is queued and stored, its status
+/// readable with the same key; the admin views stay closed to it.
+#[tokio::test]
+async fn a_client_key_sends_through_the_queue() {
+    let stream = strata_tests::nats::unique_stream();
+    let app = TestApp::builder()
+        .queue(&strata_tests::nats::test_nats_url(), &stream)
+        .spawn()
+        .await;
+    let _worker = app.worker(&[]).await;
+    let client = client_key(&app, "shop", None).await;
+    let (batch, _) = app
+        .ingest_queued(&client, &[event("u1"), event("u2")])
+        .await;
+    app.wait_applied(&client, &batch, Duration::from_secs(10))
+        .await;
+    assert_eq!(app.stored("shop").await.len(), 2);
+    let (status, body) = app.get_json(&client, "/v1/admin/ingest/dead-letters").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -300,8 +325,13 @@ async fn a_page_on_an_allowed_origin_sends_events_with_the_javascript_client() {
         stats["retries"].as_u64().unwrap() >= 1,
         "Retry-After never met: {stats}"
     );
-    assert_eq!(stored(&app, "shop").await, 45);
-    let users = stored_values(&app, "shop", "user_id").await;
+    assert_eq!(app.stored("shop").await.len(), 45);
+    let users: BTreeSet<String> = app
+        .stored("shop")
+        .await
+        .into_iter()
+        .map(|e| e.user_id)
+        .collect();
     assert_eq!(users, (0..9).map(|i| format!("user-{i}")).collect());
 
     // A page on an origin not listed cannot send: the browser stops it.
@@ -313,7 +343,7 @@ async fn a_page_on_an_allowed_origin_sends_events_with_the_javascript_client() {
         log.iter().any(|e| e.message.contains("CORS")),
         "no CORS refusal in the console: {log:?}"
     );
-    assert_eq!(stored(&app, "shop").await, 45);
+    assert_eq!(app.stored("shop").await.len(), 45);
 }
 
 #[tokio::test]
@@ -362,11 +392,16 @@ async fn the_python_client_sends_retries_and_stores_each_event_once() {
         stats["retries"].as_u64().unwrap() >= 1,
         "Retry-After never met: {stats}"
     );
-    assert_eq!(stored(&app, "shop").await, 100);
-    let ids = stored_values(&app, "shop", "event_id").await;
-    let sent: BTreeSet<String> = events
+    assert_eq!(app.stored("shop").await.len(), 100);
+    let ids: BTreeSet<Uuid> = app
+        .stored("shop")
+        .await
         .iter()
-        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .map(|e| e.event_id)
+        .collect();
+    let sent: BTreeSet<Uuid> = events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().parse().unwrap())
         .collect();
     assert_eq!(ids, sent);
 }
