@@ -33,9 +33,10 @@ fi
 echo "export STRATA_TEST_SCHEMATHESIS=$st/bin/schemathesis"
 
 # The outside readers of the cold tier (docs/cold-tier.md's recipes, run by
-# tests/it/cold_readers.rs): DuckDB with its httpfs extension wheel (loaded
-# from its file: nothing is downloaded at run time) and pyarrow.
-readers_pins="duckdb==1.5.5 duckdb-extension-httpfs==1.5.5 pyarrow==26.0.1"
+# tests/it/cold_readers.rs and tests/it/lake.rs): DuckDB with its httpfs,
+# ducklake and postgres_scanner extension wheels (loaded from their files:
+# nothing is downloaded at run time) and pyarrow.
+readers_pins="duckdb==1.5.5 duckdb-extension-httpfs==1.5.5 duckdb-extension-ducklake==1.5.5 duckdb-extension-postgres-scanner==1.5.5 pytz==2025.2 pyarrow==26.0.1"
 rd=$root/readers
 if [ "$(cat "$rd/pins" 2>/dev/null)" != "$readers_pins" ]; then
   log "installing $readers_pins into $rd"
@@ -46,4 +47,7 @@ if [ "$(cat "$rd/pins" 2>/dev/null)" != "$readers_pins" ]; then
   echo "$readers_pins" >"$rd/pins"
 fi
 echo "export STRATA_TEST_READERS_PYTHON=$rd/bin/python"
-echo "export STRATA_TEST_DUCKDB_HTTPFS=$(find "$rd" -name httpfs.duckdb_extension | head -n 1)"
+for ext in httpfs ducklake postgres_scanner; do
+  var=$(echo "$ext" | cut -d_ -f1 | tr a-z A-Z)
+  echo "export STRATA_TEST_DUCKDB_$var=$(find "$rd" -name "$ext.duckdb_extension" | head -n 1)"
+done

@@ -62,6 +62,7 @@ pub(crate) fn manifest_entry(f: &WrittenFile, seq: i32) -> NewManifestEntry {
         min_ts: micros(f.min_ts),
         max_ts: micros(f.max_ts),
         checksum: f.checksum.to_hex(),
+        columns: f.columns.clone(),
     }
 }
 

@@ -86,7 +86,7 @@ impl Archiver {
         };
         if let Err(holder) = self
             .hot
-            .swap_cold_files(run_id, &swap, None, self.swap_waits())
+            .swap_cold_files(run_id, &swap, None, self.swap_waits(false))
             .await?
         {
             return Err(ArchiveError::Fenced { run_id, holder });

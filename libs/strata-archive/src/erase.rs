@@ -161,7 +161,7 @@ impl Archiver {
         };
         if let Err(holder) = self
             .hot
-            .swap_cold_files(run_id, &swap, Some(step), self.swap_waits())
+            .swap_cold_files(run_id, &swap, Some(step), self.swap_waits(true))
             .await?
         {
             return Err(ArchiveError::Fenced { run_id, holder });

@@ -4,7 +4,6 @@
 //! crash leaves are orphans for the next run's sweep.
 
 use chrono::Utc;
-use object_store::ObjectStoreExt;
 use strata_store::Expired;
 use strata_store::shared::locks::CLOSED_DAY_MARGIN;
 
@@ -17,32 +16,19 @@ impl Archiver {
         let today = (Utc::now() - CLOSED_DAY_MARGIN).date_naive();
         let expired = match self
             .hot
-            .expire(run_id, today, self.config.commit_lock_timeout)
+            .expire(run_id, today, self.swap_waits(false))
             .await?
         {
             Ok(expired) => expired,
             Err(holder) => return Err(ArchiveError::Fenced { run_id, holder }),
         };
         self.failpoint("expired_committed");
-        let store = self.cold.object_store();
-        let mut left = 0;
-        for key in &expired.object_keys {
-            let path = object_store::path::Path::from(key.as_str());
-            match store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    left += 1;
-                    tracing::warn!(key, error = %e, "expired object not deleted; the next run's sweep removes it");
-                }
-            }
-        }
         if !expired.object_keys.is_empty() || expired.hot_rows > 0 {
             tracing::info!(
                 run_id,
                 files = expired.object_keys.len(),
                 cold_rows = expired.cold_rows,
                 hot_rows = expired.hot_rows,
-                objects_left = left,
                 "expired events past their projects' retention"
             );
         }

@@ -175,6 +175,22 @@ impl Archiver {
             }
         };
         if !store_down {
+            // The lake catalog shows the manifest (a deployment from before
+            // the catalog has its files registered by its first run).
+            match self.sync_lake().await {
+                Ok(s) if s.added + s.ended > 0 => {
+                    tracing::info!(
+                        run_id,
+                        added = s.added,
+                        ended = s.ended,
+                        "lake catalog caught up with the manifest"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(run_id, error = %e, "lake catalog not caught up; the next run tries again")
+                }
+            }
             self.delete_due_logged(run_id).await;
         }
         let mut fenced: Option<String> = None;

@@ -21,6 +21,7 @@ mod erase;
 mod error;
 mod expire;
 mod job;
+mod lake;
 mod pipeline;
 mod report;
 mod rollups;
@@ -89,6 +90,10 @@ pub struct ArchiveConfig {
     /// the store after its commit, for stats requests planned before it
     /// (ADR-037): longer than the longest request.
     pub cold_delete_grace: Duration,
+    /// How long the lake catalog keeps snapshots, and with them the objects
+    /// that compaction and retention replaced (ADR-041); an erasure's are
+    /// gone after the grace period.
+    pub lake_history: Duration,
     pub failpoint: Option<FailPointHook>,
 }
 
@@ -102,6 +107,7 @@ impl std::fmt::Debug for ArchiveConfig {
             .field("compact_max_files", &self.compact_max_files)
             .field("compact_min_bytes", &self.compact_min_bytes)
             .field("cold_delete_grace", &self.cold_delete_grace)
+            .field("lake_history", &self.lake_history)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +125,7 @@ impl Default for ArchiveConfig {
             compact_max_files: 4,
             compact_min_bytes: 8 * 1024 * 1024,
             cold_delete_grace: Duration::from_secs(300),
+            lake_history: Duration::from_secs(3 * 86_400),
             failpoint: None,
         }
     }

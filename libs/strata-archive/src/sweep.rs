@@ -7,6 +7,8 @@
 //! manifest (objects of runs this database never recorded: a restore older
 //! than the cold tier) is left in place and reported.
 
+use std::time::Duration;
+
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -91,12 +93,16 @@ const DELETE_BATCH: i64 = 1_000;
 
 impl Archiver {
     /// The wait for a swap's locks, and how long the objects it replaces
-    /// stay readable.
-    pub(crate) fn swap_waits(&self) -> (std::time::Duration, std::time::Duration) {
-        (
-            self.config.commit_lock_timeout,
-            self.config.cold_delete_grace,
-        )
+    /// stay: the grace period for requests planned before it, and the lake
+    /// catalog's history too unless the swap is an erasure's (ADR-041).
+    pub(crate) fn swap_waits(&self, erasing: bool) -> (Duration, Duration) {
+        let grace = self.config.cold_delete_grace;
+        let keep = if erasing {
+            grace
+        } else {
+            grace.max(self.config.lake_history)
+        };
+        (self.config.commit_lock_timeout, keep)
     }
 
     /// Deletes the replaced objects whose grace period has passed (ADR-037)
@@ -104,6 +110,14 @@ impl Archiver {
     /// that cannot be deleted now stays recorded for the next run. Returns
     /// how many were deleted.
     pub(crate) async fn delete_due(&self) -> Result<usize, ArchiveError> {
+        let expired = self.hot.expire_lake(self.config.lake_history).await?;
+        if expired.snapshots > 0 {
+            tracing::info!(
+                snapshots = expired.snapshots,
+                files = expired.files,
+                "expired lake snapshots"
+            );
+        }
         let store = self.cold.object_store();
         let mut deleted = 0;
         loop {

@@ -8,6 +8,7 @@
 mod cache;
 mod checksum;
 mod error;
+mod footer;
 pub mod layout;
 mod owner;
 mod reader;
@@ -21,6 +22,7 @@ mod writer;
 pub use cache::{ColdReadCache, Lease, WantedFile};
 pub use checksum::IdChecksum;
 pub use error::ColdError;
+pub use footer::{column_stats, read_column_stats};
 pub use layout::ObjectKey;
 pub use owner::OWNER_KEY;
 pub use reader::ObjectStoreReader;

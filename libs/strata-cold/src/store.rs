@@ -195,6 +195,17 @@ impl ColdStore {
         &self.url
     }
 
+    /// The store's root as outside readers name it, with a trailing slash:
+    /// the absolute folder of a `file://` store, `s3://bucket/prefix/` of
+    /// an S3 one (the lake catalog's `data_path`, ADR-041).
+    pub fn reader_root(&self) -> String {
+        let root = match &self.local_root {
+            Some(root) => root.display().to_string(),
+            None => self.url.trim_end_matches('/').to_owned(),
+        };
+        format!("{}/", root.trim_end_matches('/'))
+    }
+
     /// Deletes every object under this store's URL; how many. For fixtures
     /// (tests, benchmarks) that own their prefix: never point it at a
     /// deployment's cold tier.

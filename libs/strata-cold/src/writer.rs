@@ -20,6 +20,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use strata_model::ColumnStats;
 use uuid::Uuid;
 
 use crate::schema::{self, event_schema};
@@ -78,6 +79,8 @@ pub struct WrittenFile {
     pub min_ts: i64,
     pub max_ts: i64,
     pub checksum: IdChecksum,
+    /// Per column, what the footer says ([`crate::column_stats`]).
+    pub columns: Vec<ColumnStats>,
 }
 
 /// A record batch of events with its summary.
@@ -282,7 +285,7 @@ impl FileWriter {
     /// completion, for large S3 objects) and makes the object durable
     /// ([`ColdStore::make_durable`]); only then is it reported written.
     pub async fn close(self) -> Result<WrittenFile, ColdError> {
-        self.writer.close().await?;
+        let meta = self.writer.close().await?;
         self.store.make_durable(&self.path).await?;
         let bytes = self.store.object_store().head(&self.path).await?.size;
         Ok(WrittenFile {
@@ -292,6 +295,7 @@ impl FileWriter {
             min_ts: self.stats.min_ts,
             max_ts: self.stats.max_ts,
             checksum: self.stats.checksum,
+            columns: crate::column_stats(&meta),
         })
     }
 }

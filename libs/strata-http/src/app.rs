@@ -106,6 +106,7 @@ impl App {
             ArchiveConfig {
                 hot_retention: args.tiering.hot_retention,
                 cold_delete_grace: args.tiering.cold_delete_grace,
+                lake_history: args.tiering.lake_history,
                 ..ArchiveConfig::default()
             },
         );

@@ -119,6 +119,12 @@ pub struct TieringArgs {
     /// them.
     #[arg(long, env = "STRATA_COLD_DELETE_GRACE", default_value = "5m", value_parser = duration)]
     pub cold_delete_grace: Duration,
+
+    /// How long the lake catalog (the archive's DuckLake table) keeps older
+    /// snapshots readable: objects replaced by a compaction or past a
+    /// retention horizon stay this long (an erasure's never do).
+    #[arg(long, env = "STRATA_LAKE_HISTORY", default_value = "3d", value_parser = duration)]
+    pub lake_history: Duration,
 }
 
 impl TieringArgs {

@@ -87,6 +87,7 @@ impl Stores {
             ArchiveConfig {
                 hot_retention: self.tiering.hot_retention,
                 cold_delete_grace: self.tiering.cold_delete_grace,
+                lake_history: self.tiering.lake_history,
                 ..ArchiveConfig::default()
             },
         ))

@@ -68,11 +68,26 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The archive's DuckLake catalog (`strata_lake`, read by DuckDB).
+    Lake {
+        #[command(subcommand)]
+        command: LakeCommand,
+    },
     /// The exact rollups of cold days.
     Rollups {
         #[command(subcommand)]
         command: RollupsCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum LakeCommand {
+    /// Make the catalog's latest snapshot show exactly the manifest: add
+    /// the cold files it lacks (their column statistics read from their
+    /// footers), end those the manifest no longer lists, and record the
+    /// cold store's root as its data path. Every archive run does this
+    /// first; a deployment from before the catalog needs nothing else.
+    Rebuild,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = ArchiveConfig {
         hot_retention: cli.tiering.hot_retention,
         cold_delete_grace: cli.tiering.cold_delete_grace,
+        lake_history: cli.tiering.lake_history,
         failpoint: failpoint_from_env()?,
         commit_group: usize::from(cli.commit_group),
         compact_max_files: usize::from(cli.compact_max_files),
@@ -141,11 +157,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Some(Command::Compact { dry_run }) => compact(&archiver, dry_run).await,
+        Some(Command::Lake {
+            command: LakeCommand::Rebuild,
+        }) => rebuild_lake(&archiver).await,
         Some(Command::Rollups {
             command: RollupsCommand::Rebuild { project, from, to },
         }) => rebuild_rollups(&archiver, project, from, to).await,
         None => daemon(archiver, &cli.schedule).await,
     }
+}
+
+#[allow(clippy::print_stdout)]
+async fn rebuild_lake(archiver: &Archiver) -> anyhow::Result<()> {
+    let done = archiver.sync_lake().await?;
+    println!(
+        "lake catalog: {} file(s) added, {} ended",
+        done.added, done.ended
+    );
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
-use strata_model::ProjectId;
+use strata_model::{ColumnStats, ProjectId};
 
 use crate::{Store, StoreError};
 
@@ -34,6 +34,9 @@ pub struct NewManifestEntry {
     pub max_ts: DateTime<Utc>,
     /// Hex of the file's id checksum.
     pub checksum: String,
+    /// What its footer says about each column (published in the lake
+    /// catalog, `lake.rs`).
+    pub columns: Vec<ColumnStats>,
 }
 
 /// Files, rows and bytes of the manifest (or of one project's part).

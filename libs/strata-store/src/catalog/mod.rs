@@ -1,5 +1,7 @@
 //! The cold tier's catalog: the manifest of committed Parquet files (and
-//! those awaiting deletion), archive runs and their lease.
+//! those awaiting deletion), its publication as a DuckLake table, archive
+//! runs and their lease.
 
+pub mod lake;
 pub mod manifest;
 pub mod runs;

@@ -133,6 +133,10 @@ pub struct ArchiveCommit<'h> {
     run_id: i64,
     /// Days with rows set aside to put back.
     kept_days: BTreeSet<NaiveDate>,
+    /// The files recorded, published in the lake catalog at commit.
+    recorded: Vec<NewManifestEntry>,
+    /// When the transaction began (the run's commit time is recorded).
+    began: std::time::Instant,
 }
 
 /// A chunk's rows now, per project, besides those that arrived after its
@@ -164,6 +168,8 @@ impl Store {
             tx,
             run_id,
             kept_days: BTreeSet::new(),
+            recorded: Vec::new(),
+            began: std::time::Instant::now(),
         }))
     }
 }
@@ -274,7 +280,9 @@ impl ArchiveCommit<'_> {
 
     /// Records a chunk's files in the manifest.
     pub async fn record_files(&mut self, files: &[NewManifestEntry]) -> Result<(), StoreError> {
-        insert_files(&mut self.tx, self.run_id, files).await
+        insert_files(&mut self.tx, self.run_id, files).await?;
+        self.recorded.extend_from_slice(files);
+        Ok(())
     }
 
     /// Drops the chunk (an error if it no longer exists).
@@ -283,8 +291,13 @@ impl ArchiveCommit<'_> {
         crate::summaries::seal::forget_day(&mut self.tx, chunk.day()).await
     }
 
-    /// Puts the set-aside rows back and commits.
+    /// Puts the set-aside rows back, publishes the recorded files as the
+    /// lake catalog's next snapshot and commits.
     pub async fn commit(mut self) -> Result<(), StoreError> {
+        let message = format!("archive run {}", self.run_id);
+        let lake = std::time::Instant::now();
+        crate::catalog::lake::commit(&mut self.tx, &self.recorded, &[], &message).await?;
+        let lake = lake.elapsed();
         if !self.kept_days.is_empty() {
             for day in &self.kept_days {
                 self.hot.recreate_day(&mut self.tx, *day).await?;
@@ -293,6 +306,17 @@ impl ArchiveCommit<'_> {
                 .execute(&mut *self.tx)
                 .await?;
         }
+        // What the commit cost, and the lake catalog's part of it (before
+        // the COMMIT itself, which is counted in neither).
+        sqlx::query(
+            "UPDATE archive_runs SET commit_seconds = commit_seconds + $2,
+                    lake_seconds = lake_seconds + $3 WHERE id = $1",
+        )
+        .bind(self.run_id)
+        .bind(self.began.elapsed().as_secs_f64())
+        .bind(lake.as_secs_f64())
+        .execute(&mut *self.tx)
+        .await?;
         self.tx.commit().await?;
         Ok(())
     }

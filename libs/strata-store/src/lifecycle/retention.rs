@@ -23,9 +23,9 @@ use crate::{Store, StoreError};
 /// that follow its commit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expired {
-    /// Object keys of the cold files removed from the manifest: delete
-    /// them from the store after the commit (a crash before leaves orphans
-    /// for the next sweep).
+    /// Object keys of the cold files removed from the manifest, recorded
+    /// for deletion once the lake catalog's history no longer shows them
+    /// ([`Store::due_deletes`]).
     pub object_keys: Vec<String>,
     pub cold_rows: i64,
     pub hot_rows: i64,
@@ -89,8 +89,8 @@ impl Store {
     }
 
     /// Deletes, for every project with a policy, everything before its
-    /// horizon on `today`: cold files from the manifest (returned, for the
-    /// caller to delete from the store after this commits), the rollups of
+    /// horizon on `today`: cold files from the manifest (ended in the lake
+    /// catalog's next snapshot, and recorded for deletion after `keep`), the rollups of
     /// those days, and the hot rows with their seals and late events. One
     /// transaction, committed only while the archive lease names `run_id`
     /// (`Ok(Err(holder))` otherwise, with nothing deleted); the hot days
@@ -100,7 +100,7 @@ impl Store {
         &self,
         run_id: i64,
         today: NaiveDate,
-        lock_timeout: Duration,
+        (lock_timeout, keep): (Duration, Duration),
     ) -> Result<Result<Expired, Option<i64>>, StoreError> {
         let policies: Vec<(i64, Option<i32>)> = sqlx::query_as(
             "SELECT id, retention_days FROM projects WHERE retention_days IS NOT NULL ORDER BY id",
@@ -134,10 +134,19 @@ impl Store {
             };
         for &(project, horizon) in &horizons {
             let files: Vec<(String, i64)> = sqlx::query_as(
-                "DELETE FROM cold_files WHERE project_id = $1 AND day < $2 RETURNING object_key, rows",
+                "WITH gone AS (
+                     DELETE FROM cold_files WHERE project_id = $1 AND day < $2
+                     RETURNING object_key, rows, project_id, day),
+                 kept AS (
+                     INSERT INTO cold_deletes (object_key, delete_after, project_id, day)
+                     SELECT object_key, now() + make_interval(secs => $3), project_id, day
+                       FROM gone
+                     ON CONFLICT (object_key) DO NOTHING)
+                 SELECT object_key, rows FROM gone",
             )
             .bind(project.0)
             .bind(horizon)
+            .bind(keep.as_secs_f64())
             .fetch_all(&mut *tx)
             .await?;
             for table in [
@@ -165,6 +174,7 @@ impl Store {
             out.object_keys.extend(files.into_iter().map(|f| f.0));
             out.hot_rows += i64::try_from(hot).unwrap_or(i64::MAX);
         }
+        crate::catalog::lake::commit(&mut tx, &[], &out.object_keys, "retention").await?;
         tx.commit().await?;
         out.horizons = horizons;
         Ok(Ok(out))

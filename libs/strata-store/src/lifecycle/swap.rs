@@ -201,15 +201,17 @@ impl Store {
     /// it toward `erasure`'s progress in the same transaction. Fails with
     /// [`StoreError::Changed`] when a file to remove is no longer listed.
     /// Returns whether the day keeps a current rollup.
-    /// The replaced objects are recorded for deletion once `grace` has
+    /// The replaced objects are recorded for deletion once `keep` has
     /// passed ([`Store::due_deletes`]), not deleted now: a stats request
-    /// planned before this commit may still be reading them.
+    /// planned before this commit may still be reading them, and older
+    /// snapshots of the lake catalog show them. The swap is the catalog's
+    /// next snapshot (`lake.rs`).
     pub async fn swap_cold_files(
         &self,
         run_id: i64,
         swap: &ColdSwap,
         erasure: Option<ErasureStep>,
-        (lock_timeout, grace): (Duration, Duration),
+        (lock_timeout, keep): (Duration, Duration),
     ) -> Result<Result<bool, Option<i64>>, StoreError> {
         // The day's archive lock, as a rebuild of its rollup takes it.
         let day = BTreeSet::from([swap.day]);
@@ -253,17 +255,40 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         crate::catalog::manifest::insert_files(&mut tx, run_id, &swap.add).await?;
+        let message = match erasure {
+            Some(e) => format!("erasure {}", e.erasure_id),
+            None => "compaction".to_owned(),
+        };
+        crate::catalog::lake::commit(&mut tx, &swap.add, &swap.remove, &message).await?;
         sqlx::query(
-            "INSERT INTO cold_deletes (object_key, erasure_id, delete_after)
-             SELECT k, $2, now() + make_interval(secs => $3) FROM unnest($1::text[]) AS k
+            "INSERT INTO cold_deletes (object_key, erasure_id, delete_after, project_id, day)
+             SELECT k, $2, now() + make_interval(secs => $3), $4, $5 FROM unnest($1::text[]) AS k
              ON CONFLICT (object_key) DO NOTHING",
         )
         .bind(&swap.remove)
         .bind(erasure.map(|e| e.erasure_id))
-        .bind(grace.as_secs_f64())
+        .bind(keep.as_secs_f64())
+        .bind(swap.project.0)
+        .bind(swap.day)
         .execute(&mut *tx)
         .await?;
         if let Some(step) = erasure {
+            // Objects of this day replaced earlier (a compaction, a late
+            // file merged) still wait out their history and may hold the
+            // user: the erasure takes them over, and is done only once they
+            // are gone too.
+            sqlx::query(
+                "UPDATE cold_deletes
+                    SET erasure_id = $3,
+                        delete_after = least(delete_after, now() + make_interval(secs => $4))
+                  WHERE project_id = $1 AND day = $2 AND erasure_id IS NULL",
+            )
+            .bind(swap.project.0)
+            .bind(swap.day)
+            .bind(step.erasure_id)
+            .bind(keep.as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "UPDATE erasures SET days_done = days_done + 1, cold_rows = cold_rows + $2,
                         files_rewritten = files_rewritten + $3, rows_rewritten = rows_rewritten + $4
@@ -282,13 +307,16 @@ impl Store {
 }
 
 impl Store {
-    /// Replaced objects whose grace period has passed (and that no
-    /// manifest row lists), at most `limit`.
+    /// Replaced objects whose grace period has passed, that no manifest row
+    /// lists and that no snapshot of the lake catalog shows any more
+    /// ([`Store::expire_lake`] first), at most `limit`.
     pub async fn due_deletes(&self, limit: i64) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT d.object_key FROM cold_deletes d
               WHERE d.delete_after <= now()
                 AND NOT EXISTS (SELECT 1 FROM cold_files f WHERE f.object_key = d.object_key)
+                AND NOT EXISTS (SELECT 1 FROM strata_lake.ducklake_data_file l
+                                 WHERE l.path = d.object_key)
               ORDER BY d.delete_after LIMIT $1",
         )
         .bind(limit)
