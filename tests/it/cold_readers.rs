@@ -8,40 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Duration, NaiveDate, Utc};
 use serde_json::{Value, json};
 use strata_tests::cold::TestCold;
-use strata_tests::docs::code_blocks;
+use strata_tests::docs::{code_blocks, substitute};
+use strata_tests::lake::python;
 use strata_tests::{TestApp, event, test_seed};
 use uuid::Uuid;
-
-/// `block` with each `(from, to)` replaced; every `from` must be there, so
-/// the page cannot drift from what is run.
-fn substitute(block: &str, pairs: &[(&str, String)]) -> String {
-    let mut out = block.to_owned();
-    for (from, to) in pairs {
-        assert!(
-            out.contains(from),
-            "the recipe no longer says {from:?}:\n{block}"
-        );
-        out = out.replace(from, to);
-    }
-    out
-}
-
-async fn python(script: &str) -> String {
-    let bin = std::env::var("STRATA_TEST_READERS_PYTHON")
-        .expect("STRATA_TEST_READERS_PYTHON (scripts/ensure-tools.sh installs DuckDB and pyarrow)");
-    let out = tokio::process::Command::new(bin)
-        .arg("-c")
-        .arg(script)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{script}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[tokio::test]
 async fn the_s3_recipes_of_the_cold_tier_page_count_what_was_sent() {

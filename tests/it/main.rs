@@ -14,6 +14,7 @@ mod docs_examples;
 mod health;
 mod idempotency;
 mod ingest;
+mod lake;
 mod layout;
 mod lifecycle;
 mod metrics;

@@ -46,3 +46,17 @@ pub fn code_blocks(page: &str, lang: &str) -> Vec<CodeBlock> {
     }
     out
 }
+
+/// `block` with each `(from, to)` replaced; every `from` must be there, so
+/// the page cannot drift from what is run.
+pub fn substitute(block: &str, pairs: &[(&str, String)]) -> String {
+    let mut out = block.to_owned();
+    for (from, to) in pairs {
+        assert!(
+            out.contains(from),
+            "the recipe no longer says {from:?}:\n{block}"
+        );
+        out = out.replace(from, to);
+    }
+    out
+}

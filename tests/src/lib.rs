@@ -12,6 +12,7 @@ pub mod archive;
 pub mod browser;
 pub mod cold;
 pub mod docs;
+pub mod lake;
 pub mod nats;
 pub mod oracle;
 pub mod proxy;
@@ -260,6 +261,7 @@ impl TestAppBuilder {
             // Erasures started over HTTP delete what they replaced in the
             // same run (tests of the grace period use their own archiver).
             "--cold-delete-grace=0s".to_owned(),
+            "--lake-history=0s".to_owned(),
         ];
         if self.pg_proxy {
             args.push("--database-max-connections=4".to_owned());
@@ -772,11 +774,12 @@ pub fn no_compaction() -> strata_archive::ArchiveConfig {
 }
 
 /// The archiver's defaults, compaction included, but objects replaced by a
-/// swap are deleted by the run that replaced them (no grace period): tests
-/// of the grace period ask for one.
+/// swap are deleted by the run that replaced them (no grace period, no lake
+/// history): tests of the grace period and of the history ask for them.
 pub fn compacting() -> strata_archive::ArchiveConfig {
     strata_archive::ArchiveConfig {
         cold_delete_grace: std::time::Duration::ZERO,
+        lake_history: std::time::Duration::ZERO,
         ..strata_archive::ArchiveConfig::default()
     }
 }

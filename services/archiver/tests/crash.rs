@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use strata_archive::FAIL_POINTS;
 use strata_tests::archive::{Row, Sent, assert_rollups_match_parquet, hot_plus_cold, seed_days};
 use strata_tests::cold::TestCold;
+use strata_tests::lake::assert_lake_shows_manifest;
 use strata_tests::{TestApp, spawn_app};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata-archiver");
@@ -22,6 +23,7 @@ fn archiver(app: &TestApp, cold: &TestCold, args: &[&str], failpoint: Option<&st
         // Replaced objects go in the run that replaced them: the final
         // state of a rerun is then the bucket the manifest lists.
         .env("STRATA_COLD_DELETE_GRACE", "0s")
+        .env("STRATA_LAKE_HISTORY", "0s")
         .envs(cold.env_vars());
     if let Some(p) = failpoint {
         cmd.env("STRATA_ARCHIVER_FAILPOINT", p);
@@ -67,6 +69,7 @@ async fn crash_then_rerun(point: &str) {
     // the committed days' rollups equal their files…
     assert_exactly_once(&app, &cold, &sent).await;
     assert_rollups_match_parquet(&app, &cold, point).await;
+    assert_lake_shows_manifest(&app.pool, point).await;
 
     // …and a rerun completes the job.
     let out = archiver(&app, &cold, &["run", "--once"], None);
@@ -84,6 +87,7 @@ async fn crash_then_rerun(point: &str) {
     );
     assert_eq!(listed.len(), 6);
     assert_rollups_match_parquet(&app, &cold, point).await;
+    assert_lake_shows_manifest(&app.pool, point).await;
 }
 
 #[tokio::test]
@@ -209,8 +213,9 @@ async fn crash_after_the_retention_commit_leaves_only_orphans_for_the_next_sweep
     let point = FAIL_POINTS[5];
     let out = archiver(&app, &cold, &["run", "--once"], Some(point));
     assert_eq!(out.status.code(), Some(86), "{point}: {out:?}");
-    // The manifest no longer lists the expired files; their objects are
-    // orphans, which readers through the manifest never see.
+    // The manifest no longer lists the expired files (nor does the lake
+    // catalog); their objects wait for deletion, which readers through the
+    // manifest or the catalog never see.
     assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted());
     let listed: Vec<String> = sqlx::query_scalar("SELECT object_key FROM cold_files ORDER BY 1")
         .fetch_all(&app.pool)
@@ -222,13 +227,15 @@ async fn crash_after_the_retention_commit_leaves_only_orphans_for_the_next_sweep
         6,
         "objects deleted before the crash"
     );
+    assert_lake_shows_manifest(&app.pool, point).await;
 
-    // The rerun's sweep removes them: bucket and manifest agree again.
+    // The rerun deletes them: bucket and manifest agree again.
     let out = archiver(&app, &cold, &["run", "--once"], None);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(cold.keys().await, listed);
     assert_exactly_once(&app, &cold, &sent).await;
     assert_rollups_match_parquet(&app, &cold, point).await;
+    assert_lake_shows_manifest(&app.pool, point).await;
 }
 
 /// The rows of `sent` that are not `project`'s `user`'s, and those that are.
@@ -301,6 +308,7 @@ async fn crash_during_an_erasure_then_rerun(point: &str) {
     assert_eq!(now_kept, kept, "{point}");
     assert!(now_erased.iter().all(|r| erased.contains(r)), "{point}");
     assert_rollups_match_parquet(&app, &cold, point).await;
+    assert_lake_shows_manifest(&app.pool, point).await;
 
     let out = archiver(&app, &cold, &["run", "--once"], None);
     assert!(out.status.success(), "{point}: {out:?}");
@@ -317,6 +325,7 @@ async fn crash_during_an_erasure_then_rerun(point: &str) {
     );
     assert_eq!(cold.keys().await, listed(&app).await, "{point}");
     assert_rollups_match_parquet(&app, &cold, point).await;
+    assert_lake_shows_manifest(&app.pool, point).await;
     let done = app.hot.erasure(None, record.id).await.unwrap().unwrap();
     assert_eq!(done.status, "done", "{point}");
     assert_eq!(
@@ -371,6 +380,7 @@ async fn crash_during_a_compaction_then_rerun(point: &str) {
     assert_eq!(out.status.code(), Some(86), "{point}: {out:?}");
     assert_eq!(hot_plus_cold(&app, &cold).await, sent.sorted(), "{point}");
     assert_rollups_match_parquet(&app, &cold, point).await;
+    assert_lake_shows_manifest(&app.pool, point).await;
 
     let out = archiver(&app, &cold, &["compact"], None);
     assert!(out.status.success(), "{point}: {out:?}");
@@ -379,6 +389,7 @@ async fn crash_during_a_compaction_then_rerun(point: &str) {
     assert_eq!(keys.len(), 6, "{point}: one file per project and day");
     assert_eq!(cold.keys().await, keys, "{point}");
     assert_rollups_match_parquet(&app, &cold, point).await;
+    assert_lake_shows_manifest(&app.pool, point).await;
 }
 
 #[tokio::test]
