@@ -39,6 +39,7 @@ lint: ## cargo fmt --check, dependency order (scripts/check-sorted-deps.py), imp
 bench: ## Strata against its baselines on the same data (BENCH_SCALE=2 … for more; BENCH_HOT_LAYOUT=timescaledb for the hypertable; BENCH_ONLY_INGEST=1 for the ingest part alone), on a durable PostgreSQL with the settings of deploy/postgres/strata.conf; then the micro-benchmarks; rewrites that layout's section of docs/BENCHMARKS.md and docs/benchmarks/<layout>.json
 	@eval "$$(scripts/ensure-services.sh)"; \
 	eval "$$(scripts/ensure-s3.sh)"; \
+	eval "$$(scripts/ensure-tools.sh)"; \
 	scripts/ensure-timescaledb.sh >/dev/null; \
 	eval "$$(scripts/ensure-bench-pg.sh)"; \
 	if [ "$${BENCH_HOT_LAYOUT:-native}" = timescaledb ] \

@@ -314,6 +314,33 @@ pub struct QueueResult {
     pub worker_max_wait_ms: u64,
 }
 
+/// The lake catalog (ADR-041): its share of the archive commits' time, and
+/// DuckDB (PyPI's 1.5.5) through it beside the same DuckDB over a glob of
+/// the same objects.
+#[derive(Debug, Clone, Serialize)]
+pub struct LakeResult {
+    /// Archive runs that committed, and the files the catalog shows.
+    pub commits: u64,
+    pub files: u64,
+    /// Seconds inside the archive commits' transactions, and the catalog's
+    /// part of them; target: share < 5%.
+    pub commit_secs: f64,
+    pub lake_secs: f64,
+    pub share: f64,
+    pub queries: Vec<LakeQuery>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LakeQuery {
+    pub name: String,
+    /// Medians of the warm runs, alternating the two.
+    pub glob_ms: f64,
+    pub lake_ms: f64,
+    /// lake / glob; target ≤ 1.10.
+    pub ratio: f64,
+    pub answers_equal: bool,
+}
+
 /// Compaction of the late-event days, then the erasure of one user over
 /// every day (ADR-032, ADR-033), at the end of the run.
 #[derive(Debug, Clone, Serialize)]
@@ -413,6 +440,7 @@ pub struct Report {
     pub flood: FloodResult,
     pub lifecycle: LifecycleResult,
     pub queue: QueueResult,
+    pub lake: LakeResult,
     pub targets: Vec<Target>,
     pub total_secs: f64,
 }
@@ -432,8 +460,20 @@ pub fn targets(
     archive: &ArchiveResult,
     storage: &StorageResult,
     queries: &[QueryResult],
+    lake: &LakeResult,
 ) -> Vec<Target> {
     let mut out = vec![
+        target(
+            "lake catalog's share of the archive commits",
+            "< 5%",
+            format!(
+                "{:.2}% ({:.1} of {:.0} ms)",
+                lake.share * 100.0,
+                lake.lake_secs * 1e3,
+                lake.commit_secs * 1e3
+            ),
+            lake.share < 0.05,
+        ),
         target(
             "ingest vs psql \\copy",
             "≥ 1.0×",
@@ -481,6 +521,14 @@ pub fn targets(
             "≤ 1.5×",
             format!("{wal:.2}×"),
             wal <= 1.5,
+        ));
+    }
+    for q in &lake.queries {
+        out.push(target(
+            &format!("{}: DuckDB through the lake catalog vs over a glob", q.name),
+            "≤ 1.10×, same answer",
+            format!("{:.2}× ({:.0} vs {:.0} ms)", q.ratio, q.lake_ms, q.glob_ms),
+            q.ratio <= 1.10 && q.answers_equal,
         ));
     }
     for q in queries {
@@ -765,6 +813,30 @@ impl Report {
             line(format!(
                 "| {what} | {when} | {} | {:.0} | {:.0} | {:.0} |",
                 l.requests, l.p50_ms, l.p99_ms, l.max_ms
+            ));
+        }
+        line(String::new());
+        let l = &self.lake;
+        line("### Lake catalog".into());
+        line(String::new());
+        line(format!(
+            "The DuckLake catalog (ADR-041) is written inside each archive commit: {:.1} ms of the \
+             {:.0} ms those {} runs spent in their commit transactions ({:.2}%); it shows {} files.",
+            l.lake_secs * 1e3,
+            l.commit_secs * 1e3,
+            l.commits,
+            l.share * 100.0,
+            l.files
+        ));
+        line(String::new());
+        line("DuckDB 1.5.5 (PyPI) over the cold tier on S3, through the catalog and over a glob of the project's folder (median ms of the warm runs, alternating):".into());
+        line(String::new());
+        line("| query | glob | lake catalog | lake / glob | same answer |".into());
+        line("|---|---:|---:|---:|---|".into());
+        for q in &l.queries {
+            line(format!(
+                "| {} | {:.0} | {:.0} | {:.2}× | {} |",
+                q.name, q.glob_ms, q.lake_ms, q.ratio, q.answers_equal
             ));
         }
         line(String::new());

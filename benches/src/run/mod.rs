@@ -7,6 +7,7 @@
 
 mod archive;
 mod ingest;
+mod lake;
 mod lifecycle;
 mod query_set;
 mod storage;
@@ -403,6 +404,7 @@ impl Bench<'_> {
         let (storage, cold) = self.storage(&hot, history_events).await?;
         let parquet_dir = self.load_baselines(&history_csv, &late_csv).await?;
         let queries = self.queries(&parquet_dir).await?;
+        let lake = self.lake().await?;
         let memory = self.long_range_memory().await?;
         let flood = self.late_day_flood().await?;
         let big_chunk = self
@@ -423,7 +425,7 @@ impl Bench<'_> {
             cold_rows: cold.rows as u64,
             cold_files: cold.files as u64,
         };
-        let targets = report::targets(&ingest_result, &archive, &storage, &queries);
+        let targets = report::targets(&ingest_result, &archive, &storage, &queries, &lake);
         Ok(Report {
             date: Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             commit: git_commit(),
@@ -438,6 +440,7 @@ impl Bench<'_> {
             flood,
             lifecycle,
             queue,
+            lake,
             targets,
             total_secs: secs(started),
         })
