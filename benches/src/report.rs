@@ -821,7 +821,8 @@ impl Report {
         line(String::new());
         line(format!(
             "The DuckLake catalog (ADR-041) is written inside each archive commit: {:.1} ms of the \
-             {:.0} ms those {} runs spent in their commit transactions ({:.2}%); it shows {} files.",
+             {:.0} ms that the archive runs which moved chunks ({}) spent in their commit \
+             transactions ({:.2}%); it shows {} files.",
             l.lake_secs * 1e3,
             l.commit_secs * 1e3,
             l.commits,

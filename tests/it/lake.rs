@@ -471,6 +471,19 @@ async fn after_an_erasure_no_snapshot_and_no_object_holds_the_user() {
     assert_lake_shows_manifest(&app.pool, "after the erasure").await;
 }
 
+/// The catalog as a deployment from before it has it: no file.
+async fn forget_the_catalogs_files(app: &TestApp) {
+    sqlx::raw_sql(
+        "DELETE FROM strata_lake.ducklake_data_file;
+         DELETE FROM strata_lake.ducklake_file_column_stats;
+         DELETE FROM strata_lake.ducklake_file_partition_value;
+         UPDATE strata_lake.ducklake_table_stats SET record_count = 0, file_size_bytes = 0",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+}
+
 /// A fresh catalog (a deployment from before it) is caught up by the next
 /// archive run, and `lake rebuild` mends one edited behind Strata's back.
 #[tokio::test]
@@ -491,15 +504,7 @@ async fn a_catalog_behind_the_manifest_is_caught_up_by_the_next_run() {
     app.ingest_ok(&key, &events).await;
     app.archive(30).await;
     // As if the files had been archived before the catalog existed.
-    sqlx::raw_sql(
-        "DELETE FROM strata_lake.ducklake_data_file;
-         DELETE FROM strata_lake.ducklake_file_column_stats;
-         DELETE FROM strata_lake.ducklake_file_partition_value;
-         UPDATE strata_lake.ducklake_table_stats SET record_count = 0, file_size_bytes = 0",
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    forget_the_catalogs_files(&app).await;
     let synced = app.archiver(30).sync_lake().await.unwrap();
     assert_eq!((synced.added, synced.ended), (3, 0));
     assert_lake_shows_manifest(&app.pool, "after the rebuild").await;
@@ -712,4 +717,68 @@ async fn the_catalog_tables_are_those_duckdb_creates() {
             .await
             .unwrap();
     assert_eq!(ours, version);
+}
+
+/// How many files DuckDB reads through the catalog for `sql`'s filter.
+async fn files_read(app: &TestApp, filter: &str) -> u64 {
+    let out = python(&format!(
+        "{}import re\n\
+         plan = con.sql(\"EXPLAIN ANALYZE SELECT count(*) FROM strata.events WHERE {filter}\").fetchall()[0][1]\n\
+         print(sum(int(n) for n in re.findall(r'Total Files Read: (\\d+)', plan)))\n",
+        attach(&app.db.url)
+    ))
+    .await;
+    out.trim().parse().unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// DuckDB prunes the catalog's files by project and date (partition
+/// values) and by the `ts` bounds of each file's footer, both for files
+/// the archive commit published and for files a catch-up read.
+#[tokio::test]
+async fn duckdb_prunes_files_by_partition_and_by_the_footers_bounds() {
+    let app = spawn_app().await;
+    let keys = [
+        app.key("alpha", "ingest").await,
+        app.key("beta", "ingest").await,
+    ];
+    let alpha = app.project_id("alpha").await;
+    let day = today() - Duration::days(40);
+    for key in &keys {
+        let events: Vec<Value> = (0..30)
+            .map(|i| {
+                let d = day + Duration::days(i % 3);
+                event(Uuid::new_v4(), "u", "view", &at(d, 3_600 + i))
+            })
+            .collect();
+        app.ingest_ok(key, &events).await;
+    }
+    app.archive(30).await;
+    let second = day + Duration::days(1);
+    let checks = [
+        (format!("project_id = {alpha}"), 3),
+        (format!("project_id = {alpha} AND date = '{second}'"), 1),
+        // No partition filter: only the footers' ts bounds exclude files.
+        (
+            format!("ts >= '{second} 00:00:00+00' AND ts < '{second} 12:00:00+00'"),
+            2,
+        ),
+        (
+            format!("ts >= '{second} 02:00:00+00' AND ts < '{second} 03:00:00+00'"),
+            0,
+        ),
+    ];
+    for (filter, files) in &checks {
+        assert_eq!(files_read(&app, filter).await, *files, "{filter}");
+    }
+    // The same once the catalog's files were published from the footers
+    // read back (a catch-up).
+    forget_the_catalogs_files(&app).await;
+    app.archiver(30).sync_lake().await.unwrap();
+    for (filter, files) in &checks {
+        assert_eq!(
+            files_read(&app, filter).await,
+            *files,
+            "after a catch-up: {filter}"
+        );
+    }
 }
