@@ -337,7 +337,22 @@ async fn ids_at(app: &TestApp, day: NaiveDate, version: Option<i64>) -> Vec<Stri
         attach(&app.db.url)
     ))
     .await;
-    out.lines().map(str::to_owned).collect()
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// As if the lake's history (an hour in these tests) and the grace period
+/// had passed since every snapshot and swap so far.
+async fn let_the_history_pass(app: &TestApp) {
+    sqlx::raw_sql(
+        "UPDATE strata_lake.ducklake_snapshot SET snapshot_time = snapshot_time - interval '2 hours';
+         UPDATE cold_deletes SET delete_after = now() - interval '1 second'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
 }
 
 async fn snapshot_ids(app: &TestApp) -> Vec<i64> {
@@ -391,15 +406,7 @@ async fn replaced_files_stay_readable_back_in_time_for_the_history_then_go() {
     .unwrap();
     assert_eq!(files_then, 2, "the snapshot before shows the two old files");
 
-    // The history has passed.
-    sqlx::query("UPDATE strata_lake.ducklake_snapshot SET snapshot_time = snapshot_time - interval '2 hours'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE cold_deletes SET delete_after = now() - interval '1 second'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    let_the_history_pass(&app).await;
     completed(keeping.compact_once().await.unwrap()).await;
     let snapshots = snapshot_ids(&app).await;
     assert_eq!(
@@ -781,4 +788,54 @@ async fn duckdb_prunes_files_by_partition_and_by_the_footers_bounds() {
             "after a catch-up: {filter}"
         );
     }
+}
+
+/// Days past a retention horizon leave the latest snapshot at once, stay
+/// readable through older snapshots for the history (their objects kept),
+/// and then go, snapshots and objects.
+#[tokio::test]
+async fn expired_days_stay_readable_back_in_time_for_the_history_then_go() {
+    let app = spawn_app().await;
+    let key = app.key("alpha", "ingest,read").await;
+    let project = ProjectId(app.project_id("alpha").await);
+    let (old, kept) = (today() - Duration::days(50), today() - Duration::days(40));
+    for day in [old, kept] {
+        let events: Vec<Value> = (0..10)
+            .map(|i| event(Uuid::new_v4(), &format!("u{i}"), "view", &at(day, i)))
+            .collect();
+        app.ingest_ok(&key, &events).await;
+    }
+    app.archive(30).await;
+    let before = latest_snapshot(&app).await;
+    let old_ids = ids_at(&app, old, None).await;
+    assert_eq!(old_ids.len(), 10);
+
+    app.hot
+        .set_retention(project, Some(RetentionDays::new(45).unwrap()))
+        .await
+        .unwrap();
+    let keeping = archiver(&app, with_history(std::time::Duration::from_secs(3_600)));
+    completed(keeping.run_once().await.unwrap()).await;
+    assert!(
+        ids_at(&app, old, None).await.is_empty(),
+        "gone from the latest snapshot"
+    );
+    assert_eq!(ids_at(&app, kept, None).await.len(), 10);
+    assert_eq!(
+        ids_at(&app, old, Some(before)).await,
+        old_ids,
+        "readable back in time"
+    );
+    assert_eq!(app.cold.keys().await.len(), 2, "the expired object stays");
+    assert_lake_shows_manifest(&app.pool, "after the expiry").await;
+
+    let_the_history_pass(&app).await;
+    completed(keeping.run_once().await.unwrap()).await;
+    assert_eq!(snapshot_ids(&app).await.len(), 1);
+    assert_eq!(
+        app.cold.keys().await.len(),
+        1,
+        "the expired object is deleted"
+    );
+    assert_eq!(ids_at(&app, kept, None).await.len(), 10);
 }
