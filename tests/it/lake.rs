@@ -356,8 +356,7 @@ async fn let_the_history_pass(app: &TestApp) {
 }
 
 async fn snapshot_ids(app: &TestApp) -> Vec<i64> {
-    let snapshots = app.hot.lake_snapshots().await.unwrap();
-    snapshots.iter().map(|s| s.snapshot_id).collect()
+    app.hot.lake_snapshot_ids().await.unwrap()
 }
 
 async fn latest_snapshot(app: &TestApp) -> i64 {

@@ -153,7 +153,7 @@ impl Archiver {
             if outcome.is_err() {
                 continue;
             }
-            commit.record_files(&w.manifest_entries()).await?;
+            commit.record_files(w.manifest_entries()).await?;
             self.failpoint("before_drop");
             commit.drop_chunk(w.chunk).await?;
             self.failpoint("after_drop");

@@ -51,14 +51,6 @@ fn column_id(name: &str) -> Option<i64> {
     COLUMN_IDS.iter().find(|c| c.0 == name).map(|c| c.1)
 }
 
-/// A snapshot of the catalog, as `snapshots()` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct LakeSnapshot {
-    pub snapshot_id: i64,
-    pub snapshot_time: DateTime<Utc>,
-    pub commit_message: Option<String>,
-}
-
 /// What [`Store::expire_lake`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LakeExpiry {
@@ -457,13 +449,10 @@ impl Store {
         })
     }
 
-    /// The catalog's snapshots, oldest first.
-    pub async fn lake_snapshots(&self) -> Result<Vec<LakeSnapshot>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT s.snapshot_id, s.snapshot_time, c.commit_message
-               FROM strata_lake.ducklake_snapshot s
-               LEFT JOIN strata_lake.ducklake_snapshot_changes c USING (snapshot_id)
-              ORDER BY s.snapshot_id",
+    /// The ids of the catalog's snapshots, oldest first.
+    pub async fn lake_snapshot_ids(&self) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT snapshot_id FROM strata_lake.ducklake_snapshot ORDER BY snapshot_id",
         )
         .fetch_all(&self.pool)
         .await?)

@@ -279,9 +279,9 @@ impl ArchiveCommit<'_> {
     }
 
     /// Records a chunk's files in the manifest.
-    pub async fn record_files(&mut self, files: &[NewManifestEntry]) -> Result<(), StoreError> {
-        insert_files(&mut self.tx, self.run_id, files).await?;
-        self.recorded.extend_from_slice(files);
+    pub async fn record_files(&mut self, files: Vec<NewManifestEntry>) -> Result<(), StoreError> {
+        insert_files(&mut self.tx, self.run_id, &files).await?;
+        self.recorded.extend(files);
         Ok(())
     }
 
