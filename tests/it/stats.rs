@@ -1452,19 +1452,10 @@ async fn an_erasure_during_a_retention_request_changes_nothing_it_answers() {
             })
         });
     });
-    let dir = tempfile::tempdir().unwrap();
-    let planner = strata_query::Planner::new(
-        app.hot.clone(),
-        app.cold.store.clone(),
-        strata_tests::test_query_config(
-            dir.path(),
-            QueryConfig {
-                failpoint: strata_query::FailPoint(Some(hook)),
-                ..QueryConfig::default()
-            },
-        ),
-    )
-    .unwrap();
+    let (planner, _dir) = app.planner(QueryConfig {
+        failpoint: strata_query::FailPoint(Some(hook)),
+        ..QueryConfig::default()
+    });
     let signup = strata_model::EventType::parse("signup").unwrap();
     let range = strata_model::DayRange::new(d, d, 10).unwrap();
     // The first request's answer is the one of the moment it began, though
@@ -1612,19 +1603,10 @@ async fn the_cold_cache_evicts_the_least_recently_used_file_first() {
         .await
         .unwrap();
     // Room for any two of the three files, not all three.
-    let dir = tempfile::tempdir().unwrap();
-    let planner = strata_query::Planner::new(
-        app.hot.clone(),
-        app.cold.store.clone(),
-        strata_tests::test_query_config(
-            dir.path(),
-            QueryConfig {
-                cache_bytes: total as u64 - 1,
-                ..QueryConfig::default()
-            },
-        ),
-    )
-    .unwrap();
+    let (planner, _dir) = app.planner(QueryConfig {
+        cache_bytes: total as u64 - 1,
+        ..QueryConfig::default()
+    });
     let project = strata_model::ProjectId(app.project_id("acme").await);
     let misses = |day: NaiveDate| {
         let planner = planner.clone();

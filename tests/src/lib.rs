@@ -287,20 +287,27 @@ impl TestAppBuilder {
     }
 }
 
-/// Planner settings for a test's own planner: small DuckDB, a private
-/// cache directory.
-pub fn test_query_config(
-    cache_dir: &std::path::Path,
-    base: strata_query::QueryConfig,
-) -> strata_query::QueryConfig {
-    strata_query::QueryConfig {
-        duckdb: strata_query::DuckConfig {
-            memory_limit: "512MB".into(),
-            threads: 1,
-            temp_dir: Some(cache_dir.join("duckdb-tmp")),
-        },
-        cache_dir: cache_dir.to_path_buf(),
-        ..base
+impl TestApp {
+    /// A planner of the test's own over this app's database and cold tier,
+    /// with `base`'s settings but a small DuckDB and a private cache
+    /// directory (removed when the returned directory is dropped).
+    pub fn planner(
+        &self,
+        base: strata_query::QueryConfig,
+    ) -> (strata_query::Planner, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = strata_query::QueryConfig {
+            duckdb: strata_query::DuckConfig {
+                memory_limit: "512MB".into(),
+                threads: 1,
+                temp_dir: Some(dir.path().join("duckdb-tmp")),
+            },
+            cache_dir: dir.path().to_path_buf(),
+            ..base
+        };
+        let planner =
+            strata_query::Planner::new(self.hot.clone(), self.cold.store.clone(), config).unwrap();
+        (planner, dir)
     }
 }
 
