@@ -27,6 +27,34 @@ pub enum Stat {
     Retention {
         periods: u32,
     },
+    /// A funnel over [`FUNNEL_STEPS`] within `window_days`.
+    Funnel {
+        window_days: u32,
+    },
+    /// DAU split by a property no rollup keeps.
+    DauBy {
+        property: &'static str,
+    },
+}
+
+/// The bench's funnel: three generated event types of falling frequency.
+pub const FUNNEL_STEPS: [&str; 3] = ["page_view", "add_to_cart", "purchase"];
+
+impl Stat {
+    /// Whether PostgreSQL alone is asked too (funnels and breakdowns are
+    /// compared with DuckDB alone only: the product's claim is about
+    /// reading the archive).
+    pub fn has_postgres_baseline(&self) -> bool {
+        !matches!(self, Stat::Funnel { .. } | Stat::DauBy { .. })
+    }
+
+    /// The last day a query reads: a funnel reaches a window past `to`.
+    pub fn read_to(&self, to: NaiveDate) -> NaiveDate {
+        match self {
+            Stat::Funnel { window_days } => to + Duration::days(i64::from(*window_days)),
+            _ => to,
+        }
+    }
 }
 
 /// One benchmarked request.
@@ -53,6 +81,26 @@ pub enum Answer {
     Dau(Vec<(NaiveDate, u64)>),
     Top(Vec<(String, u64, u64)>),
     Retention(Vec<CohortRow>),
+    /// Users at least at each step.
+    Funnel(Vec<u64>),
+    /// Per group, its DAU, largest total first.
+    Groups(Vec<DauGroup>),
+}
+
+/// A group's value (`None`: missing) and its DAU.
+pub type DauGroup = (Option<String>, Vec<(NaiveDate, u64)>);
+
+/// Groups by total users (ties by value, missing last), as the contract
+/// orders them; every value is shown (the bench's few).
+fn order_groups(mut groups: Vec<DauGroup>) -> Vec<DauGroup> {
+    let total = |g: &DauGroup| -> u64 { g.1.iter().map(|d| d.1).sum() };
+    groups.sort_by(|a, b| {
+        total(b)
+            .cmp(&total(a))
+            .then_with(|| a.0.is_none().cmp(&b.0.is_none()))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    groups
 }
 
 /// What Strata said about where the time went.
@@ -253,6 +301,30 @@ struct RetentionWire {
     meta: MetaWire,
 }
 
+#[derive(Deserialize)]
+struct FunnelWire {
+    steps: Vec<FunnelStepWire>,
+    meta: MetaWire,
+}
+
+#[derive(Deserialize)]
+struct FunnelStepWire {
+    users: u64,
+}
+
+#[derive(Deserialize)]
+struct DauByWire {
+    groups: Vec<DauGroupWire>,
+    meta: MetaWire,
+}
+
+#[derive(Deserialize)]
+struct DauGroupWire {
+    kind: String,
+    value: Option<String>,
+    days: Vec<DauPointWire>,
+}
+
 /// Asks a running Strata server.
 pub async fn strata(
     client: &reqwest::Client,
@@ -264,6 +336,11 @@ pub async fn strata(
         Stat::Dau => ("dau", String::new()),
         Stat::TopEvents { limit } => ("top-events", format!("&limit={limit}")),
         Stat::Retention { periods } => ("retention", format!("&period=week&periods={periods}")),
+        Stat::Funnel { window_days } => (
+            "funnel",
+            format!("&steps={}&window={window_days}d", FUNNEL_STEPS.join(",")),
+        ),
+        Stat::DauBy { property } => ("dau", format!("&group_by=property:{property}")),
     };
     let res = client
         .get(format!(
@@ -304,6 +381,31 @@ pub async fn strata(
         Stat::Retention { .. } => {
             let w: RetentionWire = res.json().await?;
             (Answer::Retention(w.cohorts), tiers(&w.meta))
+        }
+        Stat::Funnel { .. } => {
+            let w: FunnelWire = res.json().await?;
+            let users = w.steps.iter().map(|s| s.users).collect();
+            (Answer::Funnel(users), tiers(&w.meta))
+        }
+        Stat::DauBy { .. } => {
+            let w: DauByWire = res.json().await?;
+            if w.groups.iter().any(|g| g.kind == "other") {
+                return Err(failed(format!(
+                    "{}: more groups than the bench expects",
+                    q.name
+                )));
+            }
+            let groups = w
+                .groups
+                .into_iter()
+                .map(|g| {
+                    (
+                        g.value,
+                        g.days.into_iter().map(|p| (p.date, p.users)).collect(),
+                    )
+                })
+                .collect();
+            (Answer::Groups(groups), tiers(&w.meta))
         }
     })
 }
@@ -393,6 +495,9 @@ pub async fn postgres(
             .fetch_all(pool)
             .await?;
             Answer::Retention(w.assemble(rows))
+        }
+        Stat::Funnel { .. } | Stat::DauBy { .. } => {
+            return Err(failed(format!("{}: no PostgreSQL baseline", q.name)));
         }
     })
 }
@@ -508,7 +613,101 @@ pub fn duckdb(
                 .collect::<duckdb::Result<Vec<_>>>()?;
             Answer::Retention(w.assemble(rows))
         }
+        Stat::Funnel { window_days } => {
+            Answer::Funnel(duckdb_funnel(conn, &src, project, q, window_days)?)
+        }
+        Stat::DauBy { property } => {
+            let mut st = conn.prepare(&format!(
+                "SELECT json_extract_string(properties, '$.{property}') AS v,
+                        CAST(date AS VARCHAR), count(DISTINCT user_id) FROM {src}
+                  WHERE {} GROUP BY 1, 2",
+                in_range(q.from, q.to)
+            ))?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        date(r.get(1)?)?,
+                        r.get::<_, i64>(2)? as u64,
+                    ))
+                })?
+                .collect::<duckdb::Result<Vec<_>>>()?;
+            let mut by: HashMap<Option<String>, Vec<(NaiveDate, u64)>> = HashMap::new();
+            for (v, d, n) in rows {
+                by.entry(v).or_default().push((d, n));
+            }
+            let groups = by
+                .into_iter()
+                .map(|(v, days)| (v, zero_filled(q.from, q.to, days)))
+                .collect();
+            Answer::Groups(order_groups(groups))
+        }
     })
+}
+
+/// The funnel of the contract in plain SQL: from every first-step event of
+/// the range, the earliest event of each next step strictly after the
+/// previous one (ASOF joins), cut at the window; a user's level is their
+/// best chain's.
+fn duckdb_funnel(
+    conn: &duckdb::Connection,
+    src: &str,
+    project: i64,
+    q: &QuerySpec,
+    window_days: u32,
+) -> Result<Vec<u64>> {
+    let read_to = q.stat.read_to(q.to);
+    let types = FUNNEL_STEPS
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!(
+        "WITH e AS (SELECT user_id, ts, event_type, date FROM {src}
+                     WHERE project_id = {project} AND event_type IN ({types})
+                       AND date BETWEEN DATE '{}' AND DATE '{read_to}'),
+              c1 AS (SELECT user_id, ts AS t1, ts AS t FROM e
+                      WHERE event_type = '{}' AND date <= DATE '{}')",
+        q.from, FUNNEL_STEPS[0], q.to
+    );
+    for (i, step) in FUNNEL_STEPS.iter().enumerate().skip(1) {
+        let k = i + 1;
+        sql.push_str(&format!(
+            ", c{k} AS (SELECT c.user_id, c.t1, n.ts AS t, n.ts IS NOT NULL
+                             AND n.ts - c.t1 <= INTERVAL {window_days} DAY AS ok{k}
+                         {prev_oks}
+                          FROM c{i} c ASOF LEFT JOIN
+                               (SELECT user_id, ts FROM e WHERE event_type = '{step}') n
+                            ON c.user_id = n.user_id AND c.t < n.ts)",
+            prev_oks = (2..k).map(|j| format!(", ok{j}")).collect::<String>(),
+        ));
+    }
+    let n = FUNNEL_STEPS.len();
+    let level = (2..=n)
+        .rev()
+        .map(|k| {
+            let all = (2..=k)
+                .map(|j| format!("ok{j}"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            format!("WHEN {all} THEN {k}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    sql.push_str(&format!(
+        " SELECT level, count(*) FROM (
+              SELECT user_id, max(CASE {level} ELSE 1 END) AS level FROM c{n} GROUP BY user_id)
+           GROUP BY level"
+    ));
+    let mut st = conn.prepare(&sql)?;
+    let mut users = vec![0u64; n];
+    for row in st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+        let (level, count) = row?;
+        for slot in users.iter_mut().take(level as usize) {
+            *slot += count as u64;
+        }
+    }
+    Ok(users)
 }
 
 #[cfg(test)]

@@ -833,6 +833,7 @@ async fn a_second_project_reusing_an_id_during_an_archive_leaves_each_event_once
                 user: r.user_id.clone(),
                 event_type: r.event_type.clone(),
                 ts: chrono::DateTime::from_timestamp_micros(r.ts_micros).unwrap(),
+                props: serde_json::Value::Null,
             })
             .collect();
         let (status, top) = app
@@ -914,6 +915,7 @@ async fn a_second_database_on_the_same_cold_store_refuses_and_deletes_nothing() 
             user: r.user_id.clone(),
             event_type: r.event_type.clone(),
             ts: chrono::DateTime::from_timestamp_micros(r.ts_micros).unwrap(),
+            props: serde_json::Value::Null,
         })
         .collect();
     let (status, top) = a

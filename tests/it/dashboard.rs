@@ -179,6 +179,51 @@ async fn the_dashboard_shows_the_apis_answers_for_every_view() {
         .collect();
     assert_eq!(shown, want);
 
+    // DAU by a property: a column (and a line) per group, as the API's.
+    b.type_into("#dau-event", "").await;
+    b.type_into("#dau-group", "plan").await;
+    b.click("#refresh").await;
+    wait_done(&b, "dau").await;
+    let (_, api) = app
+        .get_json(
+            &key,
+            &format!("/v1/stats/dau?{range}&group_by=property:plan"),
+        )
+        .await;
+    let groups = api["groups"].as_array().unwrap();
+    let labels: Vec<&str> = groups
+        .iter()
+        .map(|g| g["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 3, "free, pro and team: {api}");
+    let rows = b.table("#dau-table").await;
+    assert_eq!(rows.len(), api["days"].as_array().unwrap().len());
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(number(&row[1]), api["days"][i]["users"].as_i64().unwrap());
+        for (j, g) in groups.iter().enumerate() {
+            assert_eq!(
+                number(&row[3 + j]),
+                g["days"][i]["users"].as_i64().unwrap(),
+                "{row:?}"
+            );
+        }
+    }
+    let head: Vec<String> = serde_json::from_value(
+        b.client
+            .execute(
+                "return [...document.querySelectorAll('#dau-table thead th')].map(th => th.innerText.trim());",
+                vec![],
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(&head[3..], labels.as_slice());
+    b.screenshot("dau-by-property").await;
+    b.type_into("#dau-group", "").await;
+    b.click("#refresh").await;
+    wait_done(&b, "dau").await;
+
     // Top events, reached with the keyboard from the DAU tab.
     b.click("#tab-dau").await;
     wait_done(&b, "dau").await;
@@ -203,6 +248,43 @@ async fn the_dashboard_shows_the_apis_answers_for_every_view() {
         assert_eq!(number(&row[2]), e["users"].as_i64().unwrap());
     }
     b.screenshot("top-events").await;
+
+    // Top events by a property: each group's event types.
+    b.type_into("#top-group", "plan").await;
+    b.click("#refresh").await;
+    wait_done(&b, "top").await;
+    let (_, api) = app
+        .get_json(
+            &key,
+            &format!("/v1/stats/top-events?{range}&limit=10&group_by=property:plan"),
+        )
+        .await;
+    let want: Vec<(String, i64, i64)> = api["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["events"].as_array().unwrap().iter())
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap().to_owned(),
+                e["count"].as_i64().unwrap(),
+                e["users"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // A group's first row starts with its name; the last cell is the bar.
+    let shown: Vec<(String, i64, i64)> = b
+        .table("#top-groups")
+        .await
+        .iter()
+        .map(|r| {
+            let n = r.len();
+            (r[n - 4].clone(), number(&r[n - 3]), number(&r[n - 2]))
+        })
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(shown, want);
+    b.screenshot("top-events-by-property").await;
 
     // Retention: the triangle's sizes and counts.
     b.click("#tab-retention").await;
@@ -233,6 +315,47 @@ async fn the_dashboard_shows_the_apis_answers_for_every_view() {
     }
     assert!(cohorts.iter().any(|c| c["size"].as_i64() > Some(0)));
     b.screenshot("retention").await;
+
+    // Funnel: asks for its steps, then shows each step and each group.
+    b.click("#tab-funnel").await;
+    assert!(wait_message(&b, "funnel").await.contains("steps"));
+    b.type_into("#funnel-steps", "page_view, click,purchase")
+        .await;
+    b.type_into("#funnel-window", "7").await;
+    b.type_into("#funnel-group", "plan").await;
+    b.click("#refresh").await;
+    wait_done(&b, "funnel").await;
+    let (_, api) = app
+        .get_json(
+            &key,
+            &format!(
+                "/v1/stats/funnel?{range}&steps=page_view,click,purchase&window=604800&group_by=property:plan"
+            ),
+        )
+        .await;
+    let rows = b.table("#funnel-table").await;
+    let steps = api["steps"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (row, s) in rows.iter().zip(steps) {
+        assert_eq!(row[1], s["event_type"].as_str().unwrap());
+        assert_eq!(number(&row[2]), s["users"].as_i64().unwrap());
+        let pct = s["conversion_from_first"].as_f64().unwrap() * 100.0;
+        let shown: f64 = row[4].trim_end_matches('%').parse().unwrap();
+        assert!((shown - pct).abs() <= 0.05, "{row:?} against {pct}");
+    }
+    assert!(steps[2]["users"].as_i64() > Some(0), "{api}");
+    let rows = b.table("#funnel-groups").await;
+    let groups = api["groups"].as_array().unwrap();
+    assert_eq!(rows.len(), groups.len());
+    for (row, g) in rows.iter().zip(groups) {
+        assert_eq!(row[0], g["value"].as_str().unwrap());
+        for (k, s) in g["steps"].as_array().unwrap().iter().enumerate() {
+            // "1,234 (56.7%)": the users, then the conversion from step 1.
+            let users = row[1 + k].split(" (").next().unwrap();
+            assert_eq!(number(users), s["users"].as_i64().unwrap(), "{row:?}");
+        }
+    }
+    b.screenshot("funnel").await;
 
     // Tiers, with the operator key: every project, both tiers.
     b.click("#tab-tiers").await;

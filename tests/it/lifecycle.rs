@@ -44,6 +44,7 @@ fn random_events(rng: &mut StdRng, n: usize, days: i64) -> Vec<(Value, Ev)> {
                     user,
                     event_type: event_type.to_owned(),
                     ts: t,
+                    props: Value::Null,
                 },
             )
         })
@@ -448,6 +449,7 @@ async fn erasing_a_user_removes_them_from_both_tiers_and_every_stat_stays_exact(
         user: victim.to_owned(),
         event_type: "view".to_owned(),
         ts: today_event["timestamp"].as_str().unwrap().parse().unwrap(),
+        props: Value::Null,
     });
     let range = format!(
         "/v1/stats/dau?from={}&to={}",
@@ -655,6 +657,7 @@ async fn erasing_a_user_removes_them_from_both_tiers_and_every_stat_stays_exact(
         user: victim.to_owned(),
         event_type: "buy".to_owned(),
         ts: back - Duration::microseconds(back.timestamp_subsec_micros().into()),
+        props: Value::Null,
     });
     check(&app, &alpha, &sent["alpha"], None, "the user came back").await;
     let from_replica: Value = app

@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use strata_archive::{ArchiveConfig, Archiver, RunOutcome};
 use strata_query::QueryConfig;
-use strata_tests::answers::{dau_of, retention_of, top_of};
+use strata_tests::answers::{dau_of, funnel_of, groups_of, retention_of, top_of};
 use strata_tests::cold::TestCold;
 use strata_tests::oracle::{self, Ev};
 use strata_tests::{TestApp, event, spawn_app};
@@ -76,12 +76,32 @@ fn random_event(rng: &mut StdRng, ages: std::ops::Range<i64>) -> (Value, Ev) {
     let t = at(day_ago(rng.random_range(ages)), rng.random_range(0..86_400));
     let t = t.min(Utc::now());
     let id = Uuid::from_u128(rng.random());
+    // `plan` of several JSON types, null or missing; `country` skewed.
+    let plan = [
+        json!("free"),
+        json!("pro"),
+        json!("team"),
+        json!(null),
+        json!(1.5),
+        json!(2),
+        json!(true),
+        json!({"tier": 1, "a": "x"}),
+    ];
+    let country = ["fr", "de", "us", "jp"][(4.0 * y * x) as usize];
+    let mut props = json!({ "country": country });
+    let pick = rng.random_range(0..=plan.len());
+    if let Some(v) = plan.get(pick) {
+        props["plan"] = v.clone();
+    }
+    let mut body = event(id, &user, event_type, &ts(t));
+    body["properties"] = props.clone();
     (
-        event(id, &user, event_type, &ts(t)),
+        body,
         Ev {
             user,
             event_type: event_type.to_owned(),
             ts: DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap(),
+            props,
         },
     )
 }
@@ -160,6 +180,75 @@ async fn check_all(
         top_of(&body),
         oracle::top_events(events, from, to, limit),
         "top events {from}..{to} limit {limit} ({context}); meta {}",
+        body["meta"]
+    );
+    // Funnels: three steps, a type coming back, a chain ending past `to`,
+    // a type nobody had.
+    for (steps, secs) in [
+        ("view,click,buy", 86_400),
+        ("signup,view,view", 7 * 86_400),
+        ("click,buy", 7_200),
+        ("buy,never", 1_800),
+    ] {
+        let body = ok(
+            app,
+            key,
+            &format!("/v1/stats/funnel?from={from}&to={to}&steps={steps}&window={secs}"),
+        )
+        .await;
+        let names: Vec<&str> = steps.split(',').collect();
+        assert_eq!(
+            funnel_of(&body),
+            oracle::funnel(events, from, to, &names, chrono::Duration::seconds(secs)),
+            "funnel {steps} within {secs} s {from}..{to} ({context}); meta {}",
+            body["meta"]
+        );
+    }
+    // Breakdowns by a property of several JSON types (with nulls and
+    // missing keys), few groups shown so that "other" holds several.
+    let range = (from, to);
+    for (prop, groups) in [("plan", 3), ("country", 10)] {
+        let path = format!(
+            "/v1/stats/dau?from={from}&to={to}&group_by=property:{prop}&limit_groups={groups}"
+        );
+        let body = ok(app, key, &path).await;
+        assert_eq!(dau_of(&body), oracle::dau(events, from, to), "{path}");
+        assert_eq!(
+            groups_of(&body, |g| (g["total"].as_u64().unwrap(), dau_of(g))),
+            oracle::dau_by(events, range, prop, groups),
+            "{path} ({context}); meta {}",
+            body["meta"]
+        );
+        let path = format!(
+            "/v1/stats/top-events?from={from}&to={to}&limit={limit}&group_by=property:{prop}&limit_groups={groups}"
+        );
+        let body = ok(app, key, &path).await;
+        assert_eq!(
+            top_of(&body),
+            oracle::top_events(events, from, to, limit),
+            "{path}"
+        );
+        assert_eq!(
+            groups_of(&body, |g| (g["total"].as_u64().unwrap(), top_of(g))),
+            oracle::top_events_by(events, range, limit, prop, groups),
+            "{path} ({context}); meta {}",
+            body["meta"]
+        );
+    }
+    let path = format!(
+        "/v1/stats/funnel?from={from}&to={to}&steps=view,click&window=86400&group_by=property:plan&limit_groups=3"
+    );
+    let body = ok(app, key, &path).await;
+    assert_eq!(
+        groups_of(&body, funnel_of),
+        oracle::funnel_by(
+            events,
+            range,
+            (&["view", "click"], chrono::Duration::days(1)),
+            "plan",
+            3
+        ),
+        "{path} ({context}); meta {}",
         body["meta"]
     );
     let period = if week { "week" } else { "day" };
@@ -522,6 +611,7 @@ async fn send(app: &TestApp, key: &str, events: &[(&str, &str, DateTime<Utc>)]) 
             user: (*u).to_owned(),
             event_type: (*t).to_owned(),
             ts: *at,
+            props: Value::Null,
         })
         .collect()
 }
@@ -563,6 +653,192 @@ async fn a_day_split_across_tiers_counts_each_user_once() {
         "{body}"
     );
     check_all(&app, &key, &all, (d, d), 10, (false, 3), "split day").await;
+}
+
+/// A funnel's chain may start on a cold day and go on in the hot tier, in
+/// late events of an archived day, and past `to`; events at one instant
+/// never chain, and other events between the steps change nothing.
+#[tokio::test]
+async fn funnel_chains_cross_tiers_late_events_and_the_end_of_the_range() {
+    let app = many_late_days().spawn().await;
+    let key = app.key("acme", "ingest,read").await;
+    let (a, b) = (day_ago(33), day_ago(32));
+    let mut all = send(
+        &app,
+        &key,
+        &[
+            // ann: view cold (day a, late evening) … click on day b.
+            ("ann", "view", at(a, 86_000)),
+            ("ann", "other", at(a, 86_100)),
+            // bob: view and click at one instant, buy later: level 1 only
+            // from that instant (a click at the same time never follows).
+            ("bob", "view", at(a, 500)),
+            ("bob", "click", at(a, 500)),
+            ("bob", "buy", at(a, 900)),
+            // carl: an earlier view saves the chain his later view breaks.
+            ("carl", "view", at(a, 100)),
+            ("carl", "view", at(a, 200)),
+            ("carl", "click", at(a, 200)),
+            ("carl", "buy", at(a, 300)),
+            // Someone else's event makes day b cold too.
+            ("eve", "other", at(b, 10)),
+        ],
+    )
+    .await;
+    app.archive(30).await;
+    all.extend(
+        send(
+            &app,
+            &key,
+            &[
+                // ann's click and buy: a late event of the archived day b
+                // (hot again) and a hot day past `to`.
+                ("ann", "click", at(b, 50)),
+                ("ann", "buy", at(day_ago(31), 10)),
+                // dan starts in a late event of the cold day a.
+                ("dan", "view", at(a, 1_000)),
+                ("dan", "click", at(a, 2_000)),
+            ],
+        )
+        .await,
+    );
+    let path = format!("/v1/stats/funnel?from={a}&to={a}&steps=view,click,buy&window=259200");
+    let body = ok(&app, &key, &path).await;
+    assert_eq!(
+        funnel_of(&body),
+        vec![("view".into(), 4), ("click".into(), 3), ("buy".into(), 2)],
+        "{body}"
+    );
+    let names = ["view", "click", "buy"];
+    assert_eq!(
+        funnel_of(&body),
+        oracle::funnel(&all, a, a, &names, chrono::Duration::days(3))
+    );
+    assert_eq!(
+        body["read_to"],
+        json!((a + chrono::Duration::days(3)).to_string())
+    );
+    assert_eq!(body["window_seconds"], 3 * 86_400);
+    assert_eq!(
+        body["meta"]["both_days"],
+        json!([a.to_string(), b.to_string()])
+    );
+    // With a window of a day, ann's buy is too late.
+    let body = ok(
+        &app,
+        &key,
+        &format!("/v1/stats/funnel?from={a}&to={a}&steps=view,click,buy&window=86400"),
+    )
+    .await;
+    assert_eq!(
+        funnel_of(&body),
+        vec![("view".into(), 4), ("click".into(), 3), ("buy".into(), 1)],
+        "{body}"
+    );
+    assert_eq!(
+        body["steps"][2]["conversion_from_previous"],
+        json!(1.0 / 3.0)
+    );
+}
+
+/// A property's value is one group whichever tier holds it, however each
+/// engine prints it (PostgreSQL keeps `1.50`, DuckDB reads `1.5`; object
+/// keys in any order), and a missing key and `null` are one group.
+#[tokio::test]
+async fn a_property_value_is_one_group_whichever_tier_holds_it() {
+    let app = many_late_days().spawn().await;
+    let key = app.key("acme", "ingest,read").await;
+    let (old, today) = (day_ago(40), today());
+    let mut all = Vec::new();
+    let mut send_with = async |events: &[(&str, &str, DateTime<Utc>, &str)]| {
+        let body: Vec<Value> = events
+            .iter()
+            .map(|(u, t, at, props)| {
+                let mut e = event(Uuid::new_v4(), u, t, &ts(*at));
+                e["properties"] = serde_json::from_str(props).unwrap();
+                e
+            })
+            .collect();
+        assert_eq!(
+            app.ingest_ok(&key, &body).await.accepted,
+            events.len() as u64
+        );
+        all.extend(events.iter().map(|(u, t, at, props)| Ev {
+            user: (*u).to_owned(),
+            event_type: (*t).to_owned(),
+            ts: *at,
+            props: serde_json::from_str(props).unwrap(),
+        }));
+    };
+    send_with(&[
+        ("ann", "view", at(old, 10), r#"{"plan": 1.50}"#),
+        (
+            "bob",
+            "view",
+            at(old, 20),
+            r#"{"plan": {"b": 1, "a": [1, 2.0]}}"#,
+        ),
+        ("dan", "view", at(old, 30), r#"{"other": 1}"#),
+        ("eve", "view", at(old, 40), r#"{"plan": null}"#),
+    ])
+    .await;
+    app.archive(30).await;
+    let now = Utc::now() - chrono::Duration::seconds(5);
+    send_with(&[
+        ("ann", "view", now, r#"{"plan": 1.5}"#),
+        ("bob", "buy", now, r#"{"plan": {"a": [1, 2.0], "b": 1}}"#),
+        ("fay", "view", now, r#"{"plan": "pro"}"#),
+        // A late event of the archived day: the same value as ann's.
+        ("gus", "view", at(old, 50), r#"{"plan": 1.500}"#),
+    ])
+    .await;
+    let path = format!("/v1/stats/dau?from={old}&to={today}&group_by=property:plan");
+    let body = ok(&app, &key, &path).await;
+    let groups = groups_of(&body, |g| g["total"].as_u64().unwrap());
+    let object = r#"{"a":[1,2.0],"b":1}"#.to_owned();
+    assert_eq!(
+        groups,
+        vec![
+            ("value".into(), Some("1.5".into()), 3),
+            ("value".into(), Some(object), 2),
+            ("missing".into(), None, 2),
+            ("value".into(), Some("pro".into()), 1),
+        ],
+        "{body}"
+    );
+    assert_eq!(body["meta"]["both_days"], json!([old.to_string()]));
+    assert_eq!(
+        groups_of(&body, |g| (g["total"].as_u64().unwrap(), dau_of(g))),
+        oracle::dau_by(&all, (old, today), "plan", 10)
+    );
+    // Two groups shown: "other" holds the missing group and "pro", each
+    // user once.
+    let body = ok(&app, &key, &format!("{path}&limit_groups=2")).await;
+    let last = &body["groups"][2];
+    assert_eq!(
+        (last["kind"].as_str(), last["values"].as_u64()),
+        (Some("other"), Some(2))
+    );
+    assert_eq!(last["total"], 3, "{body}");
+    let path =
+        format!("/v1/stats/top-events?from={old}&to={today}&group_by=property:plan&limit_groups=1");
+    let body = ok(&app, &key, &path).await;
+    assert_eq!(
+        groups_of(&body, |g| (g["total"].as_u64().unwrap(), top_of(g))),
+        vec![
+            (
+                "value".into(),
+                Some("1.5".into()),
+                (3, vec![("view".into(), 3, 2)])
+            ),
+            (
+                "other".into(),
+                None,
+                (5, vec![("view".into(), 4, 4), ("buy".into(), 1, 1)])
+            ),
+        ],
+        "{body}"
+    );
 }
 
 /// A day archived a second time (late events) whose rollup did not cover
@@ -789,6 +1065,7 @@ async fn a_sealed_day_is_its_rollup_plus_late_events_even_while_sealing_races_in
                         user,
                         event_type: event_type.to_owned(),
                         ts: t,
+                        props: Value::Null,
                     });
                 }
                 let r = http
@@ -1543,6 +1820,46 @@ async fn bad_parameters_are_400_with_a_clear_message() {
             "periods",
         ),
         ("/v1/stats/dau?from=%FF&to=2026-01-01", "from"),
+        (
+            "/v1/stats/funnel?from=2026-01-01&to=2026-01-02",
+            "steps is required",
+        ),
+        (
+            "/v1/stats/funnel?from=2026-01-01&to=2026-01-02&steps=view",
+            "2 to 10 steps",
+        ),
+        (
+            "/v1/stats/funnel?from=2026-01-01&to=2026-01-02&steps=a,b,c,d,e,f,g,h,i,j,k",
+            "this names 11",
+        ),
+        (
+            "/v1/stats/funnel?from=2026-01-01&to=2026-01-02&steps=view,,buy",
+            "step 2",
+        ),
+        (
+            "/v1/stats/funnel?from=2026-01-01&to=2026-01-02&steps=view,buy&window=59",
+            "between 60 and 7776000",
+        ),
+        (
+            "/v1/stats/funnel?from=2026-01-01&to=2026-01-02&steps=view,buy&window=7d",
+            "between 60 and 7776000",
+        ),
+        (
+            "/v1/stats/dau?from=2026-01-01&to=2026-01-02&group_by=plan",
+            "property:<key>",
+        ),
+        (
+            "/v1/stats/dau?from=2026-01-01&to=2026-01-02&limit_groups=0",
+            "between 1 and 100",
+        ),
+        (
+            "/v1/stats/top-events?from=2026-01-01&to=2026-01-02&group_by=property:plan&limit_groups=101",
+            "between 1 and 100",
+        ),
+        (
+            "/v1/stats/funnel?from=2026-01-01&to=2026-01-02&steps=view,buy&limit=3",
+            "unknown parameter",
+        ),
     ];
     for (path, needle) in cases {
         let (status, body) = app.get_json(&key, path).await;

@@ -43,7 +43,9 @@ impl Bench<'_> {
                         "SELECT event_type, count(*) AS n, count(DISTINCT user_id) FROM {{src}} \
                          WHERE {filter} GROUP BY 1 ORDER BY n DESC, 1 LIMIT {limit}"
                     ),
-                    Stat::Retention { .. } => return None,
+                    Stat::Retention { .. } | Stat::Funnel { .. } | Stat::DauBy { .. } => {
+                        return None;
+                    }
                 };
                 Some((q.name, sql))
             })

@@ -177,6 +177,10 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
             get(stats::retention).route_layer(auth.clone()),
         )
         .route(
+            "/v1/stats/funnel",
+            get(stats::funnel).route_layer(auth.clone()),
+        )
+        .route(
             "/v1/admin/tiers",
             get(admin::tiers).route_layer(auth.clone()),
         )

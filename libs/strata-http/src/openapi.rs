@@ -35,6 +35,7 @@ impl Modify for Security {
         crate::routes::stats::dau,
         crate::routes::stats::top_events,
         crate::routes::stats::retention,
+        crate::routes::stats::funnel,
         crate::routes::admin::tiers,
         crate::routes::admin::runs,
         crate::routes::admin::start_run,
@@ -53,7 +54,7 @@ impl Modify for Security {
     tags(
         (name = "auth", description = "The presented key"),
         (name = "ingest", description = "Send events"),
-        (name = "stats", description = "DAU, top events, retention across both tiers"),
+        (name = "stats", description = "DAU, top events, retention and funnels across both tiers"),
         (name = "admin", description = "Operator views and actions (admin scope)"),
         (name = "health", description = "Probes and metrics"),
     )

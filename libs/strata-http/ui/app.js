@@ -5,7 +5,7 @@
 "use strict";
 
 const STORE = "strata.keys";
-const VIEWS = ["dau", "top", "retention", "tiers", "runs"];
+const VIEWS = ["dau", "top", "retention", "funnel", "tiers", "runs"];
 const fmt = new Intl.NumberFormat("en-US");
 const $ = (id) => document.getElementById(id);
 
@@ -225,13 +225,37 @@ function range() {
   return { from: $("from").value, to: $("to").value };
 }
 
+// `group_by` for a view's property input (empty: no breakdown).
+function groupBy(id) {
+  const k = $(id).value.trim();
+  return k ? `property:${k}` : "";
+}
+
+// A breakdown group's label.
+function groupLabel(g) {
+  if (g.kind === "missing") return "(no value)";
+  if (g.kind === "other") return `other (${fmt.format(g.values)} values)`;
+  return g.value;
+}
+
 function fetchDau(key) {
-  return api(`/v1/stats/dau?${qs({ ...range(), event_type: $("dau-event").value.trim() })}`, key);
+  const q = qs({ ...range(), event_type: $("dau-event").value.trim(), group_by: groupBy("dau-group") });
+  return api(`/v1/stats/dau?${q}`, key);
 }
 
 function renderDau(r) {
   renderMeta($("dau-meta"), r.meta);
-  const body = $("dau-table").tBodies[0];
+  const table = $("dau-table");
+  const groups = r.groups || [];
+  const head = document.createElement("tr");
+  for (const t of ["Day", "Users", "Tier", ...groups.map(groupLabel)]) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = t;
+    head.append(th);
+  }
+  table.tHead.replaceChildren(head);
+  const body = table.tBodies[0];
   body.replaceChildren();
   const xs = [], hot = [], cold = [], none = [];
   r.days.forEach((d, i) => {
@@ -240,6 +264,7 @@ function renderDau(r) {
     cell(tr, d.date);
     cell(tr, fmt.format(d.users), "num");
     cell(tr, tier, `tier ${tier}`);
+    for (const g of groups) cell(tr, fmt.format(g.days[i].users), "num group");
     body.append(tr);
     xs.push(Date.parse(`${d.date}T00:00:00Z`) / 1000);
     const isHot = tier === "hot" || tier === "both";
@@ -250,10 +275,28 @@ function renderDau(r) {
     // Join the two lines where the tiers meet.
     if (i > 0 && isHot && cold[i - 1] != null && hot[i - 1] == null) hot[i - 1] = cold[i - 1];
   });
-  drawDau(xs, cold, hot, none);
+  if (groups.length) {
+    // One line per group; the table above says which tier held each day.
+    const series = groups.map((g, i) => ({
+      label: groupLabel(g),
+      stroke: PALETTE[i % PALETTE.length],
+      width: 2,
+      points: { show: true, size: 4 },
+    }));
+    drawDau(xs, series, groups.map((g) => g.days.map((d) => d.users)));
+  } else {
+    drawDau(xs, TIER_SERIES, [cold, hot, none]);
+  }
 }
 
-function drawDau(xs, cold, hot, none) {
+const TIER_SERIES = [
+  { label: "Cold (Parquet)", stroke: "#1d4ed8", width: 2, points: { show: true, size: 4 } },
+  { label: "Hot (PostgreSQL)", stroke: "#c2410c", width: 2, points: { show: true, size: 4 } },
+  { label: "No stored day", stroke: "#6b7280", width: 0, points: { show: true, size: 5 } },
+];
+const PALETTE = ["#1d4ed8", "#c2410c", "#15803d", "#7c3aed", "#b91c1c", "#0e7490", "#a16207", "#be185d", "#4d7c0f", "#374151"];
+
+function drawDau(xs, series, ys) {
   const box = $("dau-chart");
   if (dauPlot) dauPlot.destroy();
   box.replaceChildren();
@@ -264,21 +307,24 @@ function drawDau(xs, cold, hot, none) {
       height: 280,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       scales: { y: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] } },
-      series: [
-        { label: "Day" },
-        { label: "Cold (Parquet)", stroke: "#1d4ed8", width: 2, points: { show: true, size: 4 } },
-        { label: "Hot (PostgreSQL)", stroke: "#c2410c", width: 2, points: { show: true, size: 4 } },
-        { label: "No stored day", stroke: "#6b7280", width: 0, points: { show: true, size: 5 } },
-      ],
+      series: [{ label: "Day" }, ...series],
       axes: [{}, { label: "users" }],
     },
-    [xs, cold, hot, none],
+    [xs, ...ys],
     box,
   );
 }
 
 function fetchTop(key) {
-  return api(`/v1/stats/top-events?${qs({ ...range(), limit: $("top-limit").value })}`, key);
+  const q = qs({ ...range(), limit: $("top-limit").value, group_by: groupBy("top-group") });
+  return api(`/v1/stats/top-events?${q}`, key);
+}
+
+function barCell(tr, share) {
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  bar.style.width = `${100 * share}%`;
+  cell(tr, "", "bar-col").append(bar);
 }
 
 function renderTop(r) {
@@ -291,16 +337,91 @@ function renderTop(r) {
     cell(tr, e.event_type);
     cell(tr, fmt.format(e.count), "num");
     cell(tr, fmt.format(e.users), "num");
-    const bar = document.createElement("span");
-    bar.className = "bar";
-    bar.style.width = `${(100 * e.count) / max}%`;
-    cell(tr, "", "bar-col").append(bar);
+    barCell(tr, e.count / max);
     body.append(tr);
   }
   if (r.events.length === 0) {
     const tr = document.createElement("tr");
     cell(tr, "No events in this range").colSpan = 4;
     body.append(tr);
+  }
+  const groups = $("top-groups");
+  groups.hidden = !r.groups;
+  const gbody = groups.tBodies[0];
+  gbody.replaceChildren();
+  for (const g of r.groups || []) {
+    g.events.forEach((e, i) => {
+      const tr = document.createElement("tr");
+      tr.dataset.group = g.kind === "value" ? g.value : g.kind;
+      if (i === 0) {
+        const th = document.createElement("th");
+        th.scope = "rowgroup";
+        th.rowSpan = g.events.length;
+        th.textContent = `${groupLabel(g)} (${fmt.format(g.total)} events)`;
+        tr.append(th);
+      }
+      cell(tr, e.event_type);
+      cell(tr, fmt.format(e.count), "num");
+      cell(tr, fmt.format(e.users), "num");
+      barCell(tr, e.count / max);
+      gbody.append(tr);
+    });
+  }
+}
+
+function fetchFunnel(key) {
+  const steps = $("funnel-steps").value.replace(/\s+/g, "");
+  if (!steps) throw new ApiFailure("Name the funnel's steps: event types separated by commas, e.g. signup,activate,purchase.");
+  // No window: the server's default (a day). Out of bounds: said here, not sent.
+  const raw = $("funnel-window").value.trim();
+  const window = raw === "" ? "" : Math.round(Number(raw) * Number($("funnel-unit").value));
+  if (window !== "" && !(window >= 60 && window <= 7776000)) {
+    throw new ApiFailure("The window must be from 1 minute to 90 days.");
+  }
+  const q = qs({ ...range(), steps, window, group_by: groupBy("funnel-group") });
+  return api(`/v1/stats/funnel?${q}`, key);
+}
+
+function pct(x) {
+  return x == null ? "–" : `${(100 * x).toFixed(1)}%`;
+}
+
+function renderFunnel(r) {
+  renderMeta($("funnel-meta"), r.meta);
+  const body = $("funnel-table").tBodies[0];
+  body.replaceChildren();
+  const first = Math.max(1, r.steps[0].users);
+  r.steps.forEach((s, i) => {
+    const tr = document.createElement("tr");
+    cell(tr, String(i + 1), "num");
+    cell(tr, s.event_type);
+    cell(tr, fmt.format(s.users), "num");
+    cell(tr, pct(s.conversion_from_previous), "num");
+    cell(tr, pct(s.conversion_from_first), "num");
+    barCell(tr, s.users / first);
+    body.append(tr);
+  });
+  const table = $("funnel-groups");
+  table.hidden = !r.groups;
+  const head = document.createElement("tr");
+  for (const t of ["Group", ...r.steps.map((s, i) => `${i + 1}. ${s.event_type}`)]) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = t;
+    head.append(th);
+  }
+  table.tHead.replaceChildren(head);
+  const gbody = table.tBodies[0];
+  gbody.replaceChildren();
+  for (const g of r.groups || []) {
+    const tr = document.createElement("tr");
+    tr.dataset.group = g.kind === "value" ? g.value : g.kind;
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = groupLabel(g);
+    tr.append(th);
+    g.steps.forEach((s, i) => cell(tr, i === 0 ? fmt.format(s.users) : `${fmt.format(s.users)} (${pct(s.conversion_from_first)})`, "num"));
+    gbody.append(tr);
   }
 }
 
@@ -469,6 +590,7 @@ const VIEW_IO = {
   dau: [fetchDau, renderDau],
   top: [fetchTop, renderTop],
   retention: [fetchRetention, renderRetention],
+  funnel: [fetchFunnel, renderFunnel],
   tiers: [fetchTiers, renderTiers],
   runs: [fetchRuns, renderRuns],
 };
@@ -534,7 +656,7 @@ function init() {
   });
   $("project").addEventListener("change", load);
   $("refresh").addEventListener("click", load);
-  for (const id of ["from", "to", "dau-event", "top-limit", "ret-period", "ret-periods", "ret-start", "ret-return"]) {
+  for (const id of ["from", "to", "dau-event", "dau-group", "top-limit", "top-group", "ret-period", "ret-periods", "ret-start", "ret-return", "funnel-steps", "funnel-window", "funnel-unit", "funnel-group"]) {
     $(id).addEventListener("change", load);
   }
   for (const b of document.querySelectorAll("[data-days]")) {

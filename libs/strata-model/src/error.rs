@@ -73,6 +73,12 @@ pub enum ModelError {
     RangeTooLong { days: i64, max_days: u32 },
     #[error("period {0:?} is not known; expected day or week")]
     BadPeriod(String),
+    #[error("steps {value:?}: {reason}")]
+    BadSteps { value: String, reason: String },
+    #[error(
+        "group_by {0:?} must be property:<key>, the key 1-256 bytes (e.g. group_by=property:plan)"
+    )]
+    BadGroupBy(String),
     #[error("{field} {value:?} must be an integer between {min} and {max}")]
     OutOfRange {
         field: &'static str,
@@ -93,6 +99,8 @@ impl crate::Classify for ModelError {
             | Self::RangeReversed { .. }
             | Self::RangeTooLong { .. }
             | Self::BadPeriod(_)
+            | Self::BadSteps { .. }
+            | Self::BadGroupBy(_)
             | Self::OutOfRange { .. } => ErrorCode::InvalidParameter,
             Self::BadProjectName(_) | Self::BadScope(_) | Self::BadRetention(_) => {
                 ErrorCode::InvalidArgument

@@ -34,7 +34,7 @@ impl Planner {
             Some(t) => (RollupRows::Type(t.as_str()), t.as_str()),
             None => (RollupRows::AllTypes, ALL_TYPES),
         };
-        let (mut snap, plan) = self.plan(project, from, to, which).await?;
+        let (mut snap, plan) = self.plan(project, from, to, Some(which)).await?;
         // Days both tiers hold whose cold day is read from its files: their
         // user sets are unioned as user ids, every hot row read.
         let both_files: BTreeSet<NaiveDate> = plan
@@ -154,6 +154,8 @@ impl Planner {
             from,
             to,
             days,
+            group_by: None,
+            groups: None,
             meta,
         })
     }

@@ -77,7 +77,7 @@ impl Planner {
                 r.project,
                 from_day_number(0),
                 last_day,
-                RollupRows::Types(start, key),
+                Some(RollupRows::Types(start, key)),
             )
             .await?;
         let in_activity = |d: &NaiveDate| r.activity.is_some_and(|(a, b)| (a..=b).contains(d));

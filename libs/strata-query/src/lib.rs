@@ -15,12 +15,17 @@
 //!   at ingest); each tier returns the (user, period) pairs of cohort users,
 //!   and a user counts once per period whichever tiers saw them.
 //!
+//! - Funnels: both tiers give their events of the steps' types with their
+//!   times, and each user's level is computed over the union.
+//!
 //! Nothing is ever added across tiers that could double count.
 
+mod breakdown;
 mod dau;
 mod duck;
 mod error;
 mod first_event;
+mod funnel;
 pub mod merge;
 mod meta;
 mod plan;
@@ -40,7 +45,10 @@ use strata_store::Store;
 pub use duck::{DuckConfig, DuckEngine};
 pub use error::QueryError;
 pub use meta::{CacheMeta, ColdMeta, DayRangeMeta, HotMeta, Meta, RetentionMeta, RollupMeta};
-pub use response::{Cohort, DauPoint, DauResponse, RetentionResponse, TopEvent, TopEventsResponse};
+pub use response::{
+    Cohort, DauGroup, DauPoint, DauResponse, FunnelGroup, FunnelResponse, FunnelStep, GroupKey,
+    GroupKind, RetentionResponse, TopEvent, TopEventsGroup, TopEventsResponse,
+};
 
 /// Planner settings.
 #[derive(Debug, Clone)]

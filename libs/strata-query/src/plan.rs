@@ -109,7 +109,7 @@ impl Planner {
         project: ProjectId,
         from: NaiveDate,
         to: NaiveDate,
-        rollups: RollupRows<'_>,
+        rollups: Option<RollupRows<'_>>,
     ) -> Result<(ReadSnapshot, Plan), QueryError> {
         let started = Instant::now();
         let mut snap = self.hot.read_snapshot(self.config.lock_timeout).await?;
@@ -127,7 +127,11 @@ impl Planner {
         let hot_days = snap.hot_days(from, to).await?;
         let cold_days: BTreeSet<NaiveDate> = files.iter().map(|f| f.day).collect();
         let both = hot_days.intersection(&cold_days).copied().collect();
-        let (rollups, mut sealed) = snap.rollups(project, (from, to), rollups).await?;
+        // A statistic that cannot use rollups (`None`) does not read them.
+        let (rollups, mut sealed) = match rollups {
+            Some(which) => snap.rollups(project, (from, to), which).await?,
+            None => Default::default(),
+        };
         sealed.days.retain(|d, _| hot_days.contains(d));
         let rollups = current_rollups(rollups, &files);
         let parquet = files

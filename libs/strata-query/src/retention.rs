@@ -78,7 +78,9 @@ impl Planner {
                 meta,
             ));
         }
-        let (mut snap, mut plan) = self.plan(project, activity.0, activity.1, which).await?;
+        let (mut snap, mut plan) = self
+            .plan(project, activity.0, activity.1, Some(which))
+            .await?;
         if activity_to < first_cohort {
             plan.files.clear();
             plan.parquet.clear();

@@ -27,7 +27,9 @@ impl Planner {
         limit: u32,
     ) -> Result<TopEventsResponse, QueryError> {
         let (from, to) = (range.from(), range.to());
-        let (mut snap, mut plan) = self.plan(project, from, to, RollupRows::PerType).await?;
+        let (mut snap, mut plan) = self
+            .plan(project, from, to, Some(RollupRows::PerType))
+            .await?;
         if !plan.parquet.is_empty() {
             // Some cold day has no current rollup: the users of a type over
             // the range are then a union of ids, so every day comes from
@@ -167,6 +169,8 @@ impl Planner {
             from,
             to,
             events,
+            group_by: None,
+            groups: None,
             meta,
         })
     }

@@ -70,22 +70,33 @@ impl HotScope {
 /// the instants starting and ending each whole day, `$4` their day
 /// numbers, `$5` the late days (see [`scoped`]).
 fn scope_sql(scope: &HotScope) -> String {
+    scope_sql_with(scope, false)
+}
+
+/// [`scope_sql`], with the rows' `properties` when `properties` (late
+/// days' rows have none: NULL).
+fn scope_sql_with(scope: &HotScope, properties: bool) -> String {
+    let (events_col, late_col) = if properties {
+        (", properties", ", NULL::jsonb")
+    } else {
+        ("", "")
+    };
     // Without whole days, one branch over the empty arrays still names
     // every parameter (its bounds are NULL: no partition, no row).
     let mut parts: Vec<String> = (1..=scope.whole.len().max(1))
         .map(|i| {
             format!(
-                "SELECT ($4::int4[])[{i}] AS d, user_id, event_type, 1::int8 AS n FROM events
+                "SELECT ($4::int4[])[{i}] AS d, user_id, event_type, 1::int8 AS n{events_col}
+                   FROM events
                   WHERE project_id = $1
                     AND ts >= ($2::timestamptz[])[{i}] AND ts < ($3::timestamptz[])[{i}]"
             )
         })
         .collect();
-    parts.push(
-        "SELECT (day - DATE '1970-01-01')::int4, user_id, event_type, events::int8
+    parts.push(format!(
+        "SELECT (day - DATE '1970-01-01')::int4, user_id, event_type, events::int8{late_col}
            FROM hot_late_events WHERE day = ANY($5) AND project_id = $1"
-            .to_owned(),
-    );
+    ));
     format!("({})", parts.join(" UNION ALL "))
 }
 
@@ -539,6 +550,101 @@ impl ReadSnapshot {
             days,
         );
         stream_into(q.fetch(&mut *self.tx), batch, sink, |r| r.2).await
+    }
+
+    /// Every hot event of `types` with `from <= ts < to`, as `(user, time
+    /// in microseconds, mask, property)` where the mask is the `masks`
+    /// value of its type and the property the JSON text of its `property`
+    /// (when one is asked for and present), handed to `each` as PostgreSQL
+    /// streams them; returns how many.
+    pub async fn funnel_events(
+        &mut self,
+        project: ProjectId,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        (types, masks): (&[String], &[i16]),
+        property: Option<&str>,
+        mut each: impl FnMut(&str, i64, u16, Option<&str>) + Send,
+    ) -> Result<u64, StoreError> {
+        use futures::TryStreamExt;
+        let mut rows = sqlx::query_as::<_, (String, DateTime<Utc>, i16, Option<String>)>(
+            "SELECT e.user_id, e.ts, s.m, (e.properties -> $6::text)::text FROM events e
+               JOIN unnest($4::text[], $5::int2[]) AS s(t, m) ON s.t = e.event_type
+              WHERE e.project_id = $1 AND e.ts >= $2 AND e.ts < $3",
+        )
+        .bind(project.0)
+        .bind(from)
+        .bind(to)
+        .bind(types)
+        .bind(masks)
+        .bind(property)
+        .fetch(&mut *self.tx);
+        let mut n = 0;
+        while let Some((user, ts, mask, value)) = rows.try_next().await? {
+            n += 1;
+            each(&user, ts.timestamp_micros(), mask as u16, value.as_deref());
+        }
+        Ok(n)
+    }
+
+    /// The distinct (day number, property, user) triples of the hot rows of
+    /// `days` (of `event_type` only, when given), the property the JSON
+    /// text of `property` (`None`: missing), handed to `each`; returns how
+    /// many events they cover.
+    pub async fn day_property_users(
+        &mut self,
+        project: ProjectId,
+        days: &BTreeSet<NaiveDate>,
+        (property, event_type): (&str, Option<&str>),
+        mut each: impl FnMut(i32, Option<&str>, &str) + Send,
+    ) -> Result<u64, StoreError> {
+        use futures::TryStreamExt;
+        if days.is_empty() {
+            return Ok(0);
+        }
+        let scope = HotScope::whole(days);
+        let sql = format!(
+            "SELECT e.d, (e.properties -> $6::text)::text AS v, e.user_id, sum(e.n)::int8
+               FROM {} e WHERE ($7::text IS NULL OR e.event_type = $7)
+              GROUP BY 1, 2, 3",
+            scope_sql_with(&scope, true)
+        );
+        let mut rows = scoped::<(i32, Option<String>, String, i64)>(&sql, project, &scope)
+            .bind(property)
+            .bind(event_type)
+            .fetch(&mut *self.tx);
+        let mut n = 0;
+        while let Some((d, value, user, events)) = rows.try_next().await? {
+            n += u64::try_from(events).unwrap_or(0);
+            each(d, value.as_deref(), &user);
+        }
+        Ok(n)
+    }
+
+    /// Per (event type, property, user) of the hot events of days `[from,
+    /// to]`: how many, handed to `each`; the property as for
+    /// [`Self::day_property_users`]. Returns how many events.
+    pub async fn type_property_users(
+        &mut self,
+        project: ProjectId,
+        days: (NaiveDate, NaiveDate),
+        property: &str,
+        mut each: impl FnMut(&str, Option<&str>, &str, i64) + Send,
+    ) -> Result<u64, StoreError> {
+        use futures::TryStreamExt;
+        let mut rows = in_days::<(String, Option<String>, String, i64)>(
+            "SELECT event_type, (properties -> $4::text)::text, user_id, count(*) FROM events
+              WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1, 2, 3",
+            project,
+            days,
+        )
+        .bind(property)
+        .fetch(&mut *self.tx);
+        let mut n = 0;
+        while let Some((t, value, user, events)) = rows.try_next().await? {
+            n += u64::try_from(events).unwrap_or(0);
+            each(&t, value.as_deref(), &user, events);
+        }
+        Ok(n)
     }
 
     /// [`Self::cohort_users`], streamed into `sink`.
