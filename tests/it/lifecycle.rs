@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use strata_archive::{ArchiveConfig, Archiver, RunOutcome};
-use strata_tests::answers::{dau_of, retention_of, top_of};
+use strata_tests::answers::{dau_of, funnel_of, groups_of, retention_of, top_of};
 use strata_tests::cold::TestCold;
 use strata_tests::oracle::{self, Ev};
 use strata_tests::{TestApp, event, spawn_app};
@@ -32,19 +32,28 @@ fn random_events(rng: &mut StdRng, n: usize, days: i64) -> Vec<(Value, Ev)> {
             let t: DateTime<Utc> = day.and_hms_opt(0, 0, 0).unwrap().and_utc()
                 + Duration::seconds(rng.random_range(0..86_400));
             let t = t.min(Utc::now()) - Duration::microseconds(t.timestamp_subsec_micros().into());
-            let v = event(
+            let mut v = event(
                 Uuid::from_u128(rng.random()),
                 &user,
                 event_type,
                 &t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
             );
+            // Breakdowns by `plan`: three values and a missing key.
+            let props = match rng.random_range(0..4) {
+                0 => serde_json::json!({}),
+                n => {
+                    let plan = ["free", "pro", "team"][n - 1];
+                    serde_json::json!({ "plan": plan })
+                }
+            };
+            v["properties"] = props.clone();
             (
                 v,
                 Ev {
                     user,
                     event_type: event_type.to_owned(),
                     ts: t,
-                    props: Value::Null,
+                    props,
                 },
             )
         })
@@ -132,6 +141,39 @@ async fn check(app: &TestApp, key: &str, all: &[Ev], horizon: Option<NaiveDate>,
         top_of(&body),
         oracle::top_events(&kept, from, to, 10),
         "top events ({context}): {}",
+        body["meta"]
+    );
+    // A funnel and breakdowns read the events themselves: none before the
+    // horizon, none of an erased user, every row of a compacted day once.
+    let body = get(
+        app,
+        key,
+        &format!("/v1/stats/funnel?from={from}&to={to}&steps=view,buy&window=86400&group_by=property:plan&limit_groups=2"),
+    )
+    .await;
+    let window = Duration::days(1);
+    assert_eq!(
+        funnel_of(&body),
+        oracle::funnel(&kept, from, to, &["view", "buy"], window),
+        "funnel ({context}): {}",
+        body["meta"]
+    );
+    assert_eq!(
+        groups_of(&body, funnel_of),
+        oracle::funnel_by(&kept, (from, to), (&["view", "buy"], window), "plan", 2),
+        "funnel by plan ({context}): {}",
+        body["meta"]
+    );
+    let body = get(
+        app,
+        key,
+        &format!("/v1/stats/dau?from={from}&to={to}&group_by=property:plan"),
+    )
+    .await;
+    assert_eq!(
+        groups_of(&body, |g| (g["total"].as_u64().unwrap(), dau_of(g))),
+        oracle::dau_by(&kept, (from, to), "plan", 10),
+        "DAU by plan ({context}): {}",
         body["meta"]
     );
     let in_retention = |mut c: Vec<(NaiveDate, u64, Vec<u64>)>| {
