@@ -338,7 +338,11 @@ pub async fn strata(
         Stat::Retention { periods } => ("retention", format!("&period=week&periods={periods}")),
         Stat::Funnel { window_days } => (
             "funnel",
-            format!("&steps={}&window={window_days}d", FUNNEL_STEPS.join(",")),
+            format!(
+                "&steps={}&window={}",
+                FUNNEL_STEPS.join(","),
+                window_days * 86_400
+            ),
         ),
         Stat::DauBy { property } => ("dau", format!("&group_by=property:{property}")),
     };
