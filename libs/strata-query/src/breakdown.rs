@@ -23,7 +23,7 @@ use strata_model::{DayRange, EventType, GroupBy, ProjectId, property_text};
 use tracing::Instrument;
 
 use crate::duck::{source, sql_text};
-use crate::plan::{ms, u};
+use crate::plan::{ms, u, with_hot};
 use crate::response::{
     DauGroup, DauPoint, DauResponse, GroupKey, TopEvent, TopEventsGroup, TopEventsResponse,
 };
@@ -309,11 +309,7 @@ impl Planner {
             Ok(rows)
         });
         let ((hot_rows, hot_n, hot_ms), cold) = tokio::try_join!(hot, cold)?;
-        let (mut rows, cold_meta) = match cold {
-            Some(part) => (part.value, Some(part.meta)),
-            None => (Rows::default(), None),
-        };
-        rows.absorb(hot_rows);
+        let (rows, cold_meta) = with_hot(cold, hot_rows, Rows::absorb);
         let (days, groups) = tokio::task::spawn_blocking(move || dau_groups(rows, range, limit))
             .await
             .map_err(QueryError::Task)?;
@@ -381,11 +377,7 @@ impl Planner {
             Ok(rows)
         });
         let ((hot_rows, hot_n, hot_ms), cold) = tokio::try_join!(hot, cold)?;
-        let (mut rows, cold_meta) = match cold {
-            Some(part) => (part.value, Some(part.meta)),
-            None => (Rows::default(), None),
-        };
-        rows.absorb(hot_rows);
+        let (rows, cold_meta) = with_hot(cold, hot_rows, Rows::absorb);
         let (events, groups) =
             tokio::task::spawn_blocking(move || top_groups(rows, limit, limit_groups))
                 .await

@@ -24,7 +24,7 @@ use crate::breakdown::{
     Interner, MISSING, Ranking, RawValues, Values, batches, property_sql, remap_raw, strings,
 };
 use crate::duck::{source, sql_text};
-use crate::plan::ms;
+use crate::plan::{ms, with_hot};
 use crate::response::{FunnelGroup, FunnelResponse, FunnelStep, GroupKey};
 use crate::{Planner, QueryError};
 
@@ -296,11 +296,7 @@ impl Planner {
             Ok(events)
         });
         let ((hot_events, hot_rows, hot_ms), cold) = tokio::try_join!(hot, cold)?;
-        let (mut events, cold_meta) = match cold {
-            Some(part) => (part.value, Some(part.meta)),
-            None => (FunnelEvents::default(), None),
-        };
-        events.absorb(hot_events);
+        let (events, cold_meta) = with_hot(cold, hot_events, FunnelEvents::absorb);
         let n = steps.len();
         let limit_groups = group_by.map(|(_, l)| l);
         let tally = tokio::task::spawn_blocking(move || events.tally(n, window_us, limit_groups))

@@ -94,6 +94,21 @@ pub(crate) struct ColdPart<T> {
     pub meta: ColdMeta,
 }
 
+/// The cold part's value (the default when no file was read) with the hot
+/// half's value absorbed into it, and the cold part's meta.
+pub(crate) fn with_hot<T: Default>(
+    cold: Option<ColdPart<T>>,
+    hot: T,
+    absorb: fn(&mut T, T),
+) -> (T, Option<ColdMeta>) {
+    let (mut value, meta) = match cold {
+        Some(part) => (part.value, Some(part.meta)),
+        None => (T::default(), None),
+    };
+    absorb(&mut value, hot);
+    (value, meta)
+}
+
 pub(crate) fn ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
 }
