@@ -243,18 +243,23 @@ function fetchDau(key) {
   return api(`/v1/stats/dau?${q}`, key);
 }
 
-function renderDau(r) {
-  renderMeta($("dau-meta"), r.meta);
-  const table = $("dau-table");
-  const groups = r.groups || [];
+/** A header row of column headers, one per text. */
+function headRow(texts) {
   const head = document.createElement("tr");
-  for (const t of ["Day", "Users", "Tier", ...groups.map(groupLabel)]) {
+  for (const t of texts) {
     const th = document.createElement("th");
     th.scope = "col";
     th.textContent = t;
     head.append(th);
   }
-  table.tHead.replaceChildren(head);
+  return head;
+}
+
+function renderDau(r) {
+  renderMeta($("dau-meta"), r.meta);
+  const table = $("dau-table");
+  const groups = r.groups || [];
+  table.tHead.replaceChildren(headRow(["Day", "Users", "Tier", ...groups.map(groupLabel)]));
   const body = table.tBodies[0];
   body.replaceChildren();
   const xs = [], hot = [], cold = [], none = [];
@@ -403,14 +408,7 @@ function renderFunnel(r) {
   });
   const table = $("funnel-groups");
   table.hidden = !r.groups;
-  const head = document.createElement("tr");
-  for (const t of ["Group", ...r.steps.map((s, i) => `${i + 1}. ${s.event_type}`)]) {
-    const th = document.createElement("th");
-    th.scope = "col";
-    th.textContent = t;
-    head.append(th);
-  }
-  table.tHead.replaceChildren(head);
+  table.tHead.replaceChildren(headRow(["Group", ...r.steps.map((s, i) => `${i + 1}. ${s.event_type}`)]));
   const gbody = table.tBodies[0];
   gbody.replaceChildren();
   for (const g of r.groups || []) {
@@ -440,20 +438,8 @@ function renderRetention(r) {
   const period = r.period;
   renderMeta($("ret-meta"), r.meta);
   const table = $("ret-table");
-  const head = document.createElement("tr");
-  for (const t of ["Cohort", "Size"]) {
-    const th = document.createElement("th");
-    th.scope = "col";
-    th.textContent = t;
-    head.append(th);
-  }
-  for (let k = 0; k < r.periods; k++) {
-    const th = document.createElement("th");
-    th.scope = "col";
-    th.textContent = `${period === "week" ? "Week" : "Day"} ${k}`;
-    head.append(th);
-  }
-  table.tHead.replaceChildren(head);
+  const periods = Array.from({ length: r.periods }, (_, k) => `${period === "week" ? "Week" : "Day"} ${k}`);
+  table.tHead.replaceChildren(headRow(["Cohort", "Size", ...periods]));
   const body = table.tBodies[0];
   body.replaceChildren();
   for (const c of r.cohorts) {

@@ -111,11 +111,10 @@ impl FunnelEvents {
             g.dedup();
             g
         };
+        let starts: Vec<Vec<u32>> = users.iter().map(|u| starts(u)).collect();
         let mut totals = vec![0u64; values.list.len()];
-        for user in &users {
-            for g in starts(user) {
-                totals[g as usize] += 1;
-            }
+        for g in starts.iter().flatten() {
+            totals[*g as usize] += 1;
         }
         let ranking = Ranking::new(&values, &totals, limit);
         let position: HashMap<u32, usize> = ranking
@@ -127,9 +126,8 @@ impl FunnelEvents {
         let others: std::collections::HashSet<u32> = ranking.other.iter().copied().collect();
         let keys = ranking.keys(&values);
         let mut counts = vec![vec![0u64; steps + 1]; keys.len()];
-        for user in &users {
-            let mine = starts(user);
-            for g in &mine {
+        for (user, mine) in users.iter().zip(&starts) {
+            for g in mine {
                 if let Some(&i) = position.get(g) {
                     counts[i][level_with(user, &|h| h == *g)] += 1;
                 }
