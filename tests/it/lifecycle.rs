@@ -101,6 +101,40 @@ async fn send_json(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// Declares `plan` for the key's project (ADR-043): its values are kept in
+/// the rollups from then on.
+async fn declare_plan(app: &TestApp, key: &str) {
+    let (status, body) = send_json(
+        app,
+        reqwest::Method::PUT,
+        key,
+        "/v1/admin/properties/plan",
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, &body["properties"]),
+        (200, &serde_json::json!(["plan"])),
+        "{body}"
+    );
+}
+
+/// DAU by `plan` over the last 60 days answered every cold day from the
+/// values its rollup keeps.
+async fn assert_plan_from_rollups(app: &TestApp, key: &str, context: &str) {
+    let (from, to) = (today() - Duration::days(59), today());
+    let body = get(
+        app,
+        key,
+        &format!("/v1/stats/dau?from={from}&to={to}&group_by=property:plan"),
+    )
+    .await;
+    let cold = &body["meta"]["cold"];
+    assert!(cold["days"].as_u64() > Some(0), "{context}: {cold}");
+    assert_eq!(cold["rollups"]["days"], cold["days"], "{context}: {cold}");
+    assert_eq!(cold["rows"], 0, "{context}: no file read: {cold}");
+}
+
 async fn put_retention(app: &TestApp, key: &str, body: &str) -> (u16, Value) {
     send_json(app, reqwest::Method::PUT, key, "/v1/admin/retention", body).await
 }
@@ -460,6 +494,8 @@ async fn erasing_a_user_removes_them_from_both_tiers_and_every_stat_stays_exact(
     let cold = &app.cold;
     let alpha = app.key("alpha", "ingest,read,admin").await;
     let beta = app.key("beta", "ingest,read").await;
+    // Declared: the erasure must keep the values exact (and kept).
+    declare_plan(&app, &alpha).await;
     let mut sent = two_projects_with_late_files(
         &app,
         &mut rng,
@@ -507,6 +543,7 @@ async fn erasing_a_user_removes_them_from_both_tiers_and_every_stat_stays_exact(
         .unwrap();
     assert_eq!(resp.status(), 200);
     check(&app, &alpha, &sent["alpha"], None, "before the erasure").await;
+    assert_plan_from_rollups(&app, &alpha, "before the erasure").await;
 
     let hot_before = count(
         &app,
@@ -656,6 +693,7 @@ async fn erasing_a_user_removes_them_from_both_tiers_and_every_stat_stays_exact(
     strata_tests::archive::assert_rollups_match_parquet(&app, cold, "after the erasure").await;
     sent.get_mut("alpha").unwrap().retain(|e| e.user != victim);
     check(&app, &alpha, &sent["alpha"], None, "after the erasure").await;
+    assert_plan_from_rollups(&app, &alpha, "after the erasure").await;
     check(&app, &beta, &sent["beta"], None, "the other project").await;
 
     // The user comes back through the replica: a replay of an erased event
@@ -724,6 +762,7 @@ async fn compaction_merges_each_days_files_into_one_and_every_stat_stays_exact()
     let (mut rng, app) = seeded_app(TestCold::file()).await;
     let alpha = app.key("alpha", "ingest,read,admin").await;
     let beta = app.key("beta", "ingest,read").await;
+    declare_plan(&app, &alpha).await;
     let sent = two_projects_with_late_files(
         &app,
         &mut rng,
@@ -810,6 +849,7 @@ async fn compaction_merges_each_days_files_into_one_and_every_stat_stays_exact()
     assert_eq!(rows, ids, "an event twice in the bucket");
     // …and every answer is the oracle's.
     check(&app, &alpha, &sent["alpha"], None, "after compaction").await;
+    assert_plan_from_rollups(&app, &alpha, "after compaction").await;
     check(&app, &beta, &sent["beta"], None, "the other project").await;
     // Nothing is left to do.
     assert!(archiver.compaction_plan().await.unwrap().is_empty());

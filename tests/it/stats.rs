@@ -123,15 +123,41 @@ async fn check_all_from_rollups(
     context: &str,
 ) {
     for (p, key) in projects.iter().zip(keys) {
-        let meta = check_all(app, key, world.events(p), range, 5, retention, context).await;
+        let (meta, by_plan) =
+            check_all(app, key, world.events(p), range, 5, retention, context).await;
         assert_eq!(
             meta["cold"]["rollups"]["days"], meta["cold"]["days"],
             "{p} ({context}): {meta}"
         );
+        assert_by_plan_from_rollups(p, &by_plan, context);
     }
 }
 
-/// Every endpoint over `from..=to` equals the oracle. Returns the DAU meta.
+/// A project that declares `plan` did so before any archive run, so every
+/// cold day's rollup holds its values: a breakdown by it reads the files of
+/// no cold day but those hot rows also hold that no seal does (days both
+/// tiers hold, at most). Beta's rollups hold no values at all.
+fn assert_by_plan_from_rollups(p: &str, by_plan: &Value, context: &str) {
+    let cold = &by_plan["cold"];
+    let from_rollups = cold["rollups"]["days"].as_u64().unwrap();
+    if DECLARING_PLAN.contains(&p) {
+        let both = by_plan["both_days"].as_array().unwrap().len() as u64;
+        let days = cold["days"].as_u64().unwrap();
+        assert!(
+            from_rollups + both >= days,
+            "{p} by plan ({context}): {by_plan}"
+        );
+    } else {
+        assert_eq!(from_rollups, 0, "{p} by plan ({context}): {by_plan}");
+    }
+}
+
+/// The projects of the random test that declare `plan` (ADR-043): their
+/// breakdowns by it answer from rollups; beta's read the events.
+const DECLARING_PLAN: [&str; 2] = ["alpha", "gamma"];
+
+/// Every endpoint over `from..=to` equals the oracle. Returns the metas of
+/// the DAU and of the DAU by `plan`.
 async fn check_all(
     app: &TestApp,
     key: &str,
@@ -140,7 +166,7 @@ async fn check_all(
     limit: usize,
     (week, periods): (bool, usize),
     context: &str,
-) -> Value {
+) -> (Value, Value) {
     let body = ok(app, key, &format!("/v1/stats/dau?from={from}&to={to}")).await;
     assert_eq!(
         dau_of(&body),
@@ -207,12 +233,16 @@ async fn check_all(
     // Breakdowns by a property of several JSON types (with nulls and
     // missing keys), few groups shown so that "other" holds several.
     let range = (from, to);
+    let mut by_plan = Value::Null;
     for (prop, groups) in [("plan", 3), ("country", 10)] {
         let path = format!(
             "/v1/stats/dau?from={from}&to={to}&group_by=property:{prop}&limit_groups={groups}"
         );
         let body = ok(app, key, &path).await;
         assert_eq!(dau_of(&body), oracle::dau(events, from, to), "{path}");
+        if prop == "plan" {
+            by_plan = body["meta"].clone();
+        }
         assert_eq!(
             groups_of(&body, |g| (g["total"].as_u64().unwrap(), dau_of(g))),
             oracle::dau_by(events, range, prop, groups),
@@ -235,6 +265,22 @@ async fn check_all(
             body["meta"]
         );
     }
+    // Of one event type: the value rows of that type.
+    let path = format!(
+        "/v1/stats/dau?from={from}&to={to}&event_type=buy&group_by=property:plan&limit_groups=2"
+    );
+    let body = ok(app, key, &path).await;
+    let buys: Vec<Ev> = events
+        .iter()
+        .filter(|e| e.event_type == "buy")
+        .cloned()
+        .collect();
+    assert_eq!(
+        groups_of(&body, |g| (g["total"].as_u64().unwrap(), dau_of(g))),
+        oracle::dau_by(&buys, range, "plan", 2),
+        "{path} ({context}); meta {}",
+        body["meta"]
+    );
     let path = format!(
         "/v1/stats/funnel?from={from}&to={to}&steps=view,click&window=86400&group_by=property:plan&limit_groups=3"
     );
@@ -297,7 +343,7 @@ async fn check_all(
             );
         }
     }
-    meta
+    (meta, by_plan)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,6 +357,11 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
     let mut keys = Vec::new();
     for p in projects {
         keys.push(app.key(p, "ingest,read").await);
+    }
+    let plan = strata_model::PropertyKey::parse("plan").unwrap();
+    for p in DECLARING_PLAN {
+        let id = strata_model::ProjectId(app.project_id(p).await);
+        app.hot.declare_property(id, &plan).await.unwrap();
     }
     let mut world = World::default();
 
@@ -399,7 +450,7 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
         let key = &keys[i % projects.len()];
         let limit = rng.random_range(1..8);
         let retention = (rng.random_bool(0.5), rng.random_range(1..12));
-        let meta = check_all(
+        let (meta, by_plan) = check_all(
             &app,
             key,
             world.events(p),
@@ -409,6 +460,7 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
             &context,
         )
         .await;
+        assert_by_plan_from_rollups(p, &by_plan, &context);
         saw_both |= !meta["both_days"].as_array().unwrap().is_empty();
         saw_mixed |=
             meta["hot"]["days"].as_u64() > Some(0) && meta["cold"]["days"].as_u64() > Some(0);
@@ -503,7 +555,7 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
     // the damage and reads those days from their files and rows.
     app.hot.forget_rollups();
     for (i, p) in projects.iter().enumerate() {
-        let meta = check_all(
+        let (meta, _) = check_all(
             &app,
             &keys[i],
             world.events(p),
@@ -564,7 +616,7 @@ async fn every_stat_equals_an_independent_computation_on_random_events_across_ti
         .unwrap();
     assert_eq!(late, 0);
     for (i, p) in projects.iter().enumerate() {
-        let meta = check_all(
+        let (meta, _) = check_all(
             &app,
             &keys[i],
             world.events(p),
@@ -597,9 +649,26 @@ async fn sealed_days(pool: &sqlx::PgPool, project: i64) -> u64 {
 /// Sends `events` (user, type, time) for a project and returns them as the
 /// oracle sees them.
 async fn send(app: &TestApp, key: &str, events: &[(&str, &str, DateTime<Utc>)]) -> Vec<Ev> {
+    let with: Vec<_> = events
+        .iter()
+        .map(|(u, t, at)| (*u, *t, *at, "{}"))
+        .collect();
+    send_with(app, key, &with).await
+}
+
+/// [`send`], each event with its properties (a JSON object's text).
+async fn send_with(
+    app: &TestApp,
+    key: &str,
+    events: &[(&str, &str, DateTime<Utc>, &str)],
+) -> Vec<Ev> {
     let body: Vec<Value> = events
         .iter()
-        .map(|(u, t, at)| event(Uuid::new_v4(), u, t, &ts(*at)))
+        .map(|(u, t, at, props)| {
+            let mut e = event(Uuid::new_v4(), u, t, &ts(*at));
+            e["properties"] = serde_json::from_str(props).unwrap();
+            e
+        })
         .collect();
     assert_eq!(
         app.ingest_ok(key, &body).await.accepted,
@@ -607,11 +676,11 @@ async fn send(app: &TestApp, key: &str, events: &[(&str, &str, DateTime<Utc>)]) 
     );
     events
         .iter()
-        .map(|(u, t, at)| Ev {
+        .map(|(u, t, at, props)| Ev {
             user: (*u).to_owned(),
             event_type: (*t).to_owned(),
             ts: *at,
-            props: Value::Null,
+            props: serde_json::from_str(props).unwrap(),
         })
         .collect()
 }
@@ -749,49 +818,38 @@ async fn a_property_value_is_one_group_whichever_tier_holds_it() {
     let app = many_late_days().spawn().await;
     let key = app.key("acme", "ingest,read").await;
     let (old, today) = (day_ago(40), today());
-    let mut all = Vec::new();
-    let mut send_with = async |events: &[(&str, &str, DateTime<Utc>, &str)]| {
-        let body: Vec<Value> = events
-            .iter()
-            .map(|(u, t, at, props)| {
-                let mut e = event(Uuid::new_v4(), u, t, &ts(*at));
-                e["properties"] = serde_json::from_str(props).unwrap();
-                e
-            })
-            .collect();
-        assert_eq!(
-            app.ingest_ok(&key, &body).await.accepted,
-            events.len() as u64
-        );
-        all.extend(events.iter().map(|(u, t, at, props)| Ev {
-            user: (*u).to_owned(),
-            event_type: (*t).to_owned(),
-            ts: *at,
-            props: serde_json::from_str(props).unwrap(),
-        }));
-    };
-    send_with(&[
-        ("ann", "view", at(old, 10), r#"{"plan": 1.50}"#),
-        (
-            "bob",
-            "view",
-            at(old, 20),
-            r#"{"plan": {"b": 1, "a": [1, 2.0]}}"#,
-        ),
-        ("dan", "view", at(old, 30), r#"{"other": 1}"#),
-        ("eve", "view", at(old, 40), r#"{"plan": null}"#),
-    ])
+    let mut all = send_with(
+        &app,
+        &key,
+        &[
+            ("ann", "view", at(old, 10), r#"{"plan": 1.50}"#),
+            (
+                "bob",
+                "view",
+                at(old, 20),
+                r#"{"plan": {"b": 1, "a": [1, 2.0]}}"#,
+            ),
+            ("dan", "view", at(old, 30), r#"{"other": 1}"#),
+            ("eve", "view", at(old, 40), r#"{"plan": null}"#),
+        ],
+    )
     .await;
     app.archive(30).await;
     let now = Utc::now() - chrono::Duration::seconds(5);
-    send_with(&[
-        ("ann", "view", now, r#"{"plan": 1.5}"#),
-        ("bob", "buy", now, r#"{"plan": {"a": [1, 2.0], "b": 1}}"#),
-        ("fay", "view", now, r#"{"plan": "pro"}"#),
-        // A late event of the archived day: the same value as ann's.
-        ("gus", "view", at(old, 50), r#"{"plan": 1.500}"#),
-    ])
-    .await;
+    all.extend(
+        send_with(
+            &app,
+            &key,
+            &[
+                ("ann", "view", now, r#"{"plan": 1.5}"#),
+                ("bob", "buy", now, r#"{"plan": {"a": [1, 2.0], "b": 1}}"#),
+                ("fay", "view", now, r#"{"plan": "pro"}"#),
+                // A late event of the archived day: the same value as ann's.
+                ("gus", "view", at(old, 50), r#"{"plan": 1.500}"#),
+            ],
+        )
+        .await,
+    );
     let path = format!("/v1/stats/dau?from={old}&to={today}&group_by=property:plan");
     let body = ok(&app, &key, &path).await;
     let groups = groups_of(&body, |g| g["total"].as_u64().unwrap());
@@ -841,6 +899,175 @@ async fn a_property_value_is_one_group_whichever_tier_holds_it() {
     );
 }
 
+/// A property declared after days were archived (ADR-043): breakdowns by
+/// it stay exact throughout, from the events of days whose rollups do not
+/// hold its values, and from the rollups once `rollups rebuild` adds them;
+/// a late event into a sealed day sends that day back to its rows until
+/// the next seal, and one into a cold day until the next archive run.
+#[tokio::test]
+async fn a_property_declared_later_answers_from_events_then_from_rebuilt_rollups() {
+    let app = many_late_days().spawn().await;
+    let key = app.key("acme", "ingest,read,admin").await;
+    let (old, mid, today) = (day_ago(40), day_ago(5), today());
+    let mut all = send_with(
+        &app,
+        &key,
+        &[
+            ("ann", "view", at(old, 10), r#"{"plan": 1.50}"#),
+            ("bob", "buy", at(old, 20), r#"{"plan": "pro"}"#),
+            ("dan", "view", at(old, 30), r#"{"other": 1}"#),
+            ("eve", "view", at(mid, 40), r#"{"plan": null}"#),
+            ("ann", "buy", at(mid, 50), r#"{"plan": 1.5}"#),
+        ],
+    )
+    .await;
+    // `old` goes cold, `mid` is sealed.
+    app.archive(30).await;
+    let check = async |all: &[Ev], context: &str| {
+        let path = format!("/v1/stats/dau?from={old}&to={today}&group_by=property:plan");
+        let body = ok(&app, &key, &path).await;
+        assert_eq!(
+            groups_of(&body, |g| (g["total"].as_u64().unwrap(), dau_of(g))),
+            oracle::dau_by(all, (old, today), "plan", 10),
+            "{context}: {body}"
+        );
+        let path = format!(
+            "/v1/stats/top-events?from={old}&to={today}&limit=10&group_by=property:plan&limit_groups=2"
+        );
+        let top = ok(&app, &key, &path).await;
+        assert_eq!(
+            groups_of(&top, |g| (g["total"].as_u64().unwrap(), top_of(g))),
+            oracle::top_events_by(all, (old, today), 10, "plan", 2),
+            "{context}: {top}"
+        );
+        for tier in ["cold", "hot"] {
+            assert_eq!(
+                top["meta"][tier]["rollups"]["days"], body["meta"][tier]["rollups"]["days"],
+                "{context}: {top}"
+            );
+        }
+        body["meta"].clone()
+    };
+    let rolled = |meta: &Value| {
+        (
+            meta["cold"]["rollups"]["days"].as_u64().unwrap(),
+            meta["hot"]["rollups"]["days"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(rolled(&check(&all, "nothing declared").await), (0, 0));
+
+    let put = |path: &str| app.client.put(app.url(path)).bearer_auth(&key).send();
+    let resp = put("/v1/admin/properties/plan").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["properties"], json!(["plan"]), "{body}");
+    assert_eq!(body["max"], 8);
+    assert_eq!(
+        ok(&app, &key, "/v1/admin/properties").await["properties"],
+        json!(["plan"])
+    );
+    // Declared, but no rollup holds its values yet.
+    assert_eq!(rolled(&check(&all, "declared").await), (0, 0));
+    let report = app
+        .archiver(30)
+        .rebuild_rollups(None, None, None)
+        .await
+        .unwrap();
+    assert_eq!((report.rebuilt, report.failed.len()), (1, 0), "{report:?}");
+    let meta = check(&all, "rebuilt").await;
+    assert_eq!(rolled(&meta), (1, 1), "{meta}");
+    assert_eq!(meta["cold"]["rows"], 0, "no file read: {meta}");
+
+    // Late events: into the sealed day, then into the cold one.
+    all.extend(
+        send_with(
+            &app,
+            &key,
+            &[("fay", "view", at(mid, 60), r#"{"plan": "team"}"#)],
+        )
+        .await,
+    );
+    assert_eq!(
+        rolled(&check(&all, "late into the sealed day").await),
+        (1, 0)
+    );
+    all.extend(
+        send_with(
+            &app,
+            &key,
+            &[("gus", "buy", at(old, 70), r#"{"plan": "pro"}"#)],
+        )
+        .await,
+    );
+    let meta = check(&all, "late into the cold day").await;
+    assert_eq!(rolled(&meta), (0, 0), "{meta}");
+    assert_eq!(meta["both_days"], json!([old.to_string()]));
+    // The next run archives the late event into the day's rollup and
+    // seals the other day again: both answer from rollups.
+    app.archive(30).await;
+    assert_eq!(rolled(&check(&all, "archived again").await), (1, 1));
+
+    // At most 8; keys as a breakdown takes them; only the project's admin.
+    for p in ["a", "b", "c", "d", "e", "f", "g%2Fh"] {
+        assert_eq!(
+            put(&format!("/v1/admin/properties/{p}"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let resp = put("/v1/admin/properties/i").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("at most 8"),
+        "{body}"
+    );
+    let listed = ok(&app, &key, "/v1/admin/properties").await;
+    assert_eq!(
+        listed["properties"].as_array().unwrap().len(),
+        8,
+        "{listed}"
+    );
+    assert!(
+        listed["properties"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("g/h")),
+        "{listed}"
+    );
+    let long = "k".repeat(257);
+    assert_eq!(
+        put(&format!("/v1/admin/properties/{long}"))
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let delete = |path: String| app.client.delete(app.url(&path)).bearer_auth(&key).send();
+    assert_eq!(
+        delete("/v1/admin/properties/nope".into())
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let resp = delete("/v1/admin/properties/plan".into()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        !body["properties"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("plan")),
+        "{body}"
+    );
+    let reader = app.key("acme", "read").await;
+    let (status, _) = app.get_json(&reader, "/v1/admin/properties").await;
+    assert_eq!(status, 403);
+}
+
 /// A day archived a second time (late events) whose rollup did not cover
 /// its first file, as for a day archived before rollups existed, keeps no
 /// current rollup; so does one whose rollup lost a type's row (the second
@@ -875,7 +1102,7 @@ async fn a_rollup_left_stale_by_a_second_archive_falls_back_until_rebuilt() {
     }
     app.archive(30).await;
     let range = (incomplete, missing);
-    let meta = check_all(&app, &key, &all, range, 10, (false, 2), "stale").await;
+    let (meta, _) = check_all(&app, &key, &all, range, 10, (false, 2), "stale").await;
     assert_eq!(meta["cold"]["files"], 4, "{meta}");
     assert_eq!(meta["cold"]["rollups"]["days"], 0, "{meta}");
 
@@ -885,7 +1112,7 @@ async fn a_rollup_left_stale_by_a_second_archive_falls_back_until_rebuilt() {
         .await
         .unwrap();
     assert_eq!((report.days, report.rebuilt), (2, 2), "{report:?}");
-    let meta = check_all(&app, &key, &all, range, 10, (false, 2), "rebuilt").await;
+    let (meta, _) = check_all(&app, &key, &all, range, 10, (false, 2), "rebuilt").await;
     assert_eq!(meta["cold"]["rollups"]["days"], 2, "{meta}");
     assert_eq!(meta["cold"]["files"], 0, "{meta}");
 }
@@ -910,7 +1137,7 @@ async fn a_complete_rollup_whose_source_no_longer_matches_the_manifest_is_ignore
     )
     .await;
     app.archive(30).await;
-    let meta = check_all(&app, &key, &all, (d, d), 10, (false, 2), "current").await;
+    let (meta, _) = check_all(&app, &key, &all, (d, d), 10, (false, 2), "current").await;
     assert_eq!(meta["cold"]["rollups"]["days"], 1, "{meta}");
     // The source says one more row than the day's file holds; the content
     // says a hundred more events of every type.
@@ -927,7 +1154,7 @@ async fn a_complete_rollup_whose_source_no_longer_matches_the_manifest_is_ignore
     .execute(&app.pool)
     .await
     .unwrap();
-    let meta = check_all(&app, &key, &all, (d, d), 10, (false, 2), "not current").await;
+    let (meta, _) = check_all(&app, &key, &all, (d, d), 10, (false, 2), "not current").await;
     assert_eq!(meta["cold"]["rollups"]["days"], 0, "{meta}");
     assert_eq!(meta["cold"]["files"], 1, "{meta}");
 }
@@ -987,7 +1214,7 @@ async fn a_rebuild_whose_files_were_replaced_meanwhile_installs_nothing() {
         .await
         .unwrap();
     assert_eq!((report.rebuilt, report.changed), (1, 0), "{report:?}");
-    let meta = check_all(&app, &key, &all, (d, d), 10, (false, 2), "rebuilt").await;
+    let (meta, _) = check_all(&app, &key, &all, (d, d), 10, (false, 2), "rebuilt").await;
     assert_eq!(meta["cold"]["rollups"]["days"], 1, "{meta}");
 }
 
@@ -1020,7 +1247,7 @@ async fn a_sealed_day_is_its_rollup_plus_late_events_even_while_sealing_races_in
         "today is not over: {report:?}"
     );
     let range = (d, today());
-    let meta = check_all(&app, &key, &all, range, 10, (false, 4), "sealed").await;
+    let (meta, _) = check_all(&app, &key, &all, range, 10, (false, 4), "sealed").await;
     assert_eq!(meta["hot"]["rollups"]["days"], 2, "{meta}");
     assert_eq!(
         app.seal().await.days,
@@ -1085,7 +1312,7 @@ async fn a_sealed_day_is_its_rollup_plus_late_events_even_while_sealing_races_in
     }
     assert_eq!(sealer.await.unwrap(), 30);
     // Whatever the interleaving, the days are their rollups plus late events.
-    let meta = check_all(&app, &key, &all, range, 10, (false, 4), "raced").await;
+    let (meta, _) = check_all(&app, &key, &all, range, 10, (false, 4), "raced").await;
     assert_eq!(meta["hot"]["rollups"]["days"], 2, "{meta}");
     all.extend(send(&app, &key, &[("dan", "buy", at(d, 5_000))]).await);
     let late: i64 = sqlx::query_scalar("SELECT count(*) FROM hot_late_events WHERE day = $1")
@@ -1116,7 +1343,7 @@ async fn a_sealed_day_is_its_rollup_plus_late_events_even_while_sealing_races_in
     .unwrap();
     assert_eq!(left, 0);
     all.extend(send(&app, &key, &[("eli", "view", at(d, 6_000))]).await);
-    let meta = check_all(&app, &key, &all, range, 10, (false, 4), "archived").await;
+    let (meta, _) = check_all(&app, &key, &all, range, 10, (false, 4), "archived").await;
     assert_eq!(meta["both_days"], json!([d.to_string()]), "{meta}");
     app.seal().await;
     check_all(&app, &key, &all, range, 10, (false, 4), "archived, sealed").await;
@@ -1285,7 +1512,7 @@ async fn hot_cold_and_straddling_ranges_say_which_tier_answered() {
             app.drop_rollups().await;
         }
         for ((from, to), hot, cold) in cases {
-            let meta = check_all(&app, &key, &all, (from, to), 10, (true, 8), "tiers").await;
+            let (meta, _) = check_all(&app, &key, &all, (from, to), 10, (true, 8), "tiers").await;
             assert_eq!(meta["hot"]["days"].as_u64().unwrap() > 0, hot, "{meta}");
             assert_eq!(meta["cold"]["days"].as_u64().unwrap() > 0, cold, "{meta}");
             assert_eq!(meta["cold"]["cache"]["in_place"], true, "{meta}");

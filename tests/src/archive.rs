@@ -133,20 +133,36 @@ pub async fn hot_plus_cold(app: &TestApp, cold: &TestCold) -> Vec<Row> {
     rows
 }
 
-/// Every cold rollup row (ADR-027), decoded: (project, day, event type) →
-/// (events, users).
+/// Every cold rollup row (ADR-027), decoded: (project, day, row) →
+/// (events, users), the row its event type, or for a value of a declared
+/// property (ADR-043) `<property>=<value>/<event type>`.
 pub async fn rollup_sets(
     pool: &sqlx::PgPool,
 ) -> std::collections::BTreeMap<(i64, chrono::NaiveDate, String), (i64, Vec<u32>)> {
-    let rows: Vec<(i64, chrono::NaiveDate, String, i64, Vec<u8>)> =
-        sqlx::query_as("SELECT project_id, day, event_type, events, users FROM day_rollups")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    type Row = (
+        i64,
+        chrono::NaiveDate,
+        String,
+        Option<String>,
+        String,
+        i64,
+        Vec<u8>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT project_id, day, property, value, event_type, events, users FROM day_rollups",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
     rows.into_iter()
-        .map(|(p, d, t, n, users)| {
+        .map(|(p, d, property, value, t, n, users)| {
             let users = strata_store::summaries::rollup::decode(&users).unwrap();
-            ((p, d, t), (n, users.iter().collect()))
+            let row = if property.is_empty() {
+                t
+            } else {
+                format!("{property}={value:?}/{t}")
+            };
+            ((p, d, row), (n, users.iter().collect()))
         })
         .collect()
 }

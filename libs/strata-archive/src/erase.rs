@@ -167,6 +167,10 @@ impl Archiver {
             return Err(ArchiveError::Fenced { run_id, holder });
         }
         self.failpoint("erasure_day_committed");
+        // The swap kept the day's rollup but not its values of declared
+        // properties (an erasure does not say which it removed): they come
+        // back from the day's new files.
+        self.reroll_values(day.project, day.day).await?;
         Ok((remove.len(), rows_read, rows_removed))
     }
 }

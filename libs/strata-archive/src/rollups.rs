@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
-use roaring::RoaringBitmap;
 use strata_model::ProjectId;
 use strata_store::{ALL_TYPES, DayRollup, ManifestEntry, TypeRollup};
 
@@ -85,21 +84,58 @@ impl Archiver {
         Ok(report)
     }
 
+    /// Rolls a cold day of a project that declares properties up again
+    /// from its files, for their values; a day that cannot be is left to
+    /// its files (and the next `rollups rebuild`), with a warning.
+    pub(crate) async fn reroll_values(
+        &self,
+        project: ProjectId,
+        day: NaiveDate,
+    ) -> Result<(), ArchiveError> {
+        if self.hot.declared_properties(project).await?.is_empty() {
+            return Ok(());
+        }
+        let files: Vec<ManifestEntry> = self
+            .hot
+            .manifest()
+            .days(Some(project), (Some(day), Some(day)))
+            .await?
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect();
+        if files.is_empty() {
+            return Ok(());
+        }
+        match self.rebuild_day(project, day, &files).await {
+            Ok(_) => {}
+            Err(e @ (ArchiveError::Cold(_) | ArchiveError::Pipeline(_))) => {
+                tracing::warn!(project = project.0, %day, error = %e,
+                    "the day's values of declared properties were not rolled up again");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
     async fn rebuild_day(
         &self,
         project: ProjectId,
         day: NaiveDate,
         files: &[ManifestEntry],
     ) -> Result<bool, ArchiveError> {
-        let mut types: BTreeMap<String, strata_cold::TypeUsers> = BTreeMap::new();
+        let declared = self.hot.declared_properties(project).await?;
+        let mut content = strata_cold::FileContent::default();
         for f in files {
-            for (t, part) in strata_cold::type_users(&self.cold, &f.object_key).await? {
-                let e = types.entry(t).or_default();
-                e.events += part.events;
-                e.users.extend(part.users);
+            let part = strata_cold::file_content(&self.cold, &f.object_key, &declared).await?;
+            for (t, p) in part.types {
+                merge(content.types.entry(t).or_default(), p);
+            }
+            for (k, p) in part.values {
+                merge(content.values.entry(k).or_default(), p);
             }
         }
-        let users: HashSet<&str> = types
+        let users: HashSet<&str> = content
+            .types
             .values()
             .flat_map(|t| t.users.iter().map(String::as_str))
             .collect();
@@ -110,16 +146,16 @@ impl Archiver {
                 "user {missing:?} of the day's files has no first-seen record"
             )));
         }
-        let mut rollup = DayRollup::new();
+        let numbered = |part: &strata_cold::TypeUsers| TypeRollup {
+            events: part.events,
+            users: part.users.iter().map(|u| ordinals[u.as_str()]).collect(),
+        };
+        let mut rollup = DayRollup::default();
         let mut all = TypeRollup::default();
-        for (t, part) in &types {
-            let users: RoaringBitmap = part.users.iter().map(|u| ordinals[u.as_str()]).collect();
-            let r = TypeRollup {
-                events: part.events,
-                users,
-            };
+        for (t, part) in &content.types {
+            let r = numbered(part);
             all.add(&r);
-            rollup.insert(t.clone(), r);
+            rollup.types.insert(t.clone(), r);
         }
         let cold_rows: i64 = files.iter().map(|f| f.rows).sum();
         if all.events != cold_rows {
@@ -128,11 +164,28 @@ impl Archiver {
                 all.events
             )));
         }
-        rollup.insert(ALL_TYPES.to_owned(), all);
+        rollup.types.insert(ALL_TYPES.to_owned(), all);
+        for p in &declared {
+            rollup.properties.entry(p.clone()).or_default();
+        }
+        for ((p, value, t), part) in &content.values {
+            let r = numbered(part);
+            let values = rollup.properties.entry(p.clone()).or_default();
+            values
+                .entry((value.clone(), ALL_TYPES.to_owned()))
+                .or_default()
+                .add(&r);
+            values.insert((value.clone(), t.clone()), r);
+        }
         self.failpoint("rebuild_after_read");
         Ok(self
             .hot
             .replace_rollup(project, day, &rollup, files)
             .await?)
     }
+}
+
+fn merge(into: &mut strata_cold::TypeUsers, part: strata_cold::TypeUsers) {
+    into.events += part.events;
+    into.users.extend(part.users);
 }

@@ -27,7 +27,7 @@ pub use layout::ObjectKey;
 pub use owner::OWNER_KEY;
 pub use reader::ObjectStoreReader;
 pub use rewrite::{RewriteInput, Rewritten, holds_user, rewrite};
-pub use scan::{TypeUsers, type_users};
+pub use scan::{FileContent, TypeUsers, file_content};
 pub use store::{ColdStore, S3Options};
 pub use verify::verify_file;
 pub use writer::{Batch, BatchBuilder, BatchStats, FileWriter, WriterOptions, WrittenFile};

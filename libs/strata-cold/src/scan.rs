@@ -1,4 +1,4 @@
-//! Reading a cold file's (event_type, user) content back, for rebuilding
+//! Reading a cold file's (event type, property value, user) content back, for rebuilding
 //! the exact rollups of its day (ADR-027) from the Parquet itself.
 
 use std::collections::{BTreeMap, HashSet};
@@ -19,11 +19,31 @@ pub struct TypeUsers {
     pub users: HashSet<String>,
 }
 
-/// Per event type of the file at `key`: its events and distinct users.
-pub async fn type_users(
+/// What a cold file holds, as a day's rollup counts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileContent {
+    /// Per event type.
+    pub types: BTreeMap<String, TypeUsers>,
+    /// Per (property, value, event type), for each property asked for; the
+    /// value as [`strata_model::property_text`] gives it (`None`: null or
+    /// missing).
+    pub values: BTreeMap<(String, Option<String>, String), TypeUsers>,
+}
+
+fn count(into: &mut TypeUsers, user: &str) {
+    into.events += 1;
+    if !into.users.contains(user) {
+        into.users.insert(user.to_owned());
+    }
+}
+
+/// The content of the file at `key`: its events and distinct users per
+/// event type and per value of each of `properties` (top-level keys).
+pub async fn file_content(
     store: &ColdStore,
     key: &str,
-) -> Result<BTreeMap<String, TypeUsers>, ColdError> {
+    properties: &[String],
+) -> Result<FileContent, ColdError> {
     let fail = |reason: String| ColdError::Verification {
         key: key.to_owned(),
         reason,
@@ -31,27 +51,60 @@ pub async fn type_users(
     let path = Path::from(key);
     let reader = ObjectStoreReader::new(store.object_store(), path);
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-    let type_col = event_schema().index_of(schema::EVENT_TYPE)?;
-    let user_col = event_schema().index_of(schema::USER_ID)?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [type_col, user_col]);
+    let fields = event_schema();
+    let mut columns = vec![
+        fields.index_of(schema::EVENT_TYPE)?,
+        fields.index_of(schema::USER_ID)?,
+    ];
+    if !properties.is_empty() {
+        columns.push(fields.index_of(schema::PROPERTIES)?);
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
     let mut stream = builder.with_projection(mask).build()?;
     // The projection keeps the file's column order.
-    let (t_at, u_at) = if type_col < user_col { (0, 1) } else { (1, 0) };
-    let mut out: BTreeMap<String, TypeUsers> = BTreeMap::new();
+    let at = |col: usize| columns.iter().filter(|c| **c < col).count();
+    let (t_at, u_at, p_at) = (
+        at(columns[0]),
+        at(columns[1]),
+        columns.get(2).map(|c| at(*c)),
+    );
+    let mut out = FileContent::default();
     while let Some(batch) = stream.try_next().await? {
         let types = batch.column(t_at).as_string::<i32>();
         let users = batch.column(u_at).as_string::<i32>();
         if types.null_count() > 0 || users.null_count() > 0 {
             return Err(fail("null event_type or user_id".into()));
         }
-        for (t, u) in types.iter().flatten().zip(users.iter().flatten()) {
-            let entry = match out.get_mut(t) {
+        let props = p_at.map(|i| batch.column(i).as_string::<i32>());
+        for i in 0..batch.num_rows() {
+            let (t, u) = (types.value(i), users.value(i));
+            let entry = match out.types.get_mut(t) {
                 Some(e) => e,
-                None => out.entry(t.to_owned()).or_default(),
+                None => out.types.entry(t.to_owned()).or_default(),
             };
-            entry.events += 1;
-            if !entry.users.contains(u) {
-                entry.users.insert(u.to_owned());
+            count(entry, u);
+            let Some(props) = props else {
+                continue;
+            };
+            let object: Option<serde_json::Map<String, serde_json::Value>> = if props.is_null(i) {
+                None
+            } else {
+                Some(serde_json::from_str(props.value(i)).map_err(|e| {
+                    fail(format!("properties that do not read as a JSON object: {e}"))
+                })?)
+            };
+            for p in properties {
+                let raw = object
+                    .as_ref()
+                    .and_then(|o| o.get(p))
+                    .map(serde_json::Value::to_string);
+                let value = strata_model::property_text(raw.as_deref());
+                count(
+                    out.values
+                        .entry((p.clone(), value, t.to_owned()))
+                        .or_default(),
+                    u,
+                );
             }
         }
     }

@@ -191,6 +191,16 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
                 .route_layer(auth.clone()),
         )
         .route(
+            "/v1/admin/properties",
+            get(admin::properties).route_layer(auth.clone()),
+        )
+        .route(
+            "/v1/admin/properties/{property}",
+            axum::routing::put(admin::declare_property)
+                .delete(admin::undeclare_property)
+                .route_layer(auth.clone()),
+        )
+        .route(
             "/v1/admin/erasures",
             post(erasures::request).route_layer(auth.clone()),
         )

@@ -79,6 +79,8 @@ pub enum ModelError {
         "group_by {0:?} must be property:<key>, the key 1-256 bytes (e.g. group_by=property:plan)"
     )]
     BadGroupBy(String),
+    #[error("property {0:?} must be a top-level property key of 1-256 bytes without NUL")]
+    BadPropertyKey(String),
     #[error("{field} {value:?} must be an integer between {min} and {max}")]
     OutOfRange {
         field: &'static str,
@@ -102,9 +104,10 @@ impl crate::Classify for ModelError {
             | Self::BadSteps { .. }
             | Self::BadGroupBy(_)
             | Self::OutOfRange { .. } => ErrorCode::InvalidParameter,
-            Self::BadProjectName(_) | Self::BadScope(_) | Self::BadRetention(_) => {
-                ErrorCode::InvalidArgument
-            }
+            Self::BadProjectName(_)
+            | Self::BadScope(_)
+            | Self::BadRetention(_)
+            | Self::BadPropertyKey(_) => ErrorCode::InvalidArgument,
             _ => ErrorCode::InvalidEvent,
         }
     }

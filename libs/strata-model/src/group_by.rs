@@ -6,6 +6,26 @@ use crate::ModelError;
 /// The longest property key a breakdown names.
 pub const MAX_PROPERTY_KEY_BYTES: usize = 256;
 
+/// A top-level property key: 1-256 bytes, no NUL (a project's declared
+/// properties, ADR-043, and the key a breakdown names).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PropertyKey(String);
+
+impl PropertyKey {
+    pub fn parse(raw: &str) -> Result<Self, ModelError> {
+        if raw.is_empty() || raw.len() > MAX_PROPERTY_KEY_BYTES || raw.contains('\0') {
+            return Err(ModelError::BadPropertyKey(
+                crate::error::truncate_for_message(raw),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// What a stat is split by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupBy {
@@ -19,10 +39,8 @@ impl GroupBy {
     pub fn parse(raw: &str) -> Result<Self, ModelError> {
         let bad = || ModelError::BadGroupBy(crate::error::truncate_for_message(raw));
         let key = raw.strip_prefix("property:").ok_or_else(bad)?;
-        if key.is_empty() || key.len() > MAX_PROPERTY_KEY_BYTES || key.contains('\0') {
-            return Err(bad());
-        }
-        Ok(Self::Property(key.to_owned()))
+        let key = PropertyKey::parse(key).map_err(|_| bad())?;
+        Ok(Self::Property(key.0))
     }
 
     /// The property key.

@@ -27,7 +27,7 @@ pub use event::{EventId, EventTime, EventType, Properties, UserId, ValidEvent, W
 pub use file_stats::ColumnStats;
 pub use funnel::{FunnelSteps, FunnelWindow, MAX_STEPS, MIN_STEPS};
 pub use generate::{Generator, GeneratorSpec};
-pub use group_by::{GroupBy, MAX_PROPERTY_KEY_BYTES, property_text};
+pub use group_by::{GroupBy, MAX_PROPERTY_KEY_BYTES, PropertyKey, property_text};
 pub use key::{ApiKey, KeyHash, ProjectId, ProjectName, Scope, Scopes};
 pub use kind::{Classify, ErrorCode, ErrorKind};
 pub use query::{DayRange, Period, parse_bounded};

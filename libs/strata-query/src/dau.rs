@@ -125,7 +125,7 @@ impl Planner {
         for d in &set_days {
             let set = day_sets.entry(*d).or_default();
             for rollups in [&plan.rollups, &plan.sealed] {
-                if let Some(t) = rollups.days.get(d).and_then(|r| r.get(key)) {
+                if let Some(t) = rollups.days.get(d).and_then(|r| r.types.get(key)) {
                     *set |= &t.users;
                 }
             }

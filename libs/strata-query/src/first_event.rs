@@ -155,12 +155,12 @@ impl Planner {
         for rollups in [&plan.rollups, &plan.sealed] {
             for (day, rollup) in &rollups.days {
                 if *day <= r.cohort_days.1
-                    && let Some(t) = rollup.get(start)
+                    && let Some(t) = rollup.types.get(start)
                 {
                     *sets.started.entry(*day).or_default() |= &t.users;
                 }
                 if in_activity(day)
-                    && let Some(t) = rollup.get(key)
+                    && let Some(t) = rollup.types.get(key)
                 {
                     *sets.active.entry(*day).or_default() |= &t.users;
                 }

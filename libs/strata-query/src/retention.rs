@@ -132,7 +132,7 @@ impl Planner {
                 *active.entry(p).or_default() |= users;
             }
             for (day, rollup) in plan.rollups.days.iter().chain(&plan.sealed.days) {
-                if let Some(all) = rollup.get(key) {
+                if let Some(all) = rollup.types.get(key) {
                     let p = period.start_of_number(day_number(*day));
                     *active.entry(p).or_default() |= &all.users;
                 }

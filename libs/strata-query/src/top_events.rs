@@ -181,7 +181,7 @@ impl Planner {
 fn type_unions(days: &[Arc<DayRollup>]) -> BTreeMap<String, TypeRollup> {
     let mut parts: BTreeMap<&str, (i64, Vec<&RoaringBitmap>)> = BTreeMap::new();
     for day in days {
-        for (t, r) in day.iter().filter(|(t, _)| t.as_str() != ALL_TYPES) {
+        for (t, r) in day.types.iter().filter(|(t, _)| t.as_str() != ALL_TYPES) {
             let p = parts.entry(t.as_str()).or_default();
             p.0 += r.events;
             p.1.push(&r.users);

@@ -48,7 +48,8 @@ pub use queue::{BatchRecord, PartOutcome, QueuedPart};
 pub use reads::admin::{HotSize, ProjectTiers};
 pub use reads::snapshot::{CohortActivity, DayCount, HotScope, ReadSnapshot, Sink, TypeCount};
 pub use shared::event_key::EventKey;
-pub use summaries::rollup::{ALL_TYPES, DayRollup, RollupSource, TypeRollup};
+pub use summaries::declared::MAX_DECLARED_PROPERTIES;
+pub use summaries::rollup::{ALL_TYPES, DayRollup, RollupSource, TypeRollup, ValueRollups};
 pub use summaries::rollups::{RollupEdit, RollupRead, RollupRows};
 pub use summaries::seal::{SEAL_MARGIN, SealReport, spawn_sealer};
 

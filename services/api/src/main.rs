@@ -173,6 +173,13 @@ enum ProjectsCommand {
     /// (`400d`), or `forever`. Stats stop answering from earlier days at
     /// once; the archiver's next run deletes them from both tiers.
     SetRetention { project: String, retention: String },
+    /// Declare a top-level property (at most 8 per project) whose values
+    /// the rollups of closed days keep, so breakdowns by it
+    /// (`group_by=property:<key>`) answer from them. Days rolled up before
+    /// get its values from `strata-archiver rollups rebuild`.
+    DeclareProperty { project: String, property: String },
+    /// Stop keeping a declared property's values in new rollups.
+    UndeclareProperty { project: String, property: String },
     /// List projects with their retention.
     List,
 }
@@ -360,6 +367,12 @@ async fn projects(db: &DatabaseArgs, command: ProjectsCommand) -> anyhow::Result
                 shown(days.map(|d| d.days()))
             );
         }
+        ProjectsCommand::DeclareProperty { project, property } => {
+            declared(&hot, &project, &property, true).await?;
+        }
+        ProjectsCommand::UndeclareProperty { project, property } => {
+            declared(&hot, &project, &property, false).await?;
+        }
         ProjectsCommand::List => {
             println!("id\tproject\tretention");
             for p in hot.tier_summary().await? {
@@ -371,6 +384,35 @@ async fn projects(db: &DatabaseArgs, command: ProjectsCommand) -> anyhow::Result
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// Declares (or undeclares) `property` of `project` and prints what is
+/// declared then.
+#[allow(clippy::print_stdout)]
+async fn declared(hot: &Store, project: &str, property: &str, declare: bool) -> anyhow::Result<()> {
+    let name = ProjectName::parse(project)?;
+    let key = strata_model::PropertyKey::parse(property)?;
+    let id = hot
+        .find_project(&name)
+        .await?
+        .with_context(|| format!("project {project} does not exist"))?;
+    let declared = if declare {
+        hot.declare_property(id, &key).await?
+    } else {
+        hot.undeclare_property(id, &key).await?
+    };
+    let list = if declared.is_empty() {
+        "(none)".to_owned()
+    } else {
+        declared.join(", ")
+    };
+    println!("project {project}: declared properties {list}");
+    if declare {
+        println!(
+            "days closed from now on keep its values; `strata-archiver rollups rebuild` adds them to earlier days"
+        );
     }
     Ok(())
 }

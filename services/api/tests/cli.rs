@@ -210,6 +210,49 @@ async fn projects_set_retention_sets_lists_and_refuses_bad_values() {
     assert!(stdout(&run(&db, &["projects", "list"])).contains("\tdemo\tforever"));
 }
 
+/// `projects declare-property` / `undeclare-property` keep a project's
+/// declared properties (ADR-043), capped, and refuse bad keys and projects.
+#[tokio::test]
+async fn projects_declare_property_declares_undeclares_and_refuses_past_the_cap() {
+    let db = TestDb::create().await;
+    create_key(&db, &["--scopes", "read,admin"]);
+    let out = run(&db, &["projects", "declare-property", "demo", "plan"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout(&out).starts_with("project demo: declared properties plan\n"),
+        "{out:?}"
+    );
+    for p in ["a", "b", "c", "d", "e", "f", "g", "plan"] {
+        let out = run(&db, &["projects", "declare-property", "demo", p]);
+        assert!(out.status.success(), "{p}: {out:?}");
+    }
+    let out = run(&db, &["projects", "declare-property", "demo", "h"]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at most 8 properties"), "{err}");
+    for (args, says) in [
+        (
+            ["projects", "undeclare-property", "demo", "nope"],
+            "is not declared",
+        ),
+        (
+            ["projects", "declare-property", "nope", "plan"],
+            "project nope does not exist",
+        ),
+        (["projects", "declare-property", "demo", ""], "1-256 bytes"),
+    ] {
+        let out = run(&db, &args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let out = run(&db, &["projects", "undeclare-property", "demo", "plan"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "project demo: declared properties a, b, c, d, e, f, g"
+    );
+}
+
 /// `users erase` removes a user's every event from both tiers (local
 /// files here, the embedded default; the API's test uses Garage) and
 /// prints the audit record; `users erasure ID` shows it again.

@@ -309,3 +309,94 @@ pub async fn retention(
     let days = state.hot.retention(key.project_id).await?;
     Ok(Json(retention_view(key.project, days)))
 }
+
+/// The declared properties of the key's project (ADR-043).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PropertiesView {
+    pub project: String,
+    /// The properties whose values the rollups of closed days keep, by
+    /// name: breakdowns by them answer from the rollups.
+    pub properties: Vec<String>,
+    /// How many a project may declare.
+    pub max: usize,
+}
+
+fn properties_view(project: &str, properties: Vec<String>) -> PropertiesView {
+    PropertiesView {
+        project: project.to_owned(),
+        properties,
+        max: strata_store::MAX_DECLARED_PROPERTIES,
+    }
+}
+
+/// The declared properties of the key's project.
+#[utoipa::path(get, path = "/v1/admin/properties", tag = "admin",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The declared properties", body = PropertiesView),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a project key with the admin scope", body = crate::error::ErrorBody),
+    ))]
+pub async fn properties(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<PropertiesView>, ApiError> {
+    let key = auth.require(strata_model::Scope::Admin)?;
+    let declared = state.hot.declared_properties(key.project_id).await?;
+    Ok(Json(properties_view(key.project, declared)))
+}
+
+/// Declares a top-level property of the key's project: the rollups of
+/// days closed from now on keep its values, so breakdowns by it answer
+/// from them; `strata-archiver rollups rebuild` adds them to days rolled
+/// up before. Declaring a declared property changes nothing.
+#[utoipa::path(put, path = "/v1/admin/properties/{property}", tag = "admin",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("property" = String, Path, description = "The top-level property key, 1-256 bytes")),
+    responses(
+        (status = 200, description = "The declared properties", body = PropertiesView),
+        (status = 400, description = "Not a property key, or the project already declares the most it may", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a project key with the admin scope", body = crate::error::ErrorBody),
+    ))]
+pub async fn declare_property(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    axum::extract::Path(property): axum::extract::Path<String>,
+) -> Result<Json<PropertiesView>, ApiError> {
+    let key = auth.require(strata_model::Scope::Admin)?;
+    let property = strata_model::PropertyKey::parse(&property)?;
+    let declared = state
+        .hot
+        .declare_property(key.project_id, &property)
+        .await?;
+    tracing::info!(project = %key.project, property = property.as_str(), "property declared");
+    Ok(Json(properties_view(key.project, declared)))
+}
+
+/// Undeclares a property of the key's project: rollups written from now on
+/// leave its values out.
+#[utoipa::path(delete, path = "/v1/admin/properties/{property}", tag = "admin",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("property" = String, Path, description = "The top-level property key")),
+    responses(
+        (status = 200, description = "The declared properties", body = PropertiesView),
+        (status = 400, description = "Not a property key", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a project key with the admin scope", body = crate::error::ErrorBody),
+        (status = 404, description = "The property is not declared", body = crate::error::ErrorBody),
+    ))]
+pub async fn undeclare_property(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    axum::extract::Path(property): axum::extract::Path<String>,
+) -> Result<Json<PropertiesView>, ApiError> {
+    let key = auth.require(strata_model::Scope::Admin)?;
+    let property = strata_model::PropertyKey::parse(&property)?;
+    let declared = state
+        .hot
+        .undeclare_property(key.project_id, &property)
+        .await?;
+    tracing::info!(project = %key.project, property = property.as_str(), "property undeclared");
+    Ok(Json(properties_view(key.project, declared)))
+}

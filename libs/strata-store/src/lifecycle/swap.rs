@@ -138,7 +138,7 @@ impl Store {
             "SELECT s.day, s.cold_files, s.cold_rows, r.users
                FROM day_rollup_sources s
                JOIN day_rollups r ON r.project_id = s.project_id AND r.day = s.day
-                                 AND r.event_type = ''
+                                 AND r.property = '' AND r.event_type = ''
               WHERE s.project_id = $1",
         )
         .bind(project.0)

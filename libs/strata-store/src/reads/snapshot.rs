@@ -620,31 +620,53 @@ impl ReadSnapshot {
         Ok(n)
     }
 
-    /// Per (event type, property, user) of the hot events of days `[from,
-    /// to]`: how many, handed to `each`; the property as for
+    /// Per (event type, property, user) of the hot events of `days`: how
+    /// many, handed to `each`; the property as for
     /// [`Self::day_property_users`]. Returns how many events.
     pub async fn type_property_users(
         &mut self,
         project: ProjectId,
-        days: (NaiveDate, NaiveDate),
+        days: &BTreeSet<NaiveDate>,
         property: &str,
         mut each: impl FnMut(&str, Option<&str>, &str, i64) + Send,
     ) -> Result<u64, StoreError> {
         use futures::TryStreamExt;
-        let mut rows = in_days::<(String, Option<String>, String, i64)>(
-            "SELECT event_type, (properties -> $4::text)::text, user_id, count(*) FROM events
-              WHERE project_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1, 2, 3",
-            project,
-            days,
-        )
-        .bind(property)
-        .fetch(&mut *self.tx);
+        if days.is_empty() {
+            return Ok(0);
+        }
+        let scope = HotScope::whole(days);
+        let sql = format!(
+            "SELECT e.event_type, (e.properties -> $6::text)::text, e.user_id, sum(e.n)::int8
+               FROM {} e GROUP BY 1, 2, 3",
+            scope_sql_with(&scope, true)
+        );
+        let mut rows = scoped::<(String, Option<String>, String, i64)>(&sql, project, &scope)
+            .bind(property)
+            .fetch(&mut *self.tx);
         let mut n = 0;
         while let Some((t, value, user, events)) = rows.try_next().await? {
             n += u64::try_from(events).unwrap_or(0);
             each(&t, value.as_deref(), &user, events);
         }
         Ok(n)
+    }
+
+    /// The days among `days` with late events of `project` not yet folded
+    /// into their seal (`seal.rs`).
+    pub async fn late_days(
+        &mut self,
+        project: ProjectId,
+        days: &BTreeSet<NaiveDate>,
+    ) -> Result<BTreeSet<NaiveDate>, StoreError> {
+        let days: Vec<NaiveDate> = days.iter().copied().collect();
+        let late: Vec<NaiveDate> = sqlx::query_scalar(
+            "SELECT DISTINCT day FROM hot_late_events WHERE project_id = $1 AND day = ANY($2)",
+        )
+        .bind(project.0)
+        .bind(&days)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(late.into_iter().collect())
     }
 
     /// [`Self::cohort_users`], streamed into `sink`.

@@ -2,6 +2,7 @@
 //! days), the user ordinals their bitmaps hold, and the process memory of
 //! decoded rollups.
 
+pub mod declared;
 pub(crate) mod ordinals;
 pub mod rollup;
 pub(crate) mod rollup_cache;

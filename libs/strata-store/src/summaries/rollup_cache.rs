@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn a_day_is_reused_only_at_the_version_it_was_read() {
         let c = RollupCache::new(1000);
-        let r = Arc::new(DayRollup::new());
+        let r = Arc::new(DayRollup::default());
         c.put("day_rollups", 1, day(1), 7, Arc::clone(&r), 10);
         assert!(c.get("day_rollups", 1, day(1), 7).is_some());
         assert!(c.get("day_rollups", 1, day(1), 8).is_none(), "rewritten");

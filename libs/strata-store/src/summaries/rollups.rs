@@ -28,13 +28,15 @@ use strata_model::ProjectId;
 use crate::catalog::manifest::ManifestEntry;
 use crate::shared::event_key::{EventKey, split_keys};
 use crate::summaries::rollup::{
-    ALL_TYPES, DayRollup, RollupSource, TypeRollup, decode, encode, from_rows,
+    ALL_TYPES, DayRollup, RollupSource, RowKey, TypeRollup, decode, encode, from_rows, ordinal,
 };
 use crate::summaries::rollup_cache::RollupCache;
 use crate::{Store, StoreError};
 
 /// The rollups, per project, of the rows of `events` in `[start, end)`
-/// except those whose (project, id) are in `except`.
+/// except those whose (project, id) are in `except`: per event type, and
+/// per value of each property the project declares now (read in the
+/// caller's transaction, so the rollup holds exactly those).
 pub(crate) async fn aggregate_events(
     conn: &mut PgConnection,
     (start, end): (DateTime<Utc>, DateTime<Utc>),
@@ -52,22 +54,90 @@ pub(crate) async fn aggregate_events(
     )
     .bind(start)
     .bind(end)
-    .bind(except_projects)
-    .bind(except_ids)
+    .bind(&except_projects)
+    .bind(&except_ids)
     .fetch_all(&mut *conn)
     .await?;
-    let mut by_project: BTreeMap<i64, Vec<(String, i64, Vec<i64>)>> = BTreeMap::new();
+    let declared = declared_by_project(conn).await?;
+    let mut by_project: BTreeMap<i64, Vec<(RowKey, i64, Vec<i64>)>> = BTreeMap::new();
     for (project, event_type, events, users) in rows {
-        by_project.entry(project).or_default().push((
-            event_type.unwrap_or_else(|| ALL_TYPES.to_owned()),
-            events,
-            users,
-        ));
+        let key = RowKey {
+            property: String::new(),
+            value: None,
+            event_type: event_type.unwrap_or_else(|| ALL_TYPES.to_owned()),
+        };
+        by_project
+            .entry(project)
+            .or_default()
+            .push((key, events, users));
     }
-    by_project
-        .into_iter()
-        .map(|(p, rows)| Ok((p, from_rows(rows)?)))
-        .collect()
+    let mut out: BTreeMap<i64, DayRollup> = BTreeMap::new();
+    for (p, rows) in by_project {
+        let none = Vec::new();
+        out.insert(p, from_rows(rows, declared.get(&p).unwrap_or(&none))?);
+    }
+    if declared.is_empty() || out.is_empty() {
+        return Ok(out);
+    }
+    // Per value of each declared property, as PostgreSQL prints it: texts
+    // that are one value (`1.50` and `1.5`) are merged once turned into it.
+    /// (project, property, value text, event type or none: all, events, ordinals)
+    type ValueRow = (i64, String, Option<String>, Option<String>, i64, Vec<i64>);
+    let values: Vec<ValueRow> = sqlx::query_as(
+        "SELECT e.project_id, d.property, (e.properties -> d.property)::text, e.event_type,
+                    count(*), array_agg(DISTINCT f.ordinal ORDER BY f.ordinal)
+               FROM events e
+               JOIN project_properties d ON d.project_id = e.project_id
+               JOIN user_first_seen f ON f.project_id = e.project_id AND f.user_id = e.user_id
+              WHERE e.ts >= $1 AND e.ts < $2
+                AND (e.project_id, e.event_id) NOT IN (SELECT * FROM unnest($3::int8[], $4::uuid[]))
+              GROUP BY GROUPING SETS (
+                  (e.project_id, d.property, (e.properties -> d.property)::text, e.event_type),
+                  (e.project_id, d.property, (e.properties -> d.property)::text))",
+    )
+    .bind(start)
+    .bind(end)
+    .bind(&except_projects)
+    .bind(&except_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (project, property, raw, event_type, events, ordinals) in values {
+        let Some(rollup) = out.get_mut(&project) else {
+            continue;
+        };
+        let users = ordinals
+            .into_iter()
+            .map(ordinal)
+            .collect::<Result<roaring::RoaringBitmap, _>>()?;
+        let key = (
+            strata_model::property_text(raw.as_deref()),
+            event_type.unwrap_or_else(|| ALL_TYPES.to_owned()),
+        );
+        rollup
+            .properties
+            .entry(property)
+            .or_default()
+            .entry(key)
+            .or_default()
+            .add(&TypeRollup { events, users });
+    }
+    Ok(out)
+}
+
+/// Every project's declared properties, as the caller's transaction sees
+/// them.
+async fn declared_by_project(
+    conn: &mut PgConnection,
+) -> Result<BTreeMap<i64, Vec<String>>, StoreError> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT project_id, property FROM project_properties ORDER BY 1, 2")
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut out: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (p, property) in rows {
+        out.entry(p).or_default().push(property);
+    }
+    Ok(out)
 }
 
 /// The day's cold files and rows in the manifest now.
@@ -91,42 +161,53 @@ async fn manifest_source(
 }
 
 /// The day's stored rollup, locked for update: its source and rows, or
-/// `None` when there is none or it is not complete (its all-types row, as
-/// many rows as the source records, every bitmap decoding) — the same
-/// test [`read`] applies.
+/// `None` when there is none or it is not complete — the same test
+/// [`read`] applies ([`Expected::complete`]).
 async fn stored_rollup(
     conn: &mut PgConnection,
     project: i64,
     day: NaiveDate,
 ) -> Result<Option<(RollupSource, DayRollup)>, StoreError> {
-    let source: Option<(i32, i64, i32)> = sqlx::query_as(
-        "SELECT cold_files, cold_rows, types FROM day_rollup_sources
+    let source: Option<(i32, i64, i32, i32, Vec<String>)> = sqlx::query_as(
+        "SELECT cold_files, cold_rows, types, value_rows, properties FROM day_rollup_sources
           WHERE project_id = $1 AND day = $2 FOR UPDATE",
     )
     .bind(project)
     .bind(day)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((files, cold_rows, types)) = source else {
+    let Some((files, cold_rows, types, value_rows, properties)) = source else {
         return Ok(None);
     };
-    let rows: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT event_type, events, users FROM day_rollups WHERE project_id = $1 AND day = $2",
+    let expected = Expected {
+        rows: i64::from(types) + 1 + i64::from(value_rows),
+        version: 0,
+        properties,
+    };
+    type Row = (String, String, Option<String>, i64, Vec<u8>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT property, event_type, value, events, users FROM day_rollups
+          WHERE project_id = $1 AND day = $2",
     )
     .bind(project)
     .bind(day)
     .fetch_all(&mut *conn)
     .await?;
-    let mut rollup = DayRollup::new();
-    for (t, events, users) in rows {
-        let Ok(users) = decode(&users) else {
-            return Ok(None);
-        };
-        rollup.insert(t, TypeRollup { events, users });
-    }
-    if !rollup.contains_key(ALL_TYPES) || rollup.len() != types as usize + 1 {
+    let Some(rollup) = expected.complete(rows.into_iter().map(
+        |(property, event_type, value, events, users)| {
+            (
+                RowKey {
+                    property,
+                    value,
+                    event_type,
+                },
+                events,
+                users,
+            )
+        },
+    )) else {
         return Ok(None);
-    }
+    };
     let source = RollupSource {
         cold_files: i64::from(files),
         cold_rows,
@@ -134,42 +215,62 @@ async fn stored_rollup(
     Ok(Some((source, rollup)))
 }
 
+/// What a write stored of a day's rollup, for its source row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// Per-type rows beside the all-types row.
+    pub types: i32,
+    pub value_rows: i32,
+    pub properties: Vec<String>,
+}
+
 /// Replaces the day's rows in `table` (`day_rollups` or `hot_rollups`)
-/// with `rollup`'s; returns how many per-type rows it has beside the
-/// all-types row (an error, nothing written, when it lacks that row).
+/// with `rollup`'s; an error, nothing written, when it lacks its all-types
+/// row.
 pub(crate) async fn write_rows(
     conn: &mut PgConnection,
     table: &str,
     project: i64,
     day: NaiveDate,
     rollup: &DayRollup,
-) -> Result<i32, StoreError> {
-    if !rollup.contains_key(ALL_TYPES) {
+) -> Result<Written, StoreError> {
+    if !rollup.types.contains_key(ALL_TYPES) {
         return Err(StoreError::Unexpected(format!(
             "a rollup of {day} without its all-types row"
         )));
     }
-    let type_rows = i32::try_from(rollup.len() - 1)
-        .map_err(|_| StoreError::Unexpected("too many event types for one day".into()))?;
+    let too_many = |_| StoreError::Unexpected("too many rollup rows for one day".into());
+    let written = Written {
+        types: i32::try_from(rollup.types.len() - 1).map_err(too_many)?,
+        value_rows: i32::try_from(rollup.value_rows()).map_err(too_many)?,
+        properties: rollup.properties.keys().cloned().collect(),
+    };
     delete_rows(conn, table, project, day).await?;
-    let (mut types, mut events, mut users) = (Vec::new(), Vec::new(), Vec::new());
-    for (t, r) in rollup {
-        types.push(t.as_str());
+    let (mut properties, mut values, mut types, mut events, mut users) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (key, r) in rollup.stored_rows() {
+        properties.push(key.property);
+        values.push(key.value);
+        types.push(key.event_type);
         events.push(r.events);
         users.push(encode(&r.users));
     }
     sqlx::query(&format!(
-        "INSERT INTO {table} (project_id, day, event_type, events, users)
-         SELECT $1, $2, t, e, u FROM unnest($3::text[], $4::int8[], $5::bytea[]) AS r(t, e, u)"
+        "INSERT INTO {table} (project_id, day, property, value, event_type, events, users)
+         SELECT $1, $2, p, v, t, e, u
+           FROM unnest($3::text[], $4::text[], $5::text[], $6::int8[], $7::bytea[])
+                AS r(p, v, t, e, u)"
     ))
     .bind(project)
     .bind(day)
+    .bind(&properties)
+    .bind(&values)
     .bind(&types)
     .bind(&events)
     .bind(&users)
     .execute(&mut *conn)
     .await?;
-    Ok(type_rows)
+    Ok(written)
 }
 
 /// Deletes the (project, day)'s rows of `table`.
@@ -199,20 +300,24 @@ async fn write(
 ) -> Result<(), StoreError> {
     let files = i32::try_from(source.cold_files)
         .map_err(|_| StoreError::Unexpected("too many cold files for one day".into()))?;
-    let type_rows = write_rows(conn, "day_rollups", project, day, rollup).await?;
+    let written = write_rows(conn, "day_rollups", project, day, rollup).await?;
     sqlx::query(
-        "INSERT INTO day_rollup_sources (project_id, day, cold_files, cold_rows, types)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO day_rollup_sources
+                (project_id, day, cold_files, cold_rows, types, value_rows, properties)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (project_id, day)
          DO UPDATE SET cold_files = EXCLUDED.cold_files, cold_rows = EXCLUDED.cold_rows,
-                       types = EXCLUDED.types, built_at = now(),
+                       types = EXCLUDED.types, value_rows = EXCLUDED.value_rows,
+                       properties = EXCLUDED.properties, built_at = now(),
                        version = nextval('rollup_versions')",
     )
     .bind(project)
     .bind(day)
     .bind(files)
     .bind(source.cold_rows)
-    .bind(type_rows)
+    .bind(written.types)
+    .bind(written.value_rows)
+    .bind(&written.properties)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -233,15 +338,15 @@ pub(crate) async fn merge_archived(
     let before = manifest_source(conn, project, day).await?;
     // A stored rollup that is stale, incomplete or unreadable is left as it
     // is (stats read the day's files; a rebuild mends it).
-    let mut rollup = match stored_rollup(conn, project, day).await? {
-        Some((source, rollup)) if source == before => rollup,
-        _ if before.cold_files == 0 => DayRollup::new(),
+    let rollup = match stored_rollup(conn, project, day).await? {
+        Some((source, mut rollup)) if source == before => {
+            rollup.add(added);
+            rollup
+        }
+        _ if before.cold_files == 0 => added.clone(),
         _ => return Ok(false),
     };
-    for (t, r) in added {
-        rollup.entry(t.clone()).or_default().add(r);
-    }
-    let rows = added.get(ALL_TYPES).map_or(0, |r| r.events);
+    let rows = added.types.get(ALL_TYPES).map_or(0, |r| r.events);
     let source = RollupSource {
         cold_files: before.cold_files + files,
         cold_rows: before.cold_rows + rows,
@@ -283,7 +388,7 @@ pub(crate) async fn edit_for_swap(
         _ => None,
     };
     match rollup {
-        Some(rollup) if after.cold_files > 0 && rollup.contains_key(ALL_TYPES) => {
+        Some(rollup) if after.cold_files > 0 && rollup.types.contains_key(ALL_TYPES) => {
             write(conn, project, day, &rollup, after).await?;
             Ok(true)
         }
@@ -298,28 +403,33 @@ pub(crate) async fn edit_for_swap(
     }
 }
 
-/// `rollup` after `edit`, or `None` when the edit does not fit it.
+/// `rollup` after `edit`, or `None` when the edit does not fit it. An
+/// erasure says how many events it removed per type, not per value: the
+/// values of declared properties are dropped (breakdowns read the day's
+/// files until the erasure rolls the day up again, `erase.rs`).
 fn edited(mut rollup: DayRollup, edit: &RollupEdit) -> Option<DayRollup> {
     let RollupEdit::UserRemoved { ordinal, removed } = edit else {
         return Some(rollup);
     };
     let ordinal = (*ordinal)?;
+    rollup.properties.clear();
+    let types = &mut rollup.types;
     let mut total = 0;
     for (t, n) in removed {
-        rollup.get_mut(t.as_str())?.events -= n;
+        types.get_mut(t.as_str())?.events -= n;
         total += n;
     }
-    rollup.get_mut(ALL_TYPES)?.events -= total;
-    for r in rollup.values_mut() {
+    types.get_mut(ALL_TYPES)?.events -= total;
+    for r in types.values_mut() {
         r.users.remove(ordinal);
     }
-    if rollup
+    if types
         .values()
         .any(|r| r.events < 0 || (r.events > 0) == r.users.is_empty())
     {
         return None;
     }
-    rollup.retain(|_, r| r.events > 0);
+    types.retain(|_, r| r.events > 0);
     Some(rollup)
 }
 
@@ -347,30 +457,75 @@ pub enum RollupRows<'a> {
     Type(&'a str),
     /// Two rows (each an event type or [`ALL_TYPES`]).
     Types(&'a str, &'a str),
+    /// Every value row of one declared property.
+    Values(&'a str),
 }
 
 impl RollupRows<'_> {
-    fn names(&self, event_type: &str) -> bool {
+    /// The serialized bytes of the rows of `rollup` this names.
+    fn bytes(&self, rollup: &DayRollup) -> u64 {
+        let size = |r: &TypeRollup| r.users.serialized_size() as u64;
+        let types = |f: &dyn Fn(&str) -> bool| -> u64 {
+            rollup
+                .types
+                .iter()
+                .filter(|(t, _)| f(t))
+                .map(|(_, r)| size(r))
+                .sum()
+        };
         match *self {
-            RollupRows::AllTypes => event_type == ALL_TYPES,
-            RollupRows::PerType => event_type != ALL_TYPES,
-            RollupRows::Type(t) => event_type == t,
-            RollupRows::Types(a, b) => event_type == a || event_type == b,
+            RollupRows::AllTypes => types(&|t| t == ALL_TYPES),
+            RollupRows::PerType => types(&|t| t != ALL_TYPES),
+            RollupRows::Type(x) => types(&|t| t == x),
+            RollupRows::Types(a, b) => types(&|t| t == a || t == b),
+            RollupRows::Values(p) => rollup
+                .properties
+                .get(p)
+                .map_or(0, |v| v.values().map(size).sum()),
         }
     }
 }
 
-/// What a snapshot says a day's rollup must be: how many rows, and the
-/// version of its last write (ADR-030).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a snapshot says a day's rollup must be: how many rows, the
+/// declared properties it holds, and the version of its last write
+/// (ADR-030).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Expected {
     pub rows: i64,
     pub version: i64,
+    pub properties: Vec<String>,
+}
+
+impl Expected {
+    /// The rollup of a day's stored rows `(key, events, bitmap)` when they
+    /// are complete: as many as expected, its all-types row, every bitmap
+    /// decoding, every value row of a property it holds; `None` otherwise.
+    pub(crate) fn complete(
+        &self,
+        rows: impl Iterator<Item = (RowKey, i64, Vec<u8>)>,
+    ) -> Option<DayRollup> {
+        let mut rollup = DayRollup::default();
+        for p in &self.properties {
+            rollup.properties.insert(p.clone(), BTreeMap::new());
+        }
+        let mut n = 0;
+        for (key, events, users) in rows {
+            n += 1;
+            if !key.property.is_empty() && !rollup.properties.contains_key(&key.property) {
+                return None;
+            }
+            let users = decode(&users).ok()?;
+            if !rollup.put(key, TypeRollup { events, users }) {
+                return None;
+            }
+        }
+        (n == self.rows && rollup.rows() as i64 == n && rollup.types.contains_key(ALL_TYPES))
+            .then_some(rollup)
+    }
 }
 
 /// Reads the rollups of `project` for days in `[from, to]`. A day is
-/// returned only when complete: its all-types row present, as many rows as
-/// its source says, every bitmap decodes.
+/// returned only when complete ([`Expected::complete`]).
 pub(crate) async fn read(
     conn: &mut PgConnection,
     cache: &RollupCache,
@@ -378,8 +533,10 @@ pub(crate) async fn read(
     (from, to): (NaiveDate, NaiveDate),
     which: RollupRows<'_>,
 ) -> Result<RollupRead, StoreError> {
-    let sources: Vec<(NaiveDate, i32, i64, i32, i64)> = sqlx::query_as(
-        "SELECT day, cold_files, cold_rows, types, version FROM day_rollup_sources
+    type Source = (NaiveDate, i32, i64, i32, i32, Vec<String>, i64);
+    let sources: Vec<Source> = sqlx::query_as(
+        "SELECT day, cold_files, cold_rows, types, value_rows, properties, version
+           FROM day_rollup_sources
           WHERE project_id = $1 AND day BETWEEN $2 AND $3",
     )
     .bind(project.0)
@@ -389,7 +546,7 @@ pub(crate) async fn read(
     .await?;
     let mut expected = BTreeMap::new();
     let mut out = RollupRead::default();
-    for (day, cold_files, cold_rows, types, version) in sources {
+    for (day, cold_files, cold_rows, types, value_rows, properties, version) in sources {
         out.sources.insert(
             day,
             RollupSource {
@@ -400,8 +557,9 @@ pub(crate) async fn read(
         expected.insert(
             day,
             Expected {
-                rows: i64::from(types) + 1,
+                rows: i64::from(types) + 1 + i64::from(value_rows),
                 version,
+                properties,
             },
         );
     }
@@ -430,47 +588,42 @@ pub(crate) async fn read_rows(
         expected.iter().map(|(d, e)| (*d, e.version)),
     );
     if !missing.is_empty() {
-        let rows: Vec<(NaiveDate, String, i64, Vec<u8>)> = sqlx::query_as(&format!(
-            "SELECT day, event_type, events, users FROM {table}
+        type Row = (NaiveDate, String, Option<String>, String, i64, Vec<u8>);
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT day, property, value, event_type, events, users FROM {table}
               WHERE project_id = $1 AND day = ANY($2)"
         ))
         .bind(project.0)
         .bind(&missing)
         .fetch_all(&mut *conn)
         .await?;
-        let mut read: BTreeMap<NaiveDate, (DayRollup, usize, bool)> = BTreeMap::new();
-        for (day, event_type, events, users) in rows {
-            let (rollup, bytes, damaged) = read.entry(day).or_default();
+        type Stored = Vec<(RowKey, i64, Vec<u8>)>;
+        let mut read: BTreeMap<NaiveDate, (Stored, usize)> = BTreeMap::new();
+        for (day, property, value, event_type, events, users) in rows {
+            let (rows, bytes) = read.entry(day).or_default();
             *bytes += users.len();
-            match decode(&users) {
-                Ok(users) => {
-                    rollup.insert(event_type, TypeRollup { events, users });
-                }
-                Err(e) => {
-                    tracing::warn!(project = project.0, %day, table, error = %e,
-                        "a rollup does not decode; the day is answered from its rows");
-                    *damaged = true;
-                }
-            }
+            let key = RowKey {
+                property,
+                value,
+                event_type,
+            };
+            rows.push((key, events, users));
         }
-        for (day, (rollup, bytes, damaged)) in read {
+        for (day, (rows, bytes)) in read {
             let Some(e) = expected.get(&day) else {
                 continue;
             };
-            if damaged || rollup.len() as i64 != e.rows || !rollup.contains_key(ALL_TYPES) {
+            let Some(rollup) = e.complete(rows.into_iter()) else {
+                tracing::warn!(project = project.0, %day, table,
+                    "a rollup is incomplete or does not decode; the day is answered from its rows");
                 continue;
-            }
+            };
             let rollup = Arc::new(rollup);
             cache.put(table, project.0, day, e.version, Arc::clone(&rollup), bytes);
             days.insert(day, rollup);
         }
     }
-    let bytes = days
-        .values()
-        .flat_map(|r| r.iter())
-        .filter(|(t, _)| which.names(t))
-        .map(|(_, r)| r.users.serialized_size() as u64)
-        .sum();
+    let bytes = days.values().map(|r| which.bytes(r)).sum();
     Ok((days, bytes))
 }
 
@@ -562,18 +715,94 @@ mod tests {
 
     use super::*;
 
+    fn part(n: i64, users: &[u32]) -> TypeRollup {
+        TypeRollup {
+            events: n,
+            users: users.iter().copied().collect(),
+        }
+    }
+
     fn rollup(rows: &[(&str, i64, &[u32])]) -> DayRollup {
-        rows.iter()
-            .map(|(t, n, users)| {
-                (
-                    (*t).to_owned(),
-                    TypeRollup {
-                        events: *n,
-                        users: users.iter().copied().collect(),
-                    },
-                )
-            })
+        DayRollup {
+            types: rows
+                .iter()
+                .map(|(t, n, users)| ((*t).to_owned(), part(*n, users)))
+                .collect(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    fn with_plan(mut r: DayRollup, values: &[(Option<&str>, &str, i64, &[u32])]) -> DayRollup {
+        let plan = r.properties.entry("plan".into()).or_default();
+        for (v, t, n, users) in values {
+            plan.insert((v.map(str::to_owned), (*t).to_owned()), part(*n, users));
+        }
+        r
+    }
+
+    fn stored(r: &DayRollup) -> Vec<(RowKey, i64, Vec<u8>)> {
+        r.stored_rows()
+            .map(|(k, t)| (k, t.events, encode(&t.users)))
             .collect()
+    }
+
+    #[test]
+    fn a_stored_rollup_is_whole_only_with_every_row_of_every_property_it_holds() {
+        let day = with_plan(
+            rollup(&[("", 3, &[1, 2]), ("view", 3, &[1, 2])]),
+            &[(Some("pro"), "", 2, &[1]), (None, "", 1, &[2])],
+        );
+        let expected = Expected {
+            rows: 4,
+            version: 1,
+            properties: vec!["plan".into()],
+        };
+        assert_eq!(
+            expected.complete(stored(&day).into_iter()),
+            Some(day.clone())
+        );
+        let mut rows = stored(&day);
+        rows.pop();
+        assert_eq!(
+            expected.complete(rows.into_iter()),
+            None,
+            "a value row lost"
+        );
+        let undeclared = Expected {
+            properties: vec![],
+            ..expected.clone()
+        };
+        assert_eq!(
+            undeclared.complete(stored(&day).into_iter()),
+            None,
+            "rows of a property the source does not name"
+        );
+        let mut rows = stored(&day);
+        rows[3].2 = b"garbage".to_vec();
+        assert_eq!(
+            expected.complete(rows.into_iter()),
+            None,
+            "a bitmap damaged"
+        );
+    }
+
+    #[test]
+    fn adding_keeps_only_the_properties_both_sides_hold() {
+        let a = with_plan(rollup(&[("", 1, &[1])]), &[(Some("pro"), "", 1, &[1])]);
+        let b = with_plan(rollup(&[("", 2, &[2])]), &[(Some("pro"), "", 2, &[2])]);
+        let mut sum = a.clone();
+        sum.add(&b);
+        assert_eq!(
+            sum.properties["plan"][&(Some("pro".into()), String::new())].events,
+            3
+        );
+        let mut sum = a.clone();
+        sum.add(&rollup(&[("", 2, &[2])]));
+        assert!(
+            sum.properties.is_empty(),
+            "the other side's values are unknown"
+        );
+        assert_eq!(sum.types[""].users.len(), 2);
     }
 
     #[test]
@@ -592,6 +821,17 @@ mod tests {
             erase(Some(2), &[("view", 1), ("buy", 2)]),
             Some(rollup(&[("", 2, &[1]), ("view", 2, &[1])]))
         );
+        // Values are dropped: the erasure does not say which it removed.
+        let valued = with_plan(day.clone(), &[(Some("pro"), "", 5, &[1, 2])]);
+        let after = edited(
+            valued,
+            &RollupEdit::UserRemoved {
+                ordinal: Some(2),
+                removed: [("buy".to_owned(), 2)].into_iter().collect(),
+            },
+        )
+        .unwrap();
+        assert!(after.properties.is_empty());
         assert_eq!(
             edited(day.clone(), &RollupEdit::SameRows),
             Some(day.clone())

@@ -159,18 +159,20 @@ pub(crate) async fn seal_day_in(
     .await?;
     let mut events = 0;
     for (project, rollup) in &by_project {
-        let types =
+        let written =
             crate::summaries::rollups::write_rows(&mut *tx, "hot_rollups", *project, day, rollup)
                 .await?;
-        let n = rollup.get(crate::ALL_TYPES).map_or(0, |r| r.events);
+        let n = rollup.types.get(crate::ALL_TYPES).map_or(0, |r| r.events);
         sqlx::query(
-            "INSERT INTO hot_rollup_seals (project_id, day, events, types)
-                 VALUES ($1, $2, $3, $4)",
+            "INSERT INTO hot_rollup_seals (project_id, day, events, types, value_rows, properties)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(project)
         .bind(day)
         .bind(n)
-        .bind(types)
+        .bind(written.types)
+        .bind(written.value_rows)
+        .bind(&written.properties)
         .execute(&mut *tx)
         .await?;
         events += n;
@@ -280,8 +282,8 @@ pub(crate) async fn read(
     (from, to): (NaiveDate, NaiveDate),
     which: RollupRows<'_>,
 ) -> Result<RollupRead, StoreError> {
-    let seals: Vec<(NaiveDate, i32, i64)> = sqlx::query_as(
-        "SELECT day, types, version FROM hot_rollup_seals
+    let seals: Vec<(NaiveDate, i32, i32, Vec<String>, i64)> = sqlx::query_as(
+        "SELECT day, types, value_rows, properties, version FROM hot_rollup_seals
           WHERE project_id = $1 AND day BETWEEN $2 AND $3",
     )
     .bind(project.0)
@@ -291,12 +293,13 @@ pub(crate) async fn read(
     .await?;
     let expected: BTreeMap<NaiveDate, Expected> = seals
         .into_iter()
-        .map(|(d, types, version)| {
+        .map(|(d, types, value_rows, properties, version)| {
             (
                 d,
                 Expected {
-                    rows: i64::from(types) + 1,
+                    rows: i64::from(types) + 1 + i64::from(value_rows),
                     version,
+                    properties,
                 },
             )
         })
