@@ -31,9 +31,11 @@ pub enum Stat {
     Funnel {
         window_days: u32,
     },
-    /// DAU split by a property no rollup keeps.
+    /// DAU split by a property: `declared` (ADR-043), its values kept in
+    /// the rollups, or not, read from every event.
     DauBy {
         property: &'static str,
+        declared: bool,
     },
 }
 
@@ -344,7 +346,7 @@ pub async fn strata(
                 window_days * 86_400
             ),
         ),
-        Stat::DauBy { property } => ("dau", format!("&group_by=property:{property}")),
+        Stat::DauBy { property, .. } => ("dau", format!("&group_by=property:{property}")),
     };
     let res = client
         .get(format!(
@@ -620,7 +622,7 @@ pub fn duckdb(
         Stat::Funnel { window_days } => {
             Answer::Funnel(duckdb_funnel(conn, &src, project, q, window_days)?)
         }
-        Stat::DauBy { property } => {
+        Stat::DauBy { property, .. } => {
             let mut st = conn.prepare(&format!(
                 "SELECT json_extract_string(properties, '$.{property}') AS v,
                         CAST(date AS VARCHAR), count(DISTINCT user_id) FROM {src}

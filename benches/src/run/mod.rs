@@ -190,6 +190,14 @@ async fn set_up(cfg: &BenchConfig) -> Result<(Bench<'_>, PgPool, String, strata_
     let api_bin = bins.join("strata-api");
     procs::run_output(&api_bin, &["migrate"], &env).await?;
     let key = create_key(&api_bin, &env, "bench", "ingest,read,admin").await?;
+    // `plan` is declared (ADR-043) before any event: its values are in
+    // every rollup; `locale` is not.
+    procs::run_output(
+        &api_bin,
+        &["projects", "declare-property", "bench", "plan"],
+        &env,
+    )
+    .await?;
     // The load that runs beside the archiver goes to its own project, so
     // that the queries below see only the history and the late events.
     let load_key = create_key(&api_bin, &env, "load", "ingest").await?;

@@ -25,8 +25,19 @@ impl Bench<'_> {
                 d(364),
             ),
             (
-                "DAU 365 days by plan (undeclared)",
-                Stat::DauBy { property: "plan" },
+                "DAU 365 days by plan (declared)",
+                Stat::DauBy {
+                    property: "plan",
+                    declared: true,
+                },
+                d(364),
+            ),
+            (
+                "DAU 365 days by locale (undeclared)",
+                Stat::DauBy {
+                    property: "locale",
+                    declared: false,
+                },
                 d(364),
             ),
         ]
