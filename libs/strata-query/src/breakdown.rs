@@ -978,6 +978,78 @@ fn top_groups(
 mod tests {
     use super::*;
 
+    /// A Parquet file of one day holding `(user_id, properties)` rows, laid
+    /// out as the cold tier's.
+    fn day_file(conn: &Connection, dir: &std::path::Path, rows: &[(&str, &str)]) -> PathBuf {
+        let day = dir.join("project_id=1/date=2026-01-05");
+        std::fs::create_dir_all(&day).unwrap();
+        let path = day.join("f.parquet");
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(u, p)| format!("({}, {})", sql_text(u), sql_text(p)))
+            .collect();
+        conn.execute_batch(&format!(
+            "COPY (SELECT * FROM (VALUES {}) v(user_id, properties)) TO {} (FORMAT parquet)",
+            values.join(", "),
+            sql_text(&path.to_string_lossy())
+        ))
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn a_cold_only_day_is_counted_in_duckdb_unless_two_texts_are_one_value() {
+        let conn = Connection::open_in_memory().unwrap();
+        let date = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        let range = DayRange::new(date, date, 10).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let counted = day_file(
+            &conn,
+            &dir.path().join("a"),
+            &[
+                ("ann", r#"{"p": "x"}"#),
+                ("bob", r#"{"p": "x"}"#),
+                ("ann", r#"{"p": null}"#),
+                ("cat", "{}"),
+            ],
+        );
+        let cold = cold_dau(&conn, vec![(date, counted)], &BTreeSet::new(), ("p", "")).unwrap();
+        assert!(cold.rows.rows.is_empty(), "no user id left DuckDB");
+        assert_eq!(cold.counted.days, BTreeSet::from([date]));
+        let empty = || RolledDau {
+            values: Vec::new(),
+            all: Vec::new(),
+        };
+        let prep = DauPrep::new(cold.rows, empty(), cold.counted, 10);
+        let (days, groups) = prep.finish(&BTreeMap::new(), range);
+        assert_eq!(days[0].users, 3);
+        let users: Vec<u64> = groups.iter().map(|g| g.days[0].users).collect();
+        assert_eq!(
+            users,
+            [2, 2],
+            "x: ann and bob; missing or null: ann and cat"
+        );
+
+        // DuckDB keeps an object's key order: two texts, one value. A
+        // user with both is one user of it, so the day is read as rows.
+        let split = day_file(
+            &conn,
+            &dir.path().join("b"),
+            &[
+                ("ann", r#"{"p": {"b": 1, "a": 2}}"#),
+                ("ann", r#"{"p": {"a": 2, "b": 1}}"#),
+                ("bob", r#"{"p": {"a": 2, "b": 1}}"#),
+            ],
+        );
+        let cold = cold_dau(&conn, vec![(date, split)], &BTreeSet::new(), ("p", "")).unwrap();
+        assert!(cold.counted.days.is_empty());
+        assert_eq!(cold.rows.rows.len(), 3);
+        let prep = DauPrep::new(cold.rows, empty(), cold.counted, 10);
+        let (_, groups) = prep.finish(&BTreeMap::new(), range);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].days[0].users, 2);
+    }
+
     #[test]
     fn json_pointers_escape_the_key() {
         assert_eq!(json_pointer("plan"), "'/plan'");
