@@ -515,7 +515,10 @@ impl Planner {
         };
         let hot_key = key.clone();
         let hot_days: BTreeSet<NaiveDate> = plan.hot_days.difference(&rolled).copied().collect();
-        // The snapshot stays open for the users' ordinals (below).
+        // With rolled days, the snapshot stays open for the users'
+        // ordinals (below); otherwise it ends as soon as the hot half is
+        // read, as for the other stats.
+        let keep_open = !rolled.is_empty();
         let hot = async move {
             let started = Instant::now();
             let mut rows = Rows::default();
@@ -524,6 +527,12 @@ impl Planner {
                     rows.push_typed(t, raw, user, n)
                 })
                 .await?;
+            let snap = if keep_open {
+                Some(snap)
+            } else {
+                snap.finish().await?;
+                None
+            };
             Ok::<_, QueryError>((rows, n, ms(started), snap))
         }
         .instrument(tracing::info_span!("hot_tier", stat = "top_events", group_by = %key));
@@ -549,16 +558,22 @@ impl Planner {
             })?;
             Ok(rows)
         });
-        let ((hot_rows, hot_n, hot_ms, mut snap), cold) = tokio::try_join!(hot, cold)?;
+        let ((hot_rows, hot_n, hot_ms, snap), cold) = tokio::try_join!(hot, cold)?;
         let (rows, cold_meta) = with_hot(cold, hot_rows, Rows::absorb);
         // Rolled days count users as ordinals: the rows' users become
         // ordinals too, as the snapshot sees them.
-        let users = if rolled.is_empty() || rows.rows.is_empty() {
-            None
-        } else {
-            Some(ordinals_of(&mut snap, project, &rows.users).await?)
+        let users = match snap {
+            Some(mut snap) => {
+                let users = if rows.rows.is_empty() {
+                    None
+                } else {
+                    Some(ordinals_of(&mut snap, project, &rows.users).await?)
+                };
+                snap.finish().await?;
+                users
+            }
+            None => None,
         };
-        snap.finish().await?;
         let (events, groups) = tokio::task::spawn_blocking(move || {
             top_groups(rows, (rolled_top, users), limit, limit_groups)
         })
