@@ -61,8 +61,18 @@ impl Archiver {
             days: days.len() as u64,
             ..RebuildReport::default()
         };
+        // Each project's declared properties, read once per rebuild: a
+        // rollup records the ones it holds, so one declared meanwhile is
+        // simply not among them.
+        let mut declared: BTreeMap<i64, Vec<String>> = BTreeMap::new();
         for ((p, day), files) in days {
-            match self.rebuild_day(ProjectId(p), day, &files).await {
+            if let std::collections::btree_map::Entry::Vacant(e) = declared.entry(p) {
+                e.insert(self.hot.declared_properties(ProjectId(p)).await?);
+            }
+            match self
+                .rebuild_day(ProjectId(p), day, &files, &declared[&p])
+                .await
+            {
                 Ok(true) => report.rebuilt += 1,
                 Ok(false) => report.changed += 1,
                 Err(e @ (ArchiveError::Cold(_) | ArchiveError::Pipeline(_))) => {
@@ -92,7 +102,8 @@ impl Archiver {
         project: ProjectId,
         day: NaiveDate,
     ) -> Result<(), ArchiveError> {
-        if self.hot.declared_properties(project).await?.is_empty() {
+        let declared = self.hot.declared_properties(project).await?;
+        if declared.is_empty() {
             return Ok(());
         }
         let files: Vec<ManifestEntry> = self
@@ -106,7 +117,7 @@ impl Archiver {
         if files.is_empty() {
             return Ok(());
         }
-        match self.rebuild_day(project, day, &files).await {
+        match self.rebuild_day(project, day, &files, &declared).await {
             Ok(_) => {}
             Err(e @ (ArchiveError::Cold(_) | ArchiveError::Pipeline(_))) => {
                 tracing::warn!(project = project.0, %day, error = %e,
@@ -122,11 +133,11 @@ impl Archiver {
         project: ProjectId,
         day: NaiveDate,
         files: &[ManifestEntry],
+        declared: &[String],
     ) -> Result<bool, ArchiveError> {
-        let declared = self.hot.declared_properties(project).await?;
         let mut content = strata_cold::FileContent::default();
         for f in files {
-            let part = strata_cold::file_content(&self.cold, &f.object_key, &declared).await?;
+            let part = strata_cold::file_content(&self.cold, &f.object_key, declared).await?;
             for (t, p) in part.types {
                 merge(content.types.entry(t).or_default(), p);
             }
@@ -165,7 +176,7 @@ impl Archiver {
             )));
         }
         rollup.types.insert(ALL_TYPES.to_owned(), all);
-        for p in &declared {
+        for p in declared {
             rollup.properties.entry(p.clone()).or_default();
         }
         for ((p, value, t), part) in &content.values {

@@ -364,14 +364,7 @@ pub async fn declare_property(
     auth: Authenticated,
     axum::extract::Path(property): axum::extract::Path<String>,
 ) -> Result<Json<PropertiesView>, ApiError> {
-    let key = auth.require(strata_model::Scope::Admin)?;
-    let property = strata_model::PropertyKey::parse(&property)?;
-    let declared = state
-        .hot
-        .declare_property(key.project_id, &property)
-        .await?;
-    tracing::info!(project = %key.project, property = property.as_str(), "property declared");
-    Ok(Json(properties_view(key.project, declared)))
+    change_declared(&state, &auth, &property, true).await
 }
 
 /// Undeclares a property of the key's project: rollups written from now on
@@ -391,12 +384,29 @@ pub async fn undeclare_property(
     auth: Authenticated,
     axum::extract::Path(property): axum::extract::Path<String>,
 ) -> Result<Json<PropertiesView>, ApiError> {
+    change_declared(&state, &auth, &property, false).await
+}
+
+/// Declares (or undeclares) `property` for the key's project.
+async fn change_declared(
+    state: &AppState,
+    auth: &Authenticated,
+    property: &str,
+    declare: bool,
+) -> Result<Json<PropertiesView>, ApiError> {
     let key = auth.require(strata_model::Scope::Admin)?;
-    let property = strata_model::PropertyKey::parse(&property)?;
-    let declared = state
-        .hot
-        .undeclare_property(key.project_id, &property)
-        .await?;
-    tracing::info!(project = %key.project, property = property.as_str(), "property undeclared");
+    let property = strata_model::PropertyKey::parse(property)?;
+    let declared = if declare {
+        state
+            .hot
+            .declare_property(key.project_id, &property)
+            .await?
+    } else {
+        state
+            .hot
+            .undeclare_property(key.project_id, &property)
+            .await?
+    };
+    tracing::info!(project = %key.project, property = property.as_str(), declare, "declared properties changed");
     Ok(Json(properties_view(key.project, declared)))
 }

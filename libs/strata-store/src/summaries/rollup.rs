@@ -92,6 +92,11 @@ pub(crate) fn ordinal(o: i64) -> Result<u32, StoreError> {
     u32::try_from(o).map_err(|_| StoreError::Unexpected(format!("user ordinal {o} out of range")))
 }
 
+/// User ordinals as PostgreSQL's `array_agg` gives them, as a set.
+pub(crate) fn ordinal_set(ordinals: Vec<i64>) -> Result<RoaringBitmap, StoreError> {
+    ordinals.into_iter().map(ordinal).collect()
+}
+
 /// Where a stored rollup row belongs: an event type's row (`property`
 /// empty) or a value's of a declared property.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -151,10 +156,7 @@ pub(crate) fn from_rows(
         out.properties.entry(p.clone()).or_default();
     }
     for (key, events, ordinals) in rows {
-        let users = ordinals
-            .into_iter()
-            .map(ordinal)
-            .collect::<Result<RoaringBitmap, _>>()?;
+        let users = ordinal_set(ordinals)?;
         out.put(key, TypeRollup { events, users });
     }
     Ok(out)

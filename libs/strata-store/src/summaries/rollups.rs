@@ -28,7 +28,7 @@ use strata_model::ProjectId;
 use crate::catalog::manifest::ManifestEntry;
 use crate::shared::event_key::{EventKey, split_keys};
 use crate::summaries::rollup::{
-    ALL_TYPES, DayRollup, RollupSource, RowKey, TypeRollup, decode, encode, from_rows, ordinal,
+    ALL_TYPES, DayRollup, RollupSource, RowKey, TypeRollup, decode, encode, from_rows, ordinal_set,
 };
 use crate::summaries::rollup_cache::RollupCache;
 use crate::{Store, StoreError};
@@ -105,10 +105,7 @@ pub(crate) async fn aggregate_events(
         let Some(rollup) = out.get_mut(&project) else {
             continue;
         };
-        let users = ordinals
-            .into_iter()
-            .map(ordinal)
-            .collect::<Result<roaring::RoaringBitmap, _>>()?;
+        let users = ordinal_set(ordinals)?;
         let key = (
             strata_model::property_text(raw.as_deref()),
             event_type.unwrap_or_else(|| ALL_TYPES.to_owned()),
